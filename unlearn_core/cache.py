@@ -1,0 +1,107 @@
+"""On-disk cache of trained models, keyed by a hash of everything that determines the weights.
+
+* **Key** — SHA-256 of a canonical JSON of the dataset, its split seed, the forget set (for retrains), the model
+  and its options, the recipe, the seed, and the versions that change the numbers (torch, the cache format).
+  Hyperparameters never appear in file names (methods.md pitfall Z5).
+* **Atomic** — an entry is written to a temporary file in the same directory and ``os.replace``-d into place, so
+  a reader sees either nothing or a complete file.
+* **Safe loading** — ``torch.load(weights_only=True)``: only tensors and primitive containers, no pickled code.
+* **Self-healing** — an entry that fails to load or does not match its model (truncated, corrupt, stale) is
+  deleted and recomputed.
+* **One trainer** — a file lock per key: a second process (or dashboard session) asking for the same model
+  waits for the first and then reads its result instead of training again.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+from torch import nn
+
+from unlearn_core.paths import cache_dir
+
+CACHE_FORMAT = 1
+
+
+def config_hash(key: dict[str, Any]) -> str:
+    """SHA-256 hex digest of the canonical JSON of ``key`` (sorted keys, no whitespace)."""
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ModelCache:
+    """A directory of ``<hash>.pt`` files, each ``{"state_dict": ..., "meta": ...}``."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = cache_dir(root) / "models"
+
+    def path(self, key: dict[str, Any]) -> Path:
+        digest = config_hash({**key, "cache_format": CACHE_FORMAT, "torch": torch.__version__})
+        return self.root / digest[:2] / f"{digest}.pt"
+
+    def load(self, key: dict[str, Any], model: nn.Module) -> dict[str, Any] | None:
+        """Load the entry into ``model`` and return its metadata, or ``None`` if there is no valid entry.
+
+        A corrupt entry (unreadable, or not matching ``model``'s parameters) is deleted.
+        """
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            # Load into a scratch copy first: a failed strict load may have half-overwritten the target.
+            scratch = copy.deepcopy(model)
+            scratch.load_state_dict(payload["state_dict"], strict=True)
+            meta = dict(payload.get("meta", {}))
+        except Exception:  # any failure to read or match means the entry is unusable: recompute it
+            path.unlink(missing_ok=True)
+            return None
+        model.load_state_dict(scratch.state_dict())
+        return meta
+
+    def save(self, key: dict[str, Any], model: nn.Module, meta: dict[str, Any]) -> Path:
+        """Write the entry atomically (temporary file in the same directory, then ``os.replace``)."""
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save({"state_dict": state, "meta": {**meta, "key": key}}, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def get_or_train(
+        self,
+        key: dict[str, Any],
+        model: nn.Module,
+        train_fn: Callable[[nn.Module], dict[str, Any]],
+    ) -> tuple[dict[str, Any], bool]:
+        """Fill ``model`` from the cache, or train it with ``train_fn(model)`` and store it.
+
+        Returns ``(meta, hit)``. The lock makes concurrent callers with the same key train once: the second
+        waits, then finds the entry. ``train_fn`` returns the metadata to store (time, final loss, ...).
+        """
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            meta = self.load(key, model)
+            if meta is not None:
+                return meta, True
+            meta = train_fn(model)
+            self.save(key, model, meta)
+            return meta, False

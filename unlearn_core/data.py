@@ -1,0 +1,283 @@
+"""Datasets as in-memory tensors.
+
+All supported datasets are small enough to hold as tensors on the target device (digits, MNIST,
+Fashion-MNIST, CIFAR-10 and SVHN all fit), so training batches are index slices rather than a DataLoader per
+step — on a GPU that removes the per-step host→device copy, on a CPU the collate overhead.
+
+Every dataset is returned as a :class:`DataBundle`: float32 images N×C×H×W, normalised with the usual
+per-dataset constants, int64 labels, and the standard train/test split (digits, which has none, gets a seeded
+stratified 80/20 split).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unlearn_core.errors import ConfigError, DataUnavailableError
+from unlearn_core.paths import data_dir as default_data_dir
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """A dataset held as tensors: the train split (the pool the forget set is drawn from) and the test split."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+
+    def to(self, device: torch.device | str) -> DataBundle:
+        """The same bundle with every tensor on ``device``."""
+        return replace(
+            self,
+            x_train=self.x_train.to(device),
+            y_train=self.y_train.to(device),
+            x_test=self.x_test.to(device),
+            y_test=self.y_test.to(device),
+        )
+
+    @property
+    def n_train(self) -> int:
+        return int(self.y_train.shape[0])
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Registry entry: what a dataset is and which files it needs."""
+
+    name: str
+    description: str
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    files: tuple[str, ...]  # relative to the data directory; empty for embedded datasets
+    downloadable: bool
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "digits": DatasetInfo(
+        "digits", "scikit-learn's bundled 8×8 handwritten digits (1,797 images; embedded, no download)",
+        10, (1, 8, 8), (), False,
+    ),
+    "synthetic": DatasetInfo(
+        "synthetic", "seeded Gaussian blobs, 4 classes in 16 dimensions (for tests and teaching)",
+        4, (1, 4, 4), (), False,
+    ),
+    "mnist": DatasetInfo(
+        "mnist", "MNIST handwritten digits, 60,000 train / 10,000 test, 28×28 grey",
+        10, (1, 28, 28),
+        tuple(f"MNIST/raw/{f}" for f in (
+            "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+        )),
+        True,
+    ),
+    "fashion_mnist": DatasetInfo(
+        "fashion_mnist", "Fashion-MNIST clothing images, 60,000 train / 10,000 test, 28×28 grey",
+        10, (1, 28, 28),
+        tuple(f"FashionMNIST/raw/{f}" for f in (
+            "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+        )),
+        True,
+    ),
+    "cifar10": DatasetInfo(
+        "cifar10", "CIFAR-10 natural images, 50,000 train / 10,000 test, 32×32 colour",
+        10, (3, 32, 32),
+        tuple(f"cifar-10-batches-py/{f}" for f in (
+            "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
+        )),
+        True,
+    ),
+    "svhn": DatasetInfo(
+        "svhn", "SVHN street-view house numbers, 73,257 train / 26,032 test, 32×32 colour",
+        10, (3, 32, 32), ("train_32x32.mat", "test_32x32.mat"), True,
+    ),
+}
+
+# Normalisation constants (methods.md §2.3: MNIST (0.1307, 0.3081), others 0.5/0.5).
+_NORMALISATION = {
+    "mnist": (0.1307, 0.3081),
+    "fashion_mnist": (0.2860, 0.3530),
+    "cifar10": (0.5, 0.5),
+    "svhn": (0.5, 0.5),
+}
+
+
+def dataset_names() -> list[str]:
+    return list(DATASETS)
+
+
+def get_dataset_info(name: str) -> DatasetInfo:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}") from None
+
+
+def missing_files(name: str, *, data_dir: str | Path | None = None) -> list[str]:
+    """The files ``name`` needs that are not in the data directory (empty for embedded datasets)."""
+    info = get_dataset_info(name)
+    root = default_data_dir(data_dir)
+    return [f for f in info.files if not (root / f).is_file()]
+
+
+def load_dataset(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    device: torch.device | str = "cpu",
+    split_seed: int = 0,
+) -> DataBundle:
+    """Load ``name`` as tensors on ``device``.
+
+    Args:
+        name: a key of :data:`DATASETS`.
+        data_dir: dataset root; defaults to ``$UNLEARN_DATA_DIR`` or the per-user cache.
+        download: fetch missing files (torchvision datasets only). When false and files are missing, raise a
+            :class:`DataUnavailableError` naming the dataset, the directory and the files expected.
+        device: where the tensors live.
+        split_seed: seed of the stratified split for digits and of the blobs for synthetic.
+    """
+    get_dataset_info(name)  # validates the name first
+    root = default_data_dir(data_dir)
+    missing = missing_files(name, data_dir=root)
+    if missing and not download:
+        raise DataUnavailableError(
+            f"dataset {name!r} is not in {root}: expected {', '.join(missing)} "
+            f"(set UNLEARN_DATA_DIR or --data-dir, or allow downloading with --download)"
+        )
+    return _load_cpu(name, str(root), bool(missing), int(split_seed)).to(device)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cpu(name: str, root: str, download: bool, split_seed: int) -> DataBundle:
+    """CPU tensors, memoised per process: the dashboard and the experiments reload datasets often."""
+    loader = _LOADERS[name]
+    return loader(Path(root), download, split_seed)
+
+
+def _load_digits(root: Path, download: bool, split_seed: int) -> DataBundle:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = digits.images.astype(np.float32) / 16.0
+    y = digits.target.astype(np.int64)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=y, random_state=split_seed)
+    mean, std = float(x_tr.mean()), float(x_tr.std())
+    return DataBundle(
+        name="digits",
+        x_train=torch.from_numpy((x_tr - mean) / std).unsqueeze(1),
+        y_train=torch.from_numpy(y_tr),
+        x_test=torch.from_numpy((x_te - mean) / std).unsqueeze(1),
+        y_test=torch.from_numpy(y_te),
+        num_classes=10,
+        input_shape=(1, 8, 8),
+        class_names=tuple(str(i) for i in range(10)),
+    )
+
+
+def _load_synthetic(root: Path, download: bool, split_seed: int) -> DataBundle:
+    """Four Gaussian blobs in 16 dimensions with unit variance and centres 3 apart: separable but not trivially."""
+    gen = torch.Generator().manual_seed(split_seed)
+    k, d, n_train, n_test = 4, 16, 800, 400
+    centres = 1.5 * torch.randn(k, d, generator=gen)
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.arange(n) % k
+        y = y[torch.randperm(n, generator=gen)]
+        x = centres[y] + torch.randn(n, d, generator=gen)
+        return x.reshape(n, 1, 4, 4).float(), y.long()
+
+    x_tr, y_tr = draw(n_train)
+    x_te, y_te = draw(n_test)
+    return DataBundle("synthetic", x_tr, y_tr, x_te, y_te, k, (1, 4, 4), tuple(f"blob {i}" for i in range(k)))
+
+
+def _torchvision_error(name: str, root: Path, exc: Exception) -> DataUnavailableError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DataUnavailableError(f"dataset {name!r} could not be loaded or downloaded into {root}: {first}")
+
+
+def _to_bundle(
+    name: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray, classes: list[str]
+) -> DataBundle:
+    """uint8 N×C×H×W arrays → normalised float tensors."""
+    mean, std = _NORMALISATION[name]
+
+    def norm(a: np.ndarray) -> torch.Tensor:
+        return (torch.from_numpy(np.ascontiguousarray(a)).float().div_(255.0) - mean) / std
+
+    info = DATASETS[name]
+    return DataBundle(
+        name=name,
+        x_train=norm(x_tr),
+        y_train=torch.as_tensor(np.asarray(y_tr), dtype=torch.int64),
+        x_test=norm(x_te),
+        y_test=torch.as_tensor(np.asarray(y_te), dtype=torch.int64),
+        num_classes=info.num_classes,
+        input_shape=info.input_shape,
+        class_names=tuple(classes),
+    )
+
+
+def _load_mnist_like(name: str) -> Callable[[Path, bool, int], DataBundle]:
+    def load(root: Path, download: bool, split_seed: int) -> DataBundle:
+        from torchvision import datasets
+
+        cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
+        try:
+            train = cls(root=str(root), train=True, download=download)
+            test = cls(root=str(root), train=False, download=download)
+        except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError for missing or corrupt files
+            raise _torchvision_error(name, root, exc) from exc
+        return _to_bundle(
+            name, train.data.numpy()[:, None], train.targets.numpy(), test.data.numpy()[:, None],
+            test.targets.numpy(), list(train.classes),
+        )
+
+    return load
+
+
+def _load_cifar10(root: Path, download: bool, split_seed: int) -> DataBundle:
+    from torchvision import datasets
+
+    try:
+        train = datasets.CIFAR10(root=str(root), train=True, download=download)
+        test = datasets.CIFAR10(root=str(root), train=False, download=download)
+    except Exception as exc:
+        raise _torchvision_error("cifar10", root, exc) from exc
+    return _to_bundle(
+        "cifar10", train.data.transpose(0, 3, 1, 2), np.array(train.targets), test.data.transpose(0, 3, 1, 2),
+        np.array(test.targets), list(train.classes),
+    )
+
+
+def _load_svhn(root: Path, download: bool, split_seed: int) -> DataBundle:
+    from torchvision import datasets
+
+    try:
+        train = datasets.SVHN(root=str(root), split="train", download=download)
+        test = datasets.SVHN(root=str(root), split="test", download=download)
+    except Exception as exc:
+        raise _torchvision_error("svhn", root, exc) from exc
+    return _to_bundle("svhn", train.data, train.labels, test.data, test.labels, [str(i) for i in range(10)])
+
+
+_LOADERS: dict[str, Callable[[Path, bool, int], DataBundle]] = {
+    "digits": _load_digits,
+    "synthetic": _load_synthetic,
+    "mnist": _load_mnist_like("mnist"),
+    "fashion_mnist": _load_mnist_like("fashion_mnist"),
+    "cifar10": _load_cifar10,
+    "svhn": _load_svhn,
+}

@@ -1,0 +1,38 @@
+"""Device selection: CUDA, then MPS, then CPU, overridable by the user."""
+
+from __future__ import annotations
+
+import torch
+
+from unlearn_core.errors import ConfigError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The torch device for ``name``.
+
+    ``auto`` picks CUDA when available, then Apple's MPS, then the CPU. Asking for an accelerator that is not
+    present is a user error (one line), not a silent fallback: a benchmark run on the wrong device is worse
+    than no run.
+    """
+    if name not in DEVICE_CHOICES and not name.startswith("cuda:"):
+        raise ConfigError(f"device {name!r} is not valid: choose one of {', '.join(DEVICE_CHOICES)}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} is not available on this machine: use 'auto' or 'cpu'")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise ConfigError("device 'mps' is not available on this machine: use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def describe_device(device: torch.device) -> str:
+    """A human label such as ``cuda (NVIDIA H100)`` or ``cpu``, shown in run cards and the UI."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type

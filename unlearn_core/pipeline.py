@@ -1,0 +1,351 @@
+"""One unlearning run, end to end: data → forget split → original and retrained models (cached) → unlearner →
+metrics → the JSON run card.
+
+The CLI's ``run``, the experiments and the dashboard all go through here, so a configuration means the same
+thing everywhere. Validation happens first, before anything is trained or written to the cache: bad input costs
+nothing and leaves nothing behind.
+
+Typical use::
+
+    config = RunConfig(dataset="digits", model="mlp", forget="random:0.1", method="certified_newton",
+                       params={"lam": 0.01, "epsilon": 1.0})
+    result = run(config)
+    result.card["models"]["unlearned"]["acc_test"]
+
+Several methods on one configuration share the trained models: ``prepared = prepare(config)`` once, then
+``run_method(prepared, name, params)`` per method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from unlearn_core import __version__
+from unlearn_core.cache import ModelCache
+from unlearn_core.data import DataBundle, get_dataset_info, load_dataset
+from unlearn_core.device import describe_device, resolve_device
+from unlearn_core.errors import ConfigError
+from unlearn_core.evaluation import param_distance, split_metrics
+from unlearn_core.forget import parse_forget_spec, select_forget
+from unlearn_core.models import build_model, get_model_info, has_batchnorm
+from unlearn_core.progress import ProgressCallback
+from unlearn_core.training import TrainConfig, train
+from unlearn_core.unlearners import UnlearnContext, UnlearnResult, get_unlearner, resolve_params
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run. ``seed`` drives the model initialisation, the training shuffle and the
+    unlearner's own randomness; ``forget_seed`` the forget-set draw; ``split_seed`` the digits split."""
+
+    dataset: str = "digits"
+    model: str = "mlp"
+    forget: str = "random:0.1"
+    method: str = "retrain"
+    params: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+    forget_seed: int = 0
+    split_seed: int = 0
+    hidden: tuple[int, ...] = (32, 32)
+    norm: str = "auto"
+    width: int | None = None
+    device: str = "auto"
+    data_dir: str | None = None
+    download: bool = False
+    cache_dir: str | None = None
+    use_cache: bool = True
+    compute_retrained: bool = True
+
+    def model_options(self) -> dict[str, Any]:
+        return {"hidden": list(self.hidden), "norm": self.norm, "width": self.width}
+
+    def to_json(self) -> dict[str, Any]:
+        """The reproducible part of the configuration (paths and cache switches are not part of the result)."""
+        return {
+            "dataset": self.dataset,
+            "model": self.model,
+            "model_options": self.model_options(),
+            "forget": self.forget,
+            "method": self.method,
+            "params": dict(self.params),
+            "train": self.train.to_json(),
+            "seed": self.seed,
+            "forget_seed": self.forget_seed,
+            "split_seed": self.split_seed,
+            "device": self.device,
+        }
+
+
+def validate_config(config: RunConfig) -> dict[str, Any]:
+    """Check every name and value that can be checked without data; return the method's resolved params.
+
+    Raises:
+        ConfigError: one line naming the bad value and what is allowed.
+    """
+    get_dataset_info(config.dataset)
+    get_model_info(config.model)
+    parse_forget_spec(config.forget)
+    config.train.validate()
+    for name in ("seed", "forget_seed", "split_seed"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name}={value!r} is not valid: expected an integer ≥ 0")
+    resolve_device(config.device)
+    unlearner = get_unlearner(config.method)
+    params = resolve_params(unlearner.schema, dict(config.params), method=config.method)
+    info = get_dataset_info(config.dataset)
+    probe = build_model(
+        config.model, input_shape=info.input_shape, num_classes=info.num_classes, hidden=config.hidden,
+        norm=config.norm, width=config.width,
+    )
+    reason = unlearner.unsupported_reason(probe, params)
+    if reason:
+        raise ConfigError(f"method {config.method!r} cannot run on model {config.model!r}: {reason}")
+    return params
+
+
+@dataclass
+class Prepared:
+    """The shared part of a run: data, split, and the original and retrained models (never to be mutated)."""
+
+    config: RunConfig
+    device: torch.device
+    data: DataBundle
+    forget_idx: torch.Tensor
+    retain_idx: torch.Tensor
+    train_config: TrainConfig
+    original: nn.Module
+    retrained: nn.Module | None
+    timing_s: dict[str, float | None]
+    cached: dict[str, bool]
+
+    def model_factory(self, seed_offset: int = 0) -> nn.Module:
+        """A fresh initialisation; offset 0 is the one the original and the retrained models started from."""
+        cfg = self.config
+        return build_model(
+            cfg.model, input_shape=self.data.input_shape, num_classes=self.data.num_classes,
+            seed=cfg.seed + int(seed_offset), hidden=cfg.hidden, norm=cfg.norm, width=cfg.width,
+        ).to(self.device)
+
+    def context(
+        self,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: Any = None,
+        seed: int | None = None,
+    ) -> UnlearnContext:
+        """An :class:`UnlearnContext` over this preparation (the unlearner gets the cached models read-only)."""
+        return UnlearnContext(
+            model=self.original,
+            x_train=self.data.x_train,
+            y_train=self.data.y_train,
+            x_test=self.data.x_test,
+            y_test=self.data.y_test,
+            forget_idx=self.forget_idx,
+            retain_idx=self.retain_idx,
+            num_classes=self.data.num_classes,
+            train_config=self.train_config,
+            model_factory=self.model_factory,
+            device=self.device,
+            seed=self.config.seed if seed is None else seed,
+            retrained=self.retrained,
+            progress=progress,
+            cancel=cancel,
+        )
+
+    def metrics(self, model: nn.Module) -> dict[str, float]:
+        return split_metrics(
+            model, x_train=self.data.x_train, y_train=self.data.y_train, forget_idx=self.forget_idx,
+            retain_idx=self.retain_idx, x_test=self.data.x_test, y_test=self.data.y_test,
+        )
+
+
+def _index_digest(idx: torch.Tensor) -> str:
+    return hashlib.sha256(np.ascontiguousarray(idx.cpu().numpy().astype(np.int64)).tobytes()).hexdigest()
+
+
+def _model_key(config: RunConfig, train_config: TrainConfig, device: torch.device, **extra: Any) -> dict[str, Any]:
+    """What determines trained weights (device type included: GPU kernels round differently)."""
+    return {
+        "dataset": config.dataset,
+        "split_seed": config.split_seed,
+        "model": config.model,
+        "model_options": config.model_options(),
+        "train": train_config.to_json(),
+        "device_type": device.type,
+        **extra,
+    }
+
+
+def _train_cached(
+    cache: ModelCache | None,
+    key: dict[str, Any],
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    train_config: TrainConfig,
+    *,
+    stage: str,
+    progress: ProgressCallback | None,
+    cancel: Any,
+) -> tuple[dict[str, Any], bool]:
+    def do_train(m: nn.Module) -> dict[str, Any]:
+        return train(m, x, y, train_config, progress=progress, cancel=cancel, stage=stage)
+
+    if cache is None:
+        return do_train(model), False
+    return cache.get_or_train(key, model, do_train)
+
+
+def prepare(
+    config: RunConfig,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: Any = None,
+) -> Prepared:
+    """Load data, draw the forget set, and train (or load from the cache) the original and retrained models."""
+    validate_config(config)
+    device = resolve_device(config.device)
+    data = load_dataset(
+        config.dataset, data_dir=config.data_dir, download=config.download, device=device,
+        split_seed=config.split_seed,
+    )
+    forget_idx, retain_idx = select_forget(
+        config.forget, data.y_train, seed=config.forget_seed, num_classes=data.num_classes
+    )
+    train_config = dataclasses.replace(config.train, seed=config.seed)
+    cache = ModelCache(config.cache_dir) if config.use_cache else None
+    prep = Prepared(
+        config=config, device=device, data=data, forget_idx=forget_idx, retain_idx=retain_idx,
+        train_config=train_config, original=None, retrained=None,  # type: ignore[arg-type]
+        timing_s={"train": None, "retrain": None}, cached={"original": False, "retrained": False},
+    )
+    original = prep.model_factory()
+    meta, hit = _train_cached(
+        cache, _model_key(config, train_config, device, kind="original"), original, data.x_train, data.y_train,
+        train_config, stage="train", progress=progress, cancel=cancel,
+    )
+    original.eval()
+    prep.original, prep.timing_s["train"], prep.cached["original"] = original, meta.get("time_s"), hit
+    if config.compute_retrained:
+        retrained = prep.model_factory()
+        meta, hit = _train_cached(
+            cache,
+            _model_key(config, train_config, device, kind="retrained", forget=_index_digest(forget_idx)),
+            retrained, data.x_train[retain_idx.to(device)], data.y_train[retain_idx.to(device)], train_config,
+            stage="retrain", progress=progress, cancel=cancel,
+        )
+        retrained.eval()
+        prep.retrained, prep.timing_s["retrain"], prep.cached["retrained"] = retrained, meta.get("time_s"), hit
+    return prep
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run: the run card (JSON-ready) and the models behind it."""
+
+    card: dict[str, Any]
+    unlearned: nn.Module
+    result: UnlearnResult
+    prepared: Prepared
+
+
+def versions() -> dict[str, str]:
+    import torchvision
+
+    return {
+        "unlearn_core": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def run_method(
+    prepared: Prepared,
+    method: str,
+    params: dict[str, Any] | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: Any = None,
+    seed: int | None = None,
+) -> RunResult:
+    """Run one unlearner on a prepared configuration and assemble the run card."""
+    unlearner = get_unlearner(method)
+    resolved = resolve_params(unlearner.schema, dict(params or {}), method=method)
+    reason = unlearner.unsupported_reason(prepared.original, resolved)
+    if reason:
+        raise ConfigError(f"method {method!r} cannot run on model {prepared.config.model!r}: {reason}")
+    ctx = prepared.context(progress=progress, cancel=cancel, seed=seed)
+    start = time.perf_counter()
+    result = unlearner.unlearn(ctx, **resolved)
+    if prepared.device.type == "cuda":
+        torch.cuda.synchronize(prepared.device)
+    unlearn_s = time.perf_counter() - start
+    unlearned = result.model.eval()
+
+    models = {"original": prepared.metrics(prepared.original), "unlearned": prepared.metrics(unlearned)}
+    distance: dict[str, float | None] = {
+        "unlearned_to_original": param_distance(unlearned, prepared.original),
+        "unlearned_to_retrained": None,
+        "original_to_retrained": None,
+    }
+    if prepared.retrained is not None:
+        models["retrained"] = prepared.metrics(prepared.retrained)
+        distance["unlearned_to_retrained"] = param_distance(unlearned, prepared.retrained)
+        distance["original_to_retrained"] = param_distance(prepared.original, prepared.retrained)
+    config_json = {**prepared.config.to_json(), "method": method, "params": resolved}
+    if seed is not None:
+        config_json["unlearn_seed"] = seed
+    card = {
+        "config": config_json,
+        "method": {
+            "name": unlearner.name, "family": unlearner.family, "paper": unlearner.paper,
+            "summary": unlearner.summary,
+        },
+        "data": {
+            "n_train": prepared.data.n_train,
+            "n_forget": int(prepared.forget_idx.numel()),
+            "n_retain": int(prepared.retain_idx.numel()),
+            "n_test": int(prepared.data.y_test.numel()),
+            "num_classes": prepared.data.num_classes,
+        },
+        "models": {k: models[k] for k in ("original", "retrained", "unlearned") if k in models},
+        "distance": distance,
+        "timing_s": {
+            "train": prepared.timing_s["train"], "retrain": prepared.timing_s["retrain"], "unlearn": unlearn_s,
+        },
+        "cached": dict(prepared.cached),
+        "certificate": result.certificate,
+        "diagnostics": result.diagnostics,
+        "warnings": (
+            ["the model has BatchNorm buffers, which no certificate covers (use norm=group or none)"]
+            if has_batchnorm(prepared.original) else []
+        ),
+        "versions": versions(),
+        "device": describe_device(prepared.device),
+    }
+    return RunResult(card=card, unlearned=unlearned, result=result, prepared=prepared)
+
+
+def run(
+    config: RunConfig,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: Any = None,
+) -> RunResult:
+    """Prepare ``config`` and run its method: the whole of ``python -m unlearn_core run``."""
+    validate_config(config)
+    prepared = prepare(config, progress=progress, cancel=cancel)
+    return run_method(prepared, config.method, config.params, progress=progress, cancel=cancel)

@@ -1,0 +1,293 @@
+"""The common unlearner interface (Captum-style) and the hyperparameter schema.
+
+Every unlearner is a subclass of :class:`Unlearner` with
+
+* ``name`` — the registry name, identical in the engine, the CLI (``--method``), the JSON run card and the UI;
+* ``family`` — ``certified``, ``approximate``, ``heuristic`` or ``oracle``;
+* ``paper`` — the reference it implements;
+* ``schema`` — a tuple of :class:`HyperParam`, the *one* source of hyperparameter names, types, defaults and
+  ranges: the CLI's ``--set NAME=VALUE``, ``methods --json`` and the dashboard's sliders are all built from it;
+* ``unlearn(ctx, **params)`` returning an :class:`UnlearnResult` — the new model, its certificate (``None``
+  for uncertified methods) and method-specific diagnostics.
+
+Why a context object rather than many arguments: every method needs the same handful of things (the trained
+model, the data split, the training recipe, a fresh-initialisation factory for retraining, progress and
+cancellation hooks), and the optional retrained oracle lets a method record its *actual* approximation error
+next to its bound without the method ever training the oracle itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from unlearn_core.errors import ConfigError
+from unlearn_core.progress import Cancelled, ProgressCallback
+
+FAMILIES = ("certified", "approximate", "heuristic", "oracle")
+
+
+@dataclass(frozen=True)
+class HyperParam:
+    """One hyperparameter of one method.
+
+    Attributes:
+        name: the name used everywhere (engine keyword, CLI ``--set`` name, JSON key, URL parameter, widget key).
+        type: ``float``, ``int``, ``bool`` or ``str``.
+        default: the default value (methods.md's default where it gives one).
+        low, high: inclusive numeric range, ``None`` for unbounded.
+        choices: the allowed values of a ``str`` parameter.
+        help: one sentence for ``--help``, ``methods --json`` and the widget tooltip.
+        log: the UI should use a log scale (``lam``, ``epsilon``, ``delta``...).
+        auto: the string ``"auto"`` is accepted in place of a number (e.g. LiSSA's scale ``H=auto``).
+        optional: ``None`` is accepted (e.g. a σ override that defaults to "use the required one").
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    log: bool = False
+    auto: bool = False
+    optional: bool = False
+
+    def allowed(self) -> str:
+        """A short human description of the allowed values, used in every error message."""
+        if self.type is bool:
+            text = "true or false"
+        elif self.choices is not None:
+            text = "one of " + ", ".join(self.choices)
+        else:
+            kind = "an integer" if self.type is int else "a number"
+            lo = "-inf" if self.low is None else f"{self.low:g}"
+            hi = "inf" if self.high is None else f"{self.high:g}"
+            text = f"{kind} in [{lo}, {hi}]"
+        if self.auto:
+            text += " or 'auto'"
+        if self.optional:
+            text += " or 'none'"
+        return text
+
+    def parse(self, raw: Any) -> Any:
+        """Turn a raw value (a CLI/URL string or a JSON/UI value) into a validated value.
+
+        Raises:
+            ConfigError: naming the parameter, the value and what is allowed.
+        """
+        if isinstance(raw, str):
+            text = raw.strip()
+            if self.auto and text.lower() == "auto":
+                return "auto"
+            if self.optional and text.lower() in ("none", "null", ""):
+                return None
+            try:
+                if self.type is bool:
+                    if text.lower() in ("1", "true", "yes", "on"):
+                        value: Any = True
+                    elif text.lower() in ("0", "false", "no", "off"):
+                        value = False
+                    else:
+                        raise ValueError(text)
+                elif self.type is int:
+                    as_float = float(text)
+                    if not as_float.is_integer():
+                        raise ValueError(text)
+                    value = int(as_float)
+                elif self.type is float:
+                    value = float(text)
+                else:
+                    value = text
+            except ValueError:
+                raise ConfigError(f"{self.name}={raw!r} is not valid: expected {self.allowed()}") from None
+        else:
+            value = raw
+        return self.validate(value)
+
+    def validate(self, value: Any) -> Any:
+        """Check a typed value against the type, range and choices."""
+        if value is None and self.optional:
+            return None
+        if value == "auto" and self.auto:
+            return "auto"
+        bad = ConfigError(f"{self.name}={value!r} is not valid: expected {self.allowed()}")
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise bad
+            return value
+        if self.type is str:
+            if not isinstance(value, str) or (self.choices is not None and value not in self.choices):
+                raise bad
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        if self.type is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise bad
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise bad
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            raise bad
+        return value
+
+    def to_json(self) -> dict[str, Any]:
+        """The schema entry as printed by ``python -m unlearn_core methods --json``."""
+        return {
+            "name": self.name,
+            "type": self.type.__name__,
+            "default": self.default,
+            "low": self.low,
+            "high": self.high,
+            "choices": list(self.choices) if self.choices is not None else None,
+            "log": self.log,
+            "auto": self.auto,
+            "optional": self.optional,
+            "help": self.help,
+        }
+
+
+def resolve_params(schema: tuple[HyperParam, ...], overrides: dict[str, Any], *, method: str) -> dict[str, Any]:
+    """Defaults of ``schema`` updated by ``overrides`` (raw strings or typed values), all validated.
+
+    Raises:
+        ConfigError: for an unknown name (listing the allowed names) or an invalid value.
+    """
+    by_name = {p.name: p for p in schema}
+    unknown = sorted(set(overrides) - set(by_name))
+    if unknown:
+        allowed = ", ".join(sorted(by_name)) or "(none)"
+        raise ConfigError(f"unknown hyperparameter {unknown[0]!r} for method {method!r}: allowed names are {allowed}")
+    params = {p.name: p.default for p in schema}
+    for name, raw in overrides.items():
+        params[name] = by_name[name].parse(raw)
+    return params
+
+
+@dataclass
+class UnlearnContext:
+    """Everything an unlearner may use.
+
+    ``model`` is the trained model w* = A(D). It may be a cached object shared with other callers, so methods
+    must never modify it: call :meth:`copy_model` to get a private copy to work on.
+    """
+
+    model: nn.Module
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    forget_idx: torch.Tensor
+    retain_idx: torch.Tensor
+    num_classes: int
+    train_config: Any  # unlearn_core.training.TrainConfig
+    # model_factory(seed_offset=0): a fresh, seeded initialisation of the same architecture on ctx.device;
+    # offset 0 is the initialisation the original model and the retrained oracle both started from.
+    model_factory: Callable[..., nn.Module]
+    device: torch.device
+    seed: int = 0
+    retrained: nn.Module | None = None
+    progress: ProgressCallback | None = None
+    cancel: threading.Event | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def x_retain(self) -> torch.Tensor:
+        return self.x_train[self.retain_idx]
+
+    @property
+    def y_retain(self) -> torch.Tensor:
+        return self.y_train[self.retain_idx]
+
+    @property
+    def x_forget(self) -> torch.Tensor:
+        return self.x_train[self.forget_idx]
+
+    @property
+    def y_forget(self) -> torch.Tensor:
+        return self.y_train[self.forget_idx]
+
+    @property
+    def n_train(self) -> int:
+        return int(self.x_train.shape[0])
+
+    @property
+    def n_forget(self) -> int:
+        return int(self.forget_idx.numel())
+
+    def copy_model(self) -> nn.Module:
+        """A deep copy of the trained model, on the context's device, safe to modify."""
+        return copy.deepcopy(self.model).to(self.device)
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A seeded CPU generator for the method's own randomness (batches, noise)."""
+        return torch.Generator().manual_seed(int(self.seed) * 1_000_003 + 7919 + offset)
+
+    def report(self, **info: Any) -> None:
+        """Send a progress record to the callback, if any, and honour cancellation."""
+        self.check_cancelled()
+        if self.progress is not None:
+            self.progress(info)
+
+    def check_cancelled(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("cancelled")
+
+
+@dataclass
+class UnlearnResult:
+    """What every unlearner returns: the released model, its certificate (or None) and diagnostics.
+
+    ``certificate`` is a JSON-serialisable dict for certified methods (see ``unlearn_core.certificate``) and
+    ``None`` for approximate, heuristic and oracle methods. ``diagnostics`` is a JSON-serialisable dict of
+    method-specific curves and numbers (gradient norms, LiSSA norms, α, ...).
+    """
+
+    model: nn.Module
+    certificate: dict[str, Any] | None
+    diagnostics: dict[str, Any]
+
+
+class Unlearner(ABC):
+    """Base class of all unlearners. Subclasses set the class attributes and implement :meth:`unlearn`."""
+
+    name: ClassVar[str]
+    family: ClassVar[str]
+    paper: ClassVar[str]
+    summary: ClassVar[str]
+    schema: ClassVar[tuple[HyperParam, ...]] = ()
+
+    def unsupported_reason(self, model: nn.Module, params: dict[str, Any]) -> str | None:
+        """Why this method cannot run on ``model`` with ``params`` (``None`` when it can).
+
+        The CLI and the UI call this before any work so that they can refuse clearly; e.g. the dense Hessian
+        path is only for models with few parameters.
+        """
+        return None
+
+    @abstractmethod
+    def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
+        """Remove the forget set's influence from ``ctx.model``; never mutate ``ctx.model``."""
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """The method's registry entry as JSON (``methods --json``)."""
+        return {
+            "name": cls.name,
+            "family": cls.family,
+            "paper": cls.paper,
+            "summary": cls.summary,
+            "hyperparameters": [p.to_json() for p in cls.schema],
+        }

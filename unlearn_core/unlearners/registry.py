@@ -1,0 +1,42 @@
+"""Name → unlearner registry (Opacus-style).
+
+Methods register themselves with :func:`register_unlearner`; :func:`get_unlearner` is the one lookup used by
+the CLI, the experiments and the dashboard, so an unknown name fails the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from unlearn_core.errors import ConfigError
+from unlearn_core.unlearners.base import FAMILIES, Unlearner
+
+_REGISTRY: dict[str, type[Unlearner]] = {}
+
+
+def register_unlearner(cls: type[Unlearner]) -> type[Unlearner]:
+    """Class decorator adding ``cls`` to the registry under ``cls.name``."""
+    if cls.family not in FAMILIES:
+        raise ValueError(f"{cls.__name__}.family={cls.family!r} is not one of {FAMILIES}")
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"unlearner name {cls.name!r} registered twice")
+    names = [p.name for p in cls.schema]
+    if len(names) != len(set(names)):
+        raise ValueError(f"{cls.name}: duplicate hyperparameter names in schema")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_unlearner(name: str) -> Unlearner:
+    """A fresh instance of the unlearner called ``name``.
+
+    Raises:
+        ConfigError: listing the registered names when ``name`` is unknown.
+    """
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise ConfigError(f"unknown method {name!r}: choose one of {', '.join(sorted(_REGISTRY))}") from None
+
+
+def list_unlearners() -> list[type[Unlearner]]:
+    """All registered unlearner classes, sorted by family then name."""
+    return sorted(_REGISTRY.values(), key=lambda c: (FAMILIES.index(c.family), c.name))
