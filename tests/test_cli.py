@@ -1,0 +1,101 @@
+"""The CLI: lists, an end-to-end retrain run with every documented JSON key, and one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from unlearn_core.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _call(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's own errors exit directly
+        return int(exc.code)
+
+
+def test_run_retrain_writes_every_documented_key(tmp_path, capsys) -> None:
+    out = tmp_path / "out.json"
+    code = _call(["run", "--dataset", "digits", "--model", "mlp", "--forget", "random:0.1", "--method", "retrain",
+                  "--json", str(out), "--quiet"])
+    assert code == 0
+    card = json.loads(out.read_text())
+    assert {"config", "method", "models", "distance", "timing_s", "certificate", "diagnostics", "versions",
+            "device"} <= set(card)
+    for name in ("original", "retrained", "unlearned"):
+        assert set(card["models"][name]) == {"acc_forget", "acc_retain", "acc_test", "loss_forget", "loss_retain",
+                                             "loss_test"}
+    assert set(card["distance"]) == {"unlearned_to_retrained", "original_to_retrained", "unlearned_to_original"}
+    assert set(card["timing_s"]) == {"train", "retrain", "unlearn"}
+    assert card["certificate"] is None and card["device"] == "cpu"
+    assert card["config"]["forget"] == "random:0.1" and card["config"]["params"] == {"epochs": None, "seed_offset": 0}
+    assert card["data"]["n_forget"] == 144 and card["data"]["n_forget"] + card["data"]["n_retain"] == 1437
+    # Retraining with seed offset 0 reproduces the oracle exactly (deterministic CPU training).
+    assert card["distance"]["unlearned_to_retrained"] == 0.0
+    assert card["models"]["original"]["acc_test"] >= 0.9
+    assert "acc_test" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--dataset", "foo"], "unknown dataset 'foo'"),
+        (["--model", "bar"], "unknown model 'bar'"),
+        (["--method", "baz"], "unknown method 'baz'"),
+        (["--forget", "random:0.0"], "strictly between 0 and 1"),
+        (["--forget", "random:1.0"], "strictly between 0 and 1"),
+        (["--forget", "class:12"], "class 12 is not in this dataset"),
+        (["--forget", "indices:"], "the index list is empty"),
+        (["--forget", "indices:5000"], "index 5000 is out of range"),
+        (["--epochs", "-3"], "epochs=-3"),
+        (["--set", "nope=1"], "unknown hyperparameter 'nope'"),
+        (["--set", "epochs=ten"], "epochs='ten' is not valid"),
+        (["--set", "epochs"], "expected NAME=VALUE"),
+        (["--lr", "fast"], "invalid float value: 'fast'"),
+        (["--device", "tpu"], "device 'tpu' is not valid"),
+        (["--dataset", "mnist", "--data-dir", "/nonexistent/data", "--no-download"], "expected MNIST/raw/"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv: list[str], fragment: str, tmp_path, capsys) -> None:
+    cache = tmp_path / "cache"
+    out = tmp_path / "out.json"
+    code = _call(["run", "--quiet", "--cache-dir", str(cache), "--json", str(out), *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert fragment in err and err.startswith("error: ") and err.count("\n") == 1
+    assert "Traceback" not in err
+    assert not out.exists() and not cache.exists()  # nothing trained, cached or written
+
+
+def test_methods_json_is_the_schema(capsys) -> None:
+    assert _call(["methods", "--json"]) == 0
+    methods = {m["name"]: m for m in json.loads(capsys.readouterr().out)["methods"]}
+    assert "retrain" in methods and methods["retrain"]["family"] == "oracle"
+    for method in methods.values():
+        for param in method["hyperparameters"]:
+            assert {"name", "type", "default", "low", "high", "choices", "help"} <= set(param)
+
+
+def test_datasets_lists_availability(capsys) -> None:
+    assert _call(["datasets", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["datasets"]}
+    assert rows["digits"]["available"] and rows["mnist"]["available"] and not rows["cifar10"]["available"]
+
+
+def test_module_entry_point_reports_one_line_without_traceback(tmp_path) -> None:
+    env = {**os.environ, "UNLEARN_CACHE_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "unlearn_core", "run", "--dataset", "digits", "--forget", "class:10"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "class 10" in proc.stderr
+    assert "Traceback" not in proc.stderr
