@@ -31,7 +31,7 @@ def _fresh() -> torch.nn.Module:
 def test_hit_returns_identical_weights(tmp_path) -> None:
     cache, calls = ModelCache(tmp_path), []
     first = _fresh()
-    meta, hit = cache.get_or_train(KEY, first, _trainer(calls))
+    _, hit = cache.get_or_train(KEY, first, _trainer(calls))
     second = _fresh()
     meta2, hit2 = cache.get_or_train(KEY, second, _trainer(calls))
     assert (hit, hit2) == (False, True) and len(calls) == 1

@@ -74,7 +74,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, method: bool = True
     t.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
     t.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
     t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"batch size (default {d.batch_size})")
-    t.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"weight decay (default {d.weight_decay})")
+    t.add_argument("--weight-decay", type=float, default=d.weight_decay,
+                   help=f"weight decay (default {d.weight_decay})")
     t.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum (default 0.9)")
     t.add_argument("--norm-bound", type=_optional_float, default=d.norm_bound,
                    help="project ‖w‖ onto the C-ball after every step; 'none' disables (default 20)")

@@ -91,7 +91,10 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
         yield slice(start, min(start + batch_size, n))
 
 
-def make_loss_fn(model: nn.Module, *, weight_decay: float = 0.0) -> Callable[[ParamDict, torch.Tensor, torch.Tensor], torch.Tensor]:
+LossFn = Callable[[ParamDict, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def make_loss_fn(model: nn.Module, *, weight_decay: float = 0.0) -> LossFn:
     r"""``loss(params, x, y)`` = mean cross-entropy of ``model`` at ``params`` + (wd/2)‖params‖².
 
     The model must be in eval mode for curvature work (dropout off, BatchNorm using running statistics), which

@@ -37,8 +37,12 @@ MODELS: dict[str, ModelInfo] = {
     "logreg": ModelInfo("logreg", "multinomial logistic regression (convex with weight decay)", "none", True),
     "mlp": ModelInfo("mlp", "MLP with ReLU, default hidden widths 32-32 (Zhang et al.: 784-32-32-10)", "none", False),
     "cnn": ModelInfo("cnn", "small CNN: two 3×3 conv blocks (16, 32 channels), pooling, linear head", "none", False),
-    "allcnn": ModelInfo("allcnn", "All-CNN (Springenberg et al.) with 96/192 channels (width scalable)", "group", False),
-    "resnet18": ModelInfo("resnet18", "torchvision ResNet-18, 3×3 stem without max-pool for small images", "group", False),
+    "allcnn": ModelInfo(
+        "allcnn", "All-CNN (Springenberg et al.) with 96/192 channels (width scalable)", "group", False
+    ),
+    "resnet18": ModelInfo(
+        "resnet18", "torchvision ResNet-18, 3×3 stem without max-pool for small images", "group", False
+    ),
 }
 
 

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from unlearn_core.training import train
-from unlearn_core.unlearners.base import HyperParam, Unlearner, UnlearnContext, UnlearnResult
+from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
 
 
@@ -43,4 +43,5 @@ class Retrain(Unlearner):
         summary = train(
             model, ctx.x_retain, ctx.y_retain, config, progress=ctx.progress, cancel=ctx.cancel, stage="unlearn"
         )
-        return UnlearnResult(model=model, certificate=None, diagnostics={"training": summary, "recipe": config.to_json()})
+        diagnostics = {"training": summary, "recipe": config.to_json()}
+        return UnlearnResult(model=model, certificate=None, diagnostics=diagnostics)
