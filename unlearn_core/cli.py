@@ -15,9 +15,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from unlearn_core.errors import ConfigError
+from unlearn_core.errors import ConfigError, DivergenceError
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -309,12 +310,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 
-    import importlib.util  # TEMP until cli_experiments lands
+    from unlearn_core.cli_experiments import add_experiment_commands
 
-    if importlib.util.find_spec("unlearn_core.cli_experiments") is not None:
-        from unlearn_core.cli_experiments import add_experiment_commands
-
-        add_experiment_commands(sub)
+    add_experiment_commands(sub)
     return parser
 
 
@@ -326,6 +324,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except DivergenceError as exc:
+        # Not a usage error, but its cause is a hyperparameter the message names (e.g. LiSSA's scale H).
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,38 @@
+"""unlearn-explorer: the dashboard's entry point (``streamlit run app.py``).
+
+A router only: the page list lives here, in one place (``st.navigation`` stops Streamlit from auto-discovering
+``pages/``), plus the shared sidebar. Pages are thin; all work happens in :mod:`unlearn_core`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from unlearn_core import __version__, paths
+
+ROOT = Path(__file__).parent
+
+st.set_page_config(page_title="unlearn-explorer", page_icon=str(ROOT / "assets" / "logo.svg"), layout="wide")
+st.logo(str(ROOT / "assets" / "logo.svg"), size="large")
+
+PAGES = [
+    st.Page("pages/explore.py", title="Explore", icon=":material/science:", default=True),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("pages/sequential.py", title="Sequential", icon=":material/timeline:"),
+    st.Page("pages/sensitivity.py", title="Sensitivity", icon=":material/tune:"),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
+]
+
+page = st.navigation(PAGES, position="top")
+
+with st.sidebar:
+    st.caption(f"unlearn-explorer {__version__} — certified machine unlearning of neural networks")
+    from unlearn_core.device import describe_device, resolve_device
+
+    st.caption(f"Device (auto): **{describe_device(resolve_device('auto'))}**")
+    st.caption(f"Cache: `{paths.cache_dir()}`")
+
+page.run()

@@ -1,0 +1,552 @@
+"""Shared UI pieces of the dashboard pages: state ↔ widgets, the job poller, result rendering, downloads.
+
+Pages stay thin: they read widgets, call :mod:`unlearn_core` (through the background job registry) and render
+figures. Nothing here trains a model or does maths; the worker functions live in :mod:`unlearn_core.jobs`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from unlearn_core import paths, ui_state
+from unlearn_core.data import DATASETS
+from unlearn_core.errors import ConfigError
+from unlearn_core.forget import parse_forget_spec
+from unlearn_core.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, JobRegistry
+from unlearn_core.models import MODELS
+from unlearn_core.runstore import RunStore, card_row, rows_to_csv
+from unlearn_core.ui_state import UIConfig
+from unlearn_core.unlearners import HyperParam, get_unlearner, list_unlearners
+
+POLL_SECONDS = 0.5
+FAMILY_BADGE = {
+    "certified": ":green-badge[certified method]",
+    "approximate": ":orange-badge[approximate (uncertified)]",
+    "heuristic": ":gray-badge[heuristic (uncertified)]",
+    "oracle": ":blue-badge[exact (oracle)]",
+}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Singletons shared by every session
+# ------------------------------------------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def get_registry() -> JobRegistry:
+    """The process-wide job registry (thread-safe); two sessions with the same config share one job."""
+    return JobRegistry()
+
+
+@st.cache_resource(show_spinner=False)
+def _store_for(root: str) -> RunStore:
+    return RunStore(root)
+
+
+def get_store() -> RunStore:
+    """The run history in the cache directory (``UNLEARN_CACHE_DIR`` or the user cache)."""
+    return _store_for(str(paths.cache_dir()))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Configuration state: URL → session state → widgets → UIConfig → URL
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _k(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}"
+
+
+def _param_key(prefix: str, method: str, name: str) -> str:
+    return f"{prefix}.p.{method}.{name}"
+
+
+def _placeholder(p: HyperParam) -> float | int:
+    """A numeric value for a number widget whose parameter is currently 'auto' or 'none'."""
+    value: float = 0.0
+    if p.low is not None:
+        value = max(float(p.low), value)
+    if p.high is not None:
+        value = min(float(p.high), value)
+    return int(value) if p.type is int else float(value)
+
+
+def _seed_param(prefix: str, method: str, p: HyperParam, value: Any) -> None:
+    key = _param_key(prefix, method, p.name)
+    if p.auto or p.optional:
+        special = "auto" if p.auto else "none"
+        is_special = value == "auto" or value is None
+        st.session_state[key + ".mode"] = special if is_special else "value"
+        st.session_state[key] = _placeholder(p) if is_special else (int(value) if p.type is int else float(value))
+    elif p.type in (int, float):
+        st.session_state[key] = int(value) if p.type is int else float(value)
+    else:
+        st.session_state[key] = value
+
+
+def seed_widgets(prefix: str, cfg: UIConfig) -> None:
+    """Write ``cfg`` into the widget keys of page ``prefix`` (on first load, and for the preset buttons)."""
+    ss = st.session_state
+    ss[_k(prefix, "dataset")] = cfg.dataset
+    ss[_k(prefix, "model")] = cfg.model
+    ss[_k(prefix, "hidden")] = "-".join(map(str, cfg.hidden))
+    spec = parse_forget_spec(cfg.forget)
+    ss[_k(prefix, "fkind")] = spec.kind
+    ss[_k(prefix, "famount")] = float(spec.fraction if spec.fraction is not None else (spec.count or 0.1))
+    ss[_k(prefix, "fclasses")] = list(spec.classes) if spec.kind == "class" else [0]
+    ss[_k(prefix, "fclass")] = spec.classes[0] if spec.kind == "class-fraction" else 0
+    ss[_k(prefix, "ffrac")] = float(spec.fraction) if spec.kind == "class-fraction" else 0.5
+    ss[_k(prefix, "findices")] = ",".join(map(str, spec.indices)) if spec.kind == "indices" else "0,1,2"
+    ss[_k(prefix, "seed")] = int(cfg.seed)
+    ss[_k(prefix, "forget_seed")] = int(cfg.forget_seed)
+    ss[_k(prefix, "epochs")] = int(cfg.epochs)
+    ss[_k(prefix, "lr")] = float(cfg.lr)
+    ss[_k(prefix, "batch_size")] = int(cfg.batch_size)
+    ss[_k(prefix, "wd")] = float(cfg.weight_decay)
+    ss[_k(prefix, "use_C")] = cfg.norm_bound is not None
+    ss[_k(prefix, "C")] = float(cfg.norm_bound if cfg.norm_bound is not None else 20.0)
+    ss[_k(prefix, "optimizer")] = cfg.optimizer
+    ss[_k(prefix, "device")] = cfg.device
+    ss[_k(prefix, "method")] = cfg.method
+    params = ui_state.full_params(cfg)
+    for p in get_unlearner(cfg.method).schema:
+        _seed_param(prefix, cfg.method, p, params[p.name])
+
+
+def init_page(prefix: str, *, extra_fields: Mapping[str, Callable[[str], Any]] | None = None) -> dict[str, Any]:
+    """First visit of a page in a session: restore the configuration from the URL (deep link).
+
+    Bad parameters become one-line warnings (kept until the next Run) and fall back to defaults. Returns the
+    page-specific extras parsed from the URL (only on the first visit; ``{}`` afterwards).
+    """
+    ss = st.session_state
+    extras: dict[str, Any] = {}
+    if not ss.get(_k(prefix, "_init")):
+        base = ss.get("shared_config") or UIConfig(method=ui_state.default_method())
+        cfg, extras, warnings = ui_state.from_query(st.query_params.to_dict(), base=base, extra_fields=extra_fields)
+        seed_widgets(prefix, cfg)
+        ss[_k(prefix, "_warnings")] = warnings
+        ss[_k(prefix, "_extras")] = extras
+        ss[_k(prefix, "_init")] = True
+    for line in ss.get(_k(prefix, "_warnings"), []):
+        st.warning(line, icon="⚠️")
+    return ss.get(_k(prefix, "_extras"), {})
+
+
+def apply_preset(prefix: str, name: str) -> None:
+    """Button callback: load a preset into the page's widgets."""
+    cfg = ui_state.preset(name)
+    if name == "Quick demo":
+        cfg = dataclasses.replace(cfg, params=quick_params(cfg.method))
+    seed_widgets(prefix, cfg)
+    st.session_state[_k(prefix, "_warnings")] = []
+
+
+def quick_params(method: str) -> dict[str, Any]:
+    """Hyperparameters that keep the quick demo within seconds on a CPU (only names the method has)."""
+    wanted = {"depth": 100, "reps": 2, "batch": 64}
+    names = {p.name for p in get_unlearner(method).schema}
+    return {k: v for k, v in wanted.items() if k in names}
+
+
+def presets_sidebar(prefix: str) -> None:
+    """One button per preset, in the sidebar."""
+    with st.sidebar:
+        st.subheader("Presets")
+        for name, text in ui_state.PRESETS.items():
+            st.button(name, key=_k(prefix, f"preset.{name}"), help=text, on_click=apply_preset, args=(prefix, name),
+                      width="stretch")
+
+
+def _forget_spec_from_widgets(prefix: str) -> str:
+    ss = st.session_state
+    kind = ss[_k(prefix, "fkind")]
+    if kind == "random":
+        amount = float(ss[_k(prefix, "famount")])
+        return f"random:{int(amount)}" if amount >= 1 else f"random:{amount:g}"
+    if kind == "class":
+        classes = sorted(ss[_k(prefix, "fclasses")]) or [0]
+        return "class:" + ",".join(map(str, classes))
+    if kind == "class-fraction":
+        return f"class-fraction:{ss[_k(prefix, 'fclass')]}:{float(ss[_k(prefix, 'ffrac')]):g}"
+    return "indices:" + ss[_k(prefix, "findices")].replace(" ", "")
+
+
+def config_widgets(prefix: str, *, method: bool = True) -> None:
+    """Dataset, model, forget set and training recipe (outside any form: they trigger no work)."""
+    ss = st.session_state
+    col_data, col_forget, col_train = st.columns(3)
+    with col_data:
+        st.selectbox("Dataset", list(DATASETS), key=_k(prefix, "dataset"),
+                     help="\n\n".join(f"**{k}**: {v.description}" for k, v in DATASETS.items()))
+        st.selectbox("Model", list(MODELS), key=_k(prefix, "model"),
+                     help="\n\n".join(f"**{k}**: {v.description}" for k, v in MODELS.items()))
+        if ss[_k(prefix, "model")] == "mlp":
+            st.text_input("Hidden widths", key=_k(prefix, "hidden"), help="MLP hidden layer widths, e.g. 32-32")
+    with col_forget:
+        num_classes = DATASETS[ss[_k(prefix, "dataset")]].num_classes
+        st.selectbox(
+            "Forget set", ["random", "class", "class-fraction", "indices"], key=_k(prefix, "fkind"),
+            format_func={"random": "random points", "class": "whole classes", "class-fraction": "part of a class",
+                         "indices": "given indices"}.get,
+        )
+        kind = ss[_k(prefix, "fkind")]
+        if kind == "random":
+            st.number_input("Fraction (< 1) or count (≥ 1)", min_value=0.0001, max_value=1e6, step=0.05,
+                            format="%g", key=_k(prefix, "famount"))
+        elif kind == "class":
+            if any(c >= num_classes for c in ss[_k(prefix, "fclasses")]):
+                ss[_k(prefix, "fclasses")] = [0]
+            st.multiselect("Classes", list(range(num_classes)), key=_k(prefix, "fclasses"))
+        elif kind == "class-fraction":
+            if ss[_k(prefix, "fclass")] >= num_classes:
+                ss[_k(prefix, "fclass")] = 0
+            st.selectbox("Class", list(range(num_classes)), key=_k(prefix, "fclass"))
+            st.slider("Fraction of the class", 0.01, 0.99, key=_k(prefix, "ffrac"))
+        else:
+            st.text_input("Indices (comma-separated)", key=_k(prefix, "findices"))
+        st.number_input("Forget-set seed", min_value=0, step=1, key=_k(prefix, "forget_seed"))
+    with col_train:
+        st.number_input("Epochs", min_value=0, max_value=1000, step=1, key=_k(prefix, "epochs"),
+                        help="The same recipe trains the original model and the retrained oracle.")
+        with st.expander("Training recipe"):
+            st.selectbox("Optimiser", ["adam", "sgd"], key=_k(prefix, "optimizer"))
+            st.number_input("Learning rate", min_value=1e-6, max_value=10.0, format="%g", key=_k(prefix, "lr"))
+            st.number_input("Batch size", min_value=1, max_value=65536, step=1, key=_k(prefix, "batch_size"))
+            st.number_input("Weight decay", min_value=0.0, max_value=1.0, format="%g", key=_k(prefix, "wd"))
+            st.checkbox("Norm constraint ‖w‖ ≤ C", key=_k(prefix, "use_C"),
+                        help="Zhang et al. project onto the C-ball after every step; the certificate assumes it.")
+            st.number_input("C", min_value=1e-3, max_value=1e6, format="%g", key=_k(prefix, "C"))
+            st.number_input("Seed", min_value=0, step=1, key=_k(prefix, "seed"))
+            st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=_k(prefix, "device"))
+    if method:
+        names = ui_state.method_names()
+        if ss.get(_k(prefix, "method")) not in names:
+            ss[_k(prefix, "method")] = ui_state.default_method()
+        families = {cls.name: cls for cls in list_unlearners()}
+        st.selectbox(
+            "Unlearning method", names, key=_k(prefix, "method"),
+            format_func=lambda n: f"{n} — {families[n].family}",
+        )
+        cls = families[ss[_k(prefix, "method")]]
+        st.caption(f"{FAMILY_BADGE.get(cls.family, cls.family)} {cls.summary} *({cls.paper})*")
+
+
+def param_widgets(prefix: str, method: str, *, skip: tuple[str, ...] = ()) -> None:
+    """The method's hyperparameters as widgets, built from its schema (call inside a form)."""
+    schema = [p for p in get_unlearner(method).schema if p.name not in skip]
+    if not schema:
+        st.caption("This method has no hyperparameters.")
+        return
+    cols: list[Any] = []
+    for i, p in enumerate(schema):
+        key = _param_key(prefix, method, p.name)
+        if key not in st.session_state or (
+            (p.auto or p.optional) and key + ".mode" not in st.session_state
+        ):
+            _seed_param(prefix, method, p, p.default)
+        if i % 3 == 0:
+            cols = st.columns(3)  # one row of three, so that a two-widget 'auto' parameter keeps its row aligned
+        with cols[i % 3]:
+            label = p.name
+            if p.type is bool:
+                st.checkbox(label, key=key, help=p.help)
+            elif p.type is str:
+                if p.choices:
+                    st.selectbox(label, list(p.choices), key=key, help=p.help)
+                else:
+                    st.text_input(label, key=key, help=p.help)
+            else:
+                if p.auto or p.optional:
+                    special = "auto" if p.auto else "none"
+                    st.radio(f"{label}", [special, "value"], key=key + ".mode", horizontal=True, help=p.help)
+                    label = f"{label} (used when 'value')"
+                bounded = p.low is not None and p.high is not None
+                if bounded and not p.log and p.type is int and p.high - p.low <= 1000:
+                    st.slider(label, int(p.low), int(p.high), key=key, help=p.help)
+                elif bounded and not p.log and p.type is float:
+                    st.slider(label, float(p.low), float(p.high), key=key, help=p.help, format="%g")
+                elif p.type is int:
+                    st.number_input(
+                        label, min_value=None if p.low is None else int(p.low),
+                        max_value=None if p.high is None else int(p.high), step=1, key=key, help=p.help,
+                    )
+                else:
+                    st.number_input(
+                        label, min_value=None if p.low is None else float(p.low),
+                        max_value=None if p.high is None else float(p.high), format="%g", key=key, help=p.help,
+                    )
+
+
+def read_params(prefix: str, method: str) -> dict[str, Any]:
+    """The hyperparameter values in the widgets, typed (``auto``/``None`` where the mode says so)."""
+    out: dict[str, Any] = {}
+    for p in get_unlearner(method).schema:
+        key = _param_key(prefix, method, p.name)
+        if key not in st.session_state:
+            continue
+        if (p.auto or p.optional) and st.session_state.get(key + ".mode") in ("auto", "none"):
+            out[p.name] = "auto" if st.session_state[key + ".mode"] == "auto" else None
+        else:
+            out[p.name] = st.session_state[key]
+    return out
+
+
+def read_config(prefix: str, *, method: str | None = None) -> UIConfig:
+    """The page's widgets as a :class:`UIConfig` (raises :class:`ConfigError` for a malformed value)."""
+    ss = st.session_state
+    method = method or ss.get(_k(prefix, "method")) or ui_state.default_method()
+    hidden_text = ss.get(_k(prefix, "hidden"), "32-32")
+    try:
+        hidden = tuple(int(v) for v in hidden_text.replace(",", "-").split("-") if v.strip())
+    except ValueError:
+        raise ConfigError(f"hidden widths {hidden_text!r} are not valid: expected integers joined by '-', "
+                          "e.g. 32-32") from None
+    if not hidden:
+        raise ConfigError(f"hidden widths {hidden_text!r} are not valid: expected e.g. 32-32")
+    spec = _forget_spec_from_widgets(prefix)
+    parse_forget_spec(spec)
+    cfg = UIConfig(
+        dataset=ss[_k(prefix, "dataset")], model=ss[_k(prefix, "model")], hidden=hidden, forget=spec,
+        method=method, params=read_params(prefix, method), seed=int(ss[_k(prefix, "seed")]),
+        forget_seed=int(ss[_k(prefix, "forget_seed")]), epochs=int(ss[_k(prefix, "epochs")]),
+        lr=float(ss[_k(prefix, "lr")]), batch_size=int(ss[_k(prefix, "batch_size")]),
+        weight_decay=float(ss[_k(prefix, "wd")]),
+        norm_bound=float(ss[_k(prefix, "C")]) if ss[_k(prefix, "use_C")] else None,
+        optimizer=ss[_k(prefix, "optimizer")], device=ss[_k(prefix, "device")],
+    )
+    cfg = dataclasses.replace(cfg, params=ui_state.full_params(cfg))
+    st.session_state["shared_config"] = cfg
+    return cfg
+
+
+def sync_url(cfg: UIConfig, *, extra: Mapping[str, Any] | None = None) -> None:
+    """Put the whole configuration into the URL so that the link reproduces it."""
+    query = ui_state.to_query(cfg, extra=extra)
+    if st.query_params.to_dict() != query:
+        st.query_params.from_dict(query)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Jobs: submit, poll, cancel
+# ------------------------------------------------------------------------------------------------------------
+
+
+def submit(prefix: str, key: str, fn: Callable[..., Any], *, label: str) -> Job:
+    """Start (or join) the background job ``key`` and remember it as the page's current job."""
+    job = get_registry().submit(key, fn, label=label)
+    st.session_state[_k(prefix, "job")] = key
+    return job
+
+
+def current_job(prefix: str) -> Job | None:
+    key = st.session_state.get(_k(prefix, "job"))
+    return None if key is None else get_registry().get(key)
+
+
+def _status_body(job: Job, registry: JobRegistry) -> None:
+    if job.state == QUEUED:
+        pos = registry.queue_position(job)
+        st.write(f"Waiting for the device — position {pos} in the queue." if pos else "Starting…")
+    st.progress(job.fraction(), text=job.describe())
+    losses = [(r.get("stage"), r.get("epoch"), r.get("loss")) for r in list(job.history)
+              if isinstance(r.get("loss"), (int, float)) and r.get("stage") in ("train", "retrain", "unlearn")]
+    if losses:
+        frame = pd.DataFrame(losses, columns=["stage", "epoch", "loss"])
+        frame = frame.drop_duplicates(["stage", "epoch"], keep="last")
+        st.line_chart(frame, x="epoch", y="loss", color="stage", height=180)
+    st.caption(f"{job.elapsed_s:.1f} s elapsed")
+
+
+def job_panel(prefix: str, *, on_done: Callable[[Job], None]) -> None:
+    """Show the page's current job: a polling status while it runs, ``on_done(job)`` once it has finished."""
+    job = current_job(prefix)
+    if job is None:
+        return
+    if job.state == DONE:
+        on_done(job)
+        return
+    if job.state == FAILED:
+        st.error(job.error or "the job failed", icon="🚫")
+        return
+    if job.state == CANCELLED:
+        st.info("The run was cancelled.", icon="⏹️")
+        return
+    _poller(prefix)
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _poller(prefix: str) -> None:
+    registry = get_registry()
+    job = current_job(prefix)
+    if job is None:
+        return
+    if job.done:
+        st.rerun(scope="app")
+        return
+    with st.status(f"Running: {job.label}", state="running", expanded=True):
+        _status_body(job, registry)
+        if st.button("Cancel", key=_k(prefix, "cancel"), icon="⏹️"):
+            registry.cancel(job.key)
+            st.rerun(scope="app")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Results
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "∞"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def accuracy_table(card: Mapping[str, Any]) -> pd.DataFrame:
+    """Accuracy (and loss) of the original, retrained and unlearned models on forget, retain and test."""
+    rows = []
+    for name in ("original", "retrained", "unlearned"):
+        m = card.get("models", {}).get(name)
+        if m is None:
+            continue
+        rows.append({
+            "model": name,
+            "acc forget": m.get("acc_forget"), "acc retain": m.get("acc_retain"), "acc test": m.get("acc_test"),
+            "loss forget": m.get("loss_forget"), "loss retain": m.get("loss_retain"), "loss test": m.get("loss_test"),
+        })
+    return pd.DataFrame(rows).set_index("model")
+
+
+def certificate_card(card: Mapping[str, Any]) -> None:
+    """Δ, σ required, σ used, certified or not and why, and the assumptions — never overstating."""
+    family = card.get("method", {}).get("family")
+    cert = card.get("certificate")
+    with st.container(border=True):
+        st.markdown("**Certificate**")
+        if family == "oracle":
+            st.markdown(":blue-badge[exact unlearning] Retrained from scratch on the retain set: the model never saw "
+                        "the forget set, so no certificate is needed.")
+            return
+        if not cert:
+            label = "approximate (uncertified)" if family == "approximate" else f"{family} (uncertified)"
+            st.markdown(f":orange-badge[{label}] This method carries no (ε, δ) certificate: no Δ, no σ. Judge it "
+                        "by its distance to the retrained model and the MIA below.")
+            return
+        certified = bool(cert.get("certified"))
+        label = cert.get("label") or ("certified" if certified else "not certified by the bound")
+        if certified:
+            st.success(f"**{label}** — σ_used ≥ σ_required for (ε, δ) = ({_fmt(cert.get('epsilon'))}, "
+                       f"{_fmt(cert.get('delta'))})", icon="✅")
+        else:
+            why = ("σ_used < σ_required" if cert.get("sigma_required") is not None else "Δ is infinite (the bound does "
+                   "not apply)")
+            st.warning(f"**not certified by the bound** — {why}", icon="⚠️")
+        c1, c2, c3, c4 = st.columns(4)
+        infinite = cert.get("delta_bound") is None  # a bound that does not apply is serialised as null
+        c1.metric("Δ (bound)", "∞" if infinite else _fmt(cert.get("delta_bound")))
+        c2.metric("σ required", "∞" if infinite else _fmt(cert.get("sigma_required")),
+                  help=f"mechanism: {cert.get('mechanism')}")
+        c3.metric("σ used", _fmt(cert.get("sigma_used")))
+        c4.metric("ε certified", _fmt(cert.get("epsilon_certified")), help="the ε that σ_used gives at δ for this Δ")
+        by_mech = cert.get("sigma_required_by_mechanism") or {}
+        if by_mech:
+            st.caption("σ required by mechanism: " + ", ".join(f"{k} {_fmt(v)}" for k, v in by_mech.items()))
+        terms = cert.get("delta_terms") or {}
+        if terms:
+            st.caption("Δ terms: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in terms.items()))
+        assumptions = cert.get("assumptions") or {}
+        if assumptions:
+            st.dataframe(
+                pd.DataFrame([
+                    {"constant": k, "value": (v or {}).get("value"), "source": (v or {}).get("source"),
+                     "how": (v or {}).get("how")}
+                    for k, v in assumptions.items()
+                ]).set_index("constant"),
+                width="stretch",
+            )
+        for note in cert.get("notes") or []:
+            st.caption(f"• {note}")
+
+
+def headline_metrics(card: Mapping[str, Any]) -> None:
+    """Distance to the retrained model and unlearning vs retraining time, as metrics."""
+    dist = card.get("distance", {})
+    timing = card.get("timing_s", {})
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("‖w_unlearned − w_retrained‖", _fmt(dist.get("unlearned_to_retrained")),
+              help="ℓ2 distance over trainable parameters; closer to 0 is better. The original model is at "
+                   f"{_fmt(dist.get('original_to_retrained'))}.")
+    c2.metric("‖w_original − w_retrained‖", _fmt(dist.get("original_to_retrained")),
+              help="how far unlearning has to move the model")
+    unlearn_s, retrain_s = timing.get("unlearn"), timing.get("retrain")
+    c3.metric("unlearning time", f"{unlearn_s:.2f} s" if unlearn_s is not None else "—")
+    speed = (retrain_s / unlearn_s) if unlearn_s and retrain_s else None
+    c4.metric("retraining time", f"{retrain_s:.2f} s" if retrain_s is not None else "—",
+              delta=f"unlearning is {speed:.1f}× faster" if speed else None, delta_color="off")
+    st.caption(f"Device: **{card.get('device', '?')}** · cached models: "
+               + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in (card.get("cached") or {}).items()))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Downloads
+# ------------------------------------------------------------------------------------------------------------
+
+
+def html_report(title: str, card: Mapping[str, Any], figures: Mapping[str, Any]) -> str:
+    """A self-contained HTML report: the run card as tables plus the interactive figures (no Kaleido)."""
+    parts = [f"<html><head><meta charset='utf-8'><title>{title}</title></head><body>", f"<h1>{title}</h1>"]
+    if card.get("models"):
+        parts.append("<h2>Accuracy</h2>" + accuracy_table(card).to_html(float_format=lambda v: f"{v:.4f}"))
+    first = True
+    for name, fig in figures.items():
+        parts.append(f"<h2>{name}</h2>")
+        parts.append(fig.to_html(full_html=False, include_plotlyjs="cdn" if not first else True))
+        first = False
+    parts.append("<h2>Run card</h2><pre>" + json.dumps(card, indent=2, default=str) + "</pre></body></html>")
+    return "\n".join(parts)
+
+
+def downloads(prefix: str, card: Mapping[str, Any], *, figures: Mapping[str, Any], weights: Callable[[], bytes] | None,
+              name: str) -> None:
+    """CSV of the results, the JSON run card, an HTML report with the figures, and the unlearned weights."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    c1, c2, c3, c4 = st.columns(4)
+    rows = [card_row(c) for c in card["runs"]] if "runs" in card else [card_row(dict(card))]
+    c1.download_button("Results CSV", data=lambda: rows_to_csv(rows), file_name=f"{name}.csv",
+                       mime="text/csv", on_click="ignore", key=_k(prefix, "dl.csv"), icon="📄")
+    c2.download_button("JSON run card", data=lambda: json.dumps(card, indent=2, default=str),
+                       file_name=f"{name}-card.json", mime="application/json", on_click="ignore",
+                       key=_k(prefix, "dl.json"), icon="🧾")
+    c3.download_button("HTML report", data=lambda: html_report(f"unlearn-explorer: {name} ({stamp})", card, figures),
+                       file_name=f"{name}-report.html", mime="text/html", on_click="ignore",
+                       key=_k(prefix, "dl.html"), icon="📊")
+    if weights is not None:
+        c4.download_button("Unlearned weights", data=weights, file_name=f"{name}-unlearned.pt",
+                           mime="application/octet-stream", on_click="ignore", key=_k(prefix, "dl.pt"), icon="💾")
+
+
+def load_weights_bytes(run_id: str) -> bytes:
+    stored = get_store().get(run_id)
+    return stored.weights or b""
+
+
+def engine_error(exc: BaseException) -> None:
+    """Engine errors appear as one ``st.error`` line, never a traceback."""
+    st.error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, icon="🚫")
+
+
+def bytes_io(data: bytes) -> io.BytesIO:
+    return io.BytesIO(data)

@@ -1,0 +1,164 @@
+"""AppTest for every page: loads without exception, the quick demo runs and shows its metrics, bad query
+parameters warn, and the UI-free state helpers round-trip.
+
+Polling is driven by calling ``at.run()`` again (``run_every`` timers do not fire in AppTest). Caches are cleared
+and worker threads joined around every test.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from unlearn_core import ui_state
+from unlearn_core.jobs import shutdown_all
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGES = ["pages/explore.py", "pages/compare.py", "pages/sequential.py", "pages/sensitivity.py", "pages/learn.py",
+         "pages/runs.py"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_app(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    shutdown_all(timeout=60)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _poll(at: AppTest, done, *, timeout: float = 120.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert not at.exception, at.exception
+        if done(at):
+            return
+        time.sleep(0.3)
+        at.run()
+    raise AssertionError("the job did not finish in time")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_loads(page):
+    at = _app()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.title, "each page has a title"
+
+
+def test_learn_calculators_use_the_certificate_module():
+    at = _app()
+    at.switch_page("pages/learn.py").run()
+    metrics = {m.label: m.value for m in at.metric}
+    # methods.md §8: σ_analytic(ε=1, δ=1e-5, Δ=1) = 3.7306, classical 4.8448; Δ_exact(20, 1, 200, 0) = 44.
+    assert float(metrics["σ analytic (Balle & Wang)"]) == pytest.approx(3.7306, rel=1e-3)
+    assert float(metrics["σ classical"]) == pytest.approx(4.8448, rel=1e-3)
+    assert float(metrics["Δ"]) == pytest.approx(44.0, rel=1e-6)
+    at.number_input(key="learn.lmin").set_value(-300.0).run()
+    assert any("the bound does not apply" in w.value for w in at.warning)
+
+
+def test_bad_query_parameters_warn_and_fall_back():
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["dataset"] = "nope"
+    at.query_params["forget"] = "random:2.5x"
+    at.query_params["method"] = "certified_newton"
+    at.query_params["p.lam"] = "-1"
+    at.run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("dataset='nope' is not valid: choose one of digits") for w in warnings), warnings
+    assert any("forget spec 'random:2.5x' is not valid" in w for w in warnings), warnings
+    assert any(w.startswith("lam=") and "expected a number in [0" in w for w in warnings), warnings
+    assert at.session_state["explore.dataset"] == "digits"
+    assert at.session_state["explore.p.certified_newton.lam"] == pytest.approx(0.01)
+
+
+def test_deep_link_restores_the_configuration():
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"dataset": "synthetic", "model": "logreg", "forget": "class:2", "epochs": "7",
+                            "method": "retrain", "p.seed_offset": "3"})
+    at.run()
+    assert not at.exception and not at.warning
+    ss = at.session_state
+    assert ss["explore.dataset"] == "synthetic" and ss["explore.model"] == "logreg"
+    assert ss["explore.fkind"] == "class" and ss["explore.fclasses"] == [2]
+    assert ss["explore.epochs"] == 7 and ss["explore.method"] == "retrain"
+    assert ss["explore.p.retrain.seed_offset"] == 3
+    # and the URL is rewritten with the whole configuration
+    assert at.query_params["forget"] in ("class:2", ["class:2"]) and at.query_params["p.seed_offset"] in ("3", ["3"])
+
+
+def test_quick_demo_runs_and_shows_results():
+    at = _app()
+    at.button(key="explore.preset.Quick demo").click().run()
+    assert at.session_state["explore.dataset"] == "digits" and at.session_state["explore.model"] == "mlp"
+    method = at.session_state["explore.method"]
+    if method == "certified_newton":
+        # assumed curvature constants keep the test fast (Lanczos is exercised by the engine's own tests)
+        for name, value in (("lambda_min", 0.0), ("L", 1.0)):
+            at.session_state[f"explore.p.certified_newton.{name}.mode"] = "value"
+            at.session_state[f"explore.p.certified_newton.{name}"] = value
+    at.button(key="FormSubmitter:explore.form-Run").click().run()
+    _poll(at, lambda a: any(s.value.startswith("Results") for s in a.subheader))
+    assert not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value
+    assert list(table.index) == ["original", "retrained", "unlearned"]
+    assert 0.8 < table.loc["original", "acc test"] <= 1.0  # digits + MLP learns
+    labels = [m.label for m in at.metric]
+    assert "‖w_unlearned − w_retrained‖" in labels and "unlearning time" in labels
+    if method == "certified_newton":
+        assert "σ used" in labels and "σ required" in labels
+    assert at.get("plotly_chart"), "charts are rendered"
+    assert len(at.get("download_button")) >= 3
+    # the run is in the history, and pressing Run again reuses it instead of recomputing
+    at.button(key="FormSubmitter:explore.form-Run").click().run()
+    assert any("Reused the finished run" in i.value for i in at.info)
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception and not at.error
+    assert len(at.get("arrow_data_frame")) >= 1 or at.dataframe
+
+
+def test_engine_error_is_one_line_not_a_traceback():
+    at = _app()
+    at.selectbox(key="explore.fkind").set_value("indices").run()
+    at.text_input(key="explore.findices").set_value("1,99999").run()
+    at.selectbox(key="explore.method").set_value("retrain").run()
+    at.button(key="FormSubmitter:explore.form-Run").click().run()
+    _poll(at, lambda a: bool(a.error))
+    assert not at.exception
+    message = at.error[0].value
+    assert "index 99999 is out of range" in message and "\n" not in message and "Traceback" not in message
+
+
+# -- the UI-free state helpers --------------------------------------------------------------------------------
+
+
+def test_query_round_trip():
+    cfg = ui_state.UIConfig(dataset="mnist", model="mlp", hidden=(64, 16), forget="class-fraction:3:0.5",
+                            method="retrain", params={"seed_offset": 2, "epochs": None}, seed=4, epochs=9,
+                            norm_bound=None, weight_decay=1e-3)
+    parsed, _, warnings = ui_state.from_query(ui_state.to_query(cfg))
+    assert warnings == []
+    assert parsed == cfg
+
+
+def test_every_preset_validates():
+    from unlearn_core.pipeline import validate_config
+
+    for name in ui_state.PRESETS:
+        validate_config(ui_state.preset(name).to_run_config())

@@ -1,0 +1,158 @@
+"""The certificate's formulas against methods.md §8's recomputed test vectors and independent checks."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import dp_accounting
+import pytest
+from dp_accounting import rdp
+
+from unlearn_core.certificate import (
+    CERTIFIED,
+    NOT_CERTIFIED,
+    Assumption,
+    analytic_gaussian_delta,
+    build_certificate,
+    delta_exact,
+    delta_lissa,
+    delta_nonconvergence,
+    epsilon_for_sigma,
+    gradient_bound,
+    lissa_depth_required,
+    sigma_analytic,
+    sigma_analytic_bisection,
+    sigma_classical,
+    sigma_for,
+)
+from unlearn_core.errors import ConfigError
+
+REL = 1e-3  # methods.md §8: "rel. tol. 1e-3 unless noted" (the vectors are printed to 4-5 digits)
+
+# ε → (classical σ, analytic σ) at Δ = 1, δ = 1e-5 (methods.md §8 table)
+SIGMA_TABLE = {0.5: (9.6896, 7.0318), 1.0: (4.8448, 3.7306), 2.0: (2.4224, 1.9938), 5.0: (0.9690, 0.8919)}
+
+
+@pytest.mark.parametrize(
+    ("C", "M", "lam", "expected_delta", "expected_sigma"),
+    [(20, 1, 200, 44.0, 213.17), (21, 1, 2000, 42.441, 205.62), (20, 1, 0.01, 80_040.0, None)],
+)
+def test_delta_exact_and_classical_sigma_vectors(C, M, lam, expected_delta, expected_sigma) -> None:
+    delta = delta_exact(C=C, M=M, lam=lam, lambda_min=0.0)
+    assert delta == pytest.approx(expected_delta, rel=REL)
+    if expected_sigma is not None:
+        assert sigma_classical(epsilon=1.0, delta=1e-5, sensitivity=delta) == pytest.approx(expected_sigma, rel=REL)
+
+
+def test_classical_constant_and_the_reference_codes_sigma() -> None:
+    unit = sigma_classical(epsilon=1.0, delta=1e-5, sensitivity=1.0)
+    assert unit == pytest.approx(4.84481, rel=1e-5)  # sqrt(2 ln(1.25e5))
+    assert 2 * 20 * unit == pytest.approx(193.8, rel=REL)
+    # The reference code's σ = 0.001 covers only Δ ≈ 2.0641e-4 at ε = 1, δ = 1e-5.
+    assert 0.001 / unit == pytest.approx(2.0641e-4, rel=REL)
+    assert epsilon_for_sigma(sigma=0.001, delta=1e-5, sensitivity=2.0641e-4, mechanism="classical") == pytest.approx(
+        1.0, rel=REL
+    )
+
+
+@pytest.mark.parametrize("epsilon", sorted(SIGMA_TABLE))
+def test_sigma_table_classical_and_analytic(epsilon: float) -> None:
+    classical, analytic = SIGMA_TABLE[epsilon]
+    assert sigma_classical(epsilon=epsilon, delta=1e-5, sensitivity=1.0) == pytest.approx(classical, rel=REL)
+    assert sigma_analytic(epsilon=epsilon, delta=1e-5, sensitivity=1.0) == pytest.approx(analytic, rel=REL)
+    # Our own bisection on Balle & Wang's δ(ε) agrees with dp_accounting to far better than the table's digits.
+    ours = sigma_analytic_bisection(epsilon=epsilon, delta=1e-5, sensitivity=1.0)
+    assert ours == pytest.approx(dp_accounting.get_sigma_gaussian(epsilon, 1e-5), rel=1e-8)
+    # At the calibrated σ the mechanism's δ(ε) is exactly the target (the defining equation).
+    assert analytic_gaussian_delta(epsilon=epsilon, sigma=ours, sensitivity=1.0) == pytest.approx(1e-5, rel=1e-6)
+    # σ scales linearly with Δ, and the analytic σ is never larger than the classical one.
+    assert sigma_analytic(epsilon=epsilon, delta=1e-5, sensitivity=7.0) == pytest.approx(7 * analytic, rel=REL)
+    assert analytic < classical
+
+
+def test_rdp_calibration_is_looser_than_analytic() -> None:
+    """methods.md §8: the RDP accountant's σ depends on its order grid; assert only σ_RDP > σ_analytic."""
+    for epsilon in (0.5, 1.0):
+        sigma_rdp = dp_accounting.calibrate_dp_mechanism(
+            rdp.RdpAccountant, dp_accounting.GaussianDpEvent, epsilon, 1e-5
+        )
+        assert sigma_rdp > sigma_analytic(epsilon=epsilon, delta=1e-5, sensitivity=1.0)
+
+
+@pytest.mark.parametrize("mechanism", ["analytic", "classical"])
+def test_epsilon_for_sigma_inverts_sigma_for(mechanism: str) -> None:
+    for epsilon in (0.3, 0.9, 2.5):
+        sigma = sigma_for(epsilon=epsilon, delta=1e-6, sensitivity=3.0, mechanism=mechanism)
+        back = epsilon_for_sigma(sigma=sigma, delta=1e-6, sensitivity=3.0, mechanism=mechanism)
+        assert back == pytest.approx(epsilon, rel=1e-6)
+    assert epsilon_for_sigma(sigma=0.0, delta=1e-5, sensitivity=1.0) == math.inf
+
+
+def test_delta_terms() -> None:
+    # (b) adds G / (λ + λ_min) to (a); a negative λ_min shrinks the denominator; λ + λ_min ≤ 0 → no bound.
+    a = delta_exact(C=20, M=1, lam=200, lambda_min=0)
+    assert delta_nonconvergence(C=20, M=1, lam=200, lambda_min=0, G=4.0) == pytest.approx(a + 4.0 / 200)
+    assert delta_exact(C=20, M=1, lam=200, lambda_min=-100) == pytest.approx(2 * a)
+    assert delta_exact(C=20, M=1, lam=0.01, lambda_min=-0.5) == math.inf
+    # (c) by hand: agarwal (16 κ sqrt(ln(d/ρ)/S₁) + 1/16)(2CL + G), κ = H/(λ+λ_min).
+    kappa = 1000 / 2.0
+    hand = (16 * kappa * math.sqrt(math.log(26506 / 0.05) / 10) + 1 / 16) * (2 * 20 * 1.5 + 0.1)
+    got = delta_lissa(C=20, L=1.5, G=0.1, lam=1.0, lambda_min=1.0, num_params=26506, rho=0.05, num_samples=10,
+                      scale=1000)
+    assert got == pytest.approx(hand, rel=1e-12)
+    assert gradient_bound(C=20, L=1.5, G=0.1) == pytest.approx(60.1)
+    r2d = delta_lissa(C=20, L=1.5, G=0.1, lam=1.0, lambda_min=1.0, num_params=26506, rho=0.05, num_samples=10,
+                      scale=1000, form="r2d")
+    assert r2d == pytest.approx((16 * math.sqrt(26506 / 0.05) / 2.0 + 1 / 16) * 60.1, rel=1e-12)
+    assert lissa_depth_required(scale=1000, lam=1.0, lambda_min=1.0, num_samples=10) == pytest.approx(
+        2 * 500 * math.log(5000)
+    )
+
+
+def test_certificate_default_sigma_is_certified_and_serialises() -> None:
+    cert = build_certificate(
+        epsilon=1.0, delta=1e-5, C=20, M=1, lam=200, lambda_min=0.0, G=0.0, solver="exact",
+        assumptions={"C": Assumption(20.0, "assumed", "default")},
+    )
+    assert cert.delta_bound == pytest.approx(44.0)
+    assert cert.sigma_required == pytest.approx(44.0 * 3.7306, rel=REL)
+    assert cert.sigma_used == cert.sigma_required and cert.certified and cert.label == CERTIFIED
+    assert cert.epsilon_certified == pytest.approx(1.0, rel=1e-6)
+    assert cert.sigma_required_by_mechanism["classical"] == pytest.approx(213.17, rel=REL)
+    data = json.loads(cert.to_json())
+    assert data["label"] == "certified" and data["assumptions"]["C"]["source"] == "assumed"
+    assert set(data["delta_terms"]) == {"exact", "nonconvergence"}
+
+
+def test_certificate_with_the_reference_codes_sigma_is_not_certified() -> None:
+    cert = build_certificate(epsilon=1.0, delta=1e-5, C=20, M=1, lam=200, lambda_min=0.0, G=0.0, solver="exact",
+                             sigma=0.001, mechanism="classical")
+    assert not cert.certified and cert.label == NOT_CERTIFIED == "not certified by the bound"
+    assert cert.sigma_used == 0.001 and cert.sigma_required == pytest.approx(213.17, rel=REL)
+    assert cert.epsilon_certified > 1e5  # what σ = 0.001 really buys at Δ = 44
+
+
+def test_certificate_lissa_terms_and_infinite_bound() -> None:
+    cert = build_certificate(epsilon=1.0, delta=1e-5, C=20, M=1, lam=1.0, lambda_min=1.0, G=0.1, L=1.5, rho=0.05,
+                             num_params=26506, num_samples=10, scale=1000, depth=100)
+    assert cert.delta_bound == pytest.approx(cert.delta_terms["nonconvergence"] + cert.delta_terms["lissa"])
+    assert cert.success_probability == pytest.approx(0.95) and cert.lissa_bound == "agarwal"
+    assert any("depth" in note for note in cert.notes)  # 100 steps are far below 2κ ln(κ S₁)
+    bad = build_certificate(epsilon=1.0, delta=1e-5, C=20, M=1, lam=0.01, lambda_min=-0.5, G=0.0, solver="exact")
+    assert bad.delta_bound == math.inf and not bad.certified and bad.sigma_used == 0.0
+    data = json.loads(bad.to_json())  # strict JSON: the infinite values become null
+    assert data["delta_bound"] is None and data["sigma_required"] is None and data["label"] == NOT_CERTIFIED
+    with pytest.raises(ConfigError, match="needs"):
+        build_certificate(epsilon=1.0, delta=1e-5, C=20, M=1, lam=1.0, lambda_min=0.0, G=0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"epsilon": 0.0}, {"delta": 1.5}, {"mechanism": "laplace"}, {"sigma": -1.0}],
+)
+def test_bad_inputs_raise_config_error(kwargs) -> None:
+    base = {"epsilon": 1.0, "delta": 1e-5, "C": 20, "M": 1, "lam": 1.0, "lambda_min": 0.0, "G": 0.0,
+            "solver": "exact"}
+    with pytest.raises(ConfigError):
+        build_certificate(**{**base, **kwargs})

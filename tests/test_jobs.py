@@ -1,0 +1,167 @@
+"""The background job registry: dedup, FIFO device queue, progress, cancellation, error capture."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from unlearn_core.errors import ConfigError
+from unlearn_core.jobs import CANCELLED, DONE, FAILED, RUNNING, JobRegistry, job_key
+from unlearn_core.progress import Cancelled
+
+
+@pytest.fixture
+def registry():
+    reg = JobRegistry()
+    yield reg
+    reg.shutdown(timeout=10)
+
+
+def _wait_until(pred, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_job_key_is_stable_and_order_independent():
+    assert job_key({"a": 1, "b": [1, 2]}) == job_key({"b": [1, 2], "a": 1})
+    assert job_key({"a": 1}) != job_key({"a": 2})
+
+
+def test_result_progress_and_fraction(registry):
+    def work(progress, cancel):
+        for step in range(1, 5):
+            progress({"stage": "train", "epoch": step, "epochs": 4, "loss": 1.0 / step, "eta_s": 4 - step})
+        return 42
+
+    job = registry.submit("k", work, label="demo")
+    registry.wait("k", timeout=10)
+    assert job.state == DONE and job.result == 42
+    assert [r["epoch"] for r in job.history] == [1, 2, 3, 4]
+    assert job.fraction() == 1.0
+    assert job.progress["loss"] == pytest.approx(0.25)
+
+
+def test_identical_keys_share_one_job(registry):
+    calls = []
+    gate = threading.Event()
+
+    def work(progress, cancel):
+        calls.append(1)
+        gate.wait(5)
+        return "shared"
+
+    a = registry.submit("same", work)
+    b = registry.submit("same", work)
+    assert a is b
+    gate.set()
+    registry.wait("same", timeout=10)
+    c = registry.submit("same", work)  # a finished job is reused, not rerun
+    assert c is a and len(calls) == 1 and c.result == "shared"
+
+
+def test_device_lock_serialises_and_reports_queue_position(registry):
+    gate = threading.Event()
+    running = []
+    overlap = []
+
+    def blocking(progress, cancel):
+        running.append("first")
+        gate.wait(10)
+        running.remove("first")
+        return 1
+
+    def second(progress, cancel):
+        overlap.append(list(running))
+        return 2
+
+    first = registry.submit("first", blocking)
+    assert _wait_until(lambda: first.state == RUNNING)
+    j2 = registry.submit("second", second)
+    j3 = registry.submit("third", second)
+    time.sleep(0.1)
+    assert registry.queue_position(first) is None
+    assert registry.queue_position(j2) == 1 and registry.queue_position(j3) == 2
+    assert j2.describe() == "queued"
+    gate.set()
+    registry.wait("third", timeout=10)
+    registry.wait("second", timeout=10)
+    assert j2.state == DONE and j3.state == DONE
+    assert overlap == [[], []]  # neither ran while the first held the device
+    assert j2.started_at <= j3.started_at  # FIFO
+
+
+def test_cancel_running_job(registry):
+    def loop(progress, cancel):
+        for i in range(10_000):
+            if cancel.is_set():
+                raise Cancelled("stop")
+            progress({"stage": "train", "step": i, "steps": 10_000})
+            time.sleep(0.001)
+        return "finished"
+
+    job = registry.submit("loop", loop)
+    assert _wait_until(lambda: job.progress.get("step", 0) > 3)
+    assert registry.cancel("loop")
+    registry.wait("loop", timeout=10)
+    assert job.state == CANCELLED and job.result is None
+    # resubmitting a cancelled key starts a fresh job
+    again = registry.submit("loop", lambda p, c: "second try")
+    assert again is not job
+    registry.wait("loop", timeout=10)
+    assert again.result == "second try"
+
+
+def test_cancel_queued_job_never_starts(registry):
+    gate = threading.Event()
+    started = []
+    registry.submit("blocker", lambda p, c: gate.wait(10))
+    queued = registry.submit("queued", lambda p, c: started.append(1))
+    time.sleep(0.1)
+    registry.cancel("queued")
+    registry.wait("queued", timeout=10)
+    gate.set()
+    registry.wait("blocker", timeout=10)
+    assert queued.state == CANCELLED and started == []
+
+
+def test_user_error_is_one_line_and_bug_keeps_traceback(registry):
+    def bad_input(progress, cancel):
+        raise ConfigError("dataset 'nope' is not valid: choose one of digits, mnist")
+
+    def bug(progress, cancel):
+        raise ZeroDivisionError("division by zero")
+
+    a = registry.submit("a", bad_input)
+    b = registry.submit("b", bug)
+    registry.wait("a", timeout=10)
+    registry.wait("b", timeout=10)
+    assert a.state == FAILED and a.error == "dataset 'nope' is not valid: choose one of digits, mnist"
+    assert a.traceback is None
+    assert b.state == FAILED and b.error == "ZeroDivisionError: division by zero"
+    assert "Traceback" in b.traceback
+    assert a.describe().startswith("failed: dataset 'nope'")
+
+
+def test_describe_running_label():
+    from unlearn_core.jobs import Job
+
+    job = Job(key="k", label="x", fn=lambda p, c: None, state=RUNNING)
+    job.report({"stage": "retrain", "epoch": 3, "epochs": 20, "loss": 0.5, "eta_s": 7.2})
+    assert job.describe() == "retraining the oracle on the retain set · epoch 3/20 · loss 0.5000 · ETA 7 s"
+    assert job.fraction() == pytest.approx(0.15)
+
+
+def test_finished_jobs_are_bounded():
+    reg = JobRegistry(max_finished=3)
+    for i in range(6):
+        reg.submit(f"k{i}", lambda p, c, i=i: i)
+        reg.wait(f"k{i}", timeout=10)
+    assert len(reg.jobs()) <= 4
+    assert reg.get("k5") is not None and reg.get("k0") is None
+    reg.shutdown()

@@ -1,0 +1,503 @@
+r"""Privacy accounting for noisy fine-tuning and output perturbation (Koloskova et al., ICML 2025).
+
+Every formula lives in one named function whose docstring cites where it comes from (methods.md §3.2–§3.4).
+Three ways to turn a target (ε, δ) into the noise σ of the *gradient-clipping* variant are offered, because they
+disagree by an order of magnitude and the user should see why:
+
+``paper_closed_form`` (default)
+    The paper's closed forms for λ = 0 and λ > 0 (:func:`sigma_grad_clip_closed_form`).
+``rdp``
+    The Rényi-DP curve of the clipped, contracted, noised iteration (shifted-Rényi / privacy amplification by
+    iteration), :math:`\mathrm{RDP}(\alpha) = \alpha Z^2 / (2\sigma^2 S)` (:func:`grad_clip_rdp_coefficient`),
+    converted to (ε, δ) with the Balle et al. (2020, Thm. 21) conversion *as implemented by Opacus*
+    (:func:`rdp_to_epsilon`) — we do not write our own conversion.
+``official_code``
+    The σ of the authors' released code (:func:`sigma_grad_clip_official`), shown **only as a labelled
+    comparison**. Pitfall K1: the code converts its Rényi parameter ε_R to (ε, δ) as if the RDP curve were the
+    constant ε_R, whereas it is :math:`\alpha\,\varepsilon_R` (λ > 0) or :math:`2\alpha\,\varepsilon_R` (λ = 0).
+    A correct conversion of ε_R = 1 at δ = 1e-5 gives ε ≈ 7.08 (λ > 0) and ≈ 10.7 (λ = 0), not the 1.0036 the
+    code reports (:func:`official_code_conversion`), so at equal nominal ε the code's σ is 10–17× smaller than
+    the closed form's.
+
+The *model-clipping* variant has its own δ accountant (:func:`model_clip_delta_trajectory`): with ε fixed, δ_t
+shrinks by the contraction coefficient of the kernel "project onto the C₂-ball, add N(0, σ²I)" at every step,
+and the noisy phase ends as soon as δ_t ≤ δ.
+
+Output perturbation is the Gaussian mechanism at sensitivity 2C₀ (:func:`sigma_output_perturbation`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm
+
+from unlearn_core.errors import ConfigError
+
+#: The default Rényi orders: dense near 1 (large ε), geometric up to 1e6 (tiny RDP slopes, i.e. large σ).
+DEFAULT_ORDERS: np.ndarray = np.unique(np.concatenate([np.linspace(1.01, 10.0, 900), np.geomspace(10.0, 1e6, 3000)]))
+#: The order grid of the official code (``linspace(1.001, 1000, 10000)``), used only by the K1 comparison.
+OFFICIAL_ORDERS: np.ndarray = np.linspace(1.001, 1000.0, 10000)
+
+ACCOUNTANTS = ("paper_closed_form", "rdp", "official_code")
+
+
+def _check_eps_delta(epsilon: float, delta: float) -> None:
+    if not (math.isfinite(epsilon) and epsilon > 0):
+        raise ConfigError(f"epsilon={epsilon!r} is not valid: expected a number > 0")
+    if not (0 < delta < 1):
+        raise ConfigError(f"delta={delta!r} is not valid: expected a number in (0, 1)")
+
+
+def _check_clip_args(*, C0: float, C1: float, gamma: float, lam: float, T: int) -> None:
+    if not C0 > 0:
+        raise ConfigError(f"C0={C0!r} is not valid: expected a number > 0")
+    if not C1 > 0:
+        raise ConfigError(f"C1={C1!r} is not valid: expected a number > 0")
+    if not gamma > 0:
+        raise ConfigError(f"lr={gamma!r} is not valid: expected a number > 0")
+    if lam < 0:
+        raise ConfigError(f"lam={lam!r} is not valid: expected a number ≥ 0")
+    if gamma * lam >= 1:
+        raise ConfigError(f"lr·lam={gamma * lam:g} is not valid: the contraction 1 − lr·lam needs lr·lam < 1")
+    if int(T) < 1:
+        raise ConfigError(f"T={T!r} is not valid: expected an integer ≥ 1")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Number of noisy steps
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _ceil(x: float) -> int:
+    """Ceiling that ignores floating-point dust (0.01/(10·1e-4) is 10.000000000000002, and must give 10)."""
+    return math.ceil(round(x, 9))
+
+
+def grad_clip_steps_rule(*, C0: float, C1: float, gamma: float, lam: float) -> int:
+    r"""T of the official configs (methods.md §3.2): :math:`T = \lceil C_0/(C_1\gamma)\rceil`, or, when λ > 0 and
+    :math:`0 < T' < T`, :math:`T' = \lceil \ln(2\lambda C_0/C_1)/(\gamma\lambda)\rceil`.
+
+    Why: with λ = 0 the clipped drift can move the model by γC₁ per step, so T steps can carry it across the
+    C₀-ball; with λ > 0 the contraction forgets the start after about ln(2λC₀/C₁)/(γλ) steps. The paper gives
+    no default T; this is the code's rule.
+    """
+    T = max(1, _ceil(C0 / (C1 * gamma)))
+    if lam > 0:
+        arg = 2.0 * lam * C0 / C1
+        if arg > 1.0:
+            T_prime = _ceil(math.log(arg) / (gamma * lam))
+            if 0 < T_prime < T:
+                T = T_prime
+    return T
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gradient clipping: the paper's closed forms
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _closed_form_factor(*, delta: float, C0: float, C1: float, gamma: float, lam: float, T: int) -> float:
+    """σ·ε of the closed forms (σ is proportional to 1/ε in both)."""
+    log_term = math.log(1.0 / delta)
+    if lam == 0:
+        return math.sqrt(9.0 * log_term * (C0 + gamma * C1 * T) ** 2 / T)
+    rho = 1.0 - gamma * lam
+    return math.sqrt(72.0 * gamma * lam * log_term) * (C0 * rho**T + C1 / lam)
+
+
+def sigma_grad_clip_closed_form(
+    *, epsilon: float, delta: float, C0: float, C1: float, gamma: float, lam: float, T: int
+) -> float:
+    r"""σ of noisy clipped fine-tuning from the paper's closed forms (Koloskova et al. 2025; methods.md §3.3).
+
+    * λ = 0: :math:`\sigma^2 = 9\ln(1/\delta)\,(C_0 + \gamma C_1 T)^2 / (\varepsilon^2 T)`.
+    * λ > 0: :math:`\sigma^2 = 72\,\gamma\lambda\ln(1/\delta)/\varepsilon^2\,(C_0(1-\gamma\lambda)^T + C_1/\lambda)^2`
+      (quoted condition ε ≤ 3 ln(1/δ); see :func:`closed_form_conditions`).
+
+    Two independent ports quote these identically; the exact theorem conditions are unverified (methods.md §0).
+    """
+    _check_eps_delta(epsilon, delta)
+    _check_clip_args(C0=C0, C1=C1, gamma=gamma, lam=lam, T=T)
+    return _closed_form_factor(delta=delta, C0=C0, C1=C1, gamma=gamma, lam=lam, T=int(T)) / epsilon
+
+
+def epsilon_grad_clip_closed_form(
+    *, sigma: float, delta: float, C0: float, C1: float, gamma: float, lam: float, T: int
+) -> float:
+    """The ε a given σ certifies under the closed forms (they are linear in 1/ε, so this is their inverse)."""
+    if not sigma > 0:
+        return math.inf
+    _check_clip_args(C0=C0, C1=C1, gamma=gamma, lam=lam, T=T)
+    return _closed_form_factor(delta=delta, C0=C0, C1=C1, gamma=gamma, lam=lam, T=int(T)) / sigma
+
+
+def closed_form_conditions(*, epsilon: float, delta: float, gamma: float, lam: float) -> list[str]:
+    """Quoted side conditions of the closed forms that the given values violate (unverified, methods.md §3.3)."""
+    problems = []
+    if lam > 0 and epsilon > 3.0 * math.log(1.0 / delta):
+        bound = 3 * math.log(1 / delta)
+        problems.append(f"epsilon={epsilon:g} exceeds 3·ln(1/delta)={bound:.3g} (closed-form condition)")
+    if lam > 0 and not (0.5 < gamma * lam < 1.0):
+        problems.append(
+            f"lr·lam={gamma * lam:g} is outside (1/2, 1), a condition that appears in one port (commented out there)"
+        )
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gradient clipping: the Rényi-DP accountant
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def grad_clip_rdp_sensitivity(*, C0: float, C1: float, gamma: float, lam: float, T: int) -> tuple[float, float]:
+    r"""(Z, S) of the shifted-Rényi bound (methods.md §3.3, derived from the code's helper).
+
+    With :math:`\rho = 1-\gamma\lambda`: :math:`Z = 2C_0\rho^T + 2\gamma C_1\sum_{k<T}\rho^k` (which equals
+    :math:`2C_0\rho^T + (2C_1/\lambda)(1-\rho^T)` for λ > 0 and :math:`2(C_0+\gamma C_1 T)` for λ = 0) is the
+    largest distance the two coupled runs (on D and on D_r) can drift apart, and
+    :math:`S = \sum_{k<T}\rho^{2k}` is how much of the injected noise survives the contractions.
+    """
+    _check_clip_args(C0=C0, C1=C1, gamma=gamma, lam=lam, T=T)
+    T = int(T)
+    rho = 1.0 - gamma * lam
+    k = np.arange(T, dtype=np.float64)
+    geometric = float(np.sum(rho**k))
+    Z = 2.0 * C0 * rho**T + 2.0 * gamma * C1 * geometric
+    S = float(np.sum(rho ** (2 * k)))
+    return Z, S
+
+
+def grad_clip_rdp_coefficient(*, sigma: float, C0: float, C1: float, gamma: float, lam: float, T: int) -> float:
+    r"""c in :math:`\mathrm{RDP}(\alpha) = c\,\alpha = \alpha Z^2/(2\sigma^2 S)` (methods.md §3.3).
+
+    The Rényi divergence of order α between two Gaussians with equal covariance σ²S and means Z apart is
+    :math:`\alpha Z^2/(2\sigma^2 S)`; the bound is linear in α, which is what the official conversion forgets (K1).
+    """
+    Z, S = grad_clip_rdp_sensitivity(C0=C0, C1=C1, gamma=gamma, lam=lam, T=T)
+    return Z * Z / (2.0 * sigma * sigma * S)
+
+
+def rdp_to_epsilon(*, orders: np.ndarray, rdp: np.ndarray, delta: float) -> tuple[float, float, bool]:
+    r"""(ε, the optimal order α, whether α sits at the edge of the grid) — Opacus's RDP → (ε, δ) conversion.
+
+    ``opacus.accountants.analysis.rdp.get_privacy_spent`` implements Balle et al. 2020, Thm. 21:
+    :math:`\varepsilon = \min_\alpha[\mathrm{RDP}(\alpha) + \ln(1-1/\alpha) - (\ln\delta + \ln\alpha)/(\alpha-1)]`.
+    Its warning about an optimum at the edge of the grid is captured and returned as a flag instead.
+    """
+    from opacus.accountants.analysis.rdp import get_privacy_spent
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        eps, alpha = get_privacy_spent(orders=np.asarray(orders, dtype=np.float64), rdp=np.asarray(rdp), delta=delta)
+    at_edge = bool(np.isfinite(alpha) and (alpha <= orders[0] or alpha >= orders[-1]))
+    return float(eps), float(alpha), at_edge
+
+
+def epsilon_linear_rdp(*, c: float, delta: float, orders: np.ndarray = DEFAULT_ORDERS) -> float:
+    """ε of the RDP curve α ↦ c·α at δ (Opacus conversion on ``orders``)."""
+    return rdp_to_epsilon(orders=orders, rdp=c * np.asarray(orders), delta=delta)[0]
+
+
+def epsilon_grad_clip_rdp(
+    *, sigma: float, delta: float, C0: float, C1: float, gamma: float, lam: float, T: int
+) -> float:
+    """The ε a given σ certifies under the RDP accountant (correct conversion)."""
+    if not sigma > 0:
+        return math.inf
+    c = grad_clip_rdp_coefficient(sigma=sigma, C0=C0, C1=C1, gamma=gamma, lam=lam, T=T)
+    return epsilon_linear_rdp(c=c, delta=delta)
+
+
+def _slope_for_epsilon(*, epsilon: float, delta: float, orders: np.ndarray = DEFAULT_ORDERS) -> float:
+    """The largest slope c with ε(α ↦ cα) ≤ ε, by bisection in log c (ε is increasing in c)."""
+    lo, hi = 1e-12, 1.0
+    while epsilon_linear_rdp(c=hi, delta=delta, orders=orders) < epsilon:
+        hi *= 4.0
+        if hi > 1e12:
+            raise ConfigError(f"epsilon={epsilon!r} is too large for the RDP accountant")
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        if epsilon_linear_rdp(c=mid, delta=delta, orders=orders) <= epsilon:
+            lo = mid
+        else:
+            hi = mid
+        if hi / lo < 1 + 1e-10:
+            break
+    return lo
+
+
+def sigma_grad_clip_rdp(
+    *, epsilon: float, delta: float, C0: float, C1: float, gamma: float, lam: float, T: int
+) -> float:
+    r"""The smallest σ whose RDP curve converts (Opacus) to at most ε at δ: :math:`\sigma = Z/\sqrt{2 S c^*}`."""
+    _check_eps_delta(epsilon, delta)
+    Z, S = grad_clip_rdp_sensitivity(C0=C0, C1=C1, gamma=gamma, lam=lam, T=T)
+    c = _slope_for_epsilon(epsilon=epsilon, delta=delta)
+    return Z / math.sqrt(2.0 * S * c)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gradient clipping: the official code (labelled comparison only, pitfall K1)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def sigma_grad_clip_official(*, epsilon_r: float, C0: float, C1: float, gamma: float, lam: float, T: int) -> float:
+    r"""σ as the official code computes it from its Rényi parameter ε_R (methods.md §3.3; comparison only).
+
+    With ρ = 1 − γλ and diam = 2C₀:
+
+    * λ > 0: :math:`\sigma^2 = \gamma\lambda(2-\gamma\lambda)(\mathrm{diam}\,\rho^T + (2C_1/\lambda)(1-\rho^T))^2
+      / (2\varepsilon_R(1-\rho^{2T}))` — i.e. exactly RDP(α) = α·ε_R;
+    * λ = 0: :math:`\sigma^2 = (\mathrm{diam} + 2C_1\gamma T)^2/(4\varepsilon_R T)` — i.e. RDP(α) = 2α·ε_R: the 4
+      should be a 2 for this branch to be the λ → 0 limit of the other.
+    """
+    _check_clip_args(C0=C0, C1=C1, gamma=gamma, lam=lam, T=T)
+    if not epsilon_r > 0:
+        raise ConfigError(f"epsilon_r={epsilon_r!r} is not valid: expected a number > 0")
+    diam = 2.0 * C0
+    if lam == 0:
+        return math.sqrt((diam + 2.0 * C1 * gamma * T) ** 2 / (4.0 * epsilon_r * T))
+    rho = 1.0 - gamma * lam
+    num = gamma * lam * (2.0 - gamma * lam) * (diam * rho**T + (2.0 * C1 / lam) * (1.0 - rho**T)) ** 2
+    return math.sqrt(num / (2.0 * epsilon_r * (1.0 - rho ** (2 * T))))
+
+
+def official_epsilon_r(*, sigma: float, C0: float, C1: float, gamma: float, lam: float, T: int) -> float:
+    """The ε_R the official formula assigns to σ (the inverse of :func:`sigma_grad_clip_official`)."""
+    return sigma_grad_clip_official(epsilon_r=1.0, C0=C0, C1=C1, gamma=gamma, lam=lam, T=T) ** 2 / sigma**2
+
+
+def official_code_conversion(*, epsilon_r: float, delta: float, orders: np.ndarray = OFFICIAL_ORDERS) -> float:
+    r"""The official code's RDP → DP conversion (pitfall K1 — **wrong**, shown only as a comparison).
+
+    It applies the Balle et al. conversion to the *constant* curve RDP(α) = ε_R, whereas the bound is linear in
+    α. On its grid α ∈ linspace(1.001, 1000, 10000), ε_R = 1 at δ = 1e-5 gives 1.0036.
+    """
+    return rdp_to_epsilon(orders=orders, rdp=np.full_like(np.asarray(orders), float(epsilon_r)), delta=delta)[0]
+
+
+def official_epsilon_r_for(*, epsilon: float, delta: float, orders: np.ndarray = OFFICIAL_ORDERS) -> float:
+    """The ε_R whose official (K1) conversion reports ``epsilon`` (the conversion is ε_R plus a constant)."""
+    shift = official_code_conversion(epsilon_r=0.0, delta=delta, orders=orders)
+    value = epsilon - shift
+    if value <= 0:
+        raise ConfigError(f"epsilon={epsilon!r} is not valid for the official-code accountant: expected > {shift:.4g}")
+    return value
+
+
+def k1_correct_epsilon(*, epsilon_r: float, delta: float, lam: float) -> float:
+    """What the official code's ε_R really certifies: RDP(α) = c·α with c = ε_R (λ > 0) or 2ε_R (λ = 0) (K1)."""
+    c = epsilon_r if lam > 0 else 2.0 * epsilon_r
+    return epsilon_linear_rdp(c=c, delta=delta)
+
+
+def grad_clip_accounting(
+    *, epsilon: float, delta: float, C0: float, C1: float, gamma: float, lam: float, T: int
+) -> dict[str, Any]:
+    """σ required for (ε, δ) by each accountant, and the official code's ε_R for that target (one dict)."""
+    args = {"C0": C0, "C1": C1, "gamma": gamma, "lam": lam, "T": int(T)}
+    try:
+        eps_r: float | None = official_epsilon_r_for(epsilon=epsilon, delta=delta)
+    except ConfigError:  # a target below the official conversion's constant offset has no official σ
+        eps_r = None
+    return {
+        "sigma": {
+            "paper_closed_form": sigma_grad_clip_closed_form(epsilon=epsilon, delta=delta, **args),
+            "rdp": sigma_grad_clip_rdp(epsilon=epsilon, delta=delta, **args),
+            "official_code": math.inf if eps_r is None else sigma_grad_clip_official(epsilon_r=eps_r, **args),
+        },
+        "official_epsilon_r": eps_r,
+    }
+
+
+def grad_clip_epsilons(
+    *, sigma: float, delta: float, C0: float, C1: float, gamma: float, lam: float, T: int
+) -> dict[str, float]:
+    """The ε that σ gives under each accountant (the official one as the code would *report* it, K1)."""
+    args = {"C0": C0, "C1": C1, "gamma": gamma, "lam": lam, "T": int(T)}
+    if not sigma > 0:
+        return {"paper_closed_form": math.inf, "rdp": math.inf, "official_code": math.inf}
+    eps_r = official_epsilon_r(sigma=sigma, **args)
+    return {
+        "paper_closed_form": epsilon_grad_clip_closed_form(sigma=sigma, delta=delta, **args),
+        "rdp": epsilon_grad_clip_rdp(sigma=sigma, delta=delta, **args),
+        "official_code": official_code_conversion(epsilon_r=eps_r, delta=delta),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Output perturbation
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def sigma_output_perturbation(*, epsilon: float, delta: float, C0: float) -> float:
+    r"""σ of output perturbation (methods.md §3.3): :math:`\sigma^2 = 8\ln(1.25/\delta)\,C_0^2/\varepsilon^2`.
+
+    The classical Gaussian mechanism (Dwork & Roth, Thm. A.1) at sensitivity 2C₀: both A(D) and A(D_r) lie in
+    the C₀-ball after the projection, so they are at most 2C₀ apart. The theorem is stated for ε < 1; the
+    certificate therefore also reports the exact analytic-Gaussian ε of the σ used
+    (:func:`epsilon_output_perturbation`).
+    """
+    _check_eps_delta(epsilon, delta)
+    if not C0 > 0:
+        raise ConfigError(f"C0={C0!r} is not valid: expected a number > 0")
+    return math.sqrt(8.0 * math.log(1.25 / delta)) * C0 / epsilon
+
+
+def sigma_output_perturbation_analytic(*, epsilon: float, delta: float, C0: float) -> float:
+    """The smallest σ of the analytic Gaussian mechanism (Balle & Wang 2018) at sensitivity 2C₀ (dp_accounting)."""
+    import dp_accounting
+
+    _check_eps_delta(epsilon, delta)
+    return 2.0 * C0 * float(dp_accounting.get_sigma_gaussian(epsilon, delta))
+
+
+def epsilon_output_perturbation(*, sigma: float, delta: float, C0: float) -> float:
+    """The exact (analytic-Gaussian) ε that noise σ gives at sensitivity 2C₀ and δ."""
+    import dp_accounting
+
+    if not sigma > 0:
+        return math.inf
+    return float(dp_accounting.get_epsilon_gaussian(sigma / (2.0 * C0), delta))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Model clipping: the δ accountant
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def gaussian_delta_theta(*, epsilon: float, r: float) -> float:
+    r""":math:`\theta_\varepsilon(r) = Q(\varepsilon/r - r/2) - e^\varepsilon Q(\varepsilon/r + r/2)` (methods.md §3.3).
+
+    The tight δ(ε) of the Gaussian mechanism whose sensitivity-to-noise ratio is r (Balle & Wang 2018, Thm. 8);
+    Q is the standard normal tail. The second term is evaluated as exp(ε + log Q) so large ε do not overflow.
+    """
+    if r <= 0:
+        return 0.0
+    first = float(norm.sf(epsilon / r - r / 2.0))
+    second = math.exp(epsilon + float(norm.logsf(epsilon / r + r / 2.0)))
+    return max(0.0, first - second)
+
+
+def model_clip_ratio(
+    *, C2: float, sigma: float, gamma: float = 0.0, C1: float = 0.0, noise_first: bool = False
+) -> float:
+    """r of one model-clipping step: 2C₂/σ (project, then add noise) or 2(C₂ + γC₁)/σ (clip, noise, project)."""
+    return 2.0 * (C2 + (gamma * C1 if noise_first else 0.0)) / sigma
+
+
+def _shifted_epsilon(*, epsilon: float, delta: float) -> float:
+    """ε̃ = ln(1 + (e^ε − 1)/δ), in log space (e^ε overflows for ε ≳ 700)."""
+    if delta <= 0:
+        return math.inf
+    log_expm1 = epsilon + math.log(-math.expm1(-epsilon))
+    return float(np.logaddexp(log_expm1 - math.log(delta), 0.0))
+
+
+def model_clip_delta_trajectory(
+    *,
+    epsilon: float,
+    delta_target: float,
+    C0: float,
+    C2: float,
+    sigma: float,
+    sigma0: float = 0.0,
+    max_steps: int = 100_000,
+    steps: int | None = None,
+    gamma: float = 0.0,
+    C1: float = 0.0,
+    noise_first: bool = False,
+) -> list[float]:
+    r"""δ_0, δ_1, … of the model-clipping accountant (methods.md §3.3, from the official code's contraction).
+
+    δ_0 = θ_ε(2C₀/σ₀) when σ₀ > 0, else 1; each step :math:`\tilde\varepsilon = \ln(1 + (e^\varepsilon-1)/\delta_t)`
+    and :math:`\delta_{t+1} = \delta_t\,\theta_{\tilde\varepsilon}(r)` with r from :func:`model_clip_ratio`. ε is
+    fixed throughout. Runs until δ_t ≤ ``delta_target`` (or for exactly ``steps`` steps when given, or until
+    ``max_steps``). The paper's theorem for this accountant is unverified.
+    """
+    _check_eps_delta(epsilon, delta_target)
+    if not (C2 > 0 and sigma > 0):
+        raise ConfigError(f"C2={C2!r} and sigma={sigma!r} are not valid: expected numbers > 0")
+    r = model_clip_ratio(C2=C2, sigma=sigma, gamma=gamma, C1=C1, noise_first=noise_first)
+    delta_t = gaussian_delta_theta(epsilon=epsilon, r=2.0 * C0 / sigma0) if sigma0 > 0 else 1.0
+    trajectory = [delta_t]
+    limit = max_steps if steps is None else int(steps)
+    while len(trajectory) - 1 < limit:
+        if steps is None and delta_t <= delta_target:
+            break
+        eps_tilde = _shifted_epsilon(epsilon=epsilon, delta=delta_t)
+        delta_t = delta_t * gaussian_delta_theta(epsilon=eps_tilde, r=r) if math.isfinite(eps_tilde) else 0.0
+        trajectory.append(delta_t)
+        if delta_t == 0.0 and steps is None:
+            break
+    return trajectory
+
+
+def model_clip_steps(
+    *, epsilon: float, delta: float, C0: float, C2: float, sigma: float, sigma0: float = 0.0, max_steps: int = 100_000
+) -> int | None:
+    """The number of noisy steps until δ_t ≤ δ, or ``None`` when ``max_steps`` do not suffice."""
+    traj = model_clip_delta_trajectory(
+        epsilon=epsilon, delta_target=delta, C0=C0, C2=C2, sigma=sigma, sigma0=sigma0, max_steps=max_steps
+    )
+    return len(traj) - 1 if traj[-1] <= delta else None
+
+
+def model_clip_sigma_required(
+    *, epsilon: float, delta: float, T: int, C0: float, C2: float, sigma0: float = 0.0
+) -> float:
+    """The smallest σ for which ``T`` noisy steps bring δ_T ≤ δ (bisection in log σ; δ_T decreases with σ)."""
+    def ok(sigma: float) -> bool:
+        traj = model_clip_delta_trajectory(
+            epsilon=epsilon, delta_target=delta, C0=C0, C2=C2, sigma=sigma, sigma0=sigma0, steps=T
+        )
+        return traj[-1] <= delta
+
+    if T < 1 and sigma0 <= 0:
+        return math.inf
+    lo, hi = C2 * 1e-3, C2
+    while not ok(hi):
+        hi *= 2.0
+        if hi > C2 * 1e9:
+            return math.inf
+    while ok(lo):
+        lo /= 2.0
+        if lo < C2 * 1e-12:
+            return lo
+    for _ in range(100):
+        mid = math.sqrt(lo * hi)
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+        if hi / lo < 1 + 1e-9:
+            break
+    return hi
+
+
+def model_clip_epsilon(
+    *, sigma: float, delta: float, T: int, C0: float, C2: float, sigma0: float = 0.0, eps_hi: float = 100.0
+) -> float:
+    """The smallest ε for which T steps at σ bring δ_T ≤ δ (bisection; δ_T decreases with ε)."""
+    def ok(eps: float) -> bool:
+        traj = model_clip_delta_trajectory(
+            epsilon=eps, delta_target=delta, C0=C0, C2=C2, sigma=sigma, sigma0=sigma0, steps=T
+        )
+        return traj[-1] <= delta
+
+    if not ok(eps_hi):
+        return math.inf
+    lo, hi = 0.0, eps_hi
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if mid > 0 and ok(mid):
+            hi = mid
+        else:
+            lo = mid
+        if hi - lo < 1e-6 * max(hi, 1e-9):
+            break
+    return hi

@@ -1,0 +1,245 @@
+"""``python -m unlearn_core experiment compare|sequential|sensitivity|budget|audit ...``.
+
+Each subcommand builds a :class:`~unlearn_core.pipeline.RunConfig` from the shared flags, runs one function of
+:mod:`unlearn_core.experiments`, prints the seed-averaged summary and writes ``<out>/<name>.csv`` (the tidy rows),
+``<out>/<name>.json`` (configuration, rows, summary, versions) and, with ``--html``, one HTML file per figure.
+Bad input raises :class:`~unlearn_core.errors.ConfigError` before anything is trained; ``cli.main`` prints it as
+one line and exits with status 2.
+
+Hyperparameters: ``--set NAME=VALUE`` for single-method experiments, ``--set METHOD.NAME=VALUE`` for compare and
+budget (several methods).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from unlearn_core.errors import ConfigError
+
+
+def _csv(text: str, cast: Any, what: str) -> list:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"{text!r} is empty: expected a comma-separated list of {what}")
+    try:
+        return [cast(t) for t in items]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {what}") from None
+
+
+def _ints(text: str) -> list[int]:
+    return _csv(text, int, "integers")
+
+
+def _floats(text: str) -> list[float]:
+    return _csv(text, float, "numbers")
+
+
+def _names(text: str) -> list[str]:
+    return _csv(text, str, "names")
+
+
+def _sigmas(text: str) -> list[float | None]:
+    return _csv(text, lambda t: None if t.lower() in ("none", "auto", "default") else float(t), "numbers or 'none'")
+
+
+def _method_sets(items: list[str], methods: list[str]) -> dict[str, dict[str, str]]:
+    """``["certified_newton.depth=100"]`` → ``{"certified_newton": {"depth": "100"}}``."""
+    from unlearn_core.cli import parse_sets
+
+    out: dict[str, dict[str, str]] = {m: {} for m in methods}
+    for item in items:
+        head, sep, _ = item.partition("=")
+        method, dot, name = head.partition(".")
+        if not sep or not dot or not name.strip():
+            raise ConfigError(f"--set {item!r} is not valid: expected METHOD.NAME=VALUE, e.g. --set finetune.lr=0.01")
+        method = method.strip()
+        if method not in out:
+            raise ConfigError(f"--set {item!r} names method {method!r}, which is not among {', '.join(methods)}")
+        out[method].update(parse_sets([item[len(method) + 1:]]))
+    return out
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    from unlearn_core.cli import add_config_arguments
+
+    add_config_arguments(p, method=False)
+    e = p.add_argument_group("experiment")
+    e.add_argument("--seeds", type=_ints, default=[0], help="comma-separated seeds, e.g. 0,1,2 (default 0)")
+    e.add_argument("--out", default="experiments", help="output directory for CSV/JSON (default ./experiments)")
+    e.add_argument("--name", default=None, help="file name stem (default: the experiment's name)")
+    e.add_argument("--html", action="store_true", help="also write each figure as a standalone HTML file")
+    e.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def add_experiment_commands(subparsers: Any) -> None:
+    """Add ``experiment`` with its five subcommands to the CLI's subparsers."""
+    from unlearn_core.cli import OneLineParser
+
+    exp = subparsers.add_parser("experiment", help="run a paper experiment over seeds and write CSV/JSON")
+    sub = exp.add_subparsers(dest="experiment", required=True, parser_class=OneLineParser)
+
+    p = sub.add_parser("compare", help="methods vs retraining: accuracy, distance, MIA, relearn time, wall time")
+    _common(p)
+    p.add_argument("--methods", type=_names, default=["certified_newton", "finetune"],
+                   help="comma-separated method names (default certified_newton,finetune)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.NAME=VALUE",
+                   help="a hyperparameter of one method (repeatable)")
+    p.add_argument("--no-mia", action="store_true", help="skip membership inference")
+    p.add_argument("--no-relearn", action="store_true", help="skip relearn time")
+    p.add_argument("--relearn-max-steps", type=int, default=200, help="cap on relearn steps (default 200)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("sequential", help="k removal requests in a row (Zhang et al. Fig. 3)")
+    _common(p)
+    p.add_argument("--method", default="certified_newton", help="a method with a 'requests' hyperparameter")
+    p.add_argument("--requests", type=int, default=10, help="number of requests k (default 10)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--no-retrain-each-step", action="store_true",
+                   help="skip retraining per step (only the last step's actual error is then measured)")
+    p.set_defaults(func=cmd_sequential)
+
+    p = sub.add_parser("sensitivity", help="sweep one numeric hyperparameter (Zhang et al. Fig. 4)")
+    _common(p)
+    p.add_argument("--method", default="certified_newton")
+    p.add_argument("--param", default="lam", help="the hyperparameter to sweep (default lam)")
+    p.add_argument("--values", type=_floats, default=[1e-3, 1e-2, 1e-1, 1.0], help="comma-separated values")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--mia", action="store_true", help="also run membership inference per value")
+    p.set_defaults(func=cmd_sensitivity)
+
+    p = sub.add_parser("budget", help="accuracy vs unlearning budget in epochs (Koloskova et al. Fig. 1)")
+    _common(p)
+    p.add_argument("--methods", type=_names, default=["noisy_finetune"], help="methods (retrain is always added)")
+    p.add_argument("--budgets", type=_ints, default=[1, 2, 5, 10], help="comma-separated epoch budgets")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.NAME=VALUE")
+    p.set_defaults(func=cmd_budget)
+
+    p = sub.add_parser("audit", help="empirical lower bound on ε vs the certified ε (noisy release vs noisy retrain)")
+    _common(p)
+    p.add_argument("--method", default="certified_newton", help="certified_newton or output_perturbation")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--sigmas", type=_sigmas, default=[None], help="σ values; 'none' = the method's σ (default)")
+    p.add_argument("--trials", type=int, default=2000, help="noise draws per arm (default 2000)")
+    p.add_argument("--statistic", default="projection", help="projection (white-box) or forget_loss (black-box)")
+    p.add_argument("--alpha", type=float, default=0.05, help="1 − confidence of the Clopper–Pearson bounds")
+    p.set_defaults(func=cmd_audit)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _base(args: argparse.Namespace):
+    from unlearn_core.cli import config_from_args
+    from unlearn_core.pipeline import validate_config
+
+    config = config_from_args(args, method="retrain", params={})
+    validate_config(config)
+    return config
+
+
+def _progress(args: argparse.Namespace):
+    if args.quiet:
+        return None
+
+    def show(info: dict[str, Any]) -> None:
+        print("  " + ", ".join(f"{k}={v}" for k, v in info.items()), file=sys.stderr)
+
+    return show
+
+
+def _write(args: argparse.Namespace, name: str, df: Any, *, by: list[str], extra: dict[str, Any]) -> None:
+    """Print the summary; write CSV, JSON and (optionally) HTML figures."""
+    import pandas as pd
+
+    from unlearn_core.experiments import summarize
+    from unlearn_core.jsonio import write_json_atomic
+    from unlearn_core.pipeline import versions
+    from unlearn_core.plots import EXPERIMENT_FIGURES
+
+    config = _base(args)
+    summary = summarize(df, by=by) if len(df) else pd.DataFrame()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = args.name or name
+    df.to_csv(out / f"{stem}.csv", index=False)
+    write_json_atomic(out / f"{stem}.json", {
+        "experiment": name, "config": config.to_json(), "seeds": args.seeds, **extra,
+        "rows": df.to_dict(orient="records"), "summary": summary.to_dict(orient="records"), "versions": versions(),
+    })
+    written = [out / f"{stem}.csv", out / f"{stem}.json"]
+    if args.html and len(df):
+        for fn in EXPERIMENT_FIGURES[name]:
+            path = out / f"{stem}_{fn.__name__}.html"
+            fn(df).write_html(path, include_plotlyjs="cdn")
+            written.append(path)
+    cols = [c for c in summary.columns if c.endswith("_mean") and any(
+        k in c for k in ("acc_", "dist_to_retrained", "mia_loss_auc", "time_s", "delta_bound", "epsilon", "grad_norm",
+                         "approx_error"))]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
+        print(summary[by + cols].to_string(index=False) if len(summary) else "(no rows)")
+    print("written: " + ", ".join(str(p) for p in written))
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from unlearn_core.experiments import compare
+
+    base = _base(args)
+    params = _method_sets(args.sets, args.methods)
+    df = compare(base, args.methods, params=params, seeds=args.seeds, mia=not args.no_mia,
+                 relearn=not args.no_relearn, relearn_max_steps=args.relearn_max_steps, progress=_progress(args))
+    _write(args, "compare", df, by=["method"], extra={"methods": args.methods, "params": params})
+    return 0
+
+
+def cmd_sequential(args: argparse.Namespace) -> int:
+    from unlearn_core.cli import parse_sets
+    from unlearn_core.experiments import sequential
+
+    base = _base(args)
+    params = parse_sets(args.sets)
+    df = sequential(base, requests=args.requests, method=args.method, params=params, seeds=args.seeds,
+                    retrain_each_step=not args.no_retrain_each_step, progress=_progress(args))
+    _write(args, "sequential", df, by=["step"], extra={"method": args.method, "params": params,
+                                                       "requests": args.requests})
+    return 0
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from unlearn_core.cli import parse_sets
+    from unlearn_core.experiments import sensitivity
+
+    base = _base(args)
+    params = parse_sets(args.sets)
+    df = sensitivity(base, method=args.method, param=args.param, values=args.values, params=params,
+                     seeds=args.seeds, mia=args.mia, progress=_progress(args))
+    _write(args, "sensitivity", df, by=["value"], extra={"method": args.method, "param": args.param,
+                                                         "params": params})
+    return 0
+
+
+def cmd_budget(args: argparse.Namespace) -> int:
+    from unlearn_core.experiments import budget
+
+    base = _base(args)
+    methods = list(dict.fromkeys([*args.methods, "retrain"]))
+    params = _method_sets(args.sets, methods)
+    df = budget(base, methods=methods, budgets=args.budgets, params=params, seeds=args.seeds,
+                progress=_progress(args))
+    _write(args, "budget", df, by=["method", "budget_epochs"], extra={"methods": methods, "params": params})
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from unlearn_core.cli import parse_sets
+    from unlearn_core.experiments import audit
+
+    base = _base(args)
+    params = parse_sets(args.sets)
+    df = audit(base, method=args.method, params=params, sigmas=args.sigmas, trials=args.trials, seeds=args.seeds,
+               statistic=args.statistic, alpha=args.alpha, progress=_progress(args))
+    _write(args, "audit", df, by=["sigma"], extra={"method": args.method, "params": params})
+    return 0

@@ -1,0 +1,378 @@
+"""A UI-free background job registry: training and unlearning never run on the dashboard's script thread.
+
+Why this exists: a Streamlit rerun interrupts the script at every ``st.*`` call and kills work in flight, and
+Streamlit's Stop button does not cancel the script. So the dashboard submits work here and *polls* it. The
+registry is plain Python (threads, events, locks) and never imports streamlit; the app keeps one instance in
+``st.cache_resource``, so every browser session talks to the same registry.
+
+* **One thread per job, keyed by a configuration hash.** :func:`job_key` hashes a JSON-able description of the
+  work; :meth:`JobRegistry.submit` with a key that is already queued, running or finished returns the *same*
+  :class:`Job`, so two sessions asking for the same model share one job (deduplication). A failed or cancelled
+  job is replaced by a fresh one when the key is submitted again.
+* **Progress record.** The worker function receives ``progress(dict)``; the job keeps the latest record and a
+  bounded history (for a live loss chart), plus a derived fraction and a one-line label with the ETA.
+* **Cooperative cancellation.** Python threads cannot be killed, so each job owns a ``threading.Event`` that the
+  engine checks every step (it raises :class:`~unlearn_core.progress.Cancelled`).
+* **A device lock with a visible queue.** Jobs run one at a time (two trainings at once on a 2-core CPU or one
+  GPU only slow each other down and double memory); waiting jobs are served first-in first-out and report their
+  queue position, instead of being refused as in peer tools.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+import uuid
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from unlearn_core.cache import config_hash
+from unlearn_core.errors import ConfigError, DataUnavailableError, DivergenceError
+from unlearn_core.progress import Cancelled
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+ACTIVE_STATES = (QUEUED, RUNNING)
+FINAL_STATES = (DONE, FAILED, CANCELLED)
+
+# Errors whose message is meant for the user; anything else is a bug and keeps its traceback in ``Job.traceback``.
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, DataUnavailableError, DivergenceError)
+
+WorkerFn = Callable[[Callable[[dict[str, Any]], None], threading.Event], Any]
+
+STAGE_LABELS = {
+    "train": "training the original model",
+    "retrain": "retraining the oracle on the retain set",
+    "unlearn": "unlearning",
+    "metrics": "computing metrics",
+}
+
+
+def job_key(payload: Any) -> str:
+    """A stable key for a job: SHA-256 of the canonical JSON of ``payload`` (dicts, lists, numbers, strings)."""
+    return config_hash({"job": payload})
+
+
+@dataclass
+class Job:
+    """One unit of background work and everything the UI shows about it.
+
+    Attributes are written by the worker thread and read by any number of UI sessions; reads of single
+    attributes are atomic in CPython, and :meth:`snapshot` takes the lock for a consistent view.
+    """
+
+    key: str
+    label: str
+    fn: WorkerFn
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    state: str = QUEUED
+    submitted_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    progress: dict[str, Any] = field(default_factory=dict)
+    history: deque = field(default_factory=lambda: deque(maxlen=2000))
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # -- called from the worker thread -------------------------------------------------------------------
+    def report(self, info: dict[str, Any]) -> None:
+        """The progress callback handed to the engine: keep the latest record and a bounded history."""
+        record = {**info, "t": time.time()}
+        with self._lock:
+            self.progress = record
+            self.history.append(record)
+
+    # -- called from the UI ------------------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Ask the job to stop at its next step (cooperative); a queued job never starts."""
+        self.cancel_event.set()
+
+    @property
+    def done(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def elapsed_s(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.finished_at or time.time()) - self.started_at
+
+    def fraction(self) -> float:
+        """Progress in [0, 1] within the current stage (``step/steps``, else ``epoch/epochs``); 1 when done."""
+        if self.state == DONE:
+            return 1.0
+        p = self.progress
+        for num, den in (("step", "steps"), ("epoch", "epochs"), ("it", "its")):
+            if isinstance(p.get(num), (int, float)) and isinstance(p.get(den), (int, float)) and p[den] > 0:
+                return float(min(1.0, max(0.0, p[num] / p[den])))
+        return 0.0
+
+    def describe(self) -> str:
+        """One line for ``st.status``/``st.progress``: stage, epoch, loss and ETA."""
+        if self.state == QUEUED:
+            return "queued"
+        if self.state in FINAL_STATES:
+            return {DONE: "finished", FAILED: f"failed: {self.error}", CANCELLED: "cancelled"}[self.state]
+        p = self.progress
+        stage = p.get("stage")
+        parts = [STAGE_LABELS.get(stage, str(stage)) if stage else "starting"]
+        if "epoch" in p and "epochs" in p:
+            parts.append(f"epoch {p['epoch']}/{p['epochs']}")
+        elif "step" in p and "steps" in p:
+            parts.append(f"step {p['step']}/{p['steps']}")
+        if isinstance(p.get("loss"), (int, float)):
+            parts.append(f"loss {p['loss']:.4f}")
+        if isinstance(p.get("eta_s"), (int, float)):
+            parts.append(f"ETA {p['eta_s']:.0f} s")
+        return " · ".join(parts)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A consistent, JSON-able view of the job for display and tests."""
+        with self._lock:
+            return {
+                "id": self.id, "key": self.key, "label": self.label, "state": self.state,
+                "progress": dict(self.progress), "fraction": self.fraction(), "elapsed_s": self.elapsed_s,
+                "error": self.error,
+            }
+
+
+class JobRegistry:
+    """Thread-safe registry of background jobs with deduplication and a FIFO device queue.
+
+    Args:
+        max_finished: how many finished jobs to keep for reuse before the oldest are forgotten (their results
+            live on in the run store; the registry only bounds memory).
+    """
+
+    def __init__(self, *, max_finished: int = 32) -> None:
+        self.max_finished = int(max_finished)
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._device = threading.Condition()
+        self._waiting: list[str] = []  # job ids in FIFO order
+        self._busy = False
+        _INSTANCES.add(self)
+
+    # -- submission --------------------------------------------------------------------------------------
+    def submit(self, key: str, fn: WorkerFn, *, label: str = "") -> Job:
+        """Start ``fn(progress, cancel)`` in a thread under ``key``, or return the live/finished job with that key.
+
+        A job that failed or was cancelled is replaced: submitting again is how a user retries.
+        """
+        with self._lock:
+            existing = self._jobs.get(key)
+            if existing is not None and existing.state not in (FAILED, CANCELLED):
+                return existing
+            job = Job(key=key, label=label or key[:12], fn=fn)
+            self._jobs[key] = job
+            with self._device:
+                self._waiting.append(job.id)
+            job.thread = threading.Thread(target=self._work, args=(job,), name=f"unlearn-job-{job.id}", daemon=True)
+            self._trim()
+        job.thread.start()
+        return job
+
+    def get(self, key: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(key)
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def queue_position(self, job: Job) -> int | None:
+        """1 for the next job to run, 2 for the one after, ...; ``None`` once it runs or has finished."""
+        with self._device:
+            try:
+                return self._waiting.index(job.id) + 1
+            except ValueError:
+                return None
+
+    def cancel(self, key: str) -> bool:
+        """Cancel the job under ``key``; returns whether there was an active job to cancel."""
+        job = self.get(key)
+        if job is None or job.done:
+            return False
+        job.cancel()
+        with self._device:
+            self._device.notify_all()  # a queued job wakes up and leaves the queue
+        return True
+
+    def forget(self, key: str) -> None:
+        """Drop a finished job (e.g. after its run was deleted from the history)."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None and job.done:
+                del self._jobs[key]
+
+    def shutdown(self, *, timeout: float = 30.0) -> None:
+        """Cancel every active job and join the threads (tests' teardown, app shutdown)."""
+        for job in self.jobs():
+            if not job.done:
+                job.cancel()
+        with self._device:
+            self._device.notify_all()
+        deadline = time.time() + timeout
+        for job in self.jobs():
+            if job.thread is not None:
+                job.thread.join(max(0.0, deadline - time.time()))
+
+    def wait(self, key: str, *, timeout: float | None = None) -> Job:
+        """Block until the job under ``key`` has finished (for tests and the CLI-style callers)."""
+        job = self.get(key)
+        if job is None:
+            raise KeyError(key)
+        if job.thread is not None:
+            job.thread.join(timeout)
+        return job
+
+    # -- internals ---------------------------------------------------------------------------------------
+    def _trim(self) -> None:
+        finished = [j for j in self._jobs.values() if j.done]
+        finished.sort(key=lambda j: j.finished_at or 0.0)
+        for job in finished[: max(0, len(finished) - self.max_finished)]:
+            del self._jobs[job.key]
+
+    def _acquire_device(self, job: Job) -> bool:
+        """Wait until ``job`` is first in the queue and the device is free; False if it was cancelled meanwhile."""
+        with self._device:
+            while True:
+                if job.cancel_event.is_set():
+                    self._waiting.remove(job.id)
+                    self._device.notify_all()
+                    return False
+                if not self._busy and self._waiting and self._waiting[0] == job.id:
+                    self._waiting.pop(0)
+                    self._busy = True
+                    return True
+                self._device.wait(timeout=0.5)
+
+    def _release_device(self) -> None:
+        with self._device:
+            self._busy = False
+            self._device.notify_all()
+
+    def _work(self, job: Job) -> None:
+        if not self._acquire_device(job):
+            job.state, job.finished_at = CANCELLED, time.time()
+            return
+        job.state, job.started_at = RUNNING, time.time()
+        try:
+            result = job.fn(job.report, job.cancel_event)
+        except Cancelled:
+            job.state = CANCELLED
+        except USER_ERRORS as exc:
+            job.error, job.state = str(exc).splitlines()[0] if str(exc) else type(exc).__name__, FAILED
+        except Exception as exc:  # a bug: keep the traceback for the log, show the message
+            job.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            job.traceback = traceback.format_exc()
+            job.state = FAILED
+        else:
+            job.result, job.state = result, DONE
+        finally:
+            job.finished_at = time.time()
+            self._release_device()
+            with self._lock:
+                self._trim()
+
+
+_INSTANCES: weakref.WeakSet[JobRegistry] = weakref.WeakSet()
+
+
+def shutdown_all(*, timeout: float = 30.0) -> None:
+    """Cancel and join the jobs of every registry in this process (test teardown)."""
+    for registry in list(_INSTANCES):
+        registry.shutdown(timeout=timeout)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Dashboard tasks: worker functions the pages submit. UI-free, so they are tested without Streamlit.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _optional_mia(result: Any) -> dict[str, Any] | None:
+    """MIA numbers from :mod:`unlearn_core.metrics` when that module provides ``mia_report`` (else ``None``)."""
+    try:
+        from unlearn_core import metrics
+    except ImportError:
+        return None
+    report = getattr(metrics, "mia_report", None)
+    if report is None:
+        return None
+    return report(result)
+
+
+def run_task(config: Any, *, key: str, store: Any = None, kind: str = "explore") -> WorkerFn:
+    """A worker for one run: :func:`unlearn_core.pipeline.run`, MIA when available, saved to the run store.
+
+    Returns ``{"card", "run_id", "weights"}``; the weights are bytes of the unlearned state dict.
+    """
+
+    def work(progress: Callable[[dict[str, Any]], None], cancel: threading.Event) -> dict[str, Any]:
+        from unlearn_core.jsonio import to_jsonable
+        from unlearn_core.pipeline import run
+        from unlearn_core.runstore import state_dict_bytes
+
+        result = run(config, progress=progress, cancel=cancel)
+        progress({"stage": "metrics"})
+        card = dict(result.card)
+        mia = _optional_mia(result)
+        if mia is not None:
+            card["mia"] = mia
+        card = to_jsonable(card)
+        weights = state_dict_bytes(result.unlearned)
+        run_id = store.save(card, config_hash=key, kind=kind, weights=weights) if store is not None else None
+        return {"card": card, "run_id": run_id, "weights": weights}
+
+    return work
+
+
+def methods_task(
+    config: Any,
+    runs: list[tuple[str, str, dict[str, Any]]],
+    *,
+    key: str,
+    store: Any = None,
+    kind: str = "compare",
+) -> WorkerFn:
+    """A worker for several runs on one prepared configuration (Compare, Sensitivity).
+
+    ``runs`` is a list of ``(label, method, params)``; the original and retrained models are trained (or loaded
+    from the disk cache) once and shared. Returns ``{"cards": [...], "labels": [...], "run_ids": [...]}``.
+    """
+
+    def work(progress: Callable[[dict[str, Any]], None], cancel: threading.Event) -> dict[str, Any]:
+        from unlearn_core.jsonio import to_jsonable
+        from unlearn_core.pipeline import prepare, run_method
+
+        prepared = prepare(config, progress=progress, cancel=cancel)
+        cards, labels, run_ids = [], [], []
+        for i, (label, method, params) in enumerate(runs):
+            if cancel.is_set():
+                raise Cancelled("cancelled")
+
+            def forward(info: dict[str, Any], _i: int = i, _label: str = label) -> None:
+                progress({**info, "run": _i + 1, "runs": len(runs), "run_label": _label})
+
+            progress({"stage": "unlearn", "run": i + 1, "runs": len(runs), "run_label": label,
+                      "step": i, "steps": len(runs)})
+            result = run_method(prepared, method, params, progress=forward, cancel=cancel)
+            card = dict(result.card)
+            mia = _optional_mia(result)
+            if mia is not None:
+                card["mia"] = mia
+            card = to_jsonable(card)
+            cards.append(card)
+            labels.append(label)
+            if store is not None:
+                run_ids.append(store.save(card, config_hash=job_key([key, label]), kind=kind, label=label))
+        return {"cards": cards, "labels": labels, "run_ids": run_ids}
+
+    return work

@@ -1,0 +1,142 @@
+r"""Damped Newton step (approximate baseline): :math:`w^* - (H + \lambda I)^{-1}\nabla L(w^*; D_r)` with a fixed λ.
+
+This is Zhang et al.'s Newton step without the norm constraint and the noise (methods.md §5), and the comparison
+of CureNewton (Bui et al. 2024): the damping λ is hand-set. Where λ < −λ_min(H) the damped Hessian is indefinite
+and the "Newton step" moves towards a saddle or maximum along the negative directions; where λ is only slightly
+above −λ_min, (H + λI)⁻¹ has a huge norm and so does the step — the paper's point that naive fixes for
+degenerate Hessians give huge-norm updates that wreck the model. CureNewton picks α from the cubic model instead.
+
+Solvers: ``minres`` (default; HVPs only, symmetric but possibly indefinite systems, SciPy's MINRES),
+``cg`` (HVPs, requires H + λI positive definite and refuses otherwise), ``dense`` (tiny models: dense Hessian).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from unlearn_core.curvature import DENSE_MAX_PARAMS, conjugate_gradient
+from unlearn_core.errors import ConfigError
+from unlearn_core.functional import (
+    dense_hessian,
+    flat_gradient,
+    get_flat_params,
+    make_full_hvp,
+    num_params,
+    set_flat_params,
+)
+from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
+from unlearn_core.unlearners.registry import register_unlearner
+
+SOLVERS = ("minres", "cg", "dense")
+
+
+def minres_solve(
+    hvp: Any, b: torch.Tensor, *, tol: float, max_iter: int
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Solve the symmetric (possibly indefinite) system ``A x = b`` with SciPy's MINRES on an HVP operator."""
+    from scipy.sparse.linalg import LinearOperator, minres
+
+    count = 0
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        nonlocal count
+        count += 1
+        vt = torch.as_tensor(np.asarray(v).reshape(-1), dtype=b.dtype, device=b.device)
+        with torch.no_grad():
+            return hvp(vt).detach().cpu().double().numpy()
+
+    n = b.numel()
+    op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
+    rhs = b.detach().cpu().double().numpy()
+    sol, status = minres(op, rhs, rtol=tol, maxiter=max_iter)
+    x = torch.as_tensor(sol, dtype=b.dtype, device=b.device)
+    residual = float(np.linalg.norm(matvec(sol) - rhs) / max(np.linalg.norm(rhs), 1e-30))
+    return x, {"hvps": count, "status": int(status), "relative_residual": residual}
+
+
+@register_unlearner
+class DampedNewton(Unlearner):
+    """One Newton step on the retain loss with a fixed damping λ (no constraint, no noise, no certificate).
+
+    Default λ = 1.0 (about 15× the most negative eigenvalue of a digits-MLP retain Hessian, so the step is
+    sensible); set λ = 0.01 to see the failure mode CureNewton fixes. Weight decay of the training recipe is
+    included in g and every HVP.
+    """
+
+    name = "damped_newton"
+    family = "approximate"
+    paper = "damped Newton baseline (Zhang et al. 2024 without constraint/noise; compared in Bui et al. 2024)"
+    summary = "Approximate (uncertified): w* − (H + λI)⁻¹∇L(w*; D_r) with a hand-set damping λ."
+    schema = (
+        HyperParam("lam", float, 1.0, "damping λ added to the Hessian (small λ → huge steps)", low=0.0, high=1e6,
+                   log=True),
+        HyperParam("solver", str, "minres", "MINRES (indefinite OK), CG (needs H+λI ≻ 0), or dense (tiny models)",
+                   choices=SOLVERS),
+        HyperParam("tol", float, 1e-6, "relative residual of the iterative solve", low=1e-12, high=0.5, log=True),
+        HyperParam("max_iter", int, 500, "maximum HVPs of the iterative solve", low=1, high=100_000),
+        HyperParam(
+            "weight_decay", float, None, "coupled weight decay in g and H; none = the training recipe's",
+            low=0.0, high=1.0, optional=True,
+        ),
+    )
+
+    def unsupported_reason(self, model: nn.Module, params: dict[str, Any]) -> str | None:
+        if params.get("solver") == "dense" and num_params(model) > DENSE_MAX_PARAMS:
+            return (f"solver=dense builds a {num_params(model)}×{num_params(model)} Hessian (allowed up to "
+                    f"{DENSE_MAX_PARAMS} parameters): use solver=minres or cg")
+        return None
+
+    def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
+        reason = self.unsupported_reason(ctx.model, params)
+        if reason:
+            raise ConfigError(reason)
+        start = time.perf_counter()
+        model = ctx.copy_model().eval()
+        wd = params["weight_decay"]
+        if wd is None:
+            wd = float(getattr(ctx.train_config, "weight_decay", 0.0))
+        lam = float(params["lam"])
+        x_r, y_r = ctx.x_retain, ctx.y_retain
+        w0 = get_flat_params(model)
+        g = flat_gradient(model, x_r, y_r, weight_decay=wd)
+        info: dict[str, Any] = {}
+        with torch.no_grad():
+            if params["solver"] == "dense":
+                H = dense_hessian(model, x_r, y_r, weight_decay=wd, lam=lam).double()
+                H = 0.5 * (H + H.T)
+                eig = torch.linalg.eigvalsh(H)
+                step = torch.linalg.solve(H, g.double()).to(g.dtype)
+                info = {"lambda_min_damped": float(eig[0]), "lambda_max_damped": float(eig[-1]), "hvps": w0.numel()}
+            else:
+                hvp = make_full_hvp(model, x_r, y_r, weight_decay=wd, lam=lam)
+                if params["solver"] == "cg":
+                    res = conjugate_gradient(hvp, g, tol=params["tol"], max_iter=params["max_iter"])
+                    step = res.x
+                    info = {"hvps": res.iterations, "relative_residual": res.relative_residual,
+                            "converged": res.converged}
+                else:
+                    step, info = minres_solve(hvp, g, tol=params["tol"], max_iter=params["max_iter"])
+        step_norm = float(torch.linalg.vector_norm(step))
+        if not math.isfinite(step_norm):
+            raise ConfigError(f"lam={lam:g} gives a singular damped Hessian (non-finite step): increase lam")
+        set_flat_params(model, w0 - step)
+        diagnostics = {
+            "label": "approximate (uncertified)",
+            "lam": lam,
+            "weight_decay": wd,
+            "solver": params["solver"],
+            "grad_norm": float(torch.linalg.vector_norm(g)),
+            "step_norm": step_norm,
+            "param_norm_before": float(torch.linalg.vector_norm(w0)),
+            "param_norm_after": float(torch.linalg.vector_norm(w0 - step)),
+            "num_hvps": info.get("hvps"),
+            "solver_info": info,
+            "wall_time_s": time.perf_counter() - start,
+        }
+        return UnlearnResult(model=model, certificate=None, diagnostics=diagnostics)

@@ -1,0 +1,205 @@
+"""Fine-tuning on the retain set (heuristic baseline), and the small training loops the other methods share.
+
+The loops here are deliberately explicit (torchvision-reference style): index-slice batches of in-memory tensors,
+a seeded CPU ``torch.Generator`` for shuffling, coupled weight decay, and progress/cancellation through the
+context. Noisy fine-tuning, output perturbation and NegGrad reuse :func:`sgd_finetune` and the BatchNorm helpers.
+
+**BatchNorm.** Running statistics are buffers: no gradient step touches them, yet after training on D they carry
+the forget set. :func:`recompute_batchnorm_stats` resets them and recomputes them from D_r alone (a cumulative
+average over one pass, in train mode, without gradients), which every method here does at its end on a model
+with BatchNorm, so the released buffers depend on D_r only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from unlearn_core.evaluation import evaluate
+from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
+from unlearn_core.unlearners.registry import register_unlearner
+
+SCHEDULES = ("constant", "onecycle")
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    """True when ``model`` has BatchNorm layers (their running statistics are buffers outside every certificate)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+@torch.no_grad()
+def reset_batchnorm_stats(model: nn.Module) -> None:
+    """Forget the running statistics of every BatchNorm layer (they were estimated on D, forget set included)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+
+
+@torch.no_grad()
+def recompute_batchnorm_stats(model: nn.Module, x: torch.Tensor, *, batch_size: int = 512) -> bool:
+    """Recompute BatchNorm running statistics from ``x`` alone (cumulative average over one pass).
+
+    Returns whether the model had BatchNorm. The model is left in eval mode. Why a cumulative average
+    (``momentum=None``): the result is then the plain mean over the batches of ``x``, independent of the running
+    statistics the model had before — so nothing of the forget set survives in the buffers.
+    """
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        return False
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for start in range(0, int(x.shape[0]), batch_size):
+        model(x[start : start + batch_size])
+    for m, mom in zip(layers, momenta, strict=True):
+        m.momentum = mom
+    model.eval()
+    return True
+
+
+def fixed_subsample(
+    x: torch.Tensor, y: torch.Tensor, *, size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed random subsample (for cheap loss/accuracy diagnostics every few steps)."""
+    n = int(x.shape[0])
+    if n <= size:
+        return x, y
+    idx = torch.randperm(n, generator=generator)[:size].to(x.device)
+    return x[idx], y[idx]
+
+
+def sgd_finetune(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float,
+    momentum: float,
+    generator: torch.Generator,
+    schedule: str = "constant",
+    ctx: UnlearnContext | None = None,
+    stage: str = "finetune",
+    sign: float = 1.0,
+    max_steps: int | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` in place with SGD on (x, y) for ``epochs`` epochs (or ``max_steps`` steps); return a summary.
+
+    ``sign = -1`` turns the loop into gradient *ascent* on the cross-entropy (NegGrad); weight decay still pulls
+    towards zero (it is part of the optimiser, not of the loss). ``schedule="onecycle"`` is Koloskova et al.'s
+    post-unlearning schedule (one-cycle, max lr = ``lr``, methods.md §3.2). Batches are index slices of a fresh
+    permutation per epoch drawn from ``generator``.
+    """
+    n = int(x.shape[0])
+    steps_per_epoch = max(1, math.ceil(n / batch_size)) if n else 0
+    total = steps_per_epoch * int(epochs)
+    if max_steps is not None:
+        total = min(total, int(max_steps))
+    summary: dict[str, Any] = {"steps": 0, "epochs": epochs, "lr": lr, "schedule": schedule, "time_s": 0.0}
+    if total == 0 or n == 0:
+        return summary
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    scheduler = None
+    if schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=total, cycle_momentum=momentum > 0,
+            base_momentum=min(0.85, momentum), max_momentum=momentum if momentum > 0 else 0.95,
+        )
+    start = time.perf_counter()
+    model.train()
+    step = 0
+    losses: list[float] = []
+    report_every = max(1, total // 20)
+    while step < total:
+        order = torch.randperm(n, generator=generator).to(x.device)
+        for b in range(steps_per_epoch):
+            if step >= total:
+                break
+            idx = order[b * batch_size : (b + 1) * batch_size]
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            (sign * loss).backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            step += 1
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                summary["diverged_at_step"] = step
+                step = total
+                break
+            if step % report_every == 0 or step == total:
+                losses.append(value)
+                if ctx is not None:
+                    ctx.report(stage=stage, step=step, steps=total, loss=value)
+    model.eval()
+    summary.update({"steps": step, "loss_curve": losses, "time_s": time.perf_counter() - start})
+    return summary
+
+
+def eval_split(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """{loss, acc} of ``model`` on (x, y) (eval mode, no grad)."""
+    loss, acc = evaluate(model, x, y)
+    return {"loss": loss, "acc": acc}
+
+
+@register_unlearner
+class FineTune(Unlearner):
+    """Continue training on D_r only and hope the forget set fades (catastrophic forgetting as unlearning).
+
+    Defaults (the R2D port used 10 epochs; the optimiser is the project's choice): SGD with momentum 0.9,
+    lr 0.01, constant schedule, 5 epochs, batch 128 and the training recipe's weight decay. On digits-MLP this
+    keeps the retain accuracy at the original level and lowers the forget accuracy only slightly — which is the
+    point of the baseline: fine-tuning alone forgets little.
+    """
+
+    name = "finetune"
+    family = "heuristic"
+    paper = "fine-tuning baseline (e.g. Golatkar et al. 2020; Zhang et al. 2024)"
+    summary = "Keep training on the retain set only (heuristic, no guarantee)."
+    schema = (
+        HyperParam("epochs", int, 5, "epochs of SGD on the retain set (R2D port: 10)", low=0, high=1000),
+        HyperParam("lr", float, 0.01, "SGD learning rate", low=1e-6, high=10.0, log=True),
+        HyperParam("momentum", float, 0.9, "SGD momentum", low=0.0, high=0.999),
+        HyperParam("batch_size", int, 128, "mini-batch size", low=1, high=65536),
+        HyperParam(
+            "weight_decay", float, None, "coupled weight decay; none = the training recipe's", low=0.0, high=1.0,
+            optional=True,
+        ),
+        HyperParam("schedule", str, "constant", "learning-rate schedule", choices=SCHEDULES),
+    )
+
+    def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
+        model = ctx.copy_model()
+        wd = params["weight_decay"]
+        if wd is None:
+            wd = float(getattr(ctx.train_config, "weight_decay", 0.0))
+        x_r, y_r = ctx.x_retain, ctx.y_retain
+        bn = has_batchnorm(model)
+        if bn:
+            reset_batchnorm_stats(model)
+        summary = sgd_finetune(
+            model, x_r, y_r, epochs=params["epochs"], lr=params["lr"], batch_size=params["batch_size"],
+            weight_decay=wd, momentum=params["momentum"], generator=ctx.generator(), schedule=params["schedule"],
+            ctx=ctx,
+        )
+        if bn:
+            recompute_batchnorm_stats(model, x_r)
+        return UnlearnResult(
+            model=model,
+            certificate=None,
+            diagnostics={
+                "finetune": summary,
+                "weight_decay": wd,
+                "batchnorm_recomputed_on_retain": bn,
+            },
+        )

@@ -1,0 +1,386 @@
+r"""Noisy fine-tuning on the retain set (Koloskova, Allouah, Jha, Guerraoui, Koyejo, ICML 2025) — certified.
+
+Both variants start from the trained model x̂ = A(D), touch only D_r, and end with noise-free fine-tuning on
+D_r, which is free post-processing (methods.md §3.1):
+
+``variant="grad_clip"`` (the repository's "PABI")
+    :math:`x_0 = \Pi_{C_0}(\hat x)`, then for t < T
+    :math:`x_{t+1} = x_t - \gamma(\Pi_{C_1}(g_t) + \lambda x_t) + \xi_{t+1}`, :math:`\xi \sim N(0, \sigma^2 I)`,
+    where :math:`g_t` is the *batch-mean* gradient on D_r clipped as a whole (not per example) and λx_t is added
+    after clipping. σ comes from the chosen accountant (:mod:`unlearn_core.accounting`) for the target (ε, δ);
+    T from the code's rule (:func:`~unlearn_core.accounting.grad_clip_steps_rule`) unless set.
+``variant="model_clip"`` (the repository's "contractive coefficients")
+    :math:`x_0 = \Pi_{C_0}(\hat x) + \xi_0` (σ₀, default 0), then
+    :math:`x_{t+1} = \Pi_{C_2}(x_t - \gamma(g_t + \lambda x_t)) + \xi_{t+1}`; the number of noisy steps T is the
+    first t at which the δ accountant reaches δ_t ≤ δ (:func:`~unlearn_core.accounting.model_clip_delta_trajectory`).
+
+Why it certifies: two runs started from A(D) and A(D_r) both lie in the C₀-ball after the projection; every
+noisy step moves both by a bounded drift (clipping, or the projection onto the C₂-ball) and adds fresh Gaussian
+noise, so the two output distributions become (ε, δ)-indistinguishable — "privacy amplification by iteration".
+
+**BatchNorm** (an assumption of the certificate, reported in it): running statistics are reset at the start and
+recomputed from D_r at the end; the noisy steps run in train mode, so BatchNorm uses batch statistics of D_r.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from unlearn_core import accounting
+from unlearn_core.errors import ConfigError
+from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
+from unlearn_core.unlearners.finetune import (
+    SCHEDULES,
+    eval_split,
+    fixed_subsample,
+    has_batchnorm,
+    recompute_batchnorm_stats,
+    reset_batchnorm_stats,
+    sgd_finetune,
+)
+from unlearn_core.unlearners.registry import register_unlearner
+
+VARIANTS = ("grad_clip", "model_clip")
+CERTIFIED = "certified"
+NOT_CERTIFIED = "not certified by the bound"
+
+
+def finetune_schema(*, epochs: int, lr: float) -> tuple[HyperParam, ...]:
+    """The noise-free post-processing phase shared by noisy fine-tuning and output perturbation."""
+    return (
+        HyperParam(
+            "finetune_epochs", int, epochs,
+            "epochs of noise-free fine-tuning on D_r after the noise (free post-processing; 0 = release as is)",
+            low=0, high=1000,
+        ),
+        HyperParam(
+            "finetune_lr", float, lr, "max learning rate of the fine-tuning phase (paper: one-cycle SGD, 0.1)",
+            low=1e-6, high=10.0, log=True,
+        ),
+        HyperParam("finetune_schedule", str, "onecycle", "fine-tuning learning-rate schedule", choices=SCHEDULES),
+        HyperParam("finetune_momentum", float, 0.9, "SGD momentum of the fine-tuning phase", low=0.0, high=0.999),
+        HyperParam(
+            "finetune_weight_decay", float, 5e-4, "weight decay of the fine-tuning phase (paper: 5e-4)",
+            low=0.0, high=1.0,
+        ),
+        HyperParam("batch_size", int, 128, "mini-batch size of every phase (paper: 128)", low=1, high=65536),
+    )
+
+
+def run_finetune_phase(model: nn.Module, ctx: UnlearnContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Noise-free fine-tuning on D_r with the ``finetune_*`` hyperparameters (post-processing)."""
+    return sgd_finetune(
+        model, ctx.x_retain, ctx.y_retain, epochs=params["finetune_epochs"], lr=params["finetune_lr"],
+        batch_size=params["batch_size"], weight_decay=params["finetune_weight_decay"],
+        momentum=params["finetune_momentum"], generator=ctx.generator(offset=2),
+        schedule=params["finetune_schedule"], ctx=ctx, stage="finetune",
+    )
+
+
+def trainable(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def global_norm(tensors: list[torch.Tensor]) -> float:
+    return math.sqrt(sum(float((t.detach() ** 2).sum()) for t in tensors))
+
+
+@torch.no_grad()
+def project_(tensors: list[torch.Tensor], radius: float) -> bool:
+    """Π_C in place on the concatenation of ``tensors``: rescale by C/‖w‖ when ‖w‖ > C. Returns whether it did."""
+    norm = global_norm(tensors)
+    if norm <= radius:
+        return False
+    for t in tensors:
+        t.mul_(radius / norm)
+    return True
+
+
+@torch.no_grad()
+def add_gaussian_(tensors: list[torch.Tensor], sigma: float, generator: torch.Generator) -> None:
+    """w ← w + N(0, σ²I) on every tensor; the noise is drawn on the CPU from ``generator`` (reproducible)."""
+    if sigma <= 0:
+        return
+    for t in tensors:
+        t.add_(torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device), alpha=sigma)
+
+
+def _label(certified: bool) -> str:
+    return CERTIFIED if certified else NOT_CERTIFIED
+
+
+@register_unlearner
+class NoisyFineTune(Unlearner):
+    """Koloskova et al.'s noisy clipped fine-tuning, gradient-clipping or model-clipping variant.
+
+    Defaults (chosen for digits/MNIST MLPs; the paper's grid is in methods.md §7): ``grad_clip`` with C₀ = 1,
+    C₁ = 1, γ = 0.01, λ = 50 (γλ = 0.5, so T = 10 by the code's rule), ε = 1, δ = 1e-5 and the closed-form σ;
+    then 10 epochs of one-cycle SGD (max lr 0.1, wd 5e-4) on D_r. ``model_clip`` uses C₂ = 1 and, unless set,
+    σ = C₂ (sensitivity/noise ratio 2, six noisy steps at ε = 1, δ = 1e-5).
+    """
+
+    name = "noisy_finetune"
+    family = "certified"
+    paper = "Koloskova, Allouah, Jha, Guerraoui, Koyejo, ICML 2025 (arXiv 2506.06985)"
+    summary = "Project, then noisy clipped SGD on the retain set, then noise-free fine-tuning: (ε, δ)-certified."
+    schema = (
+        HyperParam("variant", str, "grad_clip", "gradient clipping (PABI) or model clipping", choices=VARIANTS),
+        HyperParam("epsilon", float, 1.0, "target ε of the (ε, δ) certificate", low=1e-3, high=100.0, log=True),
+        HyperParam("delta", float, 1e-5, "target δ of the (ε, δ) certificate", low=1e-12, high=0.5, log=True),
+        HyperParam(
+            "accountant", str, "paper_closed_form",
+            "grad_clip: which σ is used — the paper's closed form, the RDP accountant (Opacus conversion), or the "
+            "official code's (K1, comparison only; it does not certify the target ε)",
+            choices=accounting.ACCOUNTANTS,
+        ),
+        HyperParam("C0", float, 0.3, "radius of the initial projection x_0 = Π_C0(A(D))", low=1e-6, high=1e4, log=True),
+        HyperParam("C1", float, 0.3, "grad_clip: the batch-mean gradient is clipped to norm C1", low=1e-6, high=1e4,
+                   log=True),
+        HyperParam("C2", float, 0.3, "model_clip: radius of the projection after every step", low=1e-6, high=1e4,
+                   log=True),
+        HyperParam("lr", float, 0.01, "step size γ of the noisy phase (plain SGD, no momentum)", low=1e-6, high=10.0,
+                   log=True),
+        HyperParam("lam", float, 50.0, "contraction term λ (x ← x − γ(g + λx)); needs lr·lam < 1", low=0.0,
+                   high=1e6),
+        HyperParam(
+            "T", int, "auto", "number of noisy steps; auto = the code's rule (grad_clip) or the δ accountant "
+            "(model_clip)", low=1, high=1_000_000, auto=True,
+        ),
+        HyperParam(
+            "sigma", float, None, "noise std override; none = the required σ (grad_clip) or σ = C2 (model_clip); a "
+            "σ below the required one is labelled 'not certified by the bound'", low=0.0, high=1e6, optional=True,
+        ),
+        HyperParam("sigma0", float, 0.0, "model_clip: noise std added after the initial projection (configs: 0)",
+                   low=0.0, high=1e6),
+        HyperParam("max_noisy_steps", int, 10_000, "model_clip: cap on the steps the δ accountant may ask for",
+                   low=1, high=1_000_000),
+        *finetune_schema(epochs=10, lr=0.1),
+        HyperParam("eval_every", int, 0, "retain loss/accuracy on a fixed subsample every this many noisy steps; "
+                   "0 = about 50 points", low=0, high=1_000_000),
+        HyperParam("eval_size", int, 512, "size of the fixed retain subsample for the per-step diagnostics",
+                   low=1, high=1_000_000),
+    )
+
+    def unsupported_reason(self, model: nn.Module, params: dict[str, Any]) -> str | None:
+        if params.get("lr", 0.01) * params.get("lam", 0.0) >= 1.0:
+            return f"lr·lam={params['lr'] * params['lam']:g} must be < 1 (the contraction factor 1 − lr·lam)"
+        return None
+
+    # -- certificate ---------------------------------------------------------------------------------------------
+
+    def plan(self, params: dict[str, Any]) -> dict[str, Any]:
+        """T, σ_used and the certificate, before any model work (also what the UI shows before running)."""
+        eps, delta = params["epsilon"], params["delta"]
+        gamma, lam = params["lr"], params["lam"]
+        if gamma * lam >= 1.0:
+            raise ConfigError(f"lr·lam={gamma * lam:g} is not valid: expected lr·lam < 1")
+        if params["variant"] == "grad_clip":
+            return self._plan_grad_clip(params, eps=eps, delta=delta, gamma=gamma, lam=lam)
+        return self._plan_model_clip(params, eps=eps, delta=delta)
+
+    def _plan_grad_clip(self, params: dict[str, Any], *, eps: float, delta: float, gamma: float, lam: float) -> dict:
+        C0, C1 = params["C0"], params["C1"]
+        T_rule = accounting.grad_clip_steps_rule(C0=C0, C1=C1, gamma=gamma, lam=lam)
+        T = T_rule if params["T"] == "auto" else int(params["T"])
+        args = {"C0": C0, "C1": C1, "gamma": gamma, "lam": lam, "T": T}
+        required = accounting.grad_clip_accounting(epsilon=eps, delta=delta, **args)
+        chosen = params["accountant"]
+        sigma_required = required["sigma"][chosen]
+        if not math.isfinite(sigma_required):
+            raise ConfigError(f"epsilon={eps!r} is not valid for accountant=official_code: expected a larger epsilon")
+        sigma_used = sigma_required if params["sigma"] is None else float(params["sigma"])
+        eps_by = accounting.grad_clip_epsilons(sigma=sigma_used, delta=delta, **args)
+        # The official code's σ is only a comparison: what it certifies is read off the (correct) RDP accountant.
+        certifying = "rdp" if chosen == "official_code" else chosen
+        eps_cert = eps_by[certifying]
+        certified = eps_cert <= eps * (1 + 1e-9)
+        eps_r_used = accounting.official_epsilon_r(sigma=sigma_used, **args) if sigma_used > 0 else math.inf
+        warnings = accounting.closed_form_conditions(epsilon=eps, delta=delta, gamma=gamma, lam=lam)
+        if chosen == "official_code":
+            warnings.append(
+                "accountant=official_code reproduces the reference code's σ, whose RDP→DP conversion is wrong (K1): "
+                f"its σ certifies only ε={eps_by['rdp']:.3g} under a correct conversion"
+            )
+        cert = {
+            "method": self.name,
+            "variant": "grad_clip",
+            "certified": certified,
+            "label": _label(certified),
+            "epsilon": eps,
+            "delta": delta,
+            "accountant": chosen,
+            "certifying_accountant": certifying,
+            "sigma_required": sigma_required,
+            "sigma_used": sigma_used,
+            "epsilon_certified": eps_cert,
+            "sigma_by_accountant": required["sigma"],
+            "epsilon_by_accountant": eps_by,
+            "T": T,
+            "T_rule": T_rule,
+            "constants": {"C0": C0, "C1": C1, "lr": gamma, "lam": lam},
+            "k1": {
+                "official_epsilon_r_for_target": required["official_epsilon_r"],
+                "official_epsilon_r_of_sigma_used": eps_r_used,
+                "official_code_reported_epsilon": eps_by["official_code"],
+                "correct_epsilon_of_sigma_used": eps_by["rdp"],
+                "note": "the official code converts a constant RDP curve ε_R; the bound is α·ε_R (λ>0) or 2α·ε_R "
+                        "(λ=0) — see methods.md §3.4 K1",
+            },
+            "warnings": warnings,
+        }
+        return cert
+
+    def _plan_model_clip(self, params: dict[str, Any], *, eps: float, delta: float) -> dict:
+        C0, C2, sigma0 = params["C0"], params["C2"], params["sigma0"]
+        sigma_used = C2 if params["sigma"] is None else float(params["sigma"])
+        warnings: list[str] = []
+        if sigma_used <= 0:
+            raise ConfigError("sigma=0 is not valid for variant=model_clip: the δ accountant needs noise (sigma > 0)")
+        T_acc = accounting.model_clip_steps(
+            epsilon=eps, delta=delta, C0=C0, C2=C2, sigma=sigma_used, sigma0=sigma0,
+            max_steps=params["max_noisy_steps"],
+        )
+        if params["T"] == "auto":
+            if T_acc is None:
+                T = int(params["max_noisy_steps"])
+                warnings.append(f"the δ accountant needs more than max_noisy_steps={T} steps at this σ")
+            else:
+                T = T_acc
+        else:
+            T = int(params["T"])
+        trajectory = accounting.model_clip_delta_trajectory(
+            epsilon=eps, delta_target=delta, C0=C0, C2=C2, sigma=sigma_used, sigma0=sigma0, steps=T
+        )
+        certified = trajectory[-1] <= delta
+        sigma_required = accounting.model_clip_sigma_required(
+            epsilon=eps, delta=delta, T=T, C0=C0, C2=C2, sigma0=sigma0
+        )
+        eps_cert = accounting.model_clip_epsilon(sigma=sigma_used, delta=delta, T=T, C0=C0, C2=C2, sigma0=sigma0)
+        if params["accountant"] != "paper_closed_form":
+            warnings.append(
+                f"accountant={params['accountant']} applies to grad_clip only; model_clip uses its δ accountant"
+            )
+        stride = max(1, len(trajectory) // 200)
+        return {
+            "method": self.name,
+            "variant": "model_clip",
+            "certified": certified,
+            "label": _label(certified),
+            "epsilon": eps,
+            "delta": delta,
+            "accountant": "model_clip_delta",
+            "sigma_required": sigma_required,
+            "sigma_used": sigma_used,
+            "epsilon_certified": eps_cert,
+            "epsilon_by_accountant": {"model_clip_delta": eps_cert},
+            "T": T,
+            "T_accountant": T_acc,
+            "delta_final": trajectory[-1],
+            "delta_trajectory": trajectory[::stride] + ([trajectory[-1]] if (len(trajectory) - 1) % stride else []),
+            "constants": {"C0": C0, "C2": C2, "sigma0": sigma0, "lr": params["lr"], "lam": params["lam"]},
+            "warnings": warnings,
+        }
+
+    # -- the run -------------------------------------------------------------------------------------------------
+
+    def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
+        cert = self.plan(params)
+        model = ctx.copy_model()
+        params_list = trainable(model)
+        bn = has_batchnorm(model)
+        if bn:
+            reset_batchnorm_stats(model)
+        x_r, y_r = ctx.x_retain, ctx.y_retain
+        n = int(x_r.shape[0])
+        gen_batches, gen_noise = ctx.generator(offset=0), ctx.generator(offset=1)
+        x_eval, y_eval = fixed_subsample(x_r, y_r, size=params["eval_size"], generator=ctx.generator(offset=3))
+        variant, T, sigma = cert["variant"], int(cert["T"]), float(cert["sigma_used"])
+        gamma, lam, bs = params["lr"], params["lam"], params["batch_size"]
+        C0, C1, C2 = params["C0"], params["C1"], params["C2"]
+        eval_every = params["eval_every"] or max(1, T // 50)
+        record_every = max(1, math.ceil(T / 1000))
+
+        start = time.perf_counter()
+        norm_before = global_norm(params_list)
+        projected = project_(params_list, C0)
+        if variant == "model_clip":
+            add_gaussian_(params_list, params["sigma0"], gen_noise)
+        steps: dict[str, list] = {"step": [], "grad_norm": [], "clipped": [], "param_norm": [], "sigma": []}
+        evals: list[dict[str, float]] = [{"step": 0, **eval_split(model, x_eval, y_eval)}]
+        order = torch.randperm(n, generator=gen_batches).to(x_r.device)
+        cursor = 0
+        for t in range(1, T + 1):
+            if cursor + bs > n and cursor > 0:
+                order, cursor = torch.randperm(n, generator=gen_batches).to(x_r.device), 0
+            idx = order[cursor : cursor + bs]
+            cursor += bs
+            model.train()
+            loss = nn.functional.cross_entropy(model(x_r[idx]), y_r[idx])
+            grads = torch.autograd.grad(loss, params_list)
+            gnorm = global_norm(list(grads))
+            with torch.no_grad():
+                if variant == "grad_clip":
+                    scale = min(1.0, C1 / gnorm) if gnorm > 0 else 1.0
+                    clipped = scale < 1.0
+                    for p, g in zip(params_list, grads, strict=True):
+                        p.sub_(gamma * (scale * g + lam * p))
+                else:
+                    for p, g in zip(params_list, grads, strict=True):
+                        p.sub_(gamma * (g + lam * p))
+                    clipped = project_(params_list, C2)
+                add_gaussian_(params_list, sigma, gen_noise)
+            if not math.isfinite(gnorm):
+                raise ConfigError(f"the noisy phase diverged at step {t} (non-finite gradient): lower lr or sigma")
+            if t % record_every == 0 or t == T:
+                steps["step"].append(t)
+                steps["grad_norm"].append(gnorm)
+                steps["clipped"].append(bool(clipped))
+                steps["param_norm"].append(global_norm(params_list))
+                steps["sigma"].append(sigma)
+            if t % eval_every == 0 or t == T:
+                evals.append({"step": t, **eval_split(model, x_eval, y_eval)})
+            ctx.report(stage="noisy", step=t, steps=T, grad_norm=gnorm, param_norm=global_norm(params_list),
+                       loss=float(loss.detach()))
+        noisy_s = time.perf_counter() - start
+        after_noise = eval_split(model, x_eval, y_eval)
+        finetune = run_finetune_phase(model, ctx, params)
+        if bn:
+            recompute_batchnorm_stats(model, x_r)
+        cert["assumptions"] = self.assumptions(variant, bn)
+        diagnostics = {
+            "variant": variant,
+            "param_norm_trained": norm_before,
+            "projected_to_C0": projected,
+            "noisy_steps": steps,
+            "retain_subsample_eval": evals,
+            "retain_subsample_after_noise": after_noise,
+            "eval_subsample_size": int(x_eval.shape[0]),
+            "noise_norm_per_step": sigma * math.sqrt(sum(p.numel() for p in params_list)),
+            "noisy_phase_s": noisy_s,
+            "finetune": finetune,
+            "batchnorm_recomputed_on_retain": bn,
+        }
+        return UnlearnResult(model=model, certificate=cert, diagnostics=diagnostics)
+
+    @staticmethod
+    def assumptions(variant: str, bn: bool) -> list[str]:
+        out = [
+            "the trained model is projected onto the C0-ball before the noisy phase (x_0 = Π_C0(A(D)))",
+            "the noisy phase and the fine-tuning touch D_r only; fine-tuning is post-processing",
+            "Gaussian noise N(0, σ²I) is added to every trainable parameter at every noisy step",
+            "the theorem's exact conditions are unverified against the paper text (methods.md §0)",
+        ]
+        if variant == "grad_clip":
+            out.insert(1, "the batch-mean gradient is clipped as a whole to C1 (not per example); λx is added after")
+        else:
+            out.insert(1, "after every step the model is projected onto the C2-ball, then noised")
+        out.append(
+            "BatchNorm running statistics were reset and recomputed from D_r (post-processing)"
+            if bn else "no BatchNorm buffers: the output is a function of the parameters alone"
+        )
+        return out
