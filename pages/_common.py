@@ -21,7 +21,7 @@ from unlearn_core import paths, ui_state
 from unlearn_core.data import DATASETS
 from unlearn_core.errors import ConfigError
 from unlearn_core.forget import parse_forget_spec
-from unlearn_core.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, JobRegistry
+from unlearn_core.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, JobRegistry, default_torch_threads
 from unlearn_core.models import MODELS
 from unlearn_core.runstore import RunStore, card_row, rows_to_csv
 from unlearn_core.ui_state import UIConfig
@@ -43,8 +43,11 @@ FAMILY_BADGE = {
 
 @st.cache_resource(show_spinner=False)
 def get_registry() -> JobRegistry:
-    """The process-wide job registry (thread-safe); two sessions with the same config share one job."""
-    return JobRegistry()
+    """The process-wide job registry (thread-safe); two sessions with the same config share one job.
+
+    Jobs leave one core to the server and the browser (:func:`unlearn_core.jobs.default_torch_threads`).
+    """
+    return JobRegistry(torch_threads=default_torch_threads())
 
 
 @st.cache_resource(show_spinner=False)
@@ -71,7 +74,10 @@ def _param_key(prefix: str, method: str, name: str) -> str:
 
 
 def _placeholder(p: HyperParam) -> float | int:
-    """A numeric value for a number widget whose parameter is currently 'auto' or 'none'."""
+    """A numeric value for a number widget whose parameter is currently 'auto' or 'none' (its numeric default
+    where it has one, e.g. the paper's H = 1000, so switching to 'value' starts from a sensible number)."""
+    if isinstance(p.default, (int, float)) and not isinstance(p.default, bool):
+        return int(p.default) if p.type is int else float(p.default)
     value: float = 0.0
     if p.low is not None:
         value = max(float(p.low), value)
@@ -145,17 +151,18 @@ def init_page(prefix: str, *, extra_fields: Mapping[str, Callable[[str], Any]] |
 def apply_preset(prefix: str, name: str) -> None:
     """Button callback: load a preset into the page's widgets."""
     cfg = ui_state.preset(name)
-    if name == "Quick demo":
-        cfg = dataclasses.replace(cfg, params=quick_params(cfg.method))
+    method = st.session_state.get(_k(prefix, "method"))
+    if prefix != "explore" and method in ui_state.method_names() and method != cfg.method:
+        # Pages with their own method list keep the method; the quick demo's fast settings follow it.
+        params = ui_state.quick_params(method) if name == "Quick demo" else {}
+        cfg = dataclasses.replace(cfg, method=method, params=params)
+    chains = any(p.name == "chain_from" for p in get_unlearner(cfg.method).schema)
+    if prefix == "sequential" and name == "Quick demo" and chains:
+        # With the certified σ (≈ 10⁶ here) a noised chain starts request 2 from noise, where LiSSA diverges;
+        # the noiseless chain is the method's other documented mode (methods.md §2.5).
+        cfg = dataclasses.replace(cfg, params={**cfg.params, "chain_from": "noiseless"})
     seed_widgets(prefix, cfg)
     st.session_state[_k(prefix, "_warnings")] = []
-
-
-def quick_params(method: str) -> dict[str, Any]:
-    """Hyperparameters that keep the quick demo within seconds on a CPU (only names the method has)."""
-    wanted = {"depth": 100, "reps": 2, "batch": 64}
-    names = {p.name for p in get_unlearner(method).schema}
-    return {k: v for k, v in wanted.items() if k in names}
 
 
 def presets_sidebar(prefix: str) -> None:
@@ -416,10 +423,14 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def accuracy_table(card: Mapping[str, Any]) -> pd.DataFrame:
-    """Accuracy (and loss) of the original, retrained and unlearned models on forget, retain and test."""
+    """Accuracy (and loss) of the original, retrained and unlearned models on forget, retain and test.
+
+    A method that reports its noise-free estimate (certified Newton) adds the row "unlearned before noise", so the
+    cost of the certificate's noise is visible next to the step itself.
+    """
     rows = []
     for name in ("original", "retrained", "unlearned"):
-        m = card.get("models", {}).get(name)
+        m = (card.get("models") or {}).get(name)
         if m is None:
             continue
         rows.append({
@@ -427,7 +438,13 @@ def accuracy_table(card: Mapping[str, Any]) -> pd.DataFrame:
             "acc forget": m.get("acc_forget"), "acc retain": m.get("acc_retain"), "acc test": m.get("acc_test"),
             "loss forget": m.get("loss_forget"), "loss retain": m.get("loss_retain"), "loss test": m.get("loss_test"),
         })
-    return pd.DataFrame(rows).set_index("model")
+    steps = (card.get("diagnostics") or {}).get("steps") or []
+    last = steps[-1] if steps else {}
+    if rows and last.get("acc_test_noiseless") is not None:
+        rows.insert(len(rows) - 1, {"model": "unlearned before noise", **{
+            f"acc {s}": last.get(f"acc_{s}_noiseless") for s in ("forget", "retain", "test")}})
+    columns = ["acc forget", "acc retain", "acc test", "loss forget", "loss retain", "loss test"]
+    return pd.DataFrame(rows, columns=["model", *columns]).set_index("model").astype(float)
 
 
 def certificate_card(card: Mapping[str, Any]) -> None:
@@ -454,7 +471,8 @@ def certificate_card(card: Mapping[str, Any]) -> None:
             why = ("σ_used < σ_required" if cert.get("sigma_required") is not None else "Δ is infinite (the bound does "
                    "not apply)")
             st.warning(f"**not certified by the bound** — {why}", icon="⚠️")
-        c1, c2, c3, c4 = st.columns(4)
+        c1, c2 = st.columns(2)
+        c3, c4 = st.columns(2)
         infinite = cert.get("delta_bound") is None  # a bound that does not apply is serialised as null
         c1.metric("Δ (bound)", "∞" if infinite else _fmt(cert.get("delta_bound")))
         c2.metric("σ required", "∞" if infinite else _fmt(cert.get("sigma_required")),
@@ -485,7 +503,8 @@ def headline_metrics(card: Mapping[str, Any]) -> None:
     """Distance to the retrained model and unlearning vs retraining time, as metrics."""
     dist = card.get("distance", {})
     timing = card.get("timing_s", {})
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2 = st.columns(2)
+    c3, c4 = st.columns(2)
     c1.metric("‖w_unlearned − w_retrained‖", _fmt(dist.get("unlearned_to_retrained")),
               help="ℓ2 distance over trainable parameters; closer to 0 is better. The original model is at "
                    f"{_fmt(dist.get('original_to_retrained'))}.")
@@ -494,8 +513,14 @@ def headline_metrics(card: Mapping[str, Any]) -> None:
     unlearn_s, retrain_s = timing.get("unlearn"), timing.get("retrain")
     c3.metric("unlearning time", f"{unlearn_s:.2f} s" if unlearn_s is not None else "—")
     speed = (retrain_s / unlearn_s) if unlearn_s and retrain_s else None
-    c4.metric("retraining time", f"{retrain_s:.2f} s" if retrain_s is not None else "—",
-              delta=f"unlearning is {speed:.1f}× faster" if speed else None, delta_color="off")
+    if speed is None:
+        verdict = None
+    elif speed >= 1:
+        verdict = f"unlearning is {speed:.1f}× faster"
+    else:
+        verdict = f"unlearning is {1 / speed:.1f}× slower"
+    c4.metric("retraining time", f"{retrain_s:.2f} s" if retrain_s is not None else "—", delta=verdict,
+              delta_color="off")
     st.caption(f"Device: **{card.get('device', '?')}** · cached models: "
                + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in (card.get("cached") or {}).items()))
 
@@ -550,3 +575,92 @@ def engine_error(exc: BaseException) -> None:
 
 def bytes_io(data: bytes) -> io.BytesIO:
     return io.BytesIO(data)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Experiments (Compare, Sequential, Sensitivity): unlearn_core.experiments in the background
+# ------------------------------------------------------------------------------------------------------------
+
+
+def seeds_widget(prefix: str) -> int:
+    """How many seeds to run (each seed trains its own original and retrained models once, then caches them)."""
+    return int(st.number_input("Seeds", min_value=1, max_value=10, value=1, step=1, key=_k(prefix, "nseeds"),
+                               help="Seeds s, s+1, … (s = the training seed): each trains its own models; tables "
+                                    "and charts show the mean (± sd) over seeds."))
+
+
+def submit_experiment(prefix: str, kind: str, base: Any, *, seeds: list[int], label: str,
+                      **options: Any) -> None:
+    """Reuse a stored experiment with this exact configuration, else start it in the background."""
+    from unlearn_core.jobs import experiment_task, job_key
+
+    key = job_key({"page": kind, "config": base.to_json(), "seeds": seeds, "options": options})
+    stored = get_store().find(key)
+    ss = st.session_state
+    if stored is not None:
+        ss[_k(prefix, "job")] = None
+        ss[_k(prefix, "stored")] = stored.id
+        return
+    ss[_k(prefix, "stored")] = None
+    submit(prefix, key, experiment_task(kind, base, seeds=seeds, key=key, store=get_store(), label=label, **options),
+           label=f"{kind}: {label} on {base.dataset}/{base.model}, {len(seeds)} seed(s)")
+
+
+def experiment_panel(prefix: str, render: Callable[[pd.DataFrame, dict[str, Any], str | None], None]) -> None:
+    """The page's experiment result: a reused stored one, or the background job (polled) and then its table."""
+    stored_id = st.session_state.get(_k(prefix, "stored"))
+    if stored_id:
+        try:
+            stored = get_store().get(stored_id)
+        except ConfigError:
+            st.session_state[_k(prefix, "stored")] = None
+        else:
+            st.info(f"Reused the stored experiment {stored.id} with this exact configuration (nothing was "
+                    "recomputed). Delete it on the Runs page to recompute.", icon="♻️")
+            exp = stored.card["experiment"]
+            render(pd.DataFrame(exp["rows"], columns=exp["columns"]), stored.card, stored.id)
+            return
+
+    def done(job: Job) -> None:
+        render(job.result["table"], job.result["card"], job.result.get("run_id"))
+
+    job_panel(prefix, on_done=done)
+
+
+def mean_table(df: pd.DataFrame, *, by: str, columns: Mapping[str, str]) -> pd.DataFrame:
+    """Mean over seeds of ``columns`` (name → display name) per ``by`` group, in first-seen order."""
+    present = [c for c in columns if c in df]
+    data = df[[by, *present]].copy()
+    agg: dict[str, Any] = {}
+    for c in present:
+        if c == "certified":
+            agg[c] = _certified_label
+        elif pd.api.types.is_numeric_dtype(data[c]) or data[c].map(lambda v: v is None or isinstance(
+                v, (int, float))).all():
+            data[c] = pd.to_numeric(data[c], errors="coerce")
+            agg[c] = "mean"
+        else:
+            agg[c] = "first"  # labels such as the method's family
+    out = data.groupby(by, sort=False).agg(agg)
+    return out.rename(columns=dict(columns))
+
+
+def _certified_label(values: pd.Series) -> str:
+    known = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not known:
+        return "—"
+    return "certified" if all(bool(v) for v in known) else "not certified by the bound"
+
+
+def experiment_downloads(prefix: str, df: pd.DataFrame, card: Mapping[str, Any], *, figures: Mapping[str, Any],
+                         name: str) -> None:
+    """The experiment's tidy rows as CSV, its JSON card, and an HTML report with the figures."""
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Results CSV (every seed)", data=lambda: df.to_csv(index=False), file_name=f"{name}.csv",
+                       mime="text/csv", on_click="ignore", key=_k(prefix, "dl.csv"), icon="📄")
+    c2.download_button("JSON card", data=lambda: json.dumps(card, indent=2, default=str),
+                       file_name=f"{name}-card.json", mime="application/json", on_click="ignore",
+                       key=_k(prefix, "dl.json"), icon="🧾")
+    c3.download_button("HTML report", data=lambda: html_report(f"unlearn-explorer: {name}", card, figures),
+                       file_name=f"{name}-report.html", mime="text/html", on_click="ignore",
+                       key=_k(prefix, "dl.html"), icon="📊")

@@ -1,22 +1,30 @@
-"""Compare: several methods on one configuration — a table and charts against retraining."""
+"""Compare: several methods on one configuration — a table and charts against retraining (Zhang et al. Table 1).
+
+Runs :func:`unlearn_core.experiments.compare` in the background (the CLI's ``experiment compare``), so the page
+and the command line produce the same tidy rows; the figures come from :mod:`unlearn_core.plots`.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from pages import _common as ui
-from pages._figures import figure
-from unlearn_core import ui_state
+from unlearn_core import plots, ui_state
 from unlearn_core.errors import ConfigError
-from unlearn_core.jobs import job_key, methods_task
 from unlearn_core.pipeline import validate_config
 
 PREFIX = "compare"
+COLUMNS = {
+    "family": "family", "certified": "certificate", "acc_forget": "acc forget", "acc_retain": "acc retain",
+    "acc_test": "acc test", "dist_to_retrained": "‖w − w_retrained‖", "js_forget": "JS to retrained (forget)",
+    "mia_loss_auc": "loss MIA AUC", "relearn_steps": "relearn steps", "time_s": "time (s)",
+    "speedup": "speed-up vs retrain",
+}
 
 st.title("Compare")
-st.caption("Run several unlearners on the same data, forget set and trained model (trained once, shared), and see "
-           "which gets closest to retraining for how much time. Each method uses its default hyperparameters.")
+st.caption("Run several unlearners on the same data, forget set and trained models (trained once per seed, shared) "
+           "and see which gets closest to retraining for how much time. Each method uses its default "
+           "hyperparameters; `original` and `retrained` are the reference rows.")
 
 
 def _methods(text: str) -> list[str]:
@@ -30,11 +38,18 @@ def _methods(text: str) -> list[str]:
 extras = ui.init_page(PREFIX, extra_fields={"methods": _methods})
 ui.presets_sidebar(PREFIX)
 ui.config_widgets(PREFIX, method=False)
-all_methods = ui_state.method_names()
+all_methods = [n for n in ui_state.method_names() if n != "retrain"]  # retraining is the reference row
 if f"{PREFIX}.methods" not in st.session_state:
-    st.session_state[f"{PREFIX}.methods"] = extras.get("methods") or all_methods
+    st.session_state[f"{PREFIX}.methods"] = [m for m in (extras.get("methods") or all_methods) if m in all_methods]
 with st.form(f"{PREFIX}.form"):
     st.multiselect("Methods", all_methods, key=f"{PREFIX}.methods")
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        n_seeds = ui.seeds_widget(PREFIX)
+    mia = c2.checkbox("Membership inference", value=True, key=f"{PREFIX}.mia",
+                      help="Three held-out attacks per model (loss, posterior difference, SVC).")
+    relearn = c3.checkbox("Relearn time", value=True, key=f"{PREFIX}.relearn",
+                          help="SGD steps on the forget set until the original forget accuracy is back.")
     submitted = st.form_submit_button("Run comparison", type="primary", icon=":material/play_arrow:")
 
 try:
@@ -46,53 +61,31 @@ chosen = list(st.session_state[f"{PREFIX}.methods"])
 ui.sync_url(cfg, extra={"methods": ",".join(chosen)})
 
 if submitted:
-    if not chosen:
-        st.error("methods=[] is not valid: pick at least one method", icon="🚫")
-        st.stop()
     try:
-        runs = []
-        for name in chosen:
-            run_config = cfg.to_run_config(method=name, params={})
-            params = validate_config(run_config)
-            runs.append((name, name, params))
+        if not chosen:
+            raise ConfigError("methods=[] is not valid: pick at least one method")
+        base = cfg.to_run_config(method=chosen[0], params={})
+        validate_config(base)
     except ConfigError as exc:
         ui.engine_error(exc)
         st.stop()
-    base = cfg.to_run_config(method=chosen[0], params={})
-    key = job_key({"page": "compare", "config": {**base.to_json(), "method": None, "params": None}, "runs": runs})
-    ui.submit(PREFIX, key, methods_task(base, runs, key=key, store=ui.get_store()),
-              label=f"{len(runs)} methods on {cfg.dataset}/{cfg.model}")
+    ui.submit_experiment(PREFIX, "compare", base, seeds=[cfg.seed + i for i in range(n_seeds)],
+                         label=", ".join(chosen), methods=chosen, mia=mia, relearn=relearn)
 
 
-def on_done(job) -> None:
-    cards, labels = job.result["cards"], job.result["labels"]
-    rows = []
-    for card, label in zip(cards, labels, strict=True):
-        u = card["models"]["unlearned"]
-        cert = card.get("certificate") or {}
-        rows.append({
-            "method": label, "family": card["method"]["family"],
-            "acc forget": u["acc_forget"], "acc retain": u["acc_retain"], "acc test": u["acc_test"],
-            "‖w − w_retrained‖": card["distance"]["unlearned_to_retrained"],
-            "time (s)": card["timing_s"]["unlearn"],
-            "certificate": cert.get("label") if cert else (
-                "approximate (uncertified)" if card["method"]["family"] == "approximate" else "—"),
-        })
-    retrained = cards[0]["models"].get("retrained")
-    if retrained:
-        rows.append({"method": "retrained (reference)", "family": "oracle", "acc forget": retrained["acc_forget"],
-                     "acc retain": retrained["acc_retain"], "acc test": retrained["acc_test"],
-                     "‖w − w_retrained‖": 0.0, "time (s)": cards[0]["timing_s"]["retrain"], "certificate": "exact"})
+def render(df, card, run_id) -> None:
+    n = df["seed"].nunique()
     st.subheader("Results")
-    st.dataframe(pd.DataFrame(rows).set_index("method"), width="stretch")
-    figs = {"Time vs closeness": figure("compare_scatter", cards, labels),
-            "Accuracy per method": figure("compare_accuracy", cards, labels)}
-    cols = st.columns(2)
-    for col, (title, fig) in zip(cols, figs.items(), strict=True):
-        if fig is not None:
-            col.plotly_chart(fig, width="stretch", key=f"{PREFIX}.fig.{title}")
-    ui.downloads(PREFIX, {"runs": cards, "labels": labels, "models": {}}, figures={k: v for k, v in figs.items() if v},
-                 weights=None, name=f"compare-{cfg.dataset}-{cfg.model}")
+    st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}. Read every number against the `retrained` row: closer "
+               "is better, and far below it (e.g. a lower forget accuracy) is over-unlearning.")
+    st.dataframe(ui.mean_table(df, by="method", columns=COLUMNS), width="stretch")
+    figures = {"Accuracy": plots.compare_figure(df), "Time vs closeness": plots.compare_tradeoff_figure(df),
+               "Time": plots.compare_time_figure(df)}
+    if any(c.startswith("mia_") for c in df.columns):
+        figures["Membership inference"] = plots.compare_mia_figure(df)
+    for title, fig in figures.items():
+        st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.fig.{title}")
+    ui.experiment_downloads(PREFIX, df, card, figures=figures, name=f"compare-{cfg.dataset}-{cfg.model}")
 
 
-ui.job_panel(PREFIX, on_done=on_done)
+ui.experiment_panel(PREFIX, render)

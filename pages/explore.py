@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _common as ui
-from pages._figures import figure
+from unlearn_core import plots
 from unlearn_core.errors import ConfigError
 from unlearn_core.jobs import job_key, run_task
 from unlearn_core.pipeline import validate_config
@@ -63,18 +63,13 @@ def render(card: dict, *, run_id: str | None, reused: bool = False) -> None:
     left, right = st.columns([3, 2])
     with left:
         st.markdown("**Accuracy** — closer to the retrained model is better (over-forgetting is a failure too)")
-        st.dataframe(ui.accuracy_table(card).style.format("{:.4f}"), width="stretch")
+        st.dataframe(ui.accuracy_table(card).style.format("{:.4g}", na_rep="—"), width="stretch")
         ui.headline_metrics(card)
     with right:
         ui.certificate_card(card)
 
-    figures = {}
-    for title, name in (("Accuracy", "accuracy_bars"), ("Time", "time_bars"), ("Gradient norms", "gradient_norms"),
-                        ("LiSSA convergence", "lissa_convergence"), ("Bound vs actual error", "bound_vs_actual"),
-                        ("Membership inference", "mia_bars")):
-        fig = figure(name, card)
-        if fig is not None:
-            figures[title] = fig
+    # Each figure returns None when the card lacks its data (e.g. no LiSSA curve after an exact solve).
+    figures = {title: fig for title, make in plots.CARD_FIGURES.items() if (fig := make(card)) is not None}
     names = list(figures)
     for i in range(0, len(names), 2):
         cols = st.columns(2)

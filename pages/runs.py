@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import _common as ui
-from pages._figures import figure
+from unlearn_core import plots
 from unlearn_core.errors import ConfigError
 
 PREFIX = "runs"
@@ -54,13 +54,11 @@ if len(selected) >= 2:
     st.subheader("Compare selected")
     cards = [store.get(i).card for i in selected]
     labels = [f"{c['config'].get('method')} ({i})" for c, i in zip(cards, selected, strict=True)]
-    cards_ok = [c for c in cards if c.get("models", {}).get("unlearned")]
-    if len(cards_ok) == len(cards):
-        cols = st.columns(2)
-        for col, name in zip(cols, ("compare_scatter", "compare_accuracy"), strict=True):
-            fig = figure(name, cards, labels)
-            if fig is not None:
-                col.plotly_chart(fig, width="stretch", key=f"{PREFIX}.{name}")
+    figs = [f for f in (plots.cards_tradeoff(cards, labels), plots.cards_accuracy(cards, labels)) if f is not None]
+    if not figs:
+        st.caption("The selected runs are experiments (Compare, Sequential, Sensitivity): reopen them one at a time.")
+    for i, fig in enumerate(figs):
+        st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.selected.{i}")
 
 st.subheader("Reopen a run")
 choice = st.selectbox("Run", [r.id for r in runs], format_func=lambda i: next(
@@ -72,18 +70,24 @@ except ConfigError as exc:
     ui.engine_error(exc)
     st.stop()
 card = stored.card
-st.dataframe(ui.accuracy_table(card), width="stretch")
-ui.certificate_card(card)
-ui.headline_metrics(card)
-figs = {}
-for name in ("accuracy_bars", "time_bars"):
-    fig = figure(name, card)
-    if fig is not None:
-        figs[name] = fig
-cols = st.columns(2)
-for col, (name, fig) in zip(cols, figs.items(), strict=False):
-    col.plotly_chart(fig, width="stretch", key=f"{PREFIX}.open.{name}")
-ui.downloads(PREFIX, card, figures=figs, weights=(lambda: stored.weights) if stored.has_weights else None,
-             name=f"run-{stored.id}")
+if "experiment" in card:
+    exp = card["experiment"]
+    df = pd.DataFrame(exp["rows"], columns=exp["columns"])
+    st.caption(f"A {exp['kind']} experiment over seeds {exp['seeds']}: every row (every seed) below.")
+    st.dataframe(df, width="stretch", hide_index=True)
+    figs = {f"{exp['kind']} {i + 1}": make(df) for i, make in enumerate(plots.EXPERIMENT_FIGURES[exp["kind"]])}
+    for title, fig in figs.items():
+        st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.open.{title}")
+    ui.experiment_downloads(PREFIX, df, card, figures=figs, name=f"run-{stored.id}")
+else:
+    st.dataframe(ui.accuracy_table(card), width="stretch")
+    ui.certificate_card(card)
+    ui.headline_metrics(card)
+    figs = {title: fig for title, make in plots.CARD_FIGURES.items() if (fig := make(card)) is not None}
+    for i in range(0, len(figs), 2):
+        for col, (title, fig) in zip(st.columns(2), list(figs.items())[i : i + 2], strict=False):
+            col.plotly_chart(fig, width="stretch", key=f"{PREFIX}.open.{title}")
+    ui.downloads(PREFIX, card, figures=figs, weights=(lambda: stored.weights) if stored.has_weights else None,
+                 name=f"run-{stored.id}")
 with st.expander("Run card (JSON)"):
     st.json(card, expanded=False)

@@ -1,4 +1,8 @@
-"""Sensitivity: sweep λ, ε or δ and watch the bound, the noise, the real error and the utility move."""
+"""Sensitivity: sweep λ, ε or δ and watch the bound, the noise, the real error and the utility (Zhang et al. Fig. 4).
+
+Runs :func:`unlearn_core.experiments.sensitivity` in the background and plots it with
+:func:`unlearn_core.plots.sensitivity_figure` and :func:`unlearn_core.plots.bound_vs_actual_figure`.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,22 @@ import pandas as pd
 import streamlit as st
 
 from pages import _common as ui
-from pages._figures import figure
-from unlearn_core import ui_state
+from unlearn_core import plots, ui_state
 from unlearn_core.errors import ConfigError
-from unlearn_core.jobs import job_key, methods_task
 from unlearn_core.pipeline import validate_config
 from unlearn_core.unlearners import get_unlearner
 
 PREFIX = "sensitivity"
 SWEEPABLE = ("lam", "epsilon", "delta")
+COLUMNS = {
+    "delta_bound": "Δ bound", "sigma_required": "σ required", "sigma_used": "σ used", "certified": "certificate",
+    "approx_error": "actual ‖w̃ − w̃*‖ (before noise)", "dist_to_retrained": "‖w⁻ − w̃*‖ (after noise)",
+    "acc_test": "acc test", "acc_forget": "acc forget", "acc_test_retrained": "acc test, retrained",
+}
 
 st.title("Sensitivity")
 st.caption("Larger λ gives a smaller bound but a more biased step; smaller ε or δ demand more noise and cost "
-           "utility (Zhang et al. Fig. 4). One trained model, one run per value.")
+           "utility (Zhang et al. Fig. 4). The trained models are shared by every value; one run per value.")
 
 ui.init_page(PREFIX)
 ui.presets_sidebar(PREFIX)
@@ -34,15 +41,17 @@ method = st.selectbox("Method", methods, key=f"{PREFIX}.method")
 schema = {p.name: p for p in get_unlearner(method).schema}
 names = [n for n in SWEEPABLE if n in schema]
 with st.form(f"{PREFIX}.form"):
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns(5)
     name = c1.selectbox("Sweep", names, key=f"{PREFIX}.sweep")
     p = schema[name]
     default = float(p.default)
-    low = c2.number_input("from", value=default / 100, format="%g", key=f"{PREFIX}.lo.{name}")
+    low = c2.number_input("from", value=default / 10, format="%g", key=f"{PREFIX}.lo.{name}")
     high = c3.number_input("to", value=min(default * 100, p.high or default * 100), format="%g",
                            key=f"{PREFIX}.hi.{name}")
-    count = c4.slider("values (log-spaced)", 2, 12, 5, key=f"{PREFIX}.n")
-    st.markdown("**Other hyperparameters**")
+    count = c4.slider("values (log-spaced)", 2, 12, 4, key=f"{PREFIX}.n")
+    with c5:
+        n_seeds = ui.seeds_widget(PREFIX)
+    st.markdown(f"**Other hyperparameters of `{method}`**")
     ui.param_widgets(PREFIX, method, skip=(name,))
     submitted = st.form_submit_button("Run sweep", type="primary", icon=":material/play_arrow:")
 
@@ -58,41 +67,41 @@ if submitted:
         if not (0 < low < high):
             raise ConfigError(f"sweep range [{low:g}, {high:g}] is not valid: expected 0 < from < to")
         values = [float(v) for v in np.geomspace(low, high, int(count))]
-        runs = []
         for v in values:
-            params = {**cfg.params, name: p.validate(v)}
-            validate_config(cfg.to_run_config(params=params))
-            runs.append((f"{name}={v:.3g}", method, params))
+            p.validate(v)
+        fixed = {k: v for k, v in cfg.params.items() if k != name}
+        base = cfg.to_run_config(params=fixed)
+        validate_config(base)
     except ConfigError as exc:
         ui.engine_error(exc)
         st.stop()
-    base = cfg.to_run_config()
-    key = job_key({"page": "sensitivity", "config": {**base.to_json(), "params": None}, "runs": runs})
-    st.session_state[f"{PREFIX}.values"] = (name, values)
-    ui.submit(PREFIX, key, methods_task(base, runs, key=key, store=ui.get_store(), kind="sensitivity"),
-              label=f"{len(values)} values of {name}, {method} on {cfg.dataset}/{cfg.model}")
+    ui.submit_experiment(PREFIX, "sensitivity", base, seeds=[cfg.seed + i for i in range(n_seeds)],
+                         label=f"{method}, {name} sweep", method=method, param=name, values=values, params=fixed)
 
 
-def on_done(job) -> None:
-    cards, labels = job.result["cards"], job.result["labels"]
-    swept, values = st.session_state.get(f"{PREFIX}.values", (labels[0].split("=")[0], []))
-    if len(values) != len(cards):
-        values = [float(label.split("=")[1]) for label in labels]
-    rows = []
-    for card, value in zip(cards, values, strict=True):
-        cert = card.get("certificate") or {}
-        rows.append({swept: value, "Δ bound": cert.get("delta_bound"), "σ required": cert.get("sigma_required"),
-                     "σ used": cert.get("sigma_used"), "certificate": cert.get("label", "—"),
-                     "actual error": (card.get("diagnostics") or {}).get("approx_error"),
-                     "acc test": card["models"]["unlearned"]["acc_test"],
-                     "acc forget": card["models"]["unlearned"]["acc_forget"]})
+def _has_bound(df: pd.DataFrame) -> bool:
+    """Whether any value has both a finite bound and a measured actual error (else that chart would be empty)."""
+    both = pd.to_numeric(df.get("delta_bound"), errors="coerce").notna() & pd.to_numeric(
+        df.get("approx_error"), errors="coerce").notna()
+    return bool(both.any())
+
+
+def render(df, card, run_id) -> None:
+    swept = str(df["param"].iloc[0]) if len(df) else "value"
+    n = df["seed"].nunique() if len(df) else 0
     st.subheader("Results")
-    st.dataframe(pd.DataFrame(rows).set_index(swept), width="stretch")
-    fig = figure("sensitivity_curves", cards, values, swept)
-    if fig is not None:
-        st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.fig")
-    ui.downloads(PREFIX, {"runs": cards, "labels": labels, "models": {}}, figures={"sweep": fig} if fig else {},
-                 weights=None, name=f"sensitivity-{swept}")
+    st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}, one row per value of {swept}. Δ = ∞ where the bound "
+               "does not apply (λ + λ_min ≤ 0): no σ certifies the release there, so none is added.")
+    table = ui.mean_table(df, by="value", columns=COLUMNS).rename_axis(swept)
+    for col in ("Δ bound", "σ required"):  # the engine serialises an infinite bound as null
+        table[col] = table[col].fillna(float("inf"))
+    st.dataframe(table, width="stretch")
+    figures = {"Sweep": plots.sensitivity_figure(df)}
+    if _has_bound(df):
+        figures["Bound vs actual"] = plots.bound_vs_actual_figure(df)
+    for title, fig in figures.items():
+        st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.fig.{title}")
+    ui.experiment_downloads(PREFIX, df, card, figures=figures, name=f"sensitivity-{swept}")
 
 
-ui.job_panel(PREFIX, on_done=on_done)
+ui.experiment_panel(PREFIX, render)

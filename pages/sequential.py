@@ -1,23 +1,31 @@
-"""Sequential: k deletion requests in a row — gradient norm, bound and utility per request (Zhang et al. §2.5)."""
+"""Sequential: k deletion requests in a row — gradient norm, bound and utility per request (Zhang et al. §2.5, Fig. 3).
+
+Runs :func:`unlearn_core.experiments.sequential` in the background and plots it with
+:func:`unlearn_core.plots.sequential_figure`.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from pages import _common as ui
-from pages._figures import figure
-from unlearn_core import ui_state
+from unlearn_core import plots, ui_state
 from unlearn_core.errors import ConfigError
-from unlearn_core.jobs import job_key, run_task
 from unlearn_core.pipeline import validate_config
 from unlearn_core.unlearners import get_unlearner
 
 PREFIX = "sequential"
+OWN_CONTROLS = ("requests", "retrain_each_step")  # set by the experiment's own arguments below
+COLUMNS = {
+    "n_forget_step": "points removed", "grad_norm": "‖∇L‖ before", "grad_norm_after": "‖∇L‖ after",
+    "delta_bound": "Δ bound", "sigma_required": "σ required", "sigma_used": "σ used", "certified": "certificate",
+    "acc_forget": "acc forgotten so far", "acc_retain": "acc retain", "acc_test": "acc test",
+    "acc_test_noiseless": "acc test before noise", "approx_error": "‖w̃_k − w̃*_k‖",
+}
 
 st.title("Sequential unlearning")
-st.caption("The forget set is split into k requests served one after another, each from the previous released "
-           "model. Zhang et al. claim the bound Δ (so σ) stays constant while the gradient norm shrinks.")
+st.caption("The forget set is split into k requests served one after another, each starting from the previous "
+           "released model. Zhang et al. claim the bound Δ (so σ) stays constant while the gradient norm shrinks.")
 
 ui.init_page(PREFIX)
 ui.presets_sidebar(PREFIX)
@@ -31,7 +39,15 @@ if st.session_state.get(f"{PREFIX}.method") not in sequential_methods:
 ui.config_widgets(PREFIX, method=False)
 method = st.selectbox("Method", sequential_methods, key=f"{PREFIX}.method")
 with st.form(f"{PREFIX}.form"):
-    ui.param_widgets(PREFIX, method)
+    c1, c2, c3 = st.columns(3)
+    requests = c1.slider("Requests k", 2, 20, 5, key=f"{PREFIX}.requests")
+    with c2:
+        n_seeds = ui.seeds_widget(PREFIX)
+    each = c3.checkbox("Retrain at every request (slow)", value=False, key=f"{PREFIX}.each",
+                       help="Measures the actual error ‖w̃_k − w̃*_k‖ at every k by retraining k times; otherwise "
+                            "only the last request has its retrained reference.")
+    st.markdown(f"**Hyperparameters of `{method}`**")
+    ui.param_widgets(PREFIX, method, skip=OWN_CONTROLS)
     submitted = st.form_submit_button("Run requests", type="primary", icon=":material/play_arrow:")
 
 try:
@@ -43,33 +59,31 @@ ui.sync_url(cfg)
 
 if submitted:
     st.session_state[f"{PREFIX}._warnings"] = []
+    params = {k: v for k, v in cfg.params.items() if k not in OWN_CONTROLS}
     try:
-        run_config = cfg.to_run_config()
-        resolved = validate_config(run_config)
+        base = cfg.to_run_config(params=params)
+        validate_config(base)
     except ConfigError as exc:
         ui.engine_error(exc)
         st.stop()
-    key = job_key({"page": "sequential", "config": {**run_config.to_json(), "params": resolved}})
-    ui.submit(PREFIX, key, run_task(run_config, key=key, store=ui.get_store(), kind="sequential"),
-              label=f"{resolved.get('requests')} requests, {method} on {cfg.dataset}/{cfg.model}")
+    ui.submit_experiment(PREFIX, "sequential", base, seeds=[cfg.seed + i for i in range(n_seeds)],
+                         label=f"{method}, {requests} requests", method=method, requests=int(requests),
+                         params=params, retrain_each_step=bool(each))
 
 
-def on_done(job) -> None:
-    card = job.result["card"]
-    steps = card.get("diagnostics", {}).get("steps") or []
+def render(df, card, run_id) -> None:
     st.subheader("Per request")
-    if steps:
-        cols = [c for c in ("step", "n_forget_step", "grad_norm", "grad_norm_after", "delta_bound", "sigma_required",
-                            "sigma_used", "certified", "acc_test", "acc_forget", "acc_retain", "approx_error")
-                if c in steps[0]]
-        st.dataframe(pd.DataFrame(steps)[cols].set_index("step"), width="stretch")
-        fig = figure("sequential_curves", card)
-        if fig is not None:
-            st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.fig")
-    else:
+    if df.empty:
         st.info("This method reported no per-request diagnostics.")
-    ui.certificate_card(card)
-    ui.downloads(PREFIX, card, figures={}, weights=None, name=f"sequential-{cfg.dataset}-{cfg.model}")
+        return
+    n = df["seed"].nunique()
+    st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}; the dashed line is the model retrained without all "
+               "k requests.")
+    st.dataframe(ui.mean_table(df, by="step", columns=COLUMNS), width="stretch")
+    fig = plots.sequential_figure(df)
+    st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.fig")
+    ui.experiment_downloads(PREFIX, df, card, figures={"Sequential": fig},
+                            name=f"sequential-{cfg.dataset}-{cfg.model}")
 
 
-ui.job_panel(PREFIX, on_done=on_done)
+ui.experiment_panel(PREFIX, render)

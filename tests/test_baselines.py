@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 
 import pytest
@@ -9,12 +11,14 @@ import torch
 from helpers_issue4 import accuracy, digits_context, one_thread
 from torch import nn
 
+from unlearn_core.errors import DivergenceError
 from unlearn_core.jsonio import to_jsonable
 from unlearn_core.pipeline import RunConfig, prepare, run_method
 from unlearn_core.training import TrainConfig
 from unlearn_core.unlearners import get_unlearner, list_unlearners, resolve_params
 from unlearn_core.unlearners.base import UnlearnContext
 from unlearn_core.unlearners.fisher import diagonal_fisher, fisher_noise_variance
+from unlearn_core.unlearners.neggrad import forget_accuracy_target
 
 MINE = ("noisy_finetune", "output_perturbation", "cure_newton", "damped_newton", "finetune", "neggrad",
         "neggrad_plus", "fisher")
@@ -45,12 +49,58 @@ def test_registry_entries() -> None:
 
 
 def test_neggrad_lowers_forget_accuracy() -> None:
+    """Unchecked ascent (the old defaults: 5 epochs, momentum 0.9, no clipping, no early stop) over-forgets."""
     ctx = digits_context()
     before = accuracy(ctx.model, ctx.x_forget, ctx.y_forget)
-    after = accuracy(run("neggrad", ctx).model, ctx.x_forget, ctx.y_forget)
+    after = accuracy(run("neggrad", ctx, epochs=5, momentum=0.9, max_grad_norm=None, stop_forget_acc=None).model,
+                     ctx.x_forget, ctx.y_forget)
     assert after < before - 0.2
     plus = run("neggrad_plus", ctx, alpha=0.5, epochs=3).model
     assert accuracy(plus, ctx.x_forget, ctx.y_forget) < before - 0.2
+
+
+def test_neggrad_defaults_stop_at_the_retrained_level() -> None:
+    """The default early stop lands the forget accuracy near the retrained model's, without wrecking the rest."""
+    ctx = digits_context()
+    res = run("neggrad", ctx)
+    target = res.diagnostics["stop_forget_acc"]
+    assert target == pytest.approx(forget_accuracy_target(ctx.model, ctx))
+    assert res.diagnostics["stopped_early"]
+    forget_acc = accuracy(res.model, ctx.x_forget, ctx.y_forget)  # D_u has 140 < 512 points: all of it is checked
+    assert target - 0.1 <= forget_acc <= target
+    retrained = accuracy(ctx.retrained, ctx.x_forget, ctx.y_forget)
+    assert abs(forget_acc - retrained) < 0.1
+    assert accuracy(res.model, ctx.x_retain, ctx.y_retain) > 0.85  # chance is 0.1
+    assert accuracy(res.model, ctx.x_test, ctx.y_test) > 0.85
+
+
+def test_forget_accuracy_target_is_zero_for_a_removed_class() -> None:
+    ctx = digits_context()
+    forget = (ctx.y_train == 3).nonzero().squeeze(1)
+    keep = (ctx.y_train != 3).nonzero().squeeze(1)
+    class_ctx = dataclasses.replace(ctx, forget_idx=forget, retain_idx=keep)
+    assert forget_accuracy_target(ctx.model, class_ctx) == 0.0
+    # Random forgetting: the mean over D_u of the original model's per-class test accuracy.
+    per_class = {c: accuracy(ctx.model, ctx.x_test[ctx.y_test == c], ctx.y_test[ctx.y_test == c]) for c in range(10)}
+    expected = sum(per_class[int(c)] for c in ctx.y_forget) / ctx.y_forget.numel()
+    assert forget_accuracy_target(ctx.model, ctx) == pytest.approx(expected, abs=1e-6)
+
+
+def test_neggrad_divergence_raises_instead_of_returning_nan() -> None:
+    ctx = digits_context()
+    with pytest.raises(DivergenceError, match="lower lr"):
+        run("neggrad", ctx, lr=1.0, momentum=0.9, max_grad_norm=None, stop_forget_acc=None, epochs=50)
+
+
+@pytest.mark.parametrize("name", ["finetune", "neggrad_plus", "neggrad"])
+def test_non_finite_weights_raise(name: str) -> None:
+    ctx = digits_context()
+    broken = copy.deepcopy(ctx.model)
+    with torch.no_grad():
+        broken[1].weight[0, 0] = float("nan")
+    with pytest.raises(DivergenceError, match=f"{name} diverged"):
+        run(name, dataclasses.replace(ctx, model=broken), stop_forget_acc=None) if name == "neggrad" else \
+            run(name, dataclasses.replace(ctx, model=broken))
 
 
 def test_finetune_keeps_retain_accuracy() -> None:
@@ -99,6 +149,19 @@ def test_fisher_noise_follows_alpha() -> None:
     small = run("fisher", ctx, alpha=1e-8, max_samples=200).diagnostics["noise_norm"]
     large = run("fisher", ctx, alpha=1e-6, max_samples=200).diagnostics["noise_norm"]
     assert large == pytest.approx(10 * small, rel=0.1)
+
+
+def test_fisher_subsample_estimates_the_full_fisher() -> None:
+    """max_samples makes F a Monte-Carlo mean over a random subset: per-tensor means agree with all of D_r."""
+    ctx = digits_context()
+    full = run("fisher", ctx, max_samples=0).diagnostics
+    sub = run("fisher", ctx, max_samples=300).diagnostics
+    assert full["fisher_samples"] == ctx.retain_idx.numel() and sub["fisher_samples"] == 300
+    for key in ("fisher_mean_by_tensor", "noise_std_mean_by_tensor"):
+        for name, value in full[key].items():
+            assert sub[key][name] == pytest.approx(value, rel=0.1), (key, name)
+    assert get_unlearner("fisher").unlearn(ctx, **resolve_params(get_unlearner("fisher").schema, {}, method="fisher")
+                                           ).diagnostics["fisher_samples"] == min(2000, ctx.retain_idx.numel())
 
 
 @pytest.mark.parametrize("name", MINE)

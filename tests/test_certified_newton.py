@@ -205,6 +205,19 @@ def test_too_small_scale_is_reported_not_returned() -> None:
         _run(ctx, H=0.01, depth=200, reps=2)
 
 
+def test_lanczos_steps_and_points_are_honoured() -> None:
+    """Fewer Lanczos steps from the same start vector span a nested Krylov space: λ_min can only be less negative
+    (Cauchy interlacing), and the card says how many steps and points measured it."""
+    x, y, xt, yt, forget, retain, model, factory = _mlp_setup()
+    ctx = _ctx(x, y, xt, yt, forget, retain, model, wd=5e-4, factory=factory)
+    few = _run(ctx, depth=5, reps=1, H=100.0, lanczos_steps=5, curvature_points=300).certificate["assumptions"]
+    many = _run(ctx, depth=5, reps=1, H=100.0, lanczos_steps=60, curvature_points=300).certificate["assumptions"]
+    assert "Lanczos (5 steps) on 300 retain points" in few["lambda_min"]["how"]
+    assert "Lanczos (60 steps) on 300 retain points" in many["lambda_min"]["how"]
+    assert few["lambda_min"]["value"] >= many["lambda_min"]["value"] - 1e-6
+    assert few["L"]["value"] <= many["L"]["value"] + 1e-6
+
+
 def test_too_many_requests_is_a_config_error() -> None:
     x, y, xt, yt, forget, _, model, factory = _mlp_setup()
     ctx = _ctx(x, y, xt, yt, forget[:2], torch.arange(2, len(y)), model, wd=5e-4, factory=factory)

@@ -90,6 +90,9 @@ def test_sensitivity_bound_decreases_with_lambda() -> None:
     bounds = df["delta_bound"].to_numpy(dtype=float)
     assert np.isfinite(bounds).all() and (np.diff(bounds) < 0).all()
     assert (df["sigma_required"].to_numpy(dtype=float) > 0).all()
+    # λ_min is measured at w* once per seed: the same for every λ; the noise-free accuracies sit beside it.
+    assert df["lambda_min"].nunique() == 1 and "acc_test_noiseless" in df
+    assert ((df["acc_test_noiseless"] >= 0) & (df["acc_test_noiseless"] <= 1)).all()
     with pytest.raises(ConfigError, match="numeric hyperparameter"):
         ex.sensitivity(BASE, param="solver", values=[1.0])
 

@@ -165,3 +165,72 @@ def test_finished_jobs_are_bounded():
     assert len(reg.jobs()) <= 4
     assert reg.get("k5") is not None and reg.get("k0") is None
     reg.shutdown()
+
+
+# -- the dashboard's experiment worker (real, tiny: digits, 2 epochs) -------------------------------------------
+
+
+def _tiny_base():
+    from unlearn_core.pipeline import RunConfig
+    from unlearn_core.training import TrainConfig
+
+    return RunConfig(dataset="digits", model="mlp", hidden=(16,), forget="random:0.1", method="finetune",
+                     train=TrainConfig(epochs=2, batch_size=128, norm_bound=None), device="cpu")
+
+
+def test_experiment_task_runs_compare_and_stores_it(registry, tmp_path):
+    from unlearn_core.jobs import experiment_task
+    from unlearn_core.runstore import RunStore
+
+    store = RunStore(tmp_path)
+    base = _tiny_base()
+    work = experiment_task("compare", base, seeds=[0, 1], key="exp", store=store, label="finetune",
+                           methods=["finetune"], mia=False, relearn=False)
+    job = registry.submit("exp", work)
+    registry.wait("exp", timeout=120)
+    assert job.state == DONE, job.error
+    df = job.result["table"]
+    assert sorted(df["seed"].unique()) == [0, 1]
+    assert list(df[df["seed"] == 0]["method"]) == ["original", "retrained", "finetune"]
+    assert (df[df["method"] == "retrained"]["dist_to_retrained"] == 0).all()  # the reference is itself
+    assert {"train", "retrain"} <= {r.get("stage") for r in job.history}  # training went through the progress hook
+    stored = store.find("exp")
+    assert stored is not None and stored.id == job.result["run_id"] and stored.kind == "compare"
+    exp = stored.card["experiment"]
+    assert exp["seeds"] == [0, 1] and len(exp["rows"]) == len(df) and exp["columns"] == list(df.columns)
+
+
+def test_experiment_task_cancels_and_rejects_unknown_kinds(registry):
+    from unlearn_core.jobs import experiment_task
+
+    with pytest.raises(ConfigError, match="experiment 'budget' is not valid"):
+        experiment_task("budget", _tiny_base(), seeds=[0], key="x")
+    gate = threading.Event()
+    registry.submit("blocker", lambda p, c: gate.wait(10))
+    work = experiment_task("sequential", _tiny_base(), seeds=[0], key="seq", method="certified_newton", requests=2)
+    job = registry.submit("seq", work)
+    job.cancel()  # cancelled while queued: never starts
+    gate.set()
+    registry.wait("seq", timeout=30)
+    assert job.state == CANCELLED and job.result is None
+
+
+def test_jobs_run_with_the_registry_torch_threads(monkeypatch):
+    import torch
+
+    from unlearn_core.jobs import default_torch_threads
+
+    before = torch.get_num_threads()
+    reg = JobRegistry(torch_threads=1)
+    try:
+        job = reg.submit("threads", lambda p, c: torch.get_num_threads())
+        reg.wait("threads", timeout=10)
+        assert job.result == 1
+    finally:
+        reg.shutdown()
+        torch.set_num_threads(before)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert default_torch_threads() is None  # the user's setting wins
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert default_torch_threads() == 1  # one core left to the server and the browser

@@ -8,6 +8,8 @@ import pytest
 
 from unlearn_core import plots
 
+CLOSER = plots.CLOSER
+
 
 def _ref_lines(fig: go.Figure) -> list:
     return [s for s in fig.layout.shapes if s.line.dash == "dash"]
@@ -103,5 +105,96 @@ def test_card_figures() -> None:
     assert fig.layout.yaxis.type == "log" and fig.layout.xaxis.title.text == "LiSSA step t"
     fig = plots.bound_vs_actual(card)
     assert list(fig.data[0].y) == [44.0, 0.5]
-    with pytest.raises(ValueError, match="no finite bound"):
-        plots.bound_vs_actual({**card, "certificate": None})
+    assert fig.layout.yaxis.type == "log" and "ℓ2" in fig.layout.yaxis.title.text
+    assert plots.bound_vs_actual({**card, "certificate": None}) is None  # an uncertified method has no bound
+    assert plots.bound_vs_actual({**card, "certificate": {"delta_bound": None}}) is None  # Δ = ∞
+
+
+def _full_card() -> dict:
+    card = _card()
+    card["timing_s"] = {"train": 2.0, "retrain": 1.8, "unlearn": 0.1}
+    card["diagnostics"]["steps"] = [{"step": 1, "grad_norm": 0.4, "grad_norm_after": 0.05,
+                                     "acc_forget_noiseless": 0.86, "acc_retain_noiseless": 0.96,
+                                     "acc_test_noiseless": 0.91}]
+    card["diagnostics"]["retrained_grad_norm"] = 0.02
+    mia = {"loss_auc": 0.55, "posterior_auc": None, "svc_forget_nonmember_rate": 0.3, "loss_tpr_at_1fpr": 0.01}
+    card["mia"] = {"original": mia, "retrained": {**mia, "loss_auc": 0.51, "posterior_auc": 0.5},
+                   "unlearned": {**mia, "loss_auc": 0.53, "posterior_auc": 0.56}, "convention": "text"}
+    return card
+
+
+def test_accuracy_bars_show_the_noise_free_estimate_when_reported() -> None:
+    fig = plots.accuracy_bars(_full_card())
+    names = [tr.name for tr in fig.data]
+    assert names == ["original", "retrained", "unlearned before noise", "unlearned"]
+    assert list(fig.data[2].y) == [0.86, 0.96, 0.91]
+    assert fig.layout.xaxis.title.text == "evaluation set" and fig.layout.yaxis.title.text == "accuracy (fraction)"
+    assert plots.accuracy_bars({"models": {}}) is None
+
+
+def test_time_bars() -> None:
+    fig = plots.time_bars(_full_card())
+    assert list(fig.data[0].x) == ["train", "retrain", "unlearn"] and list(fig.data[0].y) == [2.0, 1.8, 0.1]
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.title.text == "wall time (s, log scale)"
+    assert _ref_lines(fig)[0].y0 == pytest.approx(1.8)  # retraining is the reference
+    assert "lower is better" in fig.layout.title.text
+    assert plots.time_bars({"timing_s": {"train": 1.0}}) is None  # nothing was unlearned
+
+
+def test_gradient_norms() -> None:
+    fig = plots.gradient_norms(_full_card())
+    assert list(fig.data[0].x) == ["before (w*)", "after (w̃)", "retrained (w̃*)"]
+    assert list(fig.data[0].y) == [0.4, 0.05, 0.02]
+    assert _ref_lines(fig)[0].y0 == pytest.approx(0.02)
+    assert fig.layout.yaxis.type == "log" and "‖∇L(w, D_r)‖" in fig.layout.yaxis.title.text
+    assert CLOSER in fig.layout.title.text
+    only_before = plots.gradient_norms({"diagnostics": {"grad_norm": 0.3}})
+    assert list(only_before.data[0].y) == [0.3] and not _ref_lines(only_before)
+    assert plots.gradient_norms({"diagnostics": {}}) is None
+
+
+def test_lissa_convergence_is_none_without_a_curve() -> None:
+    assert plots.lissa_convergence({"diagnostics": {"exact_solve": {"iterations": 3}}}) is None
+    assert plots.lissa_convergence({}) is None
+
+
+def test_mia_bars() -> None:
+    fig = plots.mia_bars(_full_card())
+    assert [tr.name for tr in fig.data] == ["original", "retrained", "unlearned"]
+    # the original has no posterior-difference score (it is the attack's own reference): two bars, not three
+    assert list(fig.data[0].x) == ["loss MIA AUC", "SVC: forget called non-member"]
+    assert list(fig.data[2].y) == [0.53, 0.56, 0.3]
+    assert [s.y0 for s in _ref_lines(fig)] == [0.51, 0.5, 0.3]  # one dashed retrained target per attack
+    assert fig.layout.yaxis.title.text == "attack score (AUC or rate, 0–1)" and CLOSER in fig.layout.title.text
+    assert plots.mia_bars(_card()) is None  # no MIA block in the card
+
+
+def test_card_figures_registry_skips_missing_data() -> None:
+    shown = {t for t, make in plots.CARD_FIGURES.items() if make(_full_card()) is not None}
+    assert shown == set(plots.CARD_FIGURES)
+    bare = {"models": _card()["models"], "timing_s": {"unlearn": 0.1}, "diagnostics": {}}
+    assert {t for t, make in plots.CARD_FIGURES.items() if make(bare) is not None} == {"Accuracy", "Time"}
+
+
+def test_cards_tradeoff_and_accuracy() -> None:
+    a, b = _full_card(), _full_card()
+    b["timing_s"] = {**b["timing_s"], "unlearn": 0.5}
+    b["distance"] = {"unlearned_to_retrained": 0.2}
+    fig = plots.cards_tradeoff([a, b], ["A", "B"])
+    assert list(fig.data[0].x) == [0.1, 0.5] and list(fig.data[0].y) == [0.7, 0.2]
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.title.text.startswith("unlearning wall time (s")
+    assert _ref_lines(fig)[0].x0 == pytest.approx(1.8)  # retraining time
+    fig = plots.cards_accuracy([a, b], ["A", "B"])
+    assert len(fig.data) == 3 and list(fig.data[0].x) == ["A", "B"]
+    assert [s.y0 for s in _ref_lines(fig)] == [0.85, 0.95, 0.9]
+    assert plots.cards_tradeoff([{"models": {}}], ["x"]) is None and plots.cards_accuracy([{}], ["x"]) is None
+
+
+def test_compare_tradeoff_figure() -> None:
+    df = _compare_df().assign(dist_to_retrained=lambda d: d["method"].map(
+        {"original": 2.0, "retrained": 0.0, "certified_newton": 0.5, "finetune": 1.0}))
+    fig = plots.compare_tradeoff_figure(df)
+    assert list(fig.data[0].text) == ["certified_newton", "finetune"]
+    assert list(fig.data[0].x) == [1.0, 2.0] and list(fig.data[0].y) == [0.5, 1.0]
+    assert _ref_lines(fig)[0].x0 == pytest.approx(9.0)
+    assert fig.layout.yaxis.title.text.startswith("‖w − w_retrained‖") and "lower-left" in fig.layout.title.text

@@ -405,19 +405,17 @@ def make_mlp_batched_hvp(model: nn.Module) -> BatchedHVP | None:
     r"""An exact batched HVP for plain MLPs with cross-entropy, written out by hand (Pearlmutter's R-operator).
 
     Same contract as ``functional.make_batched_hvp`` with ``weight_decay = lam = 0``: row r of the result is
-    :math:`
-abla^2 L(w; (X_r, Y_r))\,V_r` (mean cross-entropy over the batch). Returns None when the model is
+    :math:`\nabla^2 L(w; (X_r, Y_r))\,V_r` (mean cross-entropy over the batch). Returns None when the model is
     not a plain MLP (see :func:`_mlp_plan`); the callers then use the generic ``torch.func`` path.
 
     Why: LiSSA on small networks is dominated by per-operation overhead, not arithmetic, and the generic
     ``vmap(jvp(grad))`` issues several times more operations than the maths needs. For
-    :math:`z_l = a_{l-1}W_l^	op + b_l`, :math:`a_l = \phi(z_l)` the forward tangent is
-    :math:`\dot z_l = \dot a_{l-1}W_l^	op + a_{l-1}\dot W_l^	op + \dot b_l`, :math:`\dot a_l = \phi'(z_l)\dot z_l`;
-    the backward pass :math:`\delta_L = (\mathrm{softmax}(z_L) - e_y)/b`, :math:`g_{W_l} = \delta_l^	op a_{l-1}`,
+    :math:`z_l = a_{l-1}W_l^\top + b_l`, :math:`a_l = \phi(z_l)` the forward tangent is
+    :math:`\dot z_l = \dot a_{l-1}W_l^\top + a_{l-1}\dot W_l^\top + \dot b_l`, :math:`\dot a_l = \phi'(z_l)\dot z_l`;
+    the backward pass :math:`\delta_L = (\mathrm{softmax}(z_L) - e_y)/b`, :math:`g_{W_l} = \delta_l^\top a_{l-1}`,
     :math:`\delta_{l-1} = \phi'(z_{l-1})\odot\delta_l W_l` has the tangent
-    :math:`\dot g_{W_l} = \dot\delta_l^	op a_{l-1} + \delta_l^	op \dot a_{l-1}` with
-    :math:`\dot\delta_L = (s\odot\dot z_L - s\,\langle s, \dot z_L
-angle)/b` and
+    :math:`\dot g_{W_l} = \dot\delta_l^\top a_{l-1} + \delta_l^\top \dot a_{l-1}` with
+    :math:`\dot\delta_L = (s\odot\dot z_L - s\,\langle s, \dot z_L\rangle)/b` and
     :math:`\dot\delta_{l-1} = \phi'\odot(\dot\delta_l W_l + \delta_l\dot W_l) + \phi''\odot\dot z_{l-1}\odot
     \delta_l W_l`. The shared weights multiply all R·b rows in one ``mm``; only the per-repetition tangents need
     ``bmm``. Verified against the ``torch.func`` path in ``tests/test_curvature.py``.

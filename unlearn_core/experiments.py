@@ -111,6 +111,21 @@ def _cert_columns(cert: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def _sensitivity_extras(cert: Mapping[str, Any] | None, diag: Mapping[str, Any]) -> dict[str, Any]:
+    """The constant the bound hinges on (λ_min, measured or assumed) and the noise-free estimate's accuracies.
+
+    Why: when Δ is infinite (λ + λ_min ≤ 0) or σ destroys the release, these are what a sweep over λ can show.
+    """
+    out: dict[str, Any] = {}
+    lam_min = ((cert or {}).get("assumptions") or {}).get("lambda_min")
+    if isinstance(lam_min, Mapping):
+        out["lambda_min"] = lam_min.get("value")
+    steps = diag.get("steps") or []
+    if steps:
+        out.update({k: v for k, v in steps[0].items() if k.endswith("_noiseless")})
+    return out
+
+
 def _model_row(
     prepared: Prepared,
     model: nn.Module,
@@ -324,6 +339,7 @@ def sensitivity(
             row.update(_cert_columns(result.card["certificate"]))
             row["approx_error"] = diag.get("approx_error")
             row["dist_to_retrained"] = result.card["distance"]["unlearned_to_retrained"]
+            row.update(_sensitivity_extras(result.card["certificate"], diag))
             row.update(result.card["models"]["unlearned"])
             row.update({f"{k}_retrained": ref[k] for k in ACCURACY_COLUMNS})
             row["time_s"] = result.card["timing_s"]["unlearn"]

@@ -20,13 +20,14 @@ registry is plain Python (threads, events, locks) and never imports streamlit; t
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import traceback
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,10 +150,13 @@ class JobRegistry:
     Args:
         max_finished: how many finished jobs to keep for reuse before the oldest are forgotten (their results
             live on in the run store; the registry only bounds memory).
+        torch_threads: torch's intra-op threads inside each job (``torch.set_num_threads`` in the worker thread);
+            ``None`` leaves torch's setting alone. See :func:`default_torch_threads`.
     """
 
-    def __init__(self, *, max_finished: int = 32) -> None:
+    def __init__(self, *, max_finished: int = 32, torch_threads: int | None = None) -> None:
         self.max_finished = int(max_finished)
+        self.torch_threads = torch_threads
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._device = threading.Condition()
@@ -265,6 +269,10 @@ class JobRegistry:
             return
         job.state, job.started_at = RUNNING, time.time()
         try:
+            if self.torch_threads is not None:
+                import torch
+
+                torch.set_num_threads(int(self.torch_threads))
             result = job.fn(job.report, job.cancel_event)
         except Cancelled:
             job.state = CANCELLED
@@ -284,6 +292,19 @@ class JobRegistry:
 
 
 _INSTANCES: weakref.WeakSet[JobRegistry] = weakref.WeakSet()
+
+
+def default_torch_threads() -> int | None:
+    """Intra-op threads for the dashboard's jobs: all cores but one, unless ``OMP_NUM_THREADS`` is set (then ``None``).
+
+    Why: the job shares the machine with the Streamlit server (which reruns the status fragment every 0.5 s) and,
+    for a local user, the browser. With every core given to torch, OpenMP's spinning workers and those processes
+    preempt each other: on a 2-core CPU the quick demo took 17-20 s from click to results with 2 torch threads
+    and 10-11 s with 1 (measured side by side in a real browser, issue 6 notes).
+    """
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 def shutdown_all(*, timeout: float = 30.0) -> None:
@@ -334,45 +355,73 @@ def run_task(config: Any, *, key: str, store: Any = None, kind: str = "explore")
     return work
 
 
-def methods_task(
-    config: Any,
-    runs: list[tuple[str, str, dict[str, Any]]],
+#: Experiments of :mod:`unlearn_core.experiments` that the dashboard runs in the background.
+EXPERIMENT_KINDS = ("compare", "sequential", "sensitivity")
+
+
+def experiment_card(kind: str, base: Any, df: Any, *, seeds: Sequence[int], options: Mapping[str, Any],
+                    label: str) -> dict[str, Any]:
+    """A JSON run card for an experiment: its configuration and its tidy rows (what the Runs page reopens).
+
+    ``config.method`` is the label (e.g. ``"certified_newton, finetune"``) so the history's columns stay readable;
+    the rows carry everything else.
+    """
+    from unlearn_core.jsonio import to_jsonable
+
+    return to_jsonable({
+        "config": {**base.to_json(), "method": label},
+        "experiment": {"kind": kind, "seeds": [int(s) for s in seeds], "options": dict(options),
+                       "columns": list(df.columns), "rows": df.to_dict("records")},
+    })
+
+
+def experiment_task(
+    kind: str,
+    base: Any,
     *,
+    seeds: Sequence[int],
     key: str,
     store: Any = None,
-    kind: str = "compare",
+    label: str = "",
+    **options: Any,
 ) -> WorkerFn:
-    """A worker for several runs on one prepared configuration (Compare, Sensitivity).
+    """A worker for ``unlearn_core.experiments.<kind>(base, seeds=seeds, **options)`` (Compare, Sequential,
+    Sensitivity pages): several seeds, tidy DataFrame out, the same code path as the CLI's ``experiment``.
 
-    ``runs`` is a list of ``(label, method, params)``; the original and retrained models are trained (or loaded
-    from the disk cache) once and shared. Returns ``{"cards": [...], "labels": [...], "run_ids": [...]}``.
+    Why the models are prepared here first: the experiment functions train (or load) each seed's original and
+    retrained models without a progress or cancel hook, so the worker calls :func:`unlearn_core.pipeline.prepare`
+    for every seed beforehand — with the live loss chart and Cancel — and the experiment then finds them in the
+    disk cache. Between runs the experiment's own progress records are forwarded, and a pending cancel raises
+    :class:`~unlearn_core.progress.Cancelled` at the next one.
+
+    Returns ``{"kind", "table" (DataFrame), "card" (JSON, see :func:`experiment_card`), "run_id"}``.
     """
+    if kind not in EXPERIMENT_KINDS:
+        raise ConfigError(f"experiment {kind!r} is not valid: choose one of {', '.join(EXPERIMENT_KINDS)}")
+    seeds = [int(s) for s in seeds]
 
     def work(progress: Callable[[dict[str, Any]], None], cancel: threading.Event) -> dict[str, Any]:
-        from unlearn_core.jsonio import to_jsonable
-        from unlearn_core.pipeline import prepare, run_method
+        import dataclasses
 
-        prepared = prepare(config, progress=progress, cancel=cancel)
-        cards, labels, run_ids = [], [], []
-        for i, (label, method, params) in enumerate(runs):
+        from unlearn_core import experiments
+        from unlearn_core.pipeline import prepare
+
+        for seed in seeds:
             if cancel.is_set():
                 raise Cancelled("cancelled")
+            prepare(dataclasses.replace(base, seed=seed, compute_retrained=True), progress=progress, cancel=cancel)
 
-            def forward(info: dict[str, Any], _i: int = i, _label: str = label) -> None:
-                progress({**info, "run": _i + 1, "runs": len(runs), "run_label": _label})
+        def forward(info: dict[str, Any]) -> None:
+            if cancel.is_set():
+                raise Cancelled("cancelled")
+            record = dict(info)
+            if isinstance(record.get("run"), int) and isinstance(record.get("runs"), int):
+                record.update(step=record["run"] - 1, steps=record["runs"])  # drives the progress bar
+            progress(record)
 
-            progress({"stage": "unlearn", "run": i + 1, "runs": len(runs), "run_label": label,
-                      "step": i, "steps": len(runs)})
-            result = run_method(prepared, method, params, progress=forward, cancel=cancel)
-            card = dict(result.card)
-            mia = _optional_mia(result)
-            if mia is not None:
-                card["mia"] = mia
-            card = to_jsonable(card)
-            cards.append(card)
-            labels.append(label)
-            if store is not None:
-                run_ids.append(store.save(card, config_hash=job_key([key, label]), kind=kind, label=label))
-        return {"cards": cards, "labels": labels, "run_ids": run_ids}
+        df = getattr(experiments, kind)(base, seeds=seeds, progress=forward, **options)
+        card = experiment_card(kind, base, df, seeds=seeds, options=options, label=label or kind)
+        run_id = store.save(card, config_hash=key, kind=kind, label=label or kind) if store is not None else None
+        return {"kind": kind, "table": df, "card": card, "run_id": run_id}
 
     return work

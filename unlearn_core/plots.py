@@ -9,8 +9,9 @@ the tests inspect traces, axis titles and reference lines. Conventions on every 
 
 Experiment figures take the tidy DataFrames of :mod:`unlearn_core.experiments` and aggregate over seeds
 themselves (mean, with ±1 standard deviation error bars, or ±1.96·SE bands for the budget curves).
-The card figures (:func:`accuracy_bars`, :func:`lissa_convergence`, :func:`bound_vs_actual`) keep the names and
-signatures the dashboard's ``pages/_figures.py`` looks up, so they replace its fallbacks.
+Run-card figures (:data:`CARD_FIGURES`, :func:`cards_tradeoff`, :func:`cards_accuracy`) take the JSON run cards the
+dashboard stores. A card that lacks a figure's data (no LiSSA curve after an exact solve, no bound for an
+uncertified method, no MIA block) is not an error: the function returns ``None`` and the page shows nothing.
 """
 
 from __future__ import annotations
@@ -223,8 +224,31 @@ def audit_figure(df: pd.DataFrame) -> go.Figure:
                         "private")
 
 
+def compare_tradeoff_figure(df: pd.DataFrame) -> go.Figure:
+    """Unlearning time against distance to the retrained model, one point per method (lower-left is better).
+
+    The retrained model sits at distance 0 by definition, so it is drawn as the reference *time* (dashed vertical
+    line); a method right of it is slower than retraining. Both axes are log scales (the spread is decades).
+    """
+    rows = df[~df["method"].isin(["original", "retrained"])]
+    t = _agg(rows, ["method"], "time_s").set_index("method")
+    d = _agg(rows.assign(dist_to_retrained=pd.to_numeric(rows["dist_to_retrained"], errors="coerce")), ["method"],
+             "dist_to_retrained").set_index("method")
+    methods = list(t.index)
+    fig = go.Figure(go.Scatter(x=[t.loc[m, "mean"] for m in methods], y=_num(d.loc[m, "mean"] for m in methods),
+                               mode="markers+text", text=methods, textposition="top center", name="methods",
+                               marker=dict(size=12, color=COLOURS["unlearned"])))
+    ref = df[df["method"] == "retrained"]["time_s"].dropna()
+    if len(ref):
+        fig.add_vline(x=float(ref.mean()), line=REFERENCE, annotation_text=f"retrain {ref.mean():.3g} s",
+                      annotation_position="top right")
+    fig.update_xaxes(title_text="unlearning wall time (s, log scale)", type="log")
+    fig.update_yaxes(title_text="‖w − w_retrained‖ (ℓ2 in parameter space, log)", type="log")
+    return _layout(fig, "Time vs closeness to retraining — lower-left is better", showlegend=False)
+
+
 EXPERIMENT_FIGURES = {
-    "compare": (compare_figure, compare_time_figure, compare_mia_figure),
+    "compare": (compare_figure, compare_tradeoff_figure, compare_time_figure, compare_mia_figure),
     "sequential": (sequential_figure,),
     "sensitivity": (sensitivity_figure, bound_vs_actual_figure),
     "budget": (budget_figure,),
@@ -233,20 +257,41 @@ EXPERIMENT_FIGURES = {
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Run cards (the dashboard looks these names up)
+# Run cards: each function returns None when the card lacks its data
 # ----------------------------------------------------------------------------------------------------------------
 
+MIA_SCORES = {"loss_auc": "loss MIA AUC", "posterior_auc": "posterior-difference AUC",
+              "svc_forget_nonmember_rate": "SVC: forget called non-member"}
 
-def accuracy_bars(card: Mapping[str, Any]) -> go.Figure:
-    """Accuracy of original / retrained / unlearned on forget, retain and test, retrained values dashed."""
+
+def _noiseless_accuracies(card: Mapping[str, Any]) -> dict[str, float] | None:
+    """Accuracies of the noise-free estimate w̃ (certified_newton's last step reports them), else ``None``."""
+    steps = (card.get("diagnostics") or {}).get("steps") or []
+    last = steps[-1] if steps and isinstance(steps[-1], Mapping) else {}
+    values = {s: last.get(f"acc_{s}_noiseless") for s in SPLITS}
+    return values if all(isinstance(v, (int, float)) for v in values.values()) else None
+
+
+def accuracy_bars(card: Mapping[str, Any]) -> go.Figure | None:
+    """Accuracy of original / retrained / unlearned on forget, retain and test, retrained values dashed.
+
+    When the method reports the noise-free estimate w̃ (certified Newton), it is drawn too: the gap between
+    "unlearned before noise" and "unlearned" is what the certificate's noise costs.
+    """
+    models = card.get("models") or {}
+    if not models:
+        return None
     fig = go.Figure()
-    models = card["models"]
-    for name in ("original", "retrained", "unlearned"):
-        m = models.get(name)
+    bars = [(name, models.get(name)) for name in ("original", "retrained", "unlearned")]
+    noiseless = _noiseless_accuracies(card)
+    if noiseless is not None:
+        bars.insert(2, ("unlearned before noise", {f"acc_{s}": v for s, v in noiseless.items()}))
+    for name, m in bars:
         if m is None:
             continue
-        fig.add_bar(name=name, x=list(SPLITS), y=[m[f"acc_{s}"] for s in SPLITS], marker_color=COLOURS[name],
-                    text=[f"{m[f'acc_{s}']:.3f}" for s in SPLITS], textposition="outside")
+        fig.add_bar(name=name, x=list(SPLITS), y=[m[f"acc_{s}"] for s in SPLITS],
+                    marker_color=COLOURS.get(name, "#f59f00"), text=[f"{m[f'acc_{s}']:.3f}" for s in SPLITS],
+                    textposition="outside")
     if models.get("retrained"):
         for i, split in enumerate(SPLITS):
             fig.add_shape(type="line", x0=i - 0.45, x1=i + 0.45, y0=models["retrained"][f"acc_{split}"],
@@ -256,13 +301,57 @@ def accuracy_bars(card: Mapping[str, Any]) -> go.Figure:
     return _layout(fig, f"Accuracy (dashed: retrained) — {CLOSER}", barmode="group", height=340)
 
 
-def lissa_convergence(card: Mapping[str, Any]) -> go.Figure:
+def time_bars(card: Mapping[str, Any]) -> go.Figure | None:
+    """Wall time of training, retraining (the reference) and unlearning, log scale: lower is better."""
+    timing = card.get("timing_s") or {}
+    names = [k for k in ("train", "retrain", "unlearn") if isinstance(timing.get(k), (int, float)) and timing[k] > 0]
+    if "unlearn" not in names:
+        return None
+    colours = {"train": COLOURS["original"], "retrain": COLOURS["retrained"], "unlearn": COLOURS["unlearned"]}
+    fig = go.Figure(go.Bar(x=names, y=[timing[k] for k in names], text=[f"{timing[k]:.3g} s" for k in names],
+                           textposition="outside", marker_color=[colours[k] for k in names], name="wall time"))
+    if "retrain" in names:
+        fig.add_hline(y=timing["retrain"], line=REFERENCE, annotation_text="retrain", annotation_position="top left")
+    fig.update_xaxes(title_text="stage")
+    fig.update_yaxes(title_text="wall time (s, log scale)", type="log")
+    return _layout(fig, "Unlearning vs retraining time (dashed: retrain) — lower is better", height=340)
+
+
+def gradient_norms(card: Mapping[str, Any]) -> go.Figure | None:
+    """Retain-gradient norm before and after the step, beside the retrained model's (the stationarity floor)."""
+    diag = card.get("diagnostics") or {}
+    steps = diag.get("steps") or []
+    names, values = [], []
+    if steps and isinstance(steps[0], Mapping) and steps[0].get("grad_norm_after") is not None:
+        names += ["before (w*)", "after (w̃)"]
+        values += [steps[0]["grad_norm"], steps[0]["grad_norm_after"]]
+    elif isinstance(diag.get("grad_norm"), (int, float)):
+        names.append("before (w*)")
+        values.append(diag["grad_norm"])
+    if not names:
+        return None
+    colours = [COLOURS["original"], COLOURS["unlearned"]][: len(names)]
+    if isinstance(diag.get("retrained_grad_norm"), (int, float)):
+        names.append("retrained (w̃*)")
+        values.append(diag["retrained_grad_norm"])
+        colours.append(COLOURS["retrained"])
+    fig = go.Figure(go.Bar(x=names, y=values, text=[f"{v:.3g}" for v in values], textposition="outside",
+                           marker_color=colours, name="gradient norm"))
+    if "retrained (w̃*)" in names:
+        fig.add_hline(y=values[-1], line=REFERENCE, annotation_text="retrained", annotation_position="top left")
+    fig.update_xaxes(title_text="model")
+    fig.update_yaxes(title_text="‖∇L(w, D_r)‖ (weight decay included, log)", type="log")
+    return _layout(fig, f"Gradient norm on the retain set (dashed: retrained) — {CLOSER}", height=340)
+
+
+def lissa_convergence(card: Mapping[str, Any]) -> go.Figure | None:
     """‖v_t‖ per LiSSA repetition against the step t (log y): flattening out = converged, growth = H too small."""
-    lissa = card["diagnostics"]["lissa"]
+    lissa = (card.get("diagnostics") or {}).get("lissa")
+    if not isinstance(lissa, Mapping) or not lissa.get("norms"):
+        return None
     steps, norms = lissa["norm_steps"], lissa["norms"]
     fig = go.Figure()
-    reps = len(norms[0]) if norms else 0
-    for r in range(reps):
+    for r in range(len(norms[0])):
         fig.add_scatter(x=steps, y=[row[r] for row in norms], mode="lines", name=f"rep {r + 1}", line=dict(width=1))
     fig.update_xaxes(title_text="LiSSA step t")
     fig.update_yaxes(title_text="‖v_t‖ (log scale)", type="log")
@@ -273,15 +362,19 @@ def lissa_convergence(card: Mapping[str, Any]) -> go.Figure:
     return _layout(fig, title, height=340)
 
 
-def bound_vs_actual(card: Mapping[str, Any]) -> go.Figure:
-    """The certified bound Δ beside the actual error ‖w̃ − w̃*‖ before noise (log scale; the bound is worst case)."""
+def bound_vs_actual(card: Mapping[str, Any]) -> go.Figure | None:
+    """The certified bound Δ beside the actual error ‖w̃ − w̃*‖ before noise (log scale; the bound is worst case).
+
+    ``None`` when the run has no finite bound (an uncertified method, or λ + λ_min ≤ 0).
+    """
     cert = card.get("certificate")
     if not cert or cert.get("delta_bound") is None:
-        raise ValueError("the run has no finite bound Δ")
-    diag = card.get("diagnostics", {})
-    actual = diag.get("approx_error")
+        return None
+    actual = (card.get("diagnostics") or {}).get("approx_error")
     if actual is None:
-        actual = card["distance"]["unlearned_to_retrained"]
+        actual = (card.get("distance") or {}).get("unlearned_to_retrained")
+    if actual is None:
+        return None
     names = ["bound Δ", "actual ‖w̃ − w̃*‖"]
     values = [float(cert["delta_bound"]), float(actual)]
     fig = go.Figure(go.Bar(x=names, y=values, text=[f"{v:.3g}" for v in values], textposition="outside",
@@ -289,3 +382,81 @@ def bound_vs_actual(card: Mapping[str, Any]) -> go.Figure:
     fig.update_yaxes(type="log", title_text="ℓ2 distance in parameter space (log)")
     fig.update_xaxes(title_text="quantity (retrained model = distance 0)")
     return _layout(fig, "Approximation error: bound vs actual (before noise) — lower is better", height=340)
+
+
+def mia_bars(card: Mapping[str, Any]) -> go.Figure | None:
+    """Held-out membership-inference scores of original / retrained / unlearned; the retrained bar is the target.
+
+    Scores below the retrained model's are over-unlearning (the forget set stands out as too unfamiliar).
+    """
+    mia = card.get("mia")
+    if not isinstance(mia, Mapping) or not isinstance(mia.get("unlearned"), Mapping):
+        return None
+    keys = [k for k in MIA_SCORES if isinstance(mia["unlearned"].get(k), (int, float))]
+    if not keys:
+        return None
+    fig = go.Figure()
+    for model in ("original", "retrained", "unlearned"):
+        block = mia.get(model)
+        if not isinstance(block, Mapping):
+            continue
+        shown = [k for k in keys if isinstance(block.get(k), (int, float))]
+        fig.add_bar(name=model, x=[MIA_SCORES[k] for k in shown], y=[block[k] for k in shown],
+                    marker_color=COLOURS[model], text=[f"{block[k]:.3f}" for k in shown], textposition="outside")
+    retrained = mia.get("retrained")
+    if isinstance(retrained, Mapping):
+        for i, k in enumerate(keys):
+            if isinstance(retrained.get(k), (int, float)):
+                fig.add_shape(type="line", x0=i - 0.45, x1=i + 0.45, y0=retrained[k], y1=retrained[k], line=REFERENCE)
+    fig.update_xaxes(title_text="attack (held-out folds)")
+    fig.update_yaxes(title_text="attack score (AUC or rate, 0–1)", range=[0, 1.1])
+    return _layout(fig, f"Membership inference (dashed: retrained) — {CLOSER}", barmode="group", height=340)
+
+
+#: The Explore page's figures, in display order: title → function of one run card.
+CARD_FIGURES = {
+    "Accuracy": accuracy_bars,
+    "Time": time_bars,
+    "Gradient norms": gradient_norms,
+    "LiSSA convergence": lissa_convergence,
+    "Bound vs actual error": bound_vs_actual,
+    "Membership inference": mia_bars,
+}
+
+
+def cards_tradeoff(cards: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> go.Figure | None:
+    """Several stored runs: unlearning time against distance to their retrained model (lower-left is better)."""
+    points = [(label, c["timing_s"]["unlearn"], c["distance"]["unlearned_to_retrained"])
+              for c, label in zip(cards, labels, strict=True)
+              if (c.get("timing_s") or {}).get("unlearn") and (c.get("distance") or {}).get("unlearned_to_retrained")
+              is not None]
+    if not points:
+        return None
+    fig = go.Figure(go.Scatter(x=[p[1] for p in points], y=[p[2] for p in points], mode="markers+text",
+                               text=[p[0] for p in points], textposition="top center", name="runs",
+                               marker=dict(size=12, color=COLOURS["unlearned"])))
+    retrain = [c["timing_s"]["retrain"] for c in cards if (c.get("timing_s") or {}).get("retrain")]
+    if retrain:
+        fig.add_vline(x=float(np.mean(retrain)), line=REFERENCE, annotation_text="retrain time",
+                      annotation_position="top right")
+    fig.update_xaxes(title_text="unlearning wall time (s, log scale)", type="log")
+    fig.update_yaxes(title_text="‖w − w_retrained‖ (ℓ2 in parameter space, log)", type="log")
+    return _layout(fig, "Time vs closeness to retraining — lower-left is better", showlegend=False, height=340)
+
+
+def cards_accuracy(cards: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> go.Figure | None:
+    """Several stored runs: forget / retain / test accuracy per run, each split's retrained value dashed."""
+    pairs = [(c, label) for c, label in zip(cards, labels, strict=True) if (c.get("models") or {}).get("unlearned")]
+    if not pairs:
+        return None
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[f"{s} accuracy" for s in SPLITS], shared_yaxes=True)
+    for j, split in enumerate(SPLITS, start=1):
+        fig.add_bar(x=[label for _, label in pairs], y=[c["models"]["unlearned"][f"acc_{split}"] for c, _ in pairs],
+                    marker_color=COLOURS["unlearned"], name=split, showlegend=False, row=1, col=j)
+        ref = [c["models"]["retrained"][f"acc_{split}"] for c, _ in pairs if c["models"].get("retrained")]
+        if ref:
+            fig.add_hline(y=float(np.mean(ref)), line=REFERENCE, row=1, col=j, annotation_text="retrained",
+                          annotation_position="top left")
+        fig.update_xaxes(title_text="run", row=1, col=j)
+    fig.update_yaxes(title_text="accuracy (fraction)", range=[0, 1.05], row=1, col=1)
+    return _layout(fig, f"Accuracy per run (dashed: retrained) — {CLOSER}", height=380)

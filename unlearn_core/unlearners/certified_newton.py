@@ -35,7 +35,10 @@ from unlearn_core.functional import flat_gradient, get_flat_params, num_params, 
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
 
-#: Retain points (a seeded random subsample) on which λ_min and L are measured by Lanczos, and its steps.
+#: Defaults of ``curvature_points`` and ``lanczos_steps``: the retain points (a seeded random subsample) on which
+#: λ_min and L are measured by one Lanczos run (both ends of the spectrum from the same Krylov space), and its
+#: steps. On digits-MLP (p = 3,466, 1,293 retain points) 40 steps give λ_min = −0.07922 against the dense
+#: −0.07941, λ_max to 8 digits, in 0.05 s.
 CURVATURE_POINTS = 2048
 LANCZOS_STEPS = 40
 
@@ -71,6 +74,10 @@ class CertifiedNewton(Unlearner):
                    low=0.0, auto=True),
         HyperParam("lambda_min", float, "auto", "smallest Hessian eigenvalue at w*; 'auto' = Lanczos",
                    auto=True),
+        HyperParam("lanczos_steps", int, LANCZOS_STEPS, "Lanczos steps (HVPs) measuring λ_min and L when 'auto'; "
+                   "fewer is faster, and λ_min is then less negative than the truth", low=2, high=10_000, log=True),
+        HyperParam("curvature_points", int, CURVATURE_POINTS, "retain points (seeded subsample) of the Hessian "
+                   "whose λ_min and L are measured", low=1, high=10_000_000, log=True),
         HyperParam("G", float, "auto", "bound on the retrained model's retain gradient; 'auto' = measured at the "
                    "unlearned model", low=0.0, auto=True),
         HyperParam("mechanism", str, "analytic", "Gaussian mechanism calibrating σ", choices=("analytic", "classical")),
@@ -150,7 +157,9 @@ class CertifiedNewton(Unlearner):
             # Measured curvature constants (λ_min, L) by Lanczos on a seeded retain subsample.
             spectrum = None
             if params["lambda_min"] == "auto" or params["L"] == "auto":
-                spectrum = self._spectrum(current, x_r, y_r, wd=wd, seed=ctx.seed + i)
+                spectrum = self._spectrum(current, x_r, y_r, wd=wd, seed=ctx.seed + i,
+                                          steps=int(params["lanczos_steps"]),
+                                          points=int(params["curvature_points"]))
             tic = _lap(phases, "spectrum", tic)
 
             # The inverse-HVP.
@@ -269,15 +278,17 @@ class CertifiedNewton(Unlearner):
     # ------------------------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _spectrum(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, wd: float, seed: int) -> dict[str, Any]:
-        """λ_min and λ_max of ∇²L(w; D_r) + wd·I by Lanczos on a seeded subsample of the retain set."""
+    def _spectrum(
+        model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, wd: float, seed: int, steps: int, points: int
+    ) -> dict[str, Any]:
+        """λ_min and λ_max of ∇²L(w; D_r) + wd·I by one Lanczos run on a seeded subsample of the retain set."""
         n = int(x.shape[0])
-        m = min(n, CURVATURE_POINTS)
+        m = min(n, points)
         sub = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:m].to(x.device)
         hvp = make_data_hvp(model, x[sub], y[sub], weight_decay=wd)
         p = num_params(model)
         with torch.no_grad():
-            est = lanczos(hvp, p, num_iter=LANCZOS_STEPS, seed=seed, dtype=x.dtype, device=x.device)
+            est = lanczos(hvp, p, num_iter=steps, seed=seed, dtype=x.dtype, device=x.device)
         return {"lambda_min": est.lambda_min, "lambda_max": est.lambda_max, "points": m, "iterations": est.iterations}
 
     @staticmethod

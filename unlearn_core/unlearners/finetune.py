@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from unlearn_core.errors import DivergenceError
 from unlearn_core.evaluation import evaluate
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
@@ -90,6 +92,10 @@ def sgd_finetune(
     stage: str = "finetune",
     sign: float = 1.0,
     max_steps: int | None = None,
+    max_grad_norm: float | None = None,
+    stop_when: Callable[[], bool] | None = None,
+    check_every: int = 1,
+    divergence_hint: str = "lower lr",
 ) -> dict[str, Any]:
     """Train ``model`` in place with SGD on (x, y) for ``epochs`` epochs (or ``max_steps`` steps); return a summary.
 
@@ -97,14 +103,28 @@ def sgd_finetune(
     towards zero (it is part of the optimiser, not of the loss). ``schedule="onecycle"`` is Koloskova et al.'s
     post-unlearning schedule (one-cycle, max lr = ``lr``, methods.md §3.2). Batches are index slices of a fresh
     permutation per epoch drawn from ``generator``.
+
+    ``max_grad_norm`` clips the mini-batch gradient's total norm before each step (ascent on an unbounded loss
+    otherwise accelerates until it overflows). ``stop_when`` is called every ``check_every`` steps (with the
+    model in eval mode) and ends the loop when it returns True (NegGrad's early stop); ``summary["stopped_early"]``
+    records it.
+
+    Raises:
+        DivergenceError: the loss or the weights became non-finite; the message names the stage, the step and
+            ``divergence_hint`` (what to change). A diverged model is never returned silently.
     """
     n = int(x.shape[0])
     steps_per_epoch = max(1, math.ceil(n / batch_size)) if n else 0
     total = steps_per_epoch * int(epochs)
     if max_steps is not None:
         total = min(total, int(max_steps))
-    summary: dict[str, Any] = {"steps": 0, "epochs": epochs, "lr": lr, "schedule": schedule, "time_s": 0.0}
+    summary: dict[str, Any] = {"steps": 0, "epochs": epochs, "lr": lr, "schedule": schedule, "time_s": 0.0,
+                               "stopped_early": False}
     if total == 0 or n == 0:
+        return summary
+    if stop_when is not None and stop_when():
+        summary["stopped_early"] = True
+        check_finite(model, stage=stage, hint=divergence_hint)
         return summary
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -126,24 +146,43 @@ def sgd_finetune(
                 break
             idx = order[b * batch_size : (b + 1) * batch_size]
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise DivergenceError(f"{stage} diverged at step {step + 1}/{total} (loss = {value}): "
+                                      f"{divergence_hint}")
             optimizer.zero_grad(set_to_none=True)
             (sign * loss).backward()
+            if max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
             step += 1
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                summary["diverged_at_step"] = step
-                step = total
-                break
             if step % report_every == 0 or step == total:
                 losses.append(value)
                 if ctx is not None:
                     ctx.report(stage=stage, step=step, steps=total, loss=value)
+            if stop_when is not None and (step % max(1, check_every) == 0 or step == total):
+                model.eval()
+                done = stop_when()
+                model.train()
+                if done:
+                    summary["stopped_early"] = True
+                    break
+        if summary["stopped_early"]:
+            break
     model.eval()
+    check_finite(model, stage=stage, hint=divergence_hint)
     summary.update({"steps": step, "loss_curve": losses, "time_s": time.perf_counter() - start})
     return summary
+
+
+def check_finite(model: nn.Module, *, stage: str, hint: str) -> None:
+    """Raise :class:`DivergenceError` when any parameter of ``model`` is NaN or infinite (never release one)."""
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise DivergenceError(f"{stage} diverged: non-finite weights in {', '.join(bad[:3])}"
+                              f"{' …' if len(bad) > 3 else ''}; {hint}")
 
 
 def eval_split(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
@@ -190,7 +229,7 @@ class FineTune(Unlearner):
         summary = sgd_finetune(
             model, x_r, y_r, epochs=params["epochs"], lr=params["lr"], batch_size=params["batch_size"],
             weight_decay=wd, momentum=params["momentum"], generator=ctx.generator(), schedule=params["schedule"],
-            ctx=ctx,
+            ctx=ctx, divergence_hint=f"lower lr (now {params['lr']:g})",
         )
         if bn:
             recompute_batchnorm_stats(model, x_r)

@@ -88,9 +88,12 @@ def fisher_noise_variance(
 class FisherForgetting(Unlearner):
     """Add Gaussian noise shaped by the inverse diagonal Fisher of the retain set (Golatkar et al. 2020).
 
-    Default α = 1e-6 (methods.md §5; R2D port 1e-6 / 1e-8, the canonical helper 3e-6). ``max_samples`` caps the
-    retain examples used for the Fisher (0 = all), because the per-class gradients cost C backward passes per
-    example.
+    Default α = 1e-6 (methods.md §5; R2D port 1e-6 / 1e-8, the canonical helper 3e-6). ``max_samples`` (default
+    2,000; 0 = all) makes the Fisher a Monte-Carlo estimate over a seeded random subset of D_r: the diagonal
+    Fisher is a mean over examples, so a uniform subsample is unbiased, and its relative error per entry falls as
+    1/√m. Why a default cap: the per-class gradients cost C backward passes per example — all 59,000 MNIST retain
+    points took 163 s for a 784-32-32-10 MLP, 2,000 took 3.3 s — and the recipe's clamps (1/F capped at
+    1e3 / 1e2, row-averaging) make the noise insensitive to a few per cent of error in F.
     """
 
     name = "fisher"
@@ -99,8 +102,8 @@ class FisherForgetting(Unlearner):
     summary = "Noise scaled by the inverse diagonal Fisher of the retain set (heuristic, no guarantee)."
     schema = (
         HyperParam("alpha", float, 1e-6, "noise scale α of var = α·min(1/F, 1e3)", low=0.0, high=1.0, log=True),
-        HyperParam("max_samples", int, 0, "retain examples used for the Fisher (random subset; 0 = all)", low=0,
-                   high=10_000_000),
+        HyperParam("max_samples", int, 2000, "retain examples in the Monte-Carlo estimate of the diagonal Fisher "
+                   "(seeded random subset; 0 = all, slow on large data)", low=0, high=10_000_000),
     )
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:

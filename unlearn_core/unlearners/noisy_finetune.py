@@ -79,6 +79,7 @@ def run_finetune_phase(model: nn.Module, ctx: UnlearnContext, params: dict[str, 
         batch_size=params["batch_size"], weight_decay=params["finetune_weight_decay"],
         momentum=params["finetune_momentum"], generator=ctx.generator(offset=2),
         schedule=params["finetune_schedule"], ctx=ctx, stage="finetune",
+        divergence_hint=f"lower finetune_lr (now {params['finetune_lr']:g})",
     )
 
 
