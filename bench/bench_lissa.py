@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
 from unlearn_core.curvature import lissa, lissa_batch_indices
 from unlearn_core.data import load_dataset

@@ -27,9 +27,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
 from unlearn_core.pipeline import RunConfig, prepare, run_method
 from unlearn_core.training import TrainConfig

@@ -169,7 +169,7 @@ and no noise is added. Above −λ_min the bound is finite but, at the paper's L
 term 16·H/(λ + λ_min)·√(ln(p/ρ)/S) dominates and σ is far above ‖w‖ ≤ C: the certified release is noise
 (acc_test ≈ 0.1) while the noise-free estimate stays at the retrained model's accuracy. The same holds for the
 compare and sequential rows above when λ > −λ_min. λ_min depends on the training run (≈ −0.08 after the paper's
-50 epochs; see docs/notes/issue-3.md).
+50 epochs; see docs/certified_newton.md).
 
 {lam_md}
 

@@ -11,6 +11,7 @@ import io
 import json
 import math
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -343,14 +344,46 @@ def sync_url(cfg: UIConfig, *, extra: Mapping[str, Any] | None = None) -> None:
         st.query_params.from_dict(query)
 
 
+def config_or_stop(prefix: str, *, method: str | None = None, extra: Mapping[str, Any] | None = None) -> UIConfig:
+    """Read the page's configuration and mirror it into the URL; a malformed value stops the page with st.error."""
+    try:
+        cfg = read_config(prefix, method=method)
+    except ConfigError as exc:
+        engine_error(exc)
+        st.stop()
+    sync_url(cfg, extra=extra)
+    return cfg
+
+
+def method_select(prefix: str, methods: list[str], *, empty: str) -> str:
+    """A method selectbox restricted to ``methods`` (e.g. those with a ``requests`` hyperparameter).
+
+    A method carried over from another page or a deep link that is not in ``methods`` falls back to the first.
+    """
+    if not methods:
+        st.info(empty)
+        st.stop()
+    if st.session_state.get(_k(prefix, "method")) not in methods:
+        st.session_state[_k(prefix, "method")] = methods[0]
+    config_widgets(prefix, method=False)
+    return st.selectbox("Method", methods, key=_k(prefix, "method"))
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Jobs: submit, poll, cancel
 # ------------------------------------------------------------------------------------------------------------
 
 
+def session_id() -> str:
+    """A stable id for this browser session (who is waiting for a shared job)."""
+    if "_session_id" not in st.session_state:
+        st.session_state["_session_id"] = uuid.uuid4().hex
+    return st.session_state["_session_id"]
+
+
 def submit(prefix: str, key: str, fn: Callable[..., Any], *, label: str) -> Job:
     """Start (or join) the background job ``key`` and remember it as the page's current job."""
-    job = get_registry().submit(key, fn, label=label)
+    job = get_registry().submit(key, fn, label=label, watcher=session_id())
     st.session_state[_k(prefix, "job")] = key
     return job
 
@@ -376,6 +409,10 @@ def _status_body(job: Job, registry: JobRegistry) -> None:
 
 def job_panel(prefix: str, *, on_done: Callable[[Job], None]) -> None:
     """Show the page's current job: a polling status while it runs, ``on_done(job)`` once it has finished."""
+    detached = st.session_state.pop(_k(prefix, "detached"), None)
+    if detached is not None:
+        st.info(f"Stopped waiting for “{detached}”: another session is waiting for the same run, so it keeps "
+                "running for them (press Run again to rejoin it).", icon="⏹️")
     job = current_job(prefix)
     if job is None:
         return
@@ -403,7 +440,10 @@ def _poller(prefix: str) -> None:
     with st.status(f"Running: {job.label}", state="running", expanded=True):
         _status_body(job, registry)
         if st.button("Cancel", key=_k(prefix, "cancel"), icon="⏹️"):
-            registry.cancel(job.key)
+            if not registry.cancel(job.key, watcher=session_id()):
+                # another session still waits for this shared job: it keeps running for them; we stop watching
+                st.session_state.pop(_k(prefix, "job"), None)
+                st.session_state[_k(prefix, "detached")] = job.label
             st.rerun(scope="app")
 
 
@@ -544,6 +584,17 @@ def html_report(title: str, card: Mapping[str, Any], figures: Mapping[str, Any])
     return "\n".join(parts)
 
 
+def _card_buttons(prefix: str, c_json: Any, c_html: Any, card: Mapping[str, Any], *, figures: Mapping[str, Any],
+                  name: str, title: str, json_label: str) -> None:
+    """The JSON card and the HTML report (with the figures) buttons that every result offers."""
+    c_json.download_button(json_label, data=lambda: json.dumps(card, indent=2, default=str),
+                           file_name=f"{name}-card.json", mime="application/json", on_click="ignore",
+                           key=_k(prefix, "dl.json"), icon="🧾")
+    c_html.download_button("HTML report", data=lambda: html_report(title, card, figures),
+                           file_name=f"{name}-report.html", mime="text/html", on_click="ignore",
+                           key=_k(prefix, "dl.html"), icon="📊")
+
+
 def downloads(prefix: str, card: Mapping[str, Any], *, figures: Mapping[str, Any], weights: Callable[[], bytes] | None,
               name: str) -> None:
     """CSV of the results, the JSON run card, an HTML report with the figures, and the unlearned weights."""
@@ -552,12 +603,8 @@ def downloads(prefix: str, card: Mapping[str, Any], *, figures: Mapping[str, Any
     rows = [card_row(c) for c in card["runs"]] if "runs" in card else [card_row(dict(card))]
     c1.download_button("Results CSV", data=lambda: rows_to_csv(rows), file_name=f"{name}.csv",
                        mime="text/csv", on_click="ignore", key=_k(prefix, "dl.csv"), icon="📄")
-    c2.download_button("JSON run card", data=lambda: json.dumps(card, indent=2, default=str),
-                       file_name=f"{name}-card.json", mime="application/json", on_click="ignore",
-                       key=_k(prefix, "dl.json"), icon="🧾")
-    c3.download_button("HTML report", data=lambda: html_report(f"unlearn-explorer: {name} ({stamp})", card, figures),
-                       file_name=f"{name}-report.html", mime="text/html", on_click="ignore",
-                       key=_k(prefix, "dl.html"), icon="📊")
+    _card_buttons(prefix, c2, c3, card, figures=figures, name=name, json_label="JSON run card",
+                  title=f"unlearn-explorer: {name} ({stamp})")
     if weights is not None:
         c4.download_button("Unlearned weights", data=weights, file_name=f"{name}-unlearned.pt",
                            mime="application/octet-stream", on_click="ignore", key=_k(prefix, "dl.pt"), icon="💾")
@@ -658,9 +705,5 @@ def experiment_downloads(prefix: str, df: pd.DataFrame, card: Mapping[str, Any],
     c1, c2, c3 = st.columns(3)
     c1.download_button("Results CSV (every seed)", data=lambda: df.to_csv(index=False), file_name=f"{name}.csv",
                        mime="text/csv", on_click="ignore", key=_k(prefix, "dl.csv"), icon="📄")
-    c2.download_button("JSON card", data=lambda: json.dumps(card, indent=2, default=str),
-                       file_name=f"{name}-card.json", mime="application/json", on_click="ignore",
-                       key=_k(prefix, "dl.json"), icon="🧾")
-    c3.download_button("HTML report", data=lambda: html_report(f"unlearn-explorer: {name}", card, figures),
-                       file_name=f"{name}-report.html", mime="text/html", on_click="ignore",
-                       key=_k(prefix, "dl.html"), icon="📊")
+    _card_buttons(prefix, c2, c3, card, figures=figures, name=name, json_label="JSON card",
+                  title=f"unlearn-explorer: {name}")

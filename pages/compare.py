@@ -52,13 +52,8 @@ with st.form(f"{PREFIX}.form"):
                           help="SGD steps on the forget set until the original forget accuracy is back.")
     submitted = st.form_submit_button("Run comparison", type="primary", icon=":material/play_arrow:")
 
-try:
-    cfg = ui.read_config(PREFIX, method=all_methods[0])
-except ConfigError as exc:
-    ui.engine_error(exc)
-    st.stop()
 chosen = list(st.session_state[f"{PREFIX}.methods"])
-ui.sync_url(cfg, extra={"methods": ",".join(chosen)})
+cfg = ui.config_or_stop(PREFIX, method=all_methods[0], extra={"methods": ",".join(chosen)})
 
 if submitted:
     try:

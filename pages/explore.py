@@ -25,12 +25,7 @@ with st.form(f"{PREFIX}.form", border=True):
     ui.param_widgets(PREFIX, method)
     submitted = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
 
-try:
-    cfg = ui.read_config(PREFIX)
-except ConfigError as exc:
-    ui.engine_error(exc)
-    st.stop()
-ui.sync_url(cfg)
+cfg = ui.config_or_stop(PREFIX)
 
 if submitted:
     st.session_state[f"{PREFIX}._warnings"] = []

@@ -31,13 +31,7 @@ st.caption("Larger λ gives a smaller bound but a more biased step; smaller ε o
 ui.init_page(PREFIX)
 ui.presets_sidebar(PREFIX)
 methods = [n for n in ui_state.method_names() if any(p.name in SWEEPABLE for p in get_unlearner(n).schema)]
-if not methods:
-    st.info("No registered method has λ, ε or δ to sweep yet.")
-    st.stop()
-if st.session_state.get(f"{PREFIX}.method") not in methods:
-    st.session_state[f"{PREFIX}.method"] = methods[0]
-ui.config_widgets(PREFIX, method=False)
-method = st.selectbox("Method", methods, key=f"{PREFIX}.method")
+method = ui.method_select(PREFIX, methods, empty="No registered method has λ, ε or δ to sweep yet.")
 schema = {p.name: p for p in get_unlearner(method).schema}
 names = [n for n in SWEEPABLE if n in schema]
 with st.form(f"{PREFIX}.form"):
@@ -55,12 +49,7 @@ with st.form(f"{PREFIX}.form"):
     ui.param_widgets(PREFIX, method, skip=(name,))
     submitted = st.form_submit_button("Run sweep", type="primary", icon=":material/play_arrow:")
 
-try:
-    cfg = ui.read_config(PREFIX, method=method)
-except ConfigError as exc:
-    ui.engine_error(exc)
-    st.stop()
-ui.sync_url(cfg)
+cfg = ui.config_or_stop(PREFIX, method=method)
 
 if submitted:
     try:

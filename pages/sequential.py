@@ -31,13 +31,7 @@ ui.init_page(PREFIX)
 ui.presets_sidebar(PREFIX)
 sequential_methods = [n for n in ui_state.method_names()
                       if any(p.name == "requests" for p in get_unlearner(n).schema)]
-if not sequential_methods:
-    st.info("No registered method supports sequential requests yet.")
-    st.stop()
-if st.session_state.get(f"{PREFIX}.method") not in sequential_methods:
-    st.session_state[f"{PREFIX}.method"] = sequential_methods[0]
-ui.config_widgets(PREFIX, method=False)
-method = st.selectbox("Method", sequential_methods, key=f"{PREFIX}.method")
+method = ui.method_select(PREFIX, sequential_methods, empty="No registered method supports sequential requests yet.")
 with st.form(f"{PREFIX}.form"):
     c1, c2, c3 = st.columns(3)
     requests = c1.slider("Requests k", 2, 20, 5, key=f"{PREFIX}.requests")
@@ -50,12 +44,7 @@ with st.form(f"{PREFIX}.form"):
     ui.param_widgets(PREFIX, method, skip=OWN_CONTROLS)
     submitted = st.form_submit_button("Run requests", type="primary", icon=":material/play_arrow:")
 
-try:
-    cfg = ui.read_config(PREFIX, method=method)
-except ConfigError as exc:
-    ui.engine_error(exc)
-    st.stop()
-ui.sync_url(cfg)
+cfg = ui.config_or_stop(PREFIX, method=method)
 
 if submitted:
     st.session_state[f"{PREFIX}._warnings"] = []

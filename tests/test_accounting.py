@@ -8,7 +8,6 @@ import math
 import dp_accounting
 import numpy as np
 import pytest
-from helpers_issue4 import one_thread
 from scipy.optimize import minimize_scalar
 
 from unlearn_core import accounting as acc
@@ -27,9 +26,7 @@ OFFICIAL_TABLE = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from one_thread()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def args(C0, C1, gamma, lam, T):

@@ -1,4 +1,4 @@
-"""Heuristic baselines (fine-tune, NegGrad, NegGrad+, Fisher) and every issue-4 method through the registry."""
+"""Heuristic baselines (fine-tune, NegGrad, NegGrad+, Fisher) and every registered method through the pipeline."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from helpers_issue4 import accuracy, digits_context, one_thread
+from digits_problem import accuracy, digits_context, run_unlearner
 from torch import nn
 
 from unlearn_core.errors import DivergenceError
@@ -16,7 +16,6 @@ from unlearn_core.jsonio import to_jsonable
 from unlearn_core.pipeline import RunConfig, prepare, run_method
 from unlearn_core.training import TrainConfig
 from unlearn_core.unlearners import get_unlearner, list_unlearners, resolve_params
-from unlearn_core.unlearners.base import UnlearnContext
 from unlearn_core.unlearners.fisher import diagonal_fisher, fisher_noise_variance
 from unlearn_core.unlearners.neggrad import forget_accuracy_target
 
@@ -24,14 +23,10 @@ MINE = ("noisy_finetune", "output_perturbation", "cure_newton", "damped_newton",
         "neggrad_plus", "fisher")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from one_thread()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def run(name: str, ctx: UnlearnContext, **overrides):
-    unlearner = get_unlearner(name)
-    return unlearner.unlearn(ctx, **resolve_params(unlearner.schema, overrides, method=name))
+run = run_unlearner
 
 
 def test_registry_entries() -> None:
@@ -168,7 +163,7 @@ def test_fisher_subsample_estimates_the_full_fisher() -> None:
 def test_every_method_runs_on_digits_mlp(name: str) -> None:
     ctx = digits_context()
     before = [p.detach().clone() for p in ctx.model.parameters()]
-    res = run(name, ctx)  # wall time is measured in bench/bench_issue4_methods.py, never asserted
+    res = run(name, ctx)  # wall time is measured in bench/bench_methods.py, never asserted
     assert all(torch.equal(a, b) for a, b in zip(before, ctx.model.parameters(), strict=True))
     assert res.model is not ctx.model
     assert all(torch.isfinite(p).all() for p in res.model.parameters())

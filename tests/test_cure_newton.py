@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from helpers_issue4 import digits_context, digits_problem, one_thread
+from digits_problem import digits_context, digits_problem, run_unlearner
 from torch import nn
 
 from unlearn_core.functional import dense_hessian, flat_gradient, get_flat_params
@@ -18,14 +18,10 @@ from unlearn_core.unlearners.cure_newton import LABEL, cubic_model, solve_cubic_
 WD = 5e-4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from one_thread()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def run(name: str, ctx: UnlearnContext, **overrides):
-    unlearner = get_unlearner(name)
-    return unlearner.unlearn(ctx, **resolve_params(unlearner.schema, overrides, method=name))
+run = run_unlearner
 
 
 def tiny_context() -> UnlearnContext:

@@ -117,6 +117,26 @@ def test_cancel_running_job(registry):
     assert again.result == "second try"
 
 
+def test_cancel_of_a_shared_job_only_detaches_while_another_session_waits(registry):
+    gate = threading.Event()
+
+    def work(progress, cancel):
+        while not gate.wait(0.01):
+            if cancel.is_set():
+                raise Cancelled("stop")
+        return "done for both"
+
+    job = registry.submit("shared", work, watcher="session-a")
+    assert registry.submit("shared", work, watcher="session-b") is job
+    assert job.watchers == {"session-a", "session-b"}
+    assert not registry.cancel("shared", watcher="session-a")  # b still waits: a only stops watching
+    assert not job.cancel_event.is_set() and job.watchers == {"session-b"}
+    assert registry.cancel("shared", watcher="session-b")  # the last watcher cancels for real
+    registry.wait("shared", timeout=10)
+    assert job.state == CANCELLED
+    gate.set()
+
+
 def test_cancel_queued_job_never_starts(registry):
     gate = threading.Event()
     started = []

@@ -8,23 +8,16 @@ import math
 
 import pytest
 import torch
-from helpers_issue4 import accuracy, digits_context, one_thread
+from digits_problem import accuracy, digits_context, run_unlearner
 from torch import nn
 
 from unlearn_core import accounting as acc
 from unlearn_core.jsonio import to_jsonable
-from unlearn_core.unlearners import get_unlearner, resolve_params
-from unlearn_core.unlearners.base import UnlearnContext
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    yield from one_thread()
-
-
-def run(name: str, ctx: UnlearnContext, **overrides):
-    unlearner = get_unlearner(name)
-    return unlearner.unlearn(ctx, **resolve_params(unlearner.schema, overrides, method=name))
+run = run_unlearner
 
 
 def flat(model: nn.Module) -> torch.Tensor:

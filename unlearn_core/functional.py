@@ -141,6 +141,19 @@ def flat_gradient(
     return total
 
 
+def _single_hvp(
+    model: nn.Module, params: ParamDict
+) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``(v, x, y) ↦ ∇²L(params; (x, y)) v`` by forward-over-reverse, without any shift (vmap-able)."""
+    grad_fn = grad(make_loss_fn(model, weight_decay=0.0))
+
+    def one(v: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        _, hv = jvp(lambda p: grad_fn(p, xb, yb), (params,), (unflatten(v, params),))
+        return flatten(hv)
+
+    return one
+
+
 def make_hvp(
     model: nn.Module,
     x: torch.Tensor,
@@ -156,18 +169,12 @@ def make_hvp(
     than differentiated, exactly the paper's λI. ``params`` defaults to the model's current parameters.
     The caller puts the model in eval mode.
     """
-    loss_fn = make_loss_fn(model, weight_decay=0.0)
-    params = param_dict(model) if params is None else params
-    grad_fn = grad(loss_fn)
+    one = _single_hvp(model, param_dict(model) if params is None else params)
     shift = float(weight_decay) + float(lam)
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
-        tangent = unflatten(v, params)
-        _, hv = jvp(lambda p: grad_fn(p, x, y), (params,), (tangent,))
-        out = flatten(hv)
-        if shift:
-            out = out + shift * v
-        return out
+        out = one(v, x, y)
+        return out + shift * v if shift else out
 
     return hvp
 
@@ -185,22 +192,30 @@ def make_batched_hvp(
     This is how LiSSA runs its independent repetitions *together*: one vmapped forward-over-reverse call per
     recursion step instead of R sequential ones.
     """
-    loss_fn = make_loss_fn(model, weight_decay=0.0)
-    params = param_dict(model) if params is None else params
-    grad_fn = grad(loss_fn)
-    shift = float(weight_decay) + float(lam)
-
-    def one(v: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        tangent = unflatten(v, params)
-        _, hv = jvp(lambda p: grad_fn(p, xb, yb), (params,), (tangent,))
-        return flatten(hv)
-
+    one = _single_hvp(model, param_dict(model) if params is None else params)
     batched = vmap(one, in_dims=(0, 0, 0), randomness="different")
+    shift = float(weight_decay) + float(lam)
 
     def hvp(V: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
         out = batched(V, X, Y)
-        if shift:
-            out = out + shift * V
+        return out + shift * V if shift else out
+
+    return hvp
+
+
+def weighted_chunk_hvp(
+    chunk_hvps: list[tuple[Callable[[torch.Tensor], torch.Tensor], float]], shift: float = 0.0
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    r"""``v ↦ Σ_k w_k H_k v + shift·v`` from per-chunk HVPs ``(H_k, w_k)`` with weights ``w_k = |S_k| / |S|``.
+
+    The Hessian of a mean loss over S is the size-weighted mean of the chunks' Hessians, so chunking bounds
+    memory without changing the value; the shift (wd + λ) is added once, not per chunk.
+    """
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
+        out = shift * v if shift else torch.zeros_like(v)
+        for h, weight in chunk_hvps:
+            out = out + weight * h(v)
         return out
 
     return hvp
@@ -218,19 +233,10 @@ def make_full_hvp(
     """Exact HVP over all of (x, y), accumulated in chunks (size-weighted), plus (wd + λ)·v once."""
     params = param_dict(model)
     n = x.shape[0]
-    chunks = [(x[sl], y[sl], (sl.stop - sl.start) / n) for sl in batches(n, batch_size)]
-    hvps = [(make_hvp(model, xb, yb, params=params), w) for xb, yb, w in chunks]
-    shift = float(weight_decay) + float(lam)
-
-    def hvp(v: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros_like(v)
-        for h, w in hvps:
-            out += w * h(v)
-        if shift:
-            out = out + shift * v
-        return out
-
-    return hvp
+    parts = [
+        (make_hvp(model, x[sl], y[sl], params=params), (sl.stop - sl.start) / n) for sl in batches(n, batch_size)
+    ]
+    return weighted_chunk_hvp(parts, float(weight_decay) + float(lam))
 
 
 def dense_hessian(

@@ -80,6 +80,9 @@ class Job:
     traceback: str | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    # ids of the UI sessions waiting for this job (shared jobs): Cancel from one of them only detaches it while
+    # another still waits, so one person's Cancel never throws away the run someone else is waiting for.
+    watchers: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- called from the worker thread -------------------------------------------------------------------
@@ -165,16 +168,21 @@ class JobRegistry:
         _INSTANCES.add(self)
 
     # -- submission --------------------------------------------------------------------------------------
-    def submit(self, key: str, fn: WorkerFn, *, label: str = "") -> Job:
+    def submit(self, key: str, fn: WorkerFn, *, label: str = "", watcher: str | None = None) -> Job:
         """Start ``fn(progress, cancel)`` in a thread under ``key``, or return the live/finished job with that key.
 
-        A job that failed or was cancelled is replaced: submitting again is how a user retries.
+        A job that failed or was cancelled is replaced: submitting again is how a user retries. ``watcher``
+        (a UI session id) is recorded on the job, so that :meth:`cancel` knows who else is waiting for it.
         """
         with self._lock:
             existing = self._jobs.get(key)
             if existing is not None and existing.state not in (FAILED, CANCELLED):
+                if watcher is not None:
+                    existing.watchers.add(watcher)
                 return existing
             job = Job(key=key, label=label or key[:12], fn=fn)
+            if watcher is not None:
+                job.watchers.add(watcher)
             self._jobs[key] = job
             with self._device:
                 self._waiting.append(job.id)
@@ -199,11 +207,21 @@ class JobRegistry:
             except ValueError:
                 return None
 
-    def cancel(self, key: str) -> bool:
-        """Cancel the job under ``key``; returns whether there was an active job to cancel."""
-        job = self.get(key)
-        if job is None or job.done:
-            return False
+    def cancel(self, key: str, *, watcher: str | None = None) -> bool:
+        """Cancel the job under ``key``; returns whether it was cancelled.
+
+        With ``watcher``, that session stops waiting; the job is cancelled only if no other session still
+        waits for it (a shared job keeps running for the others, and ``False`` is returned). Without it the
+        job is cancelled outright.
+        """
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is None or job.done:
+                return False
+            if watcher is not None:
+                job.watchers.discard(watcher)
+                if job.watchers:
+                    return False
         job.cancel()
         with self._device:
             self._device.notify_all()  # a queued job wakes up and leaves the queue
@@ -300,7 +318,7 @@ def default_torch_threads() -> int | None:
     Why: the job shares the machine with the Streamlit server (which reruns the status fragment every 0.5 s) and,
     for a local user, the browser. With every core given to torch, OpenMP's spinning workers and those processes
     preempt each other: on a 2-core CPU the quick demo took 17-20 s from click to results with 2 torch threads
-    and 10-11 s with 1 (measured side by side in a real browser, issue 6 notes).
+    and 10-11 s with 1 (measured side by side in a real browser; docs/dashboard.md).
     """
     if os.environ.get("OMP_NUM_THREADS"):
         return None

@@ -268,14 +268,37 @@ class Unlearner(ABC):
     paper: ClassVar[str]
     summary: ClassVar[str]
     schema: ClassVar[tuple[HyperParam, ...]] = ()
+    #: ``(solver value, alternatives)`` for methods whose ``solver`` hyperparameter has a dense-Hessian choice:
+    #: that choice stores a p × p matrix, so it is refused above ``curvature.DENSE_MAX_PARAMS`` parameters.
+    dense_solver: ClassVar[tuple[str, str] | None] = None
 
     def unsupported_reason(self, model: nn.Module, params: dict[str, Any]) -> str | None:
         """Why this method cannot run on ``model`` with ``params`` (``None`` when it can).
 
         The CLI and the UI call this before any work so that they can refuse clearly; e.g. the dense Hessian
-        path is only for models with few parameters.
+        path is only for models with few parameters. Subclasses that add reasons should call ``super()``.
         """
+        if self.dense_solver is None:
+            return None
+        from unlearn_core.curvature import DENSE_MAX_PARAMS  # curvature is heavy; base stays import-light
+        from unlearn_core.functional import num_params
+
+        value, alternatives = self.dense_solver
+        p = num_params(model)
+        if params.get("solver") == value and p > DENSE_MAX_PARAMS:
+            return (f"solver={value} builds the dense {p}×{p} Hessian, allowed only up to {DENSE_MAX_PARAMS} "
+                    f"parameters; use {alternatives}")
         return None
+
+    def check_supported(self, model: nn.Module, params: dict[str, Any]) -> None:
+        """Raise :class:`ConfigError` with :meth:`unsupported_reason` when the method cannot run.
+
+        ``pipeline.run_method`` checks before any work; unlearners call this too, so that a direct
+        ``unlearn(...)`` call from Python refuses the same way.
+        """
+        reason = self.unsupported_reason(model, params)
+        if reason:
+            raise ConfigError(f"method {self.name!r}: {reason}")
 
     @abstractmethod
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:

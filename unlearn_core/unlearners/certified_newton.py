@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from unlearn_core.certificate import Assumption, Certificate, build_certificate
-from unlearn_core.curvature import DENSE_MAX_PARAMS, exact_inverse_hvp, lanczos, lissa, make_data_hvp
+from unlearn_core.curvature import exact_inverse_hvp, lanczos, lissa, make_data_hvp
 from unlearn_core.errors import ConfigError, DivergenceError
 from unlearn_core.evaluation import evaluate, param_distance
 from unlearn_core.functional import flat_gradient, get_flat_params, num_params, set_flat_params
@@ -96,20 +96,12 @@ class CertifiedNewton(Unlearner):
                    "the actual error (slow)"),
     )
 
-    def unsupported_reason(self, model: nn.Module, params: dict[str, Any]) -> str | None:
-        if params.get("solver") == "exact":
-            p = num_params(model)
-            if p > DENSE_MAX_PARAMS:
-                return (f"solver=exact builds the dense {p}×{p} Hessian, allowed only up to {DENSE_MAX_PARAMS} "
-                        "parameters; use solver=cg or solver=lissa")
-        return None
+    dense_solver = ("exact", "solver=cg or solver=lissa")
 
     # ------------------------------------------------------------------------------------------------------------
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
-        reason = self.unsupported_reason(ctx.model, params)
-        if reason:
-            raise ConfigError(reason)
+        self.check_supported(ctx.model, params)
         start = time.perf_counter()
         k = int(params["requests"])
         if ctx.n_forget < k:

@@ -39,15 +39,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from unlearn_core.curvature import DENSE_MAX_PARAMS, conjugate_gradient, lanczos
-from unlearn_core.errors import ConfigError, DivergenceError
+from unlearn_core.curvature import conjugate_gradient, hessian_matrix, lanczos, make_data_hvp
+from unlearn_core.errors import DivergenceError
 from unlearn_core.functional import (
-    dense_hessian,
     flat_gradient,
     get_flat_params,
-    make_full_hvp,
     make_hvp,
-    num_params,
     param_dict,
     set_flat_params,
 )
@@ -56,7 +53,6 @@ from unlearn_core.unlearners.registry import register_unlearner
 
 SOLVERS = ("dual_bisection", "eigh", "gd_subsolver")
 LABEL = "approximate (uncertified)"
-EIGH_MAX_PARAMS = DENSE_MAX_PARAMS
 
 
 def cubic_model(g: torch.Tensor, hd: torch.Tensor, delta: torch.Tensor, M: float) -> float:
@@ -229,7 +225,7 @@ def estimate_hessian_lipschitz(
     of the global constant), stated as such in the diagnostics. Returns (M̂, HVPs used).
     """
     w0 = get_flat_params(model)
-    hvp0 = make_full_hvp(model, x, y, weight_decay=weight_decay)
+    hvp0 = make_data_hvp(model, x, y, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(int(seed) + 17)
     best = 0.0
     probe_model = _clone_for_probe(model)
@@ -237,7 +233,7 @@ def estimate_hessian_lipschitz(
         u = torch.randn(w0.numel(), generator=gen, dtype=torch.float64).to(dtype=w0.dtype, device=w0.device)
         u = u / torch.linalg.vector_norm(u)
         set_flat_params(probe_model, w0 + radius * u)
-        hvp1 = make_full_hvp(probe_model, x, y, weight_decay=weight_decay)
+        hvp1 = make_data_hvp(probe_model, x, y, weight_decay=weight_decay)
         diff = hvp1(u) - hvp0(u)
         best = max(best, float(torch.linalg.vector_norm(diff)) / radius)
     return best, 2 * max(1, probes)
@@ -302,16 +298,10 @@ class CureNewton(Unlearner):
         HyperParam("M_radius", float, 0.1, "M=auto: probe radius r", low=1e-8, high=1e3, log=True),
     )
 
-    def unsupported_reason(self, model: nn.Module, params: dict[str, Any]) -> str | None:
-        if params.get("solver") == "eigh" and num_params(model) > EIGH_MAX_PARAMS:
-            return (f"solver=eigh builds a dense {num_params(model)}×{num_params(model)} Hessian (allowed up to "
-                    f"{EIGH_MAX_PARAMS} parameters): use solver=dual_bisection or gd_subsolver")
-        return None
+    dense_solver = ("eigh", "solver=dual_bisection or solver=gd_subsolver")
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
-        reason = self.unsupported_reason(ctx.model, params)
-        if reason:
-            raise ConfigError(reason)
+        self.check_supported(ctx.model, params)
         start = time.perf_counter()
         model, wd = _objective_inputs(ctx, params)
         x_r, y_r = ctx.x_retain, ctx.y_retain
@@ -369,12 +359,12 @@ class CureNewton(Unlearner):
         w0 = get_flat_params(model)
         g = flat_gradient(model, x_r, y_r, weight_decay=wd)
         g_norm = float(torch.linalg.vector_norm(g))
-        full_hvp = make_full_hvp(model, x_r, y_r, weight_decay=wd)
+        full_hvp = make_data_hvp(model, x_r, y_r, weight_decay=wd)
         p = w0.numel()
         solver = params["solver"]
         with torch.no_grad():
             if solver == "eigh":
-                H = dense_hessian(model, x_r, y_r, weight_decay=wd)
+                H = hessian_matrix(model, x_r, y_r, weight_decay=wd)
                 delta, alpha, info = solve_cubic_eigh(H, g, M=M)
                 hvps = p
             elif solver == "dual_bisection":

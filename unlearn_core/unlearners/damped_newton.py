@@ -18,16 +18,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from unlearn_core.curvature import DENSE_MAX_PARAMS, conjugate_gradient
+from unlearn_core.curvature import conjugate_gradient, hessian_matrix, make_data_hvp
 from unlearn_core.errors import ConfigError
 from unlearn_core.functional import (
-    dense_hessian,
     flat_gradient,
     get_flat_params,
-    make_full_hvp,
-    num_params,
     set_flat_params,
 )
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
@@ -86,16 +82,10 @@ class DampedNewton(Unlearner):
         ),
     )
 
-    def unsupported_reason(self, model: nn.Module, params: dict[str, Any]) -> str | None:
-        if params.get("solver") == "dense" and num_params(model) > DENSE_MAX_PARAMS:
-            return (f"solver=dense builds a {num_params(model)}×{num_params(model)} Hessian (allowed up to "
-                    f"{DENSE_MAX_PARAMS} parameters): use solver=minres or cg")
-        return None
+    dense_solver = ("dense", "solver=minres or solver=cg")
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
-        reason = self.unsupported_reason(ctx.model, params)
-        if reason:
-            raise ConfigError(reason)
+        self.check_supported(ctx.model, params)
         start = time.perf_counter()
         model = ctx.copy_model().eval()
         wd = params["weight_decay"]
@@ -108,13 +98,12 @@ class DampedNewton(Unlearner):
         info: dict[str, Any] = {}
         with torch.no_grad():
             if params["solver"] == "dense":
-                H = dense_hessian(model, x_r, y_r, weight_decay=wd, lam=lam).double()
-                H = 0.5 * (H + H.T)
+                H = hessian_matrix(model, x_r, y_r, weight_decay=wd, lam=lam).double()
                 eig = torch.linalg.eigvalsh(H)
                 step = torch.linalg.solve(H, g.double()).to(g.dtype)
                 info = {"lambda_min_damped": float(eig[0]), "lambda_max_damped": float(eig[-1]), "hvps": w0.numel()}
             else:
-                hvp = make_full_hvp(model, x_r, y_r, weight_decay=wd, lam=lam)
+                hvp = make_data_hvp(model, x_r, y_r, weight_decay=wd, lam=lam)
                 if params["solver"] == "cg":
                     res = conjugate_gradient(hvp, g, tol=params["tol"], max_iter=params["max_iter"])
                     step = res.x

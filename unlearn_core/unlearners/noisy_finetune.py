@@ -290,6 +290,7 @@ class NoisyFineTune(Unlearner):
     # -- the run -------------------------------------------------------------------------------------------------
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
+        self.check_supported(ctx.model, params)
         cert = self.plan(params)
         model = ctx.copy_model()
         params_list = trainable(model)

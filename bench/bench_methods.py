@@ -1,8 +1,8 @@
 """Issue-4 methods side by side on one prepared configuration: time (and its ratio to retraining), accuracy,
 distance to the retrained oracle, and the certificate label.
 
-    python bench/bench_issue4_methods.py --dataset digits --model mlp --epochs 20
-    python bench/bench_issue4_methods.py --dataset mnist --model mlp --epochs 5 --device cuda
+    python bench/bench_methods.py --dataset digits --model mlp --epochs 20
+    python bench/bench_methods.py --dataset mnist --model mlp --epochs 5 --device cuda
 
 Prints one row per method, all measured in the same run, so the ratios are comparable.
 """
@@ -10,7 +10,11 @@ Prints one row per method, all measured in the same run, so the ratios are compa
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
 from unlearn_core.pipeline import RunConfig, prepare, run_method
 from unlearn_core.training import TrainConfig

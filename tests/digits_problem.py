@@ -1,4 +1,4 @@
-"""A small, self-contained digits-MLP unlearning problem for the tests of issue 4 (built by hand, no cache).
+"""A small, self-contained digits-MLP unlearning problem for the unlearner tests (built by hand, no cache).
 
 sklearn's bundled 8×8 digits (no download) as N×1×8×8 tensors normalised with the training mean/std; a
 64-32-32-10 MLP trained with Adam for a few seconds; 10 % of the training points forgotten at random. Built once
@@ -14,7 +14,8 @@ import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
-from unlearn_core.unlearners.base import UnlearnContext
+from unlearn_core.unlearners import get_unlearner, resolve_params
+from unlearn_core.unlearners.base import UnlearnContext, UnlearnResult
 
 
 @dataclass(frozen=True)
@@ -93,16 +94,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((model.eval()(x).argmax(1) == y).float().mean())
 
 
-def one_thread():
-    """Generator for a module-scoped fixture: run tiny-model tests on one intra-op thread, then restore.
-
-    Why: on a small, shared CPU (2 cores, other processes busy) torch's spinning intra-op threads made these
-    tiny-model tests ~8× slower end to end (201 s vs 25 s measured); one thread is also the fastest setting for
-    models this small when the machine is idle.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+def run_unlearner(name: str, ctx: UnlearnContext, **overrides: object) -> UnlearnResult:
+    """Call a registered unlearner directly with its schema defaults, overridden by ``overrides``."""
+    unlearner = get_unlearner(name)
+    return unlearner.unlearn(ctx, **resolve_params(unlearner.schema, dict(overrides), method=name))
