@@ -84,6 +84,7 @@ def test_methods_json_is_the_schema(capsys) -> None:
             assert {"name", "type", "default", "low", "high", "choices", "help"} <= set(param)
 
 
+@pytest.mark.usefixtures("shared_data")
 def test_datasets_lists_availability(capsys) -> None:
     assert _call(["datasets", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["datasets"]}

@@ -34,6 +34,7 @@ def test_synthetic_is_seeded_and_balanced() -> None:
     assert a.x_train.shape == (800, 1, 4, 4) and torch.bincount(a.y_train).tolist() == [200] * 4
 
 
+@pytest.mark.usefixtures("shared_data")
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
 def test_mnist_like_from_shared_data(name: str) -> None:
     data = load_dataset(name)
