@@ -1,5 +1,6 @@
-"""Issue-4 methods side by side on one prepared configuration: time (and its ratio to retraining), accuracy,
-distance to the retrained oracle, and the certificate label.
+"""Every registered unlearner but certified_newton (see bench_newton_vs_retrain.py) side by side on one
+prepared configuration: time (and its ratio to retraining), accuracy, distance to the retrained oracle, and
+the certificate label.
 
     python bench/bench_methods.py --dataset digits --model mlp --epochs 20
     python bench/bench_methods.py --dataset mnist --model mlp --epochs 5 --device cuda
@@ -16,11 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
+from unlearn_core.evaluation import param_distance
 from unlearn_core.pipeline import RunConfig, prepare, run_method
 from unlearn_core.training import TrainConfig
+from unlearn_core.unlearners import list_unlearners
 
-METHODS = ("retrain", "noisy_finetune", "output_perturbation", "cure_newton", "damped_newton", "finetune",
-           "neggrad", "neggrad_plus", "fisher")
+METHODS = tuple(cls.name for cls in list_unlearners() if cls.name != "certified_newton")
 
 
 def main() -> None:
@@ -41,7 +43,7 @@ def main() -> None:
     header = f"{'method':<20}{'time_s':>9}{'÷retrain':>10}{'acc_f':>8}{'acc_r':>8}{'acc_t':>8}{'‖w−w̃*‖':>10}  label"
     print(header)
     retrain_s = prepared.timing_s["retrain"] or float("nan")
-    for name in args.methods.split(","):
+    for name in [m for m in args.methods.split(",") if m]:
         res = run_method(prepared, name)
         card = res.card
         m = card["models"]["unlearned"]
@@ -50,12 +52,10 @@ def main() -> None:
         t = card["timing_s"]["unlearn"]
         print(f"{name:<20}{t:>9.3f}{t / retrain_s:>10.3f}{m['acc_forget']:>8.3f}{m['acc_retain']:>8.3f}"
               f"{m['acc_test']:>8.3f}{card['distance']['unlearned_to_retrained']:>10.3f}  {label}")
-    r = card["models"]["retrained"]
-    o = card["models"]["original"]
+    o, r = prepared.metrics(prepared.original), prepared.metrics(prepared.retrained)
     print(f"{'(original)':<20}{'':>19}{o['acc_forget']:>8.3f}{o['acc_retain']:>8.3f}{o['acc_test']:>8.3f}"
-          f"{card['distance']['original_to_retrained']:>10.3f}")
+          f"{param_distance(prepared.original, prepared.retrained):>10.3f}")
     print(f"{'(retrained)':<20}{'':>19}{r['acc_forget']:>8.3f}{r['acc_retain']:>8.3f}{r['acc_test']:>8.3f}")
-
 
 if __name__ == "__main__":
     main()

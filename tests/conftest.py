@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from skips import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -49,8 +50,5 @@ def shared_data() -> None:
     missing = [f for name in ("mnist", "fashion_mnist") for f in missing_files(name)]
     if not missing:
         return
-    message = (f"MNIST/Fashion-MNIST files are missing in UNLEARN_DATA_DIR={os.environ['UNLEARN_DATA_DIR']} "
-               f"(e.g. {missing[0]}); point UNLEARN_DATA_DIR at a torchvision-layout data folder")
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    skip_or_fail(f"MNIST/Fashion-MNIST files are missing in UNLEARN_DATA_DIR={os.environ['UNLEARN_DATA_DIR']} "
+                 f"(e.g. {missing[0]}); point UNLEARN_DATA_DIR at a torchvision-layout data folder")

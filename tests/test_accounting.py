@@ -26,9 +26,6 @@ OFFICIAL_TABLE = [
 ]
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def args(C0, C1, gamma, lam, T):
     return {"C0": C0, "C1": C1, "gamma": gamma, "lam": lam, "T": T}
 

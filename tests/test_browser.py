@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from skips import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -26,9 +27,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 if not CHROMIUM.exists():
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{CHROMIUM} is missing on CI: install it with 'apt-get install -y chromium'", pytrace=False)
-    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium to run the browser test", allow_module_level=True)
+    skip_or_fail(f"{CHROMIUM} is missing: install Debian's chromium ('apt-get install -y chromium') to run the "
+                 "browser test", module_level=True)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 

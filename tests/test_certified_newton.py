@@ -11,10 +11,13 @@ import json
 
 import pytest
 import torch
+from digits_problem import run_unlearner
 from sklearn.datasets import load_digits
 from torch import nn
 
 from unlearn_core.errors import ConfigError, DivergenceError
+from unlearn_core.evaluation import param_distance
+from unlearn_core.forget import select_forget
 from unlearn_core.functional import get_flat_params, num_params
 from unlearn_core.training import TrainConfig, train
 from unlearn_core.unlearners import UnlearnContext, get_unlearner, list_unlearners, resolve_params
@@ -57,11 +60,7 @@ def _logreg(seed: int = 0) -> nn.Module:
 @pytest.fixture(scope="module")
 def convex_setup():
     x, y, xt, yt = _digits()
-    n = len(y)
-    forget = torch.randperm(n, generator=torch.Generator().manual_seed(1))[:60].sort().values
-    mask = torch.ones(n, dtype=torch.bool)
-    mask[forget] = False
-    retain = mask.nonzero().squeeze(1)
+    forget, retain = select_forget("random:60", y, seed=1)
     original = _fit_lbfgs(_logreg(), x, y, WD)
     retrained = _fit_lbfgs(_logreg(), x[retain], y[retain], WD)
     return x, y, xt, yt, forget, retain, original, retrained
@@ -77,13 +76,7 @@ def _ctx(x, y, xt, yt, forget, retain, model, retrained=None, *, wd=WD, factory=
 
 
 def _run(ctx: UnlearnContext, **overrides):
-    method = get_unlearner("certified_newton")
-    params = resolve_params(method.schema, overrides, method="certified_newton")
-    return method.unlearn(ctx, **params)
-
-
-def _dist(a: nn.Module, b: nn.Module) -> float:
-    return float(torch.linalg.vector_norm(get_flat_params(a) - get_flat_params(b)))
+    return run_unlearner("certified_newton", ctx, **overrides)
 
 
 def test_registered_with_schema() -> None:
@@ -108,9 +101,9 @@ def test_convex_newton_step_lands_near_the_retrained_model(convex_setup, solver:
     ctx = _ctx(x, y, xt, yt, forget, retain, original, retrained)
     extra = {"H": "auto", "depth": 600, "reps": 8, "batch": 200} if solver == "lissa" else {}
     result = _run(ctx, solver=solver, lam=0.0, sigma=0.0, **extra)
-    gap = _dist(original, retrained)
+    gap = param_distance(original, retrained)
     error = result.diagnostics["approx_error"]
-    assert error == pytest.approx(_dist(result.model, retrained), rel=1e-9)  # σ = 0: released = estimate
+    assert error == pytest.approx(param_distance(result.model, retrained), rel=1e-9)  # σ = 0: released = estimate
     assert gap > 0.05, "forgetting 60 points must move the minimiser measurably"
     assert error / gap < 0.1  # the issue's acceptance criterion
     if solver == "exact":
@@ -130,7 +123,7 @@ def test_forget_shortcut_agrees_with_retain_gradient_at_a_minimiser(convex_setup
     a = _run(ctx, solver="exact", lam=0.0, sigma=0.0, grad_mode="retain")
     b = _run(ctx, solver="exact", lam=0.0, sigma=0.0, grad_mode="forget_shortcut")
     assert a.diagnostics["grad_norm"] == pytest.approx(b.diagnostics["grad_norm"], rel=1e-5)
-    assert _dist(a.model, b.model) < 1e-5 * _dist(original, retrained)
+    assert param_distance(a.model, b.model) < 1e-5 * param_distance(original, retrained)
 
 
 def test_default_sigma_is_the_required_one_and_certifies(convex_setup) -> None:
@@ -146,12 +139,11 @@ def test_default_sigma_is_the_required_one_and_certifies(convex_setup) -> None:
     assert noise == pytest.approx(cert["sigma_used"] * p**0.5, rel=0.1)  # ‖ξ‖ ≈ σ√p
 
 
-def _mlp_setup():
+@pytest.fixture(scope="module")
+def mlp_setup():
+    """A small ReLU MLP trained once for the module; tests never mutate it (one of them checks)."""
     x, y, xt, yt = _digits(torch.float32)
-    n = len(y)
-    forget = torch.randperm(n, generator=torch.Generator().manual_seed(2))[:90].sort().values
-    mask = torch.ones(n, dtype=torch.bool)
-    mask[forget] = False
+    forget, retain = select_forget("random:90", y, seed=2)
 
     def factory(offset: int = 0) -> nn.Module:
         torch.manual_seed(100 + offset)
@@ -160,11 +152,11 @@ def _mlp_setup():
     model = factory()
     config = TrainConfig(epochs=3, lr=1e-2, weight_decay=5e-4, norm_bound=20.0)
     train(model, x, y, config)
-    return x, y, xt, yt, forget, mask.nonzero().squeeze(1), model.eval(), factory
+    return x, y, xt, yt, forget, retain, model.eval(), factory
 
 
-def test_sequential_requests_keep_sigma_and_really_add_noise() -> None:
-    x, y, xt, yt, forget, retain, model, factory = _mlp_setup()
+def test_sequential_requests_keep_sigma_and_really_add_noise(mlp_setup) -> None:
+    x, y, xt, yt, forget, retain, model, factory = mlp_setup
     before = copy.deepcopy(model)
     ctx = _ctx(x, y, xt, yt, forget, retain, model, wd=5e-4, factory=factory)
     result = _run(ctx, requests=3, sigma=0.01, depth=30, reps=2, H=100.0, retrain_each_step=True,
@@ -182,13 +174,13 @@ def test_sequential_requests_keep_sigma_and_really_add_noise() -> None:
         assert 0.0 <= s["acc_test"] <= 1.0 and "acc_forget_noiseless" in s
     assert result.diagnostics["chain_from"] == "noiseless" and result.certificate["requests"] == 3
     assert len(result.certificate["per_request_delta"]) == 3
-    assert _dist(model, before) == 0.0
+    assert param_distance(model, before) == 0.0
     # The released model is the noised one: its distance to the start exceeds the noise alone's scale.
-    assert _dist(result.model, model) > 0.5 * 0.01 * p**0.5
+    assert param_distance(result.model, model) > 0.5 * 0.01 * p**0.5
 
 
-def test_chain_from_noised_starts_each_request_from_the_release() -> None:
-    x, y, xt, yt, forget, retain, model, factory = _mlp_setup()
+def test_chain_from_noised_starts_each_request_from_the_release(mlp_setup) -> None:
+    x, y, xt, yt, forget, retain, model, factory = mlp_setup
     ctx = _ctx(x, y, xt, yt, forget, retain, model, wd=5e-4, factory=factory)
     noised = _run(ctx, requests=2, sigma=0.05, depth=5, reps=1, H=100.0, chain_from="noised")
     plain = _run(ctx, requests=2, sigma=0.05, depth=5, reps=1, H=100.0, chain_from="noiseless")
@@ -198,17 +190,17 @@ def test_chain_from_noised_starts_each_request_from_the_release() -> None:
                                                                         rel=1e-3)
 
 
-def test_too_small_scale_is_reported_not_returned() -> None:
-    x, y, xt, yt, forget, retain, model, factory = _mlp_setup()
+def test_too_small_scale_is_reported_not_returned(mlp_setup) -> None:
+    x, y, xt, yt, forget, retain, model, factory = mlp_setup
     ctx = _ctx(x, y, xt, yt, forget, retain, model, wd=5e-4, factory=factory)
     with pytest.raises(DivergenceError, match="LiSSA diverged at step"):
         _run(ctx, H=0.01, depth=200, reps=2)
 
 
-def test_lanczos_steps_and_points_are_honoured() -> None:
+def test_lanczos_steps_and_points_are_honoured(mlp_setup) -> None:
     """Fewer Lanczos steps from the same start vector span a nested Krylov space: λ_min can only be less negative
     (Cauchy interlacing), and the card says how many steps and points measured it."""
-    x, y, xt, yt, forget, retain, model, factory = _mlp_setup()
+    x, y, xt, yt, forget, retain, model, factory = mlp_setup
     ctx = _ctx(x, y, xt, yt, forget, retain, model, wd=5e-4, factory=factory)
     few = _run(ctx, depth=5, reps=1, H=100.0, lanczos_steps=5, curvature_points=300).certificate["assumptions"]
     many = _run(ctx, depth=5, reps=1, H=100.0, lanczos_steps=60, curvature_points=300).certificate["assumptions"]
@@ -218,8 +210,8 @@ def test_lanczos_steps_and_points_are_honoured() -> None:
     assert few["L"]["value"] <= many["L"]["value"] + 1e-6
 
 
-def test_too_many_requests_is_a_config_error() -> None:
-    x, y, xt, yt, forget, _, model, factory = _mlp_setup()
+def test_too_many_requests_is_a_config_error(mlp_setup) -> None:
+    x, y, xt, yt, forget, _, model, factory = mlp_setup
     ctx = _ctx(x, y, xt, yt, forget[:2], torch.arange(2, len(y)), model, wd=5e-4, factory=factory)
     with pytest.raises(ConfigError, match="requests=3"):
         _run(ctx, requests=3)

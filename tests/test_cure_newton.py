@@ -6,7 +6,8 @@ import json
 
 import pytest
 import torch
-from digits_problem import digits_context, digits_problem, run_unlearner
+from digits_problem import digits_context, digits_problem
+from digits_problem import run_unlearner as run
 from torch import nn
 
 from unlearn_core.functional import dense_hessian, flat_gradient, get_flat_params
@@ -20,8 +21,6 @@ WD = 5e-4
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-run = run_unlearner
 
 
 def tiny_context() -> UnlearnContext:

@@ -8,28 +8,24 @@ import math
 
 import pytest
 import torch
-from digits_problem import accuracy, digits_context, run_unlearner
+from digits_problem import accuracy, digits_context
+from digits_problem import run_unlearner as run
 from torch import nn
 
 from unlearn_core import accounting as acc
+from unlearn_core.functional import get_flat_params, num_params
 from unlearn_core.jsonio import to_jsonable
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-run = run_unlearner
-
-
-def flat(model: nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-
 
 def test_default_run_is_certified_useful_and_serialisable() -> None:
     ctx = digits_context()
-    before = flat(ctx.model).clone()
+    before = get_flat_params(ctx.model).clone()
     res = run("noisy_finetune", ctx)
     cert = res.certificate
-    assert torch.equal(flat(ctx.model), before)  # ctx.model is never mutated
+    assert torch.equal(get_flat_params(ctx.model), before)  # ctx.model is never mutated
     assert cert["certified"] and cert["label"] == "certified"
     expected = acc.sigma_grad_clip_closed_form(epsilon=1.0, delta=1e-5, C0=0.3, C1=0.3, gamma=0.01, lam=50.0,
                                                T=cert["T"])
@@ -76,7 +72,7 @@ def test_grad_clip_update_rule_matches_a_hand_computation() -> None:
               lam=lam)
     ref = copy.deepcopy(ctx.model)
     with torch.no_grad():
-        scale = min(1.0, C0 / float(flat(ref).norm()))
+        scale = min(1.0, C0 / float(get_flat_params(ref).norm()))
         for p in ref.parameters():
             p.mul_(scale)
     loss = nn.functional.cross_entropy(ref(ctx.x_retain), ctx.y_retain)
@@ -86,19 +82,19 @@ def test_grad_clip_update_rule_matches_a_hand_computation() -> None:
     with torch.no_grad():
         for p, g in zip(ref.parameters(), grads, strict=True):
             p.sub_(gamma * (g * (C1 / gnorm) + lam * p))
-    assert torch.allclose(flat(res.model), flat(ref), atol=1e-6)
+    assert torch.allclose(get_flat_params(res.model), get_flat_params(ref), atol=1e-6)
     assert res.diagnostics["noisy_steps"]["clipped"] == [True]
     assert res.diagnostics["noisy_steps"]["grad_norm"][0] == pytest.approx(gnorm, rel=1e-5)
 
 
 def test_noise_has_the_calibrated_scale() -> None:
     ctx = digits_context()
-    p = sum(t.numel() for t in ctx.model.parameters())
+    p = num_params(ctx.model)
     base = run("noisy_finetune", ctx, sigma=0.0, T=1, finetune_epochs=0)
     noisy = run("noisy_finetune", ctx, sigma=0.5, T=1, finetune_epochs=0)
     # Same batches (same generator) → the difference is the one noise draw (plus a tiny gradient difference: none
     # here, the gradient is evaluated before the noise is added).
-    dist = float((flat(noisy.model) - flat(base.model)).norm())
+    dist = float((get_flat_params(noisy.model) - get_flat_params(base.model)).norm())
     assert dist == pytest.approx(0.5 * math.sqrt(p), rel=0.05)
 
 
@@ -110,8 +106,8 @@ def test_model_clip_variant_uses_its_delta_accountant() -> None:
     assert cert["delta_final"] <= 1e-5 and cert["sigma_required"] <= cert["sigma_used"]
     assert len(res.diagnostics["noisy_steps"]["step"]) == 6
     # Before the final noise the model lies in the C2-ball, so ‖x_T‖ ≤ C2 + ‖noise‖ (≈ σ√p).
-    p = sum(t.numel() for t in ctx.model.parameters())
-    assert float(flat(res.model).norm()) < 0.3 + 1.2 * 0.3 * math.sqrt(p)
+    p = num_params(ctx.model)
+    assert float(get_flat_params(res.model).norm()) < 0.3 + 1.2 * 0.3 * math.sqrt(p)
     short = run("noisy_finetune", ctx, variant="model_clip", T=3, finetune_epochs=0).certificate
     assert not short["certified"] and short["label"] == "not certified by the bound"
     assert short["sigma_required"] > short["sigma_used"]
@@ -120,14 +116,14 @@ def test_model_clip_variant_uses_its_delta_accountant() -> None:
 def test_output_perturbation_projects_and_noises() -> None:
     ctx = digits_context()
     clean = run("output_perturbation", ctx, C0=0.5, sigma=0.0, finetune_epochs=0)
-    assert float(flat(clean.model).norm()) == pytest.approx(0.5, rel=1e-5)
+    assert float(get_flat_params(clean.model).norm()) == pytest.approx(0.5, rel=1e-5)
     assert not clean.certificate["certified"]
     res = run("output_perturbation", ctx, C0=0.5, finetune_epochs=0)
     cert = res.certificate
     assert cert["sigma_used"] == pytest.approx(0.5 * 9.6896, rel=1e-3) and cert["certified"]
     assert cert["epsilon_certified"] < 1.0  # the classical σ is conservative (exact analytic ε is smaller)
-    p = sum(t.numel() for t in ctx.model.parameters())
-    dist = float((flat(res.model) - flat(clean.model)).norm())
+    p = num_params(ctx.model)
+    dist = float((get_flat_params(res.model) - get_flat_params(clean.model)).norm())
     assert dist == pytest.approx(cert["sigma_used"] * math.sqrt(p), rel=0.05)
     analytic = run("output_perturbation", ctx, C0=0.5, mechanism="analytic", finetune_epochs=0).certificate
     assert analytic["sigma_used"] < cert["sigma_used"]
