@@ -7,7 +7,6 @@ figures. Nothing here trains a model or does maths; the worker functions live in
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 import time
@@ -59,6 +58,18 @@ def _store_for(root: str) -> RunStore:
 def get_store() -> RunStore:
     """The run history in the cache directory (``UNLEARN_CACHE_DIR`` or the user cache)."""
     return _store_for(str(paths.cache_dir()))
+
+
+def delete_runs(runs: list[Any]) -> None:
+    """Delete stored runs and forget their finished jobs, so that the next Run with that configuration recomputes.
+
+    The registry keeps finished jobs by configuration hash (the run's ``config_hash``) for reuse; without this,
+    pressing Run again would hand back the deleted result.
+    """
+    store, registry = get_store(), get_registry()
+    for run in runs:
+        store.delete(run.id)
+        registry.forget(run.config_hash)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -620,10 +631,6 @@ def engine_error(exc: BaseException) -> None:
     st.error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, icon="🚫")
 
 
-def bytes_io(data: bytes) -> io.BytesIO:
-    return io.BytesIO(data)
-
-
 # ------------------------------------------------------------------------------------------------------------
 # Experiments (Compare, Sequential, Sensitivity): unlearn_core.experiments in the background
 # ------------------------------------------------------------------------------------------------------------
@@ -636,12 +643,8 @@ def seeds_widget(prefix: str) -> int:
                                     "and charts show the mean (± sd) over seeds."))
 
 
-def submit_experiment(prefix: str, kind: str, base: Any, *, seeds: list[int], label: str,
-                      **options: Any) -> None:
-    """Reuse a stored experiment with this exact configuration, else start it in the background."""
-    from unlearn_core.jobs import experiment_task, job_key
-
-    key = job_key({"page": kind, "config": base.to_json(), "seeds": seeds, "options": options})
+def submit_or_reuse(prefix: str, key: str, make_task: Callable[[], Any], *, label: str) -> None:
+    """Reuse the stored run with this configuration hash (nothing is recomputed), else start ``make_task()``."""
     stored = get_store().find(key)
     ss = st.session_state
     if stored is not None:
@@ -649,29 +652,49 @@ def submit_experiment(prefix: str, kind: str, base: Any, *, seeds: list[int], la
         ss[_k(prefix, "stored")] = stored.id
         return
     ss[_k(prefix, "stored")] = None
-    submit(prefix, key, experiment_task(kind, base, seeds=seeds, key=key, store=get_store(), label=label, **options),
-           label=f"{kind}: {label} on {base.dataset}/{base.model}, {len(seeds)} seed(s)")
+    submit(prefix, key, make_task(), label=label)
+
+
+def stored_or_job(prefix: str, *, show_stored: Callable[[Any], None], on_done: Callable[[Job], None]) -> None:
+    """The page's result: the reused stored run (``show_stored(stored)``, without weights), else its job panel."""
+    stored_id = st.session_state.get(_k(prefix, "stored"))
+    if stored_id:
+        try:
+            stored = get_store().get(stored_id, with_weights=False)
+        except ConfigError:  # deleted on the Runs page meanwhile
+            st.session_state[_k(prefix, "stored")] = None
+        else:
+            show_stored(stored)
+            return
+    job_panel(prefix, on_done=on_done)
+
+
+def submit_experiment(prefix: str, kind: str, base: Any, *, seeds: list[int], label: str,
+                      **options: Any) -> None:
+    """Reuse a stored experiment with this exact configuration, else start it in the background."""
+    from unlearn_core.jobs import experiment_task, job_key
+
+    key = job_key({"page": kind, "config": base.to_json(), "seeds": seeds, "options": options})
+    submit_or_reuse(
+        prefix, key,
+        lambda: experiment_task(kind, base, seeds=seeds, key=key, store=get_store(), label=label, **options),
+        label=f"{kind}: {label} on {base.dataset}/{base.model}, {len(seeds)} seed(s)",
+    )
 
 
 def experiment_panel(prefix: str, render: Callable[[pd.DataFrame, dict[str, Any], str | None], None]) -> None:
     """The page's experiment result: a reused stored one, or the background job (polled) and then its table."""
-    stored_id = st.session_state.get(_k(prefix, "stored"))
-    if stored_id:
-        try:
-            stored = get_store().get(stored_id)
-        except ConfigError:
-            st.session_state[_k(prefix, "stored")] = None
-        else:
-            st.info(f"Reused the stored experiment {stored.id} with this exact configuration (nothing was "
-                    "recomputed). Delete it on the Runs page to recompute.", icon="♻️")
-            exp = stored.card["experiment"]
-            render(pd.DataFrame(exp["rows"], columns=exp["columns"]), stored.card, stored.id)
-            return
+
+    def show_stored(stored: Any) -> None:
+        st.info(f"Reused the stored experiment {stored.id} with this exact configuration (nothing was "
+                "recomputed). Delete it on the Runs page to recompute.", icon="♻️")
+        exp = stored.card["experiment"]
+        render(pd.DataFrame(exp["rows"], columns=exp["columns"]), stored.card, stored.id)
 
     def done(job: Job) -> None:
         render(job.result["table"], job.result["card"], job.result.get("run_id"))
 
-    job_panel(prefix, on_done=done)
+    stored_or_job(prefix, show_stored=show_stored, on_done=done)
 
 
 def mean_table(df: pd.DataFrame, *, by: str, columns: Mapping[str, str]) -> pd.DataFrame:

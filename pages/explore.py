@@ -36,14 +36,8 @@ if submitted:
         ui.engine_error(exc)
         st.stop()
     key = job_key({"page": "explore", "config": {**run_config.to_json(), "params": resolved}})
-    stored = ui.get_store().find(key)
-    if stored is not None:
-        st.session_state[f"{PREFIX}.job"] = None
-        st.session_state[f"{PREFIX}.stored"] = stored.id
-    else:
-        st.session_state[f"{PREFIX}.stored"] = None
-        ui.submit(PREFIX, key, run_task(run_config, key=key, store=ui.get_store()),
-                  label=f"{cfg.method} on {cfg.dataset}/{cfg.model}, forget {cfg.forget}")
+    ui.submit_or_reuse(PREFIX, key, lambda: run_task(run_config, key=key, store=ui.get_store()),
+                       label=f"{cfg.method} on {cfg.dataset}/{cfg.model}, forget {cfg.forget}")
 
 
 def render(card: dict, *, run_id: str | None, reused: bool = False) -> None:
@@ -85,13 +79,5 @@ def on_done(job) -> None:
     render(result["card"], run_id=result.get("run_id"))
 
 
-stored_id = st.session_state.get(f"{PREFIX}.stored")
-if stored_id:
-    try:
-        stored = ui.get_store().get(stored_id)
-    except ConfigError:
-        st.session_state[f"{PREFIX}.stored"] = None
-    else:
-        render(stored.card, run_id=stored.id, reused=True)
-else:
-    ui.job_panel(PREFIX, on_done=on_done)
+ui.stored_or_job(PREFIX, show_stored=lambda stored: render(stored.card, run_id=stored.id, reused=True),
+                 on_done=on_done)

@@ -9,7 +9,6 @@ import streamlit as st
 
 from pages import _common as ui
 from unlearn_core import plots
-from unlearn_core.errors import ConfigError
 
 PREFIX = "runs"
 
@@ -45,14 +44,14 @@ c1.download_button("Export all (JSON)", data=store.export_json, file_name="unlea
                    mime="application/json", on_click="ignore", icon="🧾")
 c2.download_button("Export all (CSV)", data=store.export_csv, file_name="unlearn-runs.csv", mime="text/csv",
                    on_click="ignore", icon="📄")
+by_id = {r.id: r for r in runs}
 if selected and c3.button(f"Delete {len(selected)} selected", icon="🗑️", key=f"{PREFIX}.delete"):
-    for run_id in selected:
-        store.delete(run_id)
+    ui.delete_runs([by_id[i] for i in selected])
     st.rerun()
 
 if len(selected) >= 2:
     st.subheader("Compare selected")
-    cards = [store.get(i).card for i in selected]
+    cards = [by_id[i].card for i in selected]
     labels = [f"{c['config'].get('method')} ({i})" for c, i in zip(cards, selected, strict=True)]
     figs = [f for f in (plots.cards_tradeoff(cards, labels), plots.cards_accuracy(cards, labels)) if f is not None]
     if not figs:
@@ -61,14 +60,12 @@ if len(selected) >= 2:
         st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.selected.{i}")
 
 st.subheader("Reopen a run")
-choice = st.selectbox("Run", [r.id for r in runs], format_func=lambda i: next(
-    f"{r.id} — {r.method} on {r.dataset}/{r.model}, forget {r.forget}" for r in runs if r.id == i),
-    index=0 if not selected else [r.id for r in runs].index(selected[0]), key=f"{PREFIX}.open")
-try:
-    stored = store.get(choice)
-except ConfigError as exc:
-    ui.engine_error(exc)
-    st.stop()
+ids = list(by_id)
+choice = st.selectbox(
+    "Run", ids, format_func=lambda i: f"{i} — {by_id[i].method} on {by_id[i].dataset}/{by_id[i].model}, "
+                                      f"forget {by_id[i].forget}",
+    index=ids.index(selected[0]) if selected else 0, key=f"{PREFIX}.open")
+stored = by_id[choice]  # listed without weights; the download below fetches them on demand
 card = stored.card
 if "experiment" in card:
     exp = card["experiment"]
@@ -87,7 +84,7 @@ else:
     for i in range(0, len(figs), 2):
         for col, (title, fig) in zip(st.columns(2), list(figs.items())[i : i + 2], strict=False):
             col.plotly_chart(fig, width="stretch", key=f"{PREFIX}.open.{title}")
-    ui.downloads(PREFIX, card, figures=figs, weights=(lambda: stored.weights) if stored.has_weights else None,
-                 name=f"run-{stored.id}")
+    weights = (lambda: ui.load_weights_bytes(stored.id)) if stored.has_weights else None
+    ui.downloads(PREFIX, card, figures=figs, weights=weights, name=f"run-{stored.id}")
 with st.expander("Run card (JSON)"):
     st.json(card, expanded=False)

@@ -187,6 +187,14 @@ def test_compare_page_runs_an_experiment():
     # the experiment is in the history, and running it again reuses it
     at.button(key="FormSubmitter:compare.form-Run comparison").click().run()
     assert any("Reused the stored experiment" in i.value for i in at.info)
+    # deleting it (as the Runs page's Delete button does) makes the next Run recompute, not reuse
+    from pages import _common as ui
+
+    ui.delete_runs(ui.get_store().list())
+    at.button(key="FormSubmitter:compare.form-Run comparison").click().run()
+    assert not any("Reused the stored experiment" in i.value for i in at.info)
+    _poll(at, lambda a: any(s.value == "Results" for s in a.subheader))
+    assert len(ui.get_store().list()) == 1  # computed and stored again
     at.switch_page("pages/runs.py").run()
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 4  # reopened with the experiment's figures

@@ -36,7 +36,6 @@ from unlearn_core.errors import ConfigError, DataUnavailableError, DivergenceErr
 from unlearn_core.progress import Cancelled
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-ACTIVE_STATES = (QUEUED, RUNNING)
 FINAL_STATES = (DONE, FAILED, CANCELLED)
 
 # Errors whose message is meant for the user; anything else is a bug and keeps its traceback in ``Job.traceback``.
@@ -62,7 +61,7 @@ class Job:
     """One unit of background work and everything the UI shows about it.
 
     Attributes are written by the worker thread and read by any number of UI sessions; reads of single
-    attributes are atomic in CPython, and :meth:`snapshot` takes the lock for a consistent view.
+    attributes are atomic in CPython, and :meth:`report` swaps the progress record under the lock.
     """
 
     key: str
@@ -136,15 +135,6 @@ class Job:
         if isinstance(p.get("eta_s"), (int, float)):
             parts.append(f"ETA {p['eta_s']:.0f} s")
         return " · ".join(parts)
-
-    def snapshot(self) -> dict[str, Any]:
-        """A consistent, JSON-able view of the job for display and tests."""
-        with self._lock:
-            return {
-                "id": self.id, "key": self.key, "label": self.label, "state": self.state,
-                "progress": dict(self.progress), "fraction": self.fraction(), "elapsed_s": self.elapsed_s,
-                "error": self.error,
-            }
 
 
 class JobRegistry:
@@ -366,9 +356,10 @@ def run_task(config: Any, *, key: str, store: Any = None, kind: str = "explore")
         if mia is not None:
             card["mia"] = mia
         card = to_jsonable(card)
-        weights = state_dict_bytes(result.unlearned)
-        run_id = store.save(card, config_hash=key, kind=kind, weights=weights) if store is not None else None
-        return {"card": card, "run_id": run_id, "weights": weights}
+        run_id = None
+        if store is not None:  # the weights live in the store only; the page downloads them from there
+            run_id = store.save(card, config_hash=key, kind=kind, weights=state_dict_bytes(result.unlearned))
+        return {"card": card, "run_id": run_id}
 
     return work
 

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -123,6 +122,7 @@ class RunStore:
         self.path = cache_dir(root) / DB_NAME
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the database file, set once
             con.executescript(_SCHEMA)
             con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -130,7 +130,6 @@ class RunStore:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         con = sqlite3.connect(self.path, timeout=30.0)
         try:
-            con.execute("PRAGMA journal_mode=WAL")
             yield con
             con.commit()
         finally:
@@ -193,26 +192,32 @@ class RunStore:
             rows = con.execute(query, (*args, int(limit))).fetchall()
         return [self._row(r, with_weights=False) for r in rows]
 
-    def get(self, run_id: str) -> StoredRun:
-        """One run with its weights.
+    def _columns(self, with_weights: bool) -> str:
+        return f"{self._COLUMNS}, weights" if with_weights else self._COLUMNS
+
+    def get(self, run_id: str, *, with_weights: bool = True) -> StoredRun:
+        """One run, with its weights unless ``with_weights=False`` (the blob can be tens of MiB).
 
         Raises:
             ConfigError: when no run has this id.
         """
         with self._connect() as con:
-            row = con.execute(f"SELECT {self._COLUMNS}, weights FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = con.execute(f"SELECT {self._columns(with_weights)} FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise ConfigError(f"run {run_id!r} does not exist: pick an id from the run history")
-        return self._row(row, with_weights=True)
+        return self._row(row, with_weights=with_weights)
 
-    def find(self, config_hash: str) -> StoredRun | None:
-        """The newest run with this configuration hash (with weights), or ``None``: how finished runs are reused."""
+    def find(self, config_hash: str, *, with_weights: bool = False) -> StoredRun | None:
+        """The newest run with this configuration hash, or ``None``: how finished runs are reused.
+
+        Without its weights by default: reuse needs the id and the card, the weights only for a download.
+        """
         with self._connect() as con:
             row = con.execute(
-                f"SELECT {self._COLUMNS}, weights FROM runs WHERE config_hash = ? ORDER BY created DESC LIMIT 1",
+                f"SELECT {self._columns(with_weights)} FROM runs WHERE config_hash = ? ORDER BY created DESC LIMIT 1",
                 (config_hash,),
             ).fetchone()
-        return None if row is None else self._row(row, with_weights=True)
+        return None if row is None else self._row(row, with_weights=with_weights)
 
     def __len__(self) -> int:
         with self._connect() as con:
@@ -235,9 +240,4 @@ class RunStore:
     def _select(self, run_ids: Sequence[str] | None) -> list[StoredRun]:
         if run_ids is None:
             return self.list(limit=1_000_000)
-        return [self.get(i) for i in run_ids]
-
-
-def default_store_path(root: str | os.PathLike[str] | None = None) -> Path:
-    """Where :class:`RunStore` keeps its database (shown in the UI)."""
-    return cache_dir(root) / DB_NAME
+        return [self.get(i, with_weights=False) for i in run_ids]
