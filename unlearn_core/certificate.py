@@ -21,6 +21,7 @@ import dp_accounting
 from scipy.stats import norm
 
 from unlearn_core.errors import ConfigError
+from unlearn_core.jsonio import to_jsonable
 
 CERTIFIED = "certified"
 NOT_CERTIFIED = "not certified by the bound"
@@ -284,16 +285,6 @@ class Assumption:
     how: str
 
 
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    return value
-
-
 @dataclass
 class Certificate:
     """The certificate of one release (what the run card's ``certificate`` holds).
@@ -322,7 +313,7 @@ class Certificate:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (non-finite numbers become ``None``; ``notes`` explain them)."""
-        return _finite_or_none(asdict(self))
+        return to_jsonable(asdict(self))
 
     def to_json(self, **kwargs: Any) -> str:
         """The certificate as a JSON string (strict JSON: no NaN/Infinity)."""

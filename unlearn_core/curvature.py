@@ -45,6 +45,7 @@ __all__ = [
     "EigenEstimate",
     "LissaResult",
     "conjugate_gradient",
+    "dense_refusal",
     "exact_inverse_hvp",
     "extreme_eigenvalues",
     "hessian_matrix",
@@ -532,14 +533,13 @@ def make_data_hvp(
     weight_decay: float = 0.0,
     lam: float = 0.0,
     batch_size: int = 4096,
-    backend: str = "auto",
 ) -> HVP:
     """Exact ``v ↦ (∇²L(w; (x, y)) + (wd+λ)I) v`` over all the data, for Lanczos and CG.
 
     Same value as ``functional.make_full_hvp`` (size-weighted chunk means, then (wd+λ)·v once); for plain MLPs
     it runs the hand-written HVP (:func:`make_mlp_batched_hvp`) with one "repetition" per chunk.
     """
-    fast = make_mlp_batched_hvp(model) if backend in ("auto", "mlp") else None
+    fast = make_mlp_batched_hvp(model)
     if fast is None:
         return make_full_hvp(model, x, y, weight_decay=weight_decay, lam=lam, batch_size=batch_size)
     n = int(x.shape[0])
@@ -830,6 +830,17 @@ def _raise_divergence(
 DENSE_MAX_PARAMS = 5_000
 
 
+def dense_refusal(p: int, *, solver: str, alternatives: str) -> str | None:
+    """Why a dense-Hessian ``solver`` cannot run on ``p`` parameters (``None`` when p ≤ DENSE_MAX_PARAMS).
+
+    The p × p matrix in float64 is 8p² bytes (200 MB at p = 5,000) and its eigendecomposition O(p³).
+    """
+    if p <= DENSE_MAX_PARAMS:
+        return None
+    return (f"solver={solver} builds the dense {p}×{p} Hessian, allowed only up to {DENSE_MAX_PARAMS} parameters; "
+            f"use {alternatives}")
+
+
 def hessian_matrix(
     model: nn.Module,
     x: torch.Tensor,
@@ -901,11 +912,9 @@ def exact_inverse_hvp(
     try:
         if method == "dense":
             p = num_params(model)
-            if p > DENSE_MAX_PARAMS:
-                raise ConfigError(
-                    f"solver=exact (dense) builds a {p}×{p} Hessian; it is allowed up to {DENSE_MAX_PARAMS} "
-                    "parameters: use solver=cg or solver=lissa"
-                )
+            reason = dense_refusal(p, solver="exact", alternatives="solver=cg or solver=lissa")
+            if reason:
+                raise ConfigError(reason)
             hess = hessian_matrix(model, x, y, weight_decay=weight_decay, lam=lam, batch_size=batch_size).double()
             eig = torch.linalg.eigvalsh(hess)
             sol = torch.linalg.solve(hess, g.double()).to(g.dtype)

@@ -29,7 +29,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from unlearn_core.curvature import dense_refusal
 from unlearn_core.errors import ConfigError
+from unlearn_core.functional import num_params
 from unlearn_core.progress import Cancelled, ProgressCallback
 
 FAMILIES = ("certified", "approximate", "heuristic", "oracle")
@@ -227,6 +229,16 @@ class UnlearnContext:
     def n_forget(self) -> int:
         return int(self.forget_idx.numel())
 
+    def weight_decay(self, override: float | None = None) -> float:
+        """The coupled weight decay of the objective: ``override`` when set, else the training recipe's.
+
+        Methods that take gradients or HVPs of "the" retain loss use the loss the model was trained on,
+        cross-entropy + (wd/2)‖w‖², unless the user overrides wd.
+        """
+        if override is not None:
+            return float(override)
+        return float(getattr(self.train_config, "weight_decay", 0.0) or 0.0)
+
     def copy_model(self) -> nn.Module:
         """A deep copy of the trained model, on the context's device, safe to modify."""
         return copy.deepcopy(self.model).to(self.device)
@@ -269,7 +281,7 @@ class Unlearner(ABC):
     summary: ClassVar[str]
     schema: ClassVar[tuple[HyperParam, ...]] = ()
     #: ``(solver value, alternatives)`` for methods whose ``solver`` hyperparameter has a dense-Hessian choice:
-    #: that choice stores a p × p matrix, so it is refused above ``curvature.DENSE_MAX_PARAMS`` parameters.
+    #: that choice stores a p × p matrix, so it is refused above ``curvature.DENSE_MAX_PARAMS`` (``dense_refusal``).
     dense_solver: ClassVar[tuple[str, str] | None] = None
 
     def unsupported_reason(self, model: nn.Module, params: dict[str, Any]) -> str | None:
@@ -278,17 +290,10 @@ class Unlearner(ABC):
         The CLI and the UI call this before any work so that they can refuse clearly; e.g. the dense Hessian
         path is only for models with few parameters. Subclasses that add reasons should call ``super()``.
         """
-        if self.dense_solver is None:
+        if self.dense_solver is None or params.get("solver") != self.dense_solver[0]:
             return None
-        from unlearn_core.curvature import DENSE_MAX_PARAMS  # curvature is heavy; base stays import-light
-        from unlearn_core.functional import num_params
-
-        value, alternatives = self.dense_solver
-        p = num_params(model)
-        if params.get("solver") == value and p > DENSE_MAX_PARAMS:
-            return (f"solver={value} builds the dense {p}×{p} Hessian, allowed only up to {DENSE_MAX_PARAMS} "
-                    f"parameters; use {alternatives}")
-        return None
+        solver, alternatives = self.dense_solver
+        return dense_refusal(num_params(model), solver=solver, alternatives=alternatives)
 
     def check_supported(self, model: nn.Module, params: dict[str, Any]) -> None:
         """Raise :class:`ConfigError` with :meth:`unsupported_reason` when the method cannot run.

@@ -27,11 +27,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from unlearn_core.certificate import Assumption, Certificate, build_certificate
+from unlearn_core.certificate import CERTIFIED, NOT_CERTIFIED, Assumption, Certificate, build_certificate
 from unlearn_core.curvature import exact_inverse_hvp, lanczos, lissa, make_data_hvp
 from unlearn_core.errors import ConfigError, DivergenceError
 from unlearn_core.evaluation import evaluate, param_distance
 from unlearn_core.functional import flat_gradient, get_flat_params, num_params, set_flat_params
+from unlearn_core.jsonio import to_jsonable
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
 
@@ -107,7 +108,7 @@ class CertifiedNewton(Unlearner):
         if ctx.n_forget < k:
             raise ConfigError(f"requests={k} is not valid: the forget set has only {ctx.n_forget} points")
         device = ctx.device
-        wd = float(getattr(ctx.train_config, "weight_decay", 0.0) or 0.0)
+        wd = ctx.weight_decay()
         n = ctx.n_train
         perm = torch.randperm(ctx.n_forget, generator=ctx.generator(offset=11))
         chunks = [c.sort().values for c in torch.tensor_split(ctx.forget_idx.cpu()[perm], k)]
@@ -201,13 +202,13 @@ class CertifiedNewton(Unlearner):
             certificates.append(cert)
             tic = _lap(phases, "certificate", tic)
 
-            # Release: noise added to an explicit copy (pitfall S1).
-            released = copy.deepcopy(noiseless)
+            # Release: noise added to an explicit copy (pitfall S1); with σ = 0 the release is the estimate itself.
+            released = noiseless
             if sigma_used > 0:
+                released = copy.deepcopy(noiseless)
                 gen = ctx.generator(offset=1000 + i)
                 noise = torch.randn(p, generator=gen, dtype=w_tilde.dtype).to(w_tilde.device) * sigma_used
                 set_flat_params(released, w_tilde + noise)
-            released.eval()
 
             record: dict[str, Any] = {
                 "step": i + 1,
@@ -217,8 +218,8 @@ class CertifiedNewton(Unlearner):
                 "grad_norm": grad_norm,
                 "grad_norm_after": grad_after,
                 "step_norm": float(torch.linalg.vector_norm(step_vec)),
-                "delta_bound": _finite(cert.delta_bound),
-                "sigma_required": _finite(cert.sigma_required),
+                "delta_bound": to_jsonable(cert.delta_bound),
+                "sigma_required": to_jsonable(cert.sigma_required),
                 "sigma_used": sigma_used,
                 "certified": cert.certified,
                 "noise_norm": param_distance(released, noiseless),
@@ -237,10 +238,10 @@ class CertifiedNewton(Unlearner):
 
         worst = max(certificates, key=lambda c: c.delta_bound)
         worst.certified = all(c.certified for c in certificates)
-        worst.label = "certified" if worst.certified else "not certified by the bound"
+        worst.label = CERTIFIED if worst.certified else NOT_CERTIFIED
         cert_dict = worst.to_dict()
         cert_dict["requests"] = k
-        cert_dict["per_request_delta"] = [_finite(c.delta_bound) for c in certificates]
+        cert_dict["per_request_delta"] = [to_jsonable(c.delta_bound) for c in certificates]
 
         diagnostics: dict[str, Any] = {
             "grad_norm": steps[0]["grad_norm"],
@@ -248,7 +249,7 @@ class CertifiedNewton(Unlearner):
             "weight_decay": wd,
             "solver": params["solver"],
             "lissa" if params["solver"] == "lissa" else "exact_solve": lissa_diag,
-            "delta_bound": _finite(worst.delta_bound),
+            "delta_bound": to_jsonable(worst.delta_bound),
             "sigma_used": sigma_used,
             "approx_error": steps[-1].get("approx_error"),
             "requests": k,
@@ -363,15 +364,14 @@ class CertifiedNewton(Unlearner):
     ) -> dict[str, float]:
         """Accuracies (forget-so-far, current retain, test) of the release and of the noise-free estimate."""
         x_f, y_f = ctx.x_train[forgotten_idx.to(ctx.device)], ctx.y_train[forgotten_idx.to(ctx.device)]
-        out: dict[str, float] = {}
-        same = torch.equal(get_flat_params(released), get_flat_params(noiseless))  # σ = 0: evaluate once
-        for tag, model in (("_noiseless", noiseless), ("", released)):
-            if tag == "" and same:
-                out.update({k.removesuffix("_noiseless"): v for k, v in out.items()})
-                break
-            out["acc_forget" + tag] = evaluate(model, x_f, y_f)[1]
-            out["acc_retain" + tag] = evaluate(model, x_r, y_r)[1]
-            out["acc_test" + tag] = evaluate(model, ctx.x_test, ctx.y_test)[1]
+
+        def accuracies(model: nn.Module) -> dict[str, float]:
+            return {"acc_forget": evaluate(model, x_f, y_f)[1], "acc_retain": evaluate(model, x_r, y_r)[1],
+                    "acc_test": evaluate(model, ctx.x_test, ctx.y_test)[1]}
+
+        clean = accuracies(noiseless)
+        out = {f"{key}_noiseless": value for key, value in clean.items()}
+        out.update(clean if released is noiseless else accuracies(released))  # σ = 0: evaluated once
         return out
 
     @staticmethod
@@ -395,7 +395,3 @@ def _lap(phases: dict[str, float], name: str, tic: float) -> float:
     now = time.perf_counter()
     phases[name] = phases.get(name, 0.0) + now - tic
     return now
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None

@@ -32,6 +32,7 @@ Solvers (methods.md §4; the paper's exact form is unverified, this is the stand
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from typing import Any
@@ -74,7 +75,8 @@ def solve_cubic_eigh(
     Returns:
         (Δ in g's dtype, α, info).
     """
-    Hd = 0.5 * (H.double() + H.double().T)
+    Hd = H.double()
+    Hd = 0.5 * (Hd + Hd.T)
     evals, evecs = torch.linalg.eigh(Hd)
     coeff = evecs.T @ g.double()
     lam1 = float(evals[0])
@@ -142,8 +144,7 @@ def solve_cubic_bisection(
     lo = lo + 1e-6 * max(lo, 1e-6)
     hvps = 0
     trace: list[dict[str, float]] = []
-    cache: dict[float, torch.Tensor] = {}
-    last: torch.Tensor | None = None
+    last: torch.Tensor | None = None  # the latest successful CG solution (also the warm start)
 
     def solve(alpha: float) -> torch.Tensor | None:
         nonlocal hvps, last
@@ -158,7 +159,6 @@ def solve_cubic_bisection(
             return None
         hvps += res.iterations + (1 if last is not None else 0)
         last = res.x
-        cache[alpha] = res.x
         return res.x
 
     def phi(alpha: float) -> float:
@@ -177,6 +177,9 @@ def solve_cubic_bisection(
         expansions += 1
         if expansions > 60:
             raise DivergenceError("CureNewton: could not bracket the damping α; check M > 0 and the gradient")
+    # φ ≥ 0 only where CG succeeded (a failed solve gives −∞), so the solution at b is always the latest one
+    # when b is set: keep it rather than solving again.
+    delta = last
     a, b = lo, hi
     iterations = 0
     while (b - a) > alpha_tol * b and iterations < max_alpha_iters:
@@ -184,14 +187,9 @@ def solve_cubic_bisection(
         if phi(mid) < 0:
             a = mid
         else:
-            b = mid
+            b, delta = mid, last
         iterations += 1
     alpha = b  # the upper end is on the φ ≥ 0 side, where H + αI was positive definite for CG
-    delta = cache.get(alpha)
-    if delta is None:
-        delta = solve(alpha)
-        if delta is None:
-            raise DivergenceError("CureNewton: CG failed at the final damping; increase cg_iters or M")
     info = {
         "lambda_min_estimate": lambda_min,
         "bisection_iterations": iterations,
@@ -228,7 +226,7 @@ def estimate_hessian_lipschitz(
     hvp0 = make_data_hvp(model, x, y, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(int(seed) + 17)
     best = 0.0
-    probe_model = _clone_for_probe(model)
+    probe_model = copy.deepcopy(model).eval()
     for _ in range(max(1, probes)):
         u = torch.randn(w0.numel(), generator=gen, dtype=torch.float64).to(dtype=w0.dtype, device=w0.device)
         u = u / torch.linalg.vector_norm(u)
@@ -237,23 +235,6 @@ def estimate_hessian_lipschitz(
         diff = hvp1(u) - hvp0(u)
         best = max(best, float(torch.linalg.vector_norm(diff)) / radius)
     return best, 2 * max(1, probes)
-
-
-def _clone_for_probe(model: nn.Module) -> nn.Module:
-    import copy
-
-    clone = copy.deepcopy(model)
-    clone.eval()
-    return clone
-
-
-def _objective_inputs(ctx: UnlearnContext, params: dict[str, Any]) -> tuple[nn.Module, float]:
-    model = ctx.copy_model()
-    model.eval()
-    wd = params.get("weight_decay")
-    if wd is None:
-        wd = float(getattr(ctx.train_config, "weight_decay", 0.0))
-    return model, float(wd)
 
 
 @register_unlearner
@@ -303,7 +284,7 @@ class CureNewton(Unlearner):
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         self.check_supported(ctx.model, params)
         start = time.perf_counter()
-        model, wd = _objective_inputs(ctx, params)
+        model, wd = ctx.copy_model().eval(), ctx.weight_decay(params["weight_decay"])
         x_r, y_r = ctx.x_retain, ctx.y_retain
         hvps_total = 0
         M_info: dict[str, Any] = {"source": "user"}

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unlearn_core.curvature import conjugate_gradient, hessian_matrix, make_data_hvp
+from unlearn_core.curvature import exact_inverse_hvp, make_data_hvp
 from unlearn_core.errors import ConfigError
 from unlearn_core.functional import (
     flat_gradient,
@@ -88,9 +88,7 @@ class DampedNewton(Unlearner):
         self.check_supported(ctx.model, params)
         start = time.perf_counter()
         model = ctx.copy_model().eval()
-        wd = params["weight_decay"]
-        if wd is None:
-            wd = float(getattr(ctx.train_config, "weight_decay", 0.0))
+        wd = ctx.weight_decay(params["weight_decay"])
         lam = float(params["lam"])
         x_r, y_r = ctx.x_retain, ctx.y_retain
         w0 = get_flat_params(model)
@@ -98,19 +96,17 @@ class DampedNewton(Unlearner):
         info: dict[str, Any] = {}
         with torch.no_grad():
             if params["solver"] == "dense":
-                H = hessian_matrix(model, x_r, y_r, weight_decay=wd, lam=lam).double()
-                eig = torch.linalg.eigvalsh(H)
-                step = torch.linalg.solve(H, g.double()).to(g.dtype)
-                info = {"lambda_min_damped": float(eig[0]), "lambda_max_damped": float(eig[-1]), "hvps": w0.numel()}
+                step, raw = exact_inverse_hvp(model, x_r, y_r, g, lam=lam, weight_decay=wd, method="dense")
+                info = {"lambda_min_damped": raw["lambda_min_reg"], "lambda_max_damped": raw["lambda_max_reg"],
+                        "hvps": w0.numel()}
+            elif params["solver"] == "cg":
+                step, raw = exact_inverse_hvp(model, x_r, y_r, g, lam=lam, weight_decay=wd, method="cg",
+                                              tol=params["tol"], max_iter=params["max_iter"])
+                info = {"hvps": raw["iterations"], "relative_residual": raw["relative_residual"],
+                        "converged": raw["converged"]}
             else:
                 hvp = make_data_hvp(model, x_r, y_r, weight_decay=wd, lam=lam)
-                if params["solver"] == "cg":
-                    res = conjugate_gradient(hvp, g, tol=params["tol"], max_iter=params["max_iter"])
-                    step = res.x
-                    info = {"hvps": res.iterations, "relative_residual": res.relative_residual,
-                            "converged": res.converged}
-                else:
-                    step, info = minres_solve(hvp, g, tol=params["tol"], max_iter=params["max_iter"])
+                step, info = minres_solve(hvp, g, tol=params["tol"], max_iter=params["max_iter"])
         step_norm = float(torch.linalg.vector_norm(step))
         if not math.isfinite(step_norm):
             raise ConfigError(f"lam={lam:g} gives a singular damped Hessian (non-finite step): increase lam")
