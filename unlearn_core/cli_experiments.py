@@ -151,8 +151,10 @@ def _progress(args: argparse.Namespace):
     return show
 
 
-def _write(args: argparse.Namespace, name: str, df: Any, *, by: list[str], extra: dict[str, Any]) -> None:
-    """Print the summary; write CSV, JSON and (optionally) HTML figures."""
+def _write(
+    args: argparse.Namespace, name: str, df: Any, *, base: Any, by: list[str], extra: dict[str, Any]
+) -> None:
+    """Print the summary; write CSV, JSON and (optionally) HTML figures. ``base``: the command's validated config."""
     import pandas as pd
 
     from unlearn_core.experiments import summarize
@@ -160,14 +162,13 @@ def _write(args: argparse.Namespace, name: str, df: Any, *, by: list[str], extra
     from unlearn_core.pipeline import versions
     from unlearn_core.plots import EXPERIMENT_FIGURES
 
-    config = _base(args)
     summary = summarize(df, by=by) if len(df) else pd.DataFrame()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = args.name or name
     df.to_csv(out / f"{stem}.csv", index=False)
     write_json_atomic(out / f"{stem}.json", {
-        "experiment": name, "config": config.to_json(), "seeds": args.seeds, **extra,
+        "experiment": name, "config": base.to_json(), "seeds": args.seeds, **extra,
         "rows": df.to_dict(orient="records"), "summary": summary.to_dict(orient="records"), "versions": versions(),
     })
     written = [out / f"{stem}.csv", out / f"{stem}.json"]
@@ -191,7 +192,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     params = _method_sets(args.sets, args.methods)
     df = compare(base, args.methods, params=params, seeds=args.seeds, mia=not args.no_mia,
                  relearn=not args.no_relearn, relearn_max_steps=args.relearn_max_steps, progress=_progress(args))
-    _write(args, "compare", df, by=["method"], extra={"methods": args.methods, "params": params})
+    _write(args, "compare", df, base=base, by=["method"], extra={"methods": args.methods, "params": params})
     return 0
 
 
@@ -203,8 +204,8 @@ def cmd_sequential(args: argparse.Namespace) -> int:
     params = parse_sets(args.sets)
     df = sequential(base, requests=args.requests, method=args.method, params=params, seeds=args.seeds,
                     retrain_each_step=not args.no_retrain_each_step, progress=_progress(args))
-    _write(args, "sequential", df, by=["step"], extra={"method": args.method, "params": params,
-                                                       "requests": args.requests})
+    _write(args, "sequential", df, base=base, by=["step"],
+           extra={"method": args.method, "params": params, "requests": args.requests})
     return 0
 
 
@@ -216,8 +217,8 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     params = parse_sets(args.sets)
     df = sensitivity(base, method=args.method, param=args.param, values=args.values, params=params,
                      seeds=args.seeds, mia=args.mia, progress=_progress(args))
-    _write(args, "sensitivity", df, by=["value"], extra={"method": args.method, "param": args.param,
-                                                         "params": params})
+    _write(args, "sensitivity", df, base=base, by=["value"],
+           extra={"method": args.method, "param": args.param, "params": params})
     return 0
 
 
@@ -229,7 +230,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
     params = _method_sets(args.sets, methods)
     df = budget(base, methods=methods, budgets=args.budgets, params=params, seeds=args.seeds,
                 progress=_progress(args))
-    _write(args, "budget", df, by=["method", "budget_epochs"], extra={"methods": methods, "params": params})
+    _write(args, "budget", df, base=base, by=["method", "budget_epochs"], extra={"methods": methods, "params": params})
     return 0
 
 
@@ -241,5 +242,5 @@ def cmd_audit(args: argparse.Namespace) -> int:
     params = parse_sets(args.sets)
     df = audit(base, method=args.method, params=params, sigmas=args.sigmas, trials=args.trials, seeds=args.seeds,
                statistic=args.statistic, alpha=args.alpha, progress=_progress(args))
-    _write(args, "audit", df, by=["sigma"], extra={"method": args.method, "params": params})
+    _write(args, "audit", df, base=base, by=["sigma"], extra={"method": args.method, "params": params})
     return 0

@@ -131,23 +131,35 @@ def _model_row(
     model: nn.Module,
     *,
     splits: dict[str, torch.Tensor],
+    original_metrics: Mapping[str, float],
     mia: bool,
     relearn: bool,
     relearn_kwargs: Mapping[str, Any],
     seed: int,
+    card: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Accuracies, distances, MIA, output distance and relearn time of one model of a prepared configuration."""
-    row: dict[str, Any] = dict(prepared.metrics(model))
+    """Accuracies, distances, MIA, output distance and relearn time of one model of a prepared configuration.
+
+    ``original_metrics``: ``prepared.metrics(prepared.original)``, measured once per seed (the original's row and
+    the relearn target). ``card``: the run card of ``model`` when it is a method's output; its
+    ``models.unlearned`` block and ``distance`` are the same functions of the same models, so they are reused.
+    """
     retrained = prepared.retrained
-    row["dist_to_retrained"] = param_distance(model, retrained) if retrained is not None else None
-    row["dist_to_original"] = param_distance(model, prepared.original)
+    if card is not None:
+        row: dict[str, Any] = dict(card["models"]["unlearned"])
+        row["dist_to_retrained"] = card["distance"]["unlearned_to_retrained"]
+        row["dist_to_original"] = card["distance"]["unlearned_to_original"]
+    else:
+        row = dict(original_metrics if model is prepared.original else prepared.metrics(model))
+        row["dist_to_retrained"] = param_distance(model, retrained) if retrained is not None else None
+        row["dist_to_original"] = param_distance(model, prepared.original)
     if retrained is not None:
         row.update(mt.output_distances(model, retrained, splits))
     if mia:
         row.update({f"mia_{k}": v for k, v in mt.model_mia(model, original=prepared.original, seed=seed,
                                                             **splits).items()})
     if relearn:
-        target = prepared.metrics(prepared.original)["acc_forget"]
+        target = original_metrics["acc_forget"]
         out = mt.relearn_time(model, splits["x_forget"], splits["y_forget"], target_acc=target, seed=seed,
                               **relearn_kwargs)
         row["relearn_steps"], row["relearn_capped"] = out["steps"], out["capped"]
@@ -220,14 +232,15 @@ def compare(
         prepared = prepare_seed(base, seed)
         splits = mt.prepared_splits(prepared)
         retrain_s = prepared.timing_s.get("retrain")
+        row_kwargs = {"splits": splits, "original_metrics": prepared.metrics(prepared.original), "mia": mia,
+                      "relearn": relearn, "relearn_kwargs": relearn_kwargs, "seed": seed}
         common = {"seed": seed, "dataset": base.dataset, "model": base.model, "forget": base.forget,
                   "n_forget": int(prepared.forget_idx.numel())}
         for ref, model, t in (("original", prepared.original, prepared.timing_s.get("train")),
                               ("retrained", prepared.retrained, retrain_s)):
             row = {**common, "method": ref, "family": "reference", "time_s": t, "speedup": None,
                    **_cert_columns(None)}
-            row.update(_model_row(prepared, model, splits=splits, mia=mia, relearn=relearn,
-                                  relearn_kwargs=relearn_kwargs, seed=seed))
+            row.update(_model_row(prepared, model, **row_kwargs))
             rows.append(row)
         for i, name in enumerate(methods):
             _report(progress, stage="unlearn", seed=seed, method=name, run=i + 1, runs=len(methods))
@@ -235,8 +248,7 @@ def compare(
             t = result.card["timing_s"]["unlearn"]
             row = {**common, "method": name, "family": result.card["method"]["family"], "time_s": t,
                    "speedup": (retrain_s / t) if retrain_s and t else None, **_cert_columns(result.card["certificate"])}
-            row.update(_model_row(prepared, result.unlearned, splits=splits, mia=mia, relearn=relearn,
-                                  relearn_kwargs=relearn_kwargs, seed=seed))
+            row.update(_model_row(prepared, result.unlearned, card=result.card, **row_kwargs))
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -278,9 +290,9 @@ def sequential(
     for seed in seeds:
         _report(progress, stage="prepare", seed=seed)
         prepared = prepare_seed(base, seed)
-        ref = prepared.metrics(prepared.retrained)
         _report(progress, stage="unlearn", seed=seed, method=method)
         result = run_method(prepared, method, overrides, seed=seed)
+        ref = result.card["models"]["retrained"]  # prepared.metrics(prepared.retrained), computed by run_method
         steps = result.result.diagnostics.get("steps") or []
         for rec in steps:
             row = {"seed": seed, "method": method, "requests": int(requests)}
@@ -654,11 +666,3 @@ def audit(
             })
     return pd.DataFrame(rows)
 
-
-EXPERIMENTS = {
-    "compare": compare,
-    "sequential": sequential,
-    "sensitivity": sensitivity,
-    "budget": budget,
-    "audit": audit,
-}
