@@ -23,6 +23,7 @@ from unlearn_core.errors import ConfigError
 from unlearn_core.forget import parse_forget_spec
 from unlearn_core.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, JobRegistry, default_torch_threads
 from unlearn_core.models import MODELS
+from unlearn_core.pipeline import validate_config
 from unlearn_core.runstore import RunStore, card_row, rows_to_csv
 from unlearn_core.ui_state import UIConfig
 from unlearn_core.unlearners import HyperParam, get_unlearner, list_unlearners
@@ -366,6 +367,17 @@ def config_or_stop(prefix: str, *, method: str | None = None, extra: Mapping[str
     return cfg
 
 
+def run_config_or_stop(cfg: UIConfig, **overrides: Any) -> tuple[Any, dict[str, Any]]:
+    """``cfg`` as the engine's RunConfig (``overrides`` passed to ``to_run_config``), validated before any work,
+    and its resolved hyperparameters; an invalid one stops the page with st.error."""
+    try:
+        run_config = cfg.to_run_config(**overrides)
+        return run_config, validate_config(run_config)
+    except ConfigError as exc:
+        engine_error(exc)
+        st.stop()
+
+
 def method_select(prefix: str, methods: list[str], *, empty: str) -> str:
     """A method selectbox restricted to ``methods`` (e.g. those with a ``requests`` hyperparameter).
 
@@ -669,11 +681,14 @@ def stored_or_job(prefix: str, *, show_stored: Callable[[Any], None], on_done: C
     job_panel(prefix, on_done=on_done)
 
 
-def submit_experiment(prefix: str, kind: str, base: Any, *, seeds: list[int], label: str,
-                      **options: Any) -> None:
-    """Reuse a stored experiment with this exact configuration, else start it in the background."""
+def submit_experiment(prefix: str, kind: str, base: Any, *, n_seeds: int, label: str, **options: Any) -> None:
+    """Reuse a stored experiment with this exact configuration, else start it in the background.
+
+    It runs over ``n_seeds`` consecutive seeds from the configuration's own.
+    """
     from unlearn_core.jobs import experiment_task, job_key
 
+    seeds = [base.seed + i for i in range(int(n_seeds))]
     key = job_key({"page": kind, "config": base.to_json(), "seeds": seeds, "options": options})
     submit_or_reuse(
         prefix, key,

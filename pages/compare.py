@@ -11,7 +11,6 @@ import streamlit as st
 from pages import _common as ui
 from unlearn_core import plots, ui_state
 from unlearn_core.errors import ConfigError
-from unlearn_core.pipeline import validate_config
 
 PREFIX = "compare"
 COLUMNS = {
@@ -56,15 +55,11 @@ chosen = list(st.session_state[f"{PREFIX}.methods"])
 cfg = ui.config_or_stop(PREFIX, method=all_methods[0], extra={"methods": ",".join(chosen)})
 
 if submitted:
-    try:
-        if not chosen:
-            raise ConfigError("methods=[] is not valid: pick at least one method")
-        base = cfg.to_run_config(method=chosen[0], params={})
-        validate_config(base)
-    except ConfigError as exc:
-        ui.engine_error(exc)
+    if not chosen:
+        ui.engine_error(ConfigError("methods=[] is not valid: pick at least one method"))
         st.stop()
-    ui.submit_experiment(PREFIX, "compare", base, seeds=[cfg.seed + i for i in range(n_seeds)],
+    base, _ = ui.run_config_or_stop(cfg, method=chosen[0], params={})
+    ui.submit_experiment(PREFIX, "compare", base, n_seeds=n_seeds,
                          label=", ".join(chosen), methods=chosen, mia=mia, relearn=relearn)
 
 

@@ -6,9 +6,7 @@ import streamlit as st
 
 from pages import _common as ui
 from unlearn_core import plots
-from unlearn_core.errors import ConfigError
 from unlearn_core.jobs import job_key, run_task
-from unlearn_core.pipeline import validate_config
 
 PREFIX = "explore"
 
@@ -29,12 +27,7 @@ cfg = ui.config_or_stop(PREFIX)
 
 if submitted:
     st.session_state[f"{PREFIX}._warnings"] = []
-    try:
-        run_config = cfg.to_run_config()
-        resolved = validate_config(run_config)
-    except ConfigError as exc:
-        ui.engine_error(exc)
-        st.stop()
+    run_config, resolved = ui.run_config_or_stop(cfg)
     key = job_key({"page": "explore", "config": {**run_config.to_json(), "params": resolved}})
     ui.submit_or_reuse(PREFIX, key, lambda: run_task(run_config, key=key, store=ui.get_store()),
                        label=f"{cfg.method} on {cfg.dataset}/{cfg.model}, forget {cfg.forget}")

@@ -13,7 +13,6 @@ import streamlit as st
 from pages import _common as ui
 from unlearn_core import plots, ui_state
 from unlearn_core.errors import ConfigError
-from unlearn_core.pipeline import validate_config
 from unlearn_core.unlearners import get_unlearner
 
 PREFIX = "sensitivity"
@@ -58,13 +57,12 @@ if submitted:
         values = [float(v) for v in np.geomspace(low, high, int(count))]
         for v in values:
             p.validate(v)
-        fixed = {k: v for k, v in cfg.params.items() if k != name}
-        base = cfg.to_run_config(params=fixed)
-        validate_config(base)
     except ConfigError as exc:
         ui.engine_error(exc)
         st.stop()
-    ui.submit_experiment(PREFIX, "sensitivity", base, seeds=[cfg.seed + i for i in range(n_seeds)],
+    fixed = {k: v for k, v in cfg.params.items() if k != name}
+    base, _ = ui.run_config_or_stop(cfg, params=fixed)
+    ui.submit_experiment(PREFIX, "sensitivity", base, n_seeds=n_seeds,
                          label=f"{method}, {name} sweep", method=method, param=name, values=values, params=fixed)
 
 

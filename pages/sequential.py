@@ -10,8 +10,6 @@ import streamlit as st
 
 from pages import _common as ui
 from unlearn_core import plots, ui_state
-from unlearn_core.errors import ConfigError
-from unlearn_core.pipeline import validate_config
 from unlearn_core.unlearners import get_unlearner
 
 PREFIX = "sequential"
@@ -49,13 +47,8 @@ cfg = ui.config_or_stop(PREFIX, method=method)
 if submitted:
     st.session_state[f"{PREFIX}._warnings"] = []
     params = {k: v for k, v in cfg.params.items() if k not in OWN_CONTROLS}
-    try:
-        base = cfg.to_run_config(params=params)
-        validate_config(base)
-    except ConfigError as exc:
-        ui.engine_error(exc)
-        st.stop()
-    ui.submit_experiment(PREFIX, "sequential", base, seeds=[cfg.seed + i for i in range(n_seeds)],
+    base, _ = ui.run_config_or_stop(cfg, params=params)
+    ui.submit_experiment(PREFIX, "sequential", base, n_seeds=n_seeds,
                          label=f"{method}, {requests} requests", method=method, requests=int(requests),
                          params=params, retrain_each_step=bool(each))
 
