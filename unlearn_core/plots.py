@@ -37,8 +37,11 @@ def _layout(fig: go.Figure, title: str, *, height: int = 380, **kwargs: Any) -> 
 
 
 def _agg(df: pd.DataFrame, by: Sequence[str], col: str) -> pd.DataFrame:
-    """Mean, std (0 for one seed), count and 1.96·SE of ``col`` per group, groups in first-seen order."""
-    g = df.groupby(list(by), sort=False, dropna=False)[col]
+    """Mean, std (0 for one seed), count and 1.96·SE of ``col`` per group, groups in first-seen order.
+
+    ``col`` is read as numbers: a value that is not one (e.g. the ``None`` of an infinite bound) is missing.
+    """
+    g = df.assign(**{col: pd.to_numeric(df[col], errors="coerce")}).groupby(list(by), sort=False, dropna=False)[col]
     out = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1).fillna(0.0), "n": g.count()})
     out["ci95"] = 1.96 * out["std"] / np.sqrt(out["n"].clip(lower=1))
     return out.reset_index()
@@ -112,6 +115,18 @@ def compare_mia_figure(df: pd.DataFrame, *, columns: Sequence[str] | None = None
     return _layout(fig, f"Membership inference (held-out) — {CLOSER}; below it is over-unlearning", height=420)
 
 
+def _accuracy_lines(fig: go.Figure, df: pd.DataFrame, *, x: str, col: int, reference: str) -> None:
+    """Mean ± std accuracy per split against ``x`` in subplot (1, col), with the retrained test accuracy dashed."""
+    for split in SPLITS:
+        if f"acc_{split}" in df:
+            a = _agg(df, [x], f"acc_{split}")
+            fig.add_scatter(x=a[x], y=a["mean"], error_y=dict(type="data", array=a["std"]),
+                            mode="lines+markers", name=f"{split} accuracy", row=1, col=col)
+    if "acc_test_retrained" in df:
+        fig.add_hline(y=float(df["acc_test_retrained"].mean()), line=REFERENCE, row=1, col=col,
+                      annotation_text=reference, annotation_position="bottom left")
+
+
 def sequential_figure(df: pd.DataFrame) -> go.Figure:
     """Per request k: retain-gradient norm, Δ bound and actual error, accuracy vs retrained (Zhang Fig. 3)."""
     fig = make_subplots(rows=1, cols=3, subplot_titles=("gradient norm ‖∇L(w̃_{k−1}, D_r,k)‖",
@@ -122,17 +137,9 @@ def sequential_figure(df: pd.DataFrame) -> go.Figure:
     for col, name in (("delta_bound", "bound Δ"), ("approx_error", "actual error"),
                       ("released_to_retrained", "released − retrained")):
         if col in df and df[col].notna().any():
-            a = _agg(df.assign(**{col: pd.to_numeric(df[col], errors="coerce")}), ["step"], col)
-            fig.add_scatter(x=a["step"], y=_num(a["mean"]), mode="lines+markers", name=name, row=1, col=2)
-    for split in SPLITS:
-        col = f"acc_{split}"
-        if col in df:
             a = _agg(df, ["step"], col)
-            fig.add_scatter(x=a["step"], y=a["mean"], error_y=dict(type="data", array=a["std"]),
-                            mode="lines+markers", name=f"{split} accuracy", row=1, col=3)
-    if "acc_test_retrained" in df:
-        fig.add_hline(y=float(df["acc_test_retrained"].mean()), line=REFERENCE, row=1, col=3,
-                      annotation_text="retrained (all requests), test", annotation_position="bottom left")
+            fig.add_scatter(x=a["step"], y=_num(a["mean"]), mode="lines+markers", name=name, row=1, col=2)
+    _accuracy_lines(fig, df, x="step", col=3, reference="retrained (all requests), test")
     fig.update_xaxes(title_text="request k")
     fig.update_yaxes(title_text="‖∇L‖ (log)", type="log", row=1, col=1)
     fig.update_yaxes(title_text="ℓ2 distance in parameter space (log)", type="log", row=1, col=2)
@@ -149,17 +156,9 @@ def sensitivity_figure(df: pd.DataFrame) -> go.Figure:
                       ("approx_error", "actual ‖w̃ − w̃*‖ (before noise)"),
                       ("dist_to_retrained", "‖w⁻ − w̃*‖ (after noise)")):
         if col in df and pd.to_numeric(df[col], errors="coerce").notna().any():
-            a = _agg(df.assign(**{col: pd.to_numeric(df[col], errors="coerce")}), ["value"], col)
-            fig.add_scatter(x=a["value"], y=_num(a["mean"]), mode="lines+markers", name=name, row=1, col=1)
-    for split in SPLITS:
-        col = f"acc_{split}"
-        if col in df:
             a = _agg(df, ["value"], col)
-            fig.add_scatter(x=a["value"], y=a["mean"], error_y=dict(type="data", array=a["std"]),
-                            mode="lines+markers", name=f"{split} accuracy", row=1, col=2)
-    if "acc_test_retrained" in df:
-        fig.add_hline(y=float(df["acc_test_retrained"].mean()), line=REFERENCE, row=1, col=2,
-                      annotation_text="retrained, test", annotation_position="bottom left")
+            fig.add_scatter(x=a["value"], y=_num(a["mean"]), mode="lines+markers", name=name, row=1, col=1)
+    _accuracy_lines(fig, df, x="value", col=2, reference="retrained, test")
     fig.update_xaxes(title_text=f"{param} (log scale)", type="log")
     fig.update_yaxes(title_text="ℓ2 distance / noise std (log)", type="log", row=1, col=1)
     fig.update_yaxes(title_text="accuracy (fraction)", range=[0, 1.05], row=1, col=2)
@@ -232,8 +231,7 @@ def compare_tradeoff_figure(df: pd.DataFrame) -> go.Figure:
     """
     rows = df[~df["method"].isin(["original", "retrained"])]
     t = _agg(rows, ["method"], "time_s").set_index("method")
-    d = _agg(rows.assign(dist_to_retrained=pd.to_numeric(rows["dist_to_retrained"], errors="coerce")), ["method"],
-             "dist_to_retrained").set_index("method")
+    d = _agg(rows, ["method"], "dist_to_retrained").set_index("method")
     methods = list(t.index)
     fig = go.Figure(go.Scatter(x=[t.loc[m, "mean"] for m in methods], y=_num(d.loc[m, "mean"] for m in methods),
                                mode="markers+text", text=methods, textposition="top center", name="methods",
