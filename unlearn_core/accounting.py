@@ -33,8 +33,8 @@ import warnings
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
 
+from unlearn_core import certificate
 from unlearn_core.errors import ConfigError
 
 #: The default Rényi orders: dense near 1 (large ε), geometric up to 1e6 (tiny RDP slopes, i.e. large σ).
@@ -337,32 +337,34 @@ def grad_clip_epsilons(
 def sigma_output_perturbation(*, epsilon: float, delta: float, C0: float) -> float:
     r"""σ of output perturbation (methods.md §3.3): :math:`\sigma^2 = 8\ln(1.25/\delta)\,C_0^2/\varepsilon^2`.
 
-    The classical Gaussian mechanism (Dwork & Roth, Thm. A.1) at sensitivity 2C₀: both A(D) and A(D_r) lie in
-    the C₀-ball after the projection, so they are at most 2C₀ apart. The theorem is stated for ε < 1; the
-    certificate therefore also reports the exact analytic-Gaussian ε of the σ used
-    (:func:`epsilon_output_perturbation`).
+    The classical Gaussian mechanism (Dwork & Roth, Thm. A.1) at sensitivity 2C₀
+    (:func:`unlearn_core.certificate.sigma_classical`): both A(D) and A(D_r) lie in the C₀-ball after the
+    projection, so they are at most 2C₀ apart. The theorem is stated for ε < 1; the certificate therefore also
+    reports the exact analytic-Gaussian ε of the σ used (:func:`epsilon_output_perturbation`).
     """
     _check_eps_delta(epsilon, delta)
     if not C0 > 0:
         raise ConfigError(f"C0={C0!r} is not valid: expected a number > 0")
-    return math.sqrt(8.0 * math.log(1.25 / delta)) * C0 / epsilon
+    return certificate.sigma_classical(epsilon=float(epsilon), delta=float(delta), sensitivity=2.0 * float(C0))
 
 
 def sigma_output_perturbation_analytic(*, epsilon: float, delta: float, C0: float) -> float:
-    """The smallest σ of the analytic Gaussian mechanism (Balle & Wang 2018) at sensitivity 2C₀ (dp_accounting)."""
-    import dp_accounting
+    """The smallest σ of the analytic Gaussian mechanism (Balle & Wang 2018) at sensitivity 2C₀.
 
+    :func:`unlearn_core.certificate.sigma_analytic` (``dp_accounting``).
+    """
     _check_eps_delta(epsilon, delta)
-    return 2.0 * C0 * float(dp_accounting.get_sigma_gaussian(epsilon, delta))
+    return certificate.sigma_analytic(epsilon=float(epsilon), delta=float(delta), sensitivity=2.0 * float(C0))
 
 
 def epsilon_output_perturbation(*, sigma: float, delta: float, C0: float) -> float:
-    """The exact (analytic-Gaussian) ε that noise σ gives at sensitivity 2C₀ and δ."""
-    import dp_accounting
+    """The exact (analytic-Gaussian) ε that noise σ gives at sensitivity 2C₀ and δ; ``inf`` when σ ≤ 0.
 
+    :func:`unlearn_core.certificate.epsilon_for_sigma` with the analytic mechanism.
+    """
     if not sigma > 0:
         return math.inf
-    return float(dp_accounting.get_epsilon_gaussian(sigma / (2.0 * C0), delta))
+    return certificate.epsilon_for_sigma(sigma=sigma, delta=delta, sensitivity=2.0 * C0, mechanism="analytic")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -373,21 +375,17 @@ def epsilon_output_perturbation(*, sigma: float, delta: float, C0: float) -> flo
 def gaussian_delta_theta(*, epsilon: float, r: float) -> float:
     r""":math:`\theta_\varepsilon(r) = Q(\varepsilon/r - r/2) - e^\varepsilon Q(\varepsilon/r + r/2)` (methods.md §3.3).
 
-    The tight δ(ε) of the Gaussian mechanism whose sensitivity-to-noise ratio is r (Balle & Wang 2018, Thm. 8);
-    Q is the standard normal tail. The second term is evaluated as exp(ε + log Q) so large ε do not overflow.
+    The tight δ(ε) of the Gaussian mechanism whose sensitivity-to-noise ratio is r (Balle & Wang 2018, Thm. 8),
+    i.e. :func:`unlearn_core.certificate.analytic_gaussian_delta` at σ = 1 and sensitivity r; 0 when r ≤ 0.
     """
     if r <= 0:
         return 0.0
-    first = float(norm.sf(epsilon / r - r / 2.0))
-    second = math.exp(epsilon + float(norm.logsf(epsilon / r + r / 2.0)))
-    return max(0.0, first - second)
+    return certificate.analytic_gaussian_delta(epsilon=epsilon, sigma=1.0, sensitivity=r)
 
 
-def model_clip_ratio(
-    *, C2: float, sigma: float, gamma: float = 0.0, C1: float = 0.0, noise_first: bool = False
-) -> float:
-    """r of one model-clipping step: 2C₂/σ (project, then add noise) or 2(C₂ + γC₁)/σ (clip, noise, project)."""
-    return 2.0 * (C2 + (gamma * C1 if noise_first else 0.0)) / sigma
+def model_clip_ratio(*, C2: float, sigma: float) -> float:
+    """r of one model-clipping step (project onto the C₂-ball, then add noise): 2C₂/σ."""
+    return 2.0 * C2 / sigma
 
 
 def _shifted_epsilon(*, epsilon: float, delta: float) -> float:
@@ -408,9 +406,6 @@ def model_clip_delta_trajectory(
     sigma0: float = 0.0,
     max_steps: int = 100_000,
     steps: int | None = None,
-    gamma: float = 0.0,
-    C1: float = 0.0,
-    noise_first: bool = False,
 ) -> list[float]:
     r"""δ_0, δ_1, … of the model-clipping accountant (methods.md §3.3, from the official code's contraction).
 
@@ -422,7 +417,7 @@ def model_clip_delta_trajectory(
     _check_eps_delta(epsilon, delta_target)
     if not (C2 > 0 and sigma > 0):
         raise ConfigError(f"C2={C2!r} and sigma={sigma!r} are not valid: expected numbers > 0")
-    r = model_clip_ratio(C2=C2, sigma=sigma, gamma=gamma, C1=C1, noise_first=noise_first)
+    r = model_clip_ratio(C2=C2, sigma=sigma)
     delta_t = gaussian_delta_theta(epsilon=epsilon, r=2.0 * C0 / sigma0) if sigma0 > 0 else 1.0
     trajectory = [delta_t]
     limit = max_steps if steps is None else int(steps)

@@ -22,6 +22,7 @@ from torch import nn
 
 from unlearn_core.errors import DivergenceError
 from unlearn_core.evaluation import evaluate
+from unlearn_core.functional import batches
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
 
@@ -57,8 +58,8 @@ def recompute_batchnorm_stats(model: nn.Module, x: torch.Tensor, *, batch_size: 
         m.reset_running_stats()
         m.momentum = None
     model.train()
-    for start in range(0, int(x.shape[0]), batch_size):
-        model(x[start : start + batch_size])
+    for sl in batches(int(x.shape[0]), batch_size):
+        model(x[sl])
     for m, mom in zip(layers, momenta, strict=True):
         m.momentum = mom
     model.eval()
@@ -91,13 +92,11 @@ def sgd_finetune(
     ctx: UnlearnContext | None = None,
     stage: str = "finetune",
     sign: float = 1.0,
-    max_steps: int | None = None,
     max_grad_norm: float | None = None,
     stop_when: Callable[[], bool] | None = None,
-    check_every: int = 1,
     divergence_hint: str = "lower lr",
 ) -> dict[str, Any]:
-    """Train ``model`` in place with SGD on (x, y) for ``epochs`` epochs (or ``max_steps`` steps); return a summary.
+    """Train ``model`` in place with SGD on (x, y) for ``epochs`` epochs; return a summary.
 
     ``sign = -1`` turns the loop into gradient *ascent* on the cross-entropy (NegGrad); weight decay still pulls
     towards zero (it is part of the optimiser, not of the loss). ``schedule="onecycle"`` is Koloskova et al.'s
@@ -105,7 +104,7 @@ def sgd_finetune(
     permutation per epoch drawn from ``generator``.
 
     ``max_grad_norm`` clips the mini-batch gradient's total norm before each step (ascent on an unbounded loss
-    otherwise accelerates until it overflows). ``stop_when`` is called every ``check_every`` steps (with the
+    otherwise accelerates until it overflows). ``stop_when`` is called after every step (with the
     model in eval mode) and ends the loop when it returns True (NegGrad's early stop); ``summary["stopped_early"]``
     records it.
 
@@ -116,8 +115,6 @@ def sgd_finetune(
     n = int(x.shape[0])
     steps_per_epoch = max(1, math.ceil(n / batch_size)) if n else 0
     total = steps_per_epoch * int(epochs)
-    if max_steps is not None:
-        total = min(total, int(max_steps))
     summary: dict[str, Any] = {"steps": 0, "epochs": epochs, "lr": lr, "schedule": schedule, "time_s": 0.0,
                                "stopped_early": False}
     if total == 0 or n == 0:
@@ -162,7 +159,7 @@ def sgd_finetune(
                 losses.append(value)
                 if ctx is not None:
                     ctx.report(stage=stage, step=step, steps=total, loss=value)
-            if stop_when is not None and (step % max(1, check_every) == 0 or step == total):
+            if stop_when is not None:
                 model.eval()
                 done = stop_when()
                 model.train()
@@ -219,20 +216,16 @@ class FineTune(Unlearner):
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         model = ctx.copy_model()
-        wd = params["weight_decay"]
-        if wd is None:
-            wd = float(getattr(ctx.train_config, "weight_decay", 0.0))
+        wd = ctx.weight_decay(params["weight_decay"])
         x_r, y_r = ctx.x_retain, ctx.y_retain
-        bn = has_batchnorm(model)
-        if bn:
-            reset_batchnorm_stats(model)
         summary = sgd_finetune(
             model, x_r, y_r, epochs=params["epochs"], lr=params["lr"], batch_size=params["batch_size"],
             weight_decay=wd, momentum=params["momentum"], generator=ctx.generator(), schedule=params["schedule"],
             ctx=ctx, divergence_hint=f"lower lr (now {params['lr']:g})",
         )
-        if bn:
-            recompute_batchnorm_stats(model, x_r)
+        # The fine-tuning ran in train mode (batch statistics), so nothing read the old running statistics:
+        # resetting and recomputing them from D_r here is all it takes.
+        bn = recompute_batchnorm_stats(model, x_r)
         return UnlearnResult(
             model=model,
             certificate=None,

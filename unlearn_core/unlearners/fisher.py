@@ -26,9 +26,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from unlearn_core.functional import buffer_dict, param_dict
+from unlearn_core.functional import batches, buffer_dict, param_dict
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
-from unlearn_core.unlearners.finetune import has_batchnorm, recompute_batchnorm_stats
+from unlearn_core.unlearners.finetune import fixed_subsample, recompute_batchnorm_stats
 from unlearn_core.unlearners.registry import register_unlearner
 
 
@@ -54,8 +54,8 @@ def diagonal_fisher(
     p_total = sum(t.numel() for t in params.values())
     chunk = max(1, min(n, chunk_elements // max(1, num_classes * p_total)))
     fisher = {k: torch.zeros_like(v) for k, v in params.items()}
-    for start in range(0, n, chunk):
-        xb = x[start : start + chunk]
+    for sl in batches(n, chunk):
+        xb = x[sl]
         jac = jac_fn(params, xb)  # name -> B × C × shape
         with torch.no_grad():
             probs = torch.softmax(functional_call(model, (params, buffers), (xb,)), dim=-1)  # B × C
@@ -110,11 +110,10 @@ class FisherForgetting(Unlearner):
         start = time.perf_counter()
         model = ctx.copy_model().eval()
         x_r = ctx.x_retain
-        if params["max_samples"] and params["max_samples"] < x_r.shape[0]:
-            idx = torch.randperm(int(x_r.shape[0]), generator=ctx.generator(offset=5))[: params["max_samples"]]
-            x_fisher = x_r[idx.to(x_r.device)]
-        else:
-            x_fisher = x_r
+        x_fisher = x_r
+        if params["max_samples"]:  # 0 = all (fixed_subsample would take an empty subsample)
+            x_fisher, _ = fixed_subsample(x_r, ctx.y_retain, size=params["max_samples"],
+                                          generator=ctx.generator(offset=5))
         fisher = diagonal_fisher(model, x_fisher)
         fisher_s = time.perf_counter() - start
         var = fisher_noise_variance(fisher, alpha=params["alpha"], num_classes=ctx.num_classes)
@@ -127,9 +126,7 @@ class FisherForgetting(Unlearner):
                 noise = var[name].sqrt() * torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device)
                 p.add_(noise)
                 noise_sq += float(noise.pow(2).sum())
-        bn = has_batchnorm(model)
-        if bn:
-            recompute_batchnorm_stats(model, x_r)
+        bn = recompute_batchnorm_stats(model, x_r)
         return UnlearnResult(
             model=model, certificate=None,
             diagnostics={

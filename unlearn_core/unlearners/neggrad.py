@@ -25,17 +25,10 @@ from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, 
 from unlearn_core.unlearners.finetune import (
     check_finite,
     fixed_subsample,
-    has_batchnorm,
     recompute_batchnorm_stats,
-    reset_batchnorm_stats,
     sgd_finetune,
 )
 from unlearn_core.unlearners.registry import register_unlearner
-
-
-def _weight_decay(ctx: UnlearnContext, value: float | None) -> float:
-    return float(getattr(ctx.train_config, "weight_decay", 0.0)) if value is None else float(value)
-
 
 _WD = HyperParam(
     "weight_decay", float, None, "coupled weight decay; none = the training recipe's", low=0.0, high=1.0,
@@ -109,8 +102,7 @@ class NegGrad(Unlearner):
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         model = ctx.copy_model()
-        wd = _weight_decay(ctx, params["weight_decay"])
-        bn = has_batchnorm(model)
+        wd = ctx.weight_decay(params["weight_decay"])
         target = params["stop_forget_acc"]
         if target == "auto":
             target = forget_accuracy_target(model, ctx)
@@ -134,8 +126,7 @@ class NegGrad(Unlearner):
             generator=ctx.generator(), ctx=ctx, stage="neggrad", sign=-1.0, max_grad_norm=params["max_grad_norm"],
             stop_when=stop_when, divergence_hint=hint,
         )
-        if bn:
-            recompute_batchnorm_stats(model, ctx.x_retain)
+        bn = recompute_batchnorm_stats(model, ctx.x_retain)
         return UnlearnResult(
             model=model, certificate=None,
             diagnostics={"ascent": summary, "weight_decay": wd, "batchnorm_recomputed_on_retain": bn,
@@ -168,10 +159,7 @@ class NegGradPlus(Unlearner):
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         model = ctx.copy_model()
-        wd = _weight_decay(ctx, params["weight_decay"])
-        bn = has_batchnorm(model)
-        if bn:
-            reset_batchnorm_stats(model)
+        wd = ctx.weight_decay(params["weight_decay"])
         x_r, y_r, x_u, y_u = ctx.x_retain, ctx.y_retain, ctx.x_forget, ctx.y_forget
         n_r, n_u = int(x_r.shape[0]), int(x_u.shape[0])
         bs, alpha = params["batch_size"], params["alpha"]
@@ -210,8 +198,9 @@ class NegGradPlus(Unlearner):
                     ctx.report(stage="neggrad_plus", step=step, steps=total, loss=float(loss.detach()))
         model.eval()
         check_finite(model, stage="neggrad_plus", hint=hint)
-        if bn:
-            recompute_batchnorm_stats(model, x_r)
+        # Every forward above ran in train mode (batch statistics), so the old running statistics were never
+        # read: resetting and recomputing them from D_r here is all it takes.
+        bn = recompute_batchnorm_stats(model, x_r)
         return UnlearnResult(
             model=model, certificate=None,
             diagnostics={"steps": step, "curve": curve, "time_s": time.perf_counter() - start, "weight_decay": wd,

@@ -33,6 +33,7 @@ from torch import nn
 
 from unlearn_core import accounting
 from unlearn_core.errors import ConfigError
+from unlearn_core.functional import num_params
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.finetune import (
     SCHEDULES,
@@ -48,6 +49,9 @@ from unlearn_core.unlearners.registry import register_unlearner
 VARIANTS = ("grad_clip", "model_clip")
 CERTIFIED = "certified"
 NOT_CERTIFIED = "not certified by the bound"
+#: The certificate's BatchNorm assumption (shared with output perturbation): with and without BatchNorm layers.
+BATCHNORM_RECOMPUTED = "BatchNorm running statistics were reset and recomputed from D_r (post-processing)"
+NO_BATCHNORM = "no BatchNorm buffers: the output is a function of the parameters alone"
 
 
 def finetune_schema(*, epochs: int, lr: float) -> tuple[HyperParam, ...]:
@@ -242,10 +246,12 @@ class NoisyFineTune(Unlearner):
         warnings: list[str] = []
         if sigma_used <= 0:
             raise ConfigError("sigma=0 is not valid for variant=model_clip: the δ accountant needs noise (sigma > 0)")
-        T_acc = accounting.model_clip_steps(
-            epsilon=eps, delta=delta, C0=C0, C2=C2, sigma=sigma_used, sigma0=sigma0,
+        # The accountant's own run (what accounting.model_clip_steps does): until δ_t ≤ δ or max_noisy_steps.
+        accountant_trajectory = accounting.model_clip_delta_trajectory(
+            epsilon=eps, delta_target=delta, C0=C0, C2=C2, sigma=sigma_used, sigma0=sigma0,
             max_steps=params["max_noisy_steps"],
         )
+        T_acc = len(accountant_trajectory) - 1 if accountant_trajectory[-1] <= delta else None
         if params["T"] == "auto":
             if T_acc is None:
                 T = int(params["max_noisy_steps"])
@@ -254,9 +260,13 @@ class NoisyFineTune(Unlearner):
                 T = T_acc
         else:
             T = int(params["T"])
-        trajectory = accounting.model_clip_delta_trajectory(
-            epsilon=eps, delta_target=delta, C0=C0, C2=C2, sigma=sigma_used, sigma0=sigma0, steps=T
-        )
+        if T < len(accountant_trajectory):
+            # δ_0 … δ_T follow the same deterministic recursion whether or not the run stops early: reuse them.
+            trajectory = accountant_trajectory[: T + 1]
+        else:
+            trajectory = accounting.model_clip_delta_trajectory(
+                epsilon=eps, delta_target=delta, C0=C0, C2=C2, sigma=sigma_used, sigma0=sigma0, steps=T
+            )
         certified = trajectory[-1] <= delta
         sigma_required = accounting.model_clip_sigma_required(
             epsilon=eps, delta=delta, T=T, C0=C0, C2=C2, sigma0=sigma0
@@ -316,12 +326,13 @@ class NoisyFineTune(Unlearner):
         evals: list[dict[str, float]] = [{"step": 0, **eval_split(model, x_eval, y_eval)}]
         order = torch.randperm(n, generator=gen_batches).to(x_r.device)
         cursor = 0
+        if T > 0:
+            model.train()  # the evaluations below restore the mode they find (evaluation.predict_logits)
         for t in range(1, T + 1):
             if cursor + bs > n and cursor > 0:
                 order, cursor = torch.randperm(n, generator=gen_batches).to(x_r.device), 0
             idx = order[cursor : cursor + bs]
             cursor += bs
-            model.train()
             loss = nn.functional.cross_entropy(model(x_r[idx]), y_r[idx])
             grads = torch.autograd.grad(loss, params_list)
             gnorm = global_norm(list(grads))
@@ -338,16 +349,16 @@ class NoisyFineTune(Unlearner):
                 add_gaussian_(params_list, sigma, gen_noise)
             if not math.isfinite(gnorm):
                 raise ConfigError(f"the noisy phase diverged at step {t} (non-finite gradient): lower lr or sigma")
+            pnorm = global_norm(params_list)
             if t % record_every == 0 or t == T:
                 steps["step"].append(t)
                 steps["grad_norm"].append(gnorm)
                 steps["clipped"].append(bool(clipped))
-                steps["param_norm"].append(global_norm(params_list))
+                steps["param_norm"].append(pnorm)
                 steps["sigma"].append(sigma)
             if t % eval_every == 0 or t == T:
                 evals.append({"step": t, **eval_split(model, x_eval, y_eval)})
-            ctx.report(stage="noisy", step=t, steps=T, grad_norm=gnorm, param_norm=global_norm(params_list),
-                       loss=float(loss.detach()))
+            ctx.report(stage="noisy", step=t, steps=T, grad_norm=gnorm, param_norm=pnorm, loss=float(loss.detach()))
         noisy_s = time.perf_counter() - start
         after_noise = eval_split(model, x_eval, y_eval)
         finetune = run_finetune_phase(model, ctx, params)
@@ -362,7 +373,7 @@ class NoisyFineTune(Unlearner):
             "retain_subsample_eval": evals,
             "retain_subsample_after_noise": after_noise,
             "eval_subsample_size": int(x_eval.shape[0]),
-            "noise_norm_per_step": sigma * math.sqrt(sum(p.numel() for p in params_list)),
+            "noise_norm_per_step": sigma * math.sqrt(num_params(model)),
             "noisy_phase_s": noisy_s,
             "finetune": finetune,
             "batchnorm_recomputed_on_retain": bn,
@@ -381,8 +392,5 @@ class NoisyFineTune(Unlearner):
             out.insert(1, "the batch-mean gradient is clipped as a whole to C1 (not per example); λx is added after")
         else:
             out.insert(1, "after every step the model is projected onto the C2-ball, then noised")
-        out.append(
-            "BatchNorm running statistics were reset and recomputed from D_r (post-processing)"
-            if bn else "no BatchNorm buffers: the output is a function of the parameters alone"
-        )
+        out.append(BATCHNORM_RECOMPUTED if bn else NO_BATCHNORM)
         return out

@@ -14,11 +14,14 @@ import math
 import time
 from typing import Any
 
-from unlearn_core import accounting
+from unlearn_core import accounting, certificate
+from unlearn_core.functional import num_params
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
-from unlearn_core.unlearners.finetune import has_batchnorm, recompute_batchnorm_stats, reset_batchnorm_stats
+from unlearn_core.unlearners.finetune import recompute_batchnorm_stats
 from unlearn_core.unlearners.noisy_finetune import (
+    BATCHNORM_RECOMPUTED,
     CERTIFIED,
+    NO_BATCHNORM,
     NOT_CERTIFIED,
     add_gaussian_,
     eval_split,
@@ -71,7 +74,11 @@ class OutputPerturbation(Unlearner):
         sigma_used = sigma_required if params["sigma"] is None else float(params["sigma"])
         eps_cert = accounting.epsilon_output_perturbation(sigma=sigma_used, delta=delta, C0=C0)
         certified = eps_cert <= eps * (1 + 1e-6)
-        classical_eps = math.sqrt(8.0 * math.log(1.25 / delta)) * C0 / sigma_used if sigma_used > 0 else math.inf
+        classical_eps = (
+            certificate.epsilon_for_sigma(sigma=sigma_used, delta=delta, sensitivity=2.0 * C0, mechanism="classical")
+            if sigma_used > 0
+            else math.inf
+        )
         warnings = []
         if params["mechanism"] == "classical" and eps >= 1:
             warnings.append("the classical Gaussian mechanism is proven for ε < 1; ε_certified is the exact analytic ε")
@@ -97,9 +104,6 @@ class OutputPerturbation(Unlearner):
         cert = self.plan(params)
         model = ctx.copy_model()
         tensors = trainable(model)
-        bn = has_batchnorm(model)
-        if bn:
-            reset_batchnorm_stats(model)
         start = time.perf_counter()
         norm_before = global_norm(tensors)
         projected = project_(tensors, params["C0"])
@@ -107,8 +111,8 @@ class OutputPerturbation(Unlearner):
         norm_after_noise = global_norm(tensors)
         noise_s = time.perf_counter() - start
         x_eval, y_eval = fixed_subsample(ctx.x_retain, ctx.y_retain, size=512, generator=ctx.generator(offset=3))
-        if bn:
-            recompute_batchnorm_stats(model, ctx.x_retain)
+        # Resets the running statistics (nothing has read them since the copy) and recomputes them from D_r.
+        bn = recompute_batchnorm_stats(model, ctx.x_retain)
         after_noise = eval_split(model, x_eval, y_eval)
         finetune = run_finetune_phase(model, ctx, params)
         if bn:
@@ -116,8 +120,7 @@ class OutputPerturbation(Unlearner):
         cert["assumptions"] = [
             "the trained model is projected onto the C0-ball, so A(D) and A(D_r) are at most 2·C0 apart",
             "one Gaussian draw N(0, σ²I) on every trainable parameter; the fine-tuning on D_r is post-processing",
-            "BatchNorm running statistics were reset and recomputed from D_r (post-processing)"
-            if bn else "no BatchNorm buffers: the output is a function of the parameters alone",
+            BATCHNORM_RECOMPUTED if bn else NO_BATCHNORM,
         ]
         return UnlearnResult(
             model=model,
@@ -126,7 +129,7 @@ class OutputPerturbation(Unlearner):
                 "param_norm_trained": norm_before,
                 "projected_to_C0": projected,
                 "param_norm_after_noise": norm_after_noise,
-                "noise_norm": cert["sigma_used"] * math.sqrt(sum(t.numel() for t in tensors)),
+                "noise_norm": cert["sigma_used"] * math.sqrt(num_params(model)),
                 "retain_subsample_after_noise": after_noise,
                 "noise_s": noise_s,
                 "finetune": finetune,
