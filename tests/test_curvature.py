@@ -160,6 +160,16 @@ def test_mlp_fast_hvp_equals_torch_func(layers) -> None:
     # Row r really uses batch r only: the dense Hessian of batch 2 times v[2].
     dense = dense_hessian(model, x[2], y[2])
     assert torch.allclose(fast(v, x, y)[2], dense @ v[2], rtol=1e-10, atol=1e-13)
+    # The fused LiSSA update is v ← g + decay·v − alpha·Hv in place: twice (the buffer is reused), then with
+    # fewer repetitions (the buffer is reallocated).
+    g = torch.randn(p, generator=gen, dtype=torch.float64)
+    state = v.clone()
+    for rows in (slice(None), slice(None), slice(0, 2)):
+        expected = g + 0.9 * state[rows] - 0.01 * make_batched_hvp(model)(state[rows], x[rows], y[rows])
+        part = state[rows].clone()
+        fast.lissa_update_(part, x[rows], y[rows], g=g, decay=0.9, alpha=0.01)
+        assert torch.allclose(part, expected, rtol=1e-10, atol=1e-13)
+        state[rows] = part
 
 
 def test_data_hvp_fast_path_equals_full_hvp() -> None:

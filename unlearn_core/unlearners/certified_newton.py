@@ -129,7 +129,10 @@ class CertifiedNewton(Unlearner):
             forgotten[chunk] = True
             retain_idx = (~forgotten).nonzero().squeeze(1)
             forgotten_idx = forgotten.nonzero().squeeze(1)
-            x_r, y_r = ctx.x_train[retain_idx.to(device)], ctx.y_train[retain_idx.to(device)]
+            if torch.equal(retain_idx, ctx.retain_idx.cpu()):  # the last (or only) request: the context's copy
+                x_r, y_r = ctx.x_retain, ctx.y_retain
+            else:
+                x_r, y_r = ctx.x_train[retain_idx.to(device)], ctx.y_train[retain_idx.to(device)]
             x_u, y_u = ctx.x_train[chunk.to(device)], ctx.y_train[chunk.to(device)]
             n_r = int(retain_idx.numel())
             n_u = int(chunk.numel())
