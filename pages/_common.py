@@ -22,7 +22,7 @@ from unlearn_core.data import DATASETS
 from unlearn_core.errors import ConfigError
 from unlearn_core.forget import parse_forget_spec
 from unlearn_core.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, JobRegistry, default_torch_threads
-from unlearn_core.models import MODELS
+from unlearn_core.models import MODELS, parse_hidden
 from unlearn_core.pipeline import validate_config
 from unlearn_core.runstore import RunStore, card_row, rows_to_csv
 from unlearn_core.ui_state import UIConfig
@@ -325,14 +325,7 @@ def read_config(prefix: str, *, method: str | None = None) -> UIConfig:
     """The page's widgets as a :class:`UIConfig` (raises :class:`ConfigError` for a malformed value)."""
     ss = st.session_state
     method = method or ss.get(_k(prefix, "method")) or ui_state.default_method()
-    hidden_text = ss.get(_k(prefix, "hidden"), "32-32")
-    try:
-        hidden = tuple(int(v) for v in hidden_text.replace(",", "-").split("-") if v.strip())
-    except ValueError:
-        raise ConfigError(f"hidden widths {hidden_text!r} are not valid: expected integers joined by '-', "
-                          "e.g. 32-32") from None
-    if not hidden:
-        raise ConfigError(f"hidden widths {hidden_text!r} are not valid: expected e.g. 32-32")
+    hidden = parse_hidden(ss.get(_k(prefix, "hidden"), "32-32"))
     spec = _forget_spec_from_widgets(prefix)
     parse_forget_spec(spec)
     cfg = UIConfig(

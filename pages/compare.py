@@ -69,10 +69,7 @@ def render(df, card, run_id) -> None:
     st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}. Read every number against the `retrained` row: closer "
                "is better, and far below it (e.g. a lower forget accuracy) is over-unlearning.")
     st.dataframe(ui.mean_table(df, by="method", columns=COLUMNS), width="stretch")
-    figures = {"Accuracy": plots.compare_figure(df), "Time vs closeness": plots.compare_tradeoff_figure(df),
-               "Time": plots.compare_time_figure(df)}
-    if any(c.startswith("mia_") for c in df.columns):
-        figures["Membership inference"] = plots.compare_mia_figure(df)
+    figures = plots.experiment_figures("compare", df)
     for title, fig in figures.items():
         st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.fig.{title}")
     ui.experiment_downloads(PREFIX, df, card, figures=figures, name=f"compare-{cfg.dataset}-{cfg.model}")

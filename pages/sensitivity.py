@@ -7,7 +7,6 @@ Runs :func:`unlearn_core.experiments.sensitivity` in the background and plots it
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from pages import _common as ui
@@ -66,13 +65,6 @@ if submitted:
                          label=f"{method}, {name} sweep", method=method, param=name, values=values, params=fixed)
 
 
-def _has_bound(df: pd.DataFrame) -> bool:
-    """Whether any value has both a finite bound and a measured actual error (else that chart would be empty)."""
-    both = pd.to_numeric(df.get("delta_bound"), errors="coerce").notna() & pd.to_numeric(
-        df.get("approx_error"), errors="coerce").notna()
-    return bool(both.any())
-
-
 def render(df, card, run_id) -> None:
     swept = str(df["param"].iloc[0]) if len(df) else "value"
     n = df["seed"].nunique() if len(df) else 0
@@ -83,9 +75,7 @@ def render(df, card, run_id) -> None:
     for col in ("Δ bound", "σ required"):  # the engine serialises an infinite bound as null
         table[col] = table[col].fillna(float("inf"))
     st.dataframe(table, width="stretch")
-    figures = {"Sweep": plots.sensitivity_figure(df)}
-    if _has_bound(df):
-        figures["Bound vs actual"] = plots.bound_vs_actual_figure(df)
+    figures = plots.experiment_figures("sensitivity", df)
     for title, fig in figures.items():
         st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.fig.{title}")
     ui.experiment_downloads(PREFIX, df, card, figures=figures, name=f"sensitivity-{swept}")

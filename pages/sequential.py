@@ -62,10 +62,10 @@ def render(df, card, run_id) -> None:
     st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}; the dashed line is the model retrained without all "
                "k requests.")
     st.dataframe(ui.mean_table(df, by="step", columns=COLUMNS), width="stretch")
-    fig = plots.sequential_figure(df)
-    st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.fig")
-    ui.experiment_downloads(PREFIX, df, card, figures={"Sequential": fig},
-                            name=f"sequential-{cfg.dataset}-{cfg.model}")
+    figures = plots.experiment_figures("sequential", df)
+    for title, fig in figures.items():
+        st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.fig.{title}")
+    ui.experiment_downloads(PREFIX, df, card, figures=figures, name=f"sequential-{cfg.dataset}-{cfg.model}")
 
 
 ui.experiment_panel(PREFIX, render)

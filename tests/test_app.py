@@ -78,12 +78,14 @@ def test_bad_query_parameters_warn_and_fall_back():
     at.query_params["forget"] = "random:2.5x"
     at.query_params["method"] = "certified_newton"
     at.query_params["p.lam"] = "-1"
+    at.query_params["hidden"] = "32-99999"
     at.run()
     assert not at.exception
     warnings = [w.value for w in at.warning]
     assert any(w.startswith("dataset='nope' is not valid: choose one of digits") for w in warnings), warnings
     assert any("forget spec 'random:2.5x' is not valid" in w for w in warnings), warnings
     assert any(w.startswith("lam=") and "expected a number in [0" in w for w in warnings), warnings
+    assert any(w.startswith("hidden='32-99999' is not valid: expected 1-8 widths") for w in warnings), warnings
     assert at.session_state["explore.dataset"] == "digits"
     assert at.session_state["explore.p.certified_newton.lam"] == pytest.approx(0.01)
 

@@ -61,6 +61,8 @@ def test_run_retrain_writes_every_documented_key(tmp_path, capsys) -> None:
         (["--set", "epochs"], "expected NAME=VALUE"),
         (["--lr", "fast"], "invalid float value: 'fast'"),
         (["--device", "tpu"], "device 'tpu' is not valid"),
+        (["--hidden", "32,x"], "hidden='32,x' is not valid: expected 1-8 widths in [1, 4096]"),
+        (["--hidden", "0"], "hidden='0' is not valid"),
         (["--dataset", "mnist", "--data-dir", "/nonexistent/data", "--no-download"], "expected MNIST/raw/"),
     ],
 )

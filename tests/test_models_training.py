@@ -12,7 +12,7 @@ from unlearn_core.data import load_dataset
 from unlearn_core.errors import ConfigError
 from unlearn_core.evaluation import evaluate, param_distance
 from unlearn_core.functional import get_flat_params, num_params
-from unlearn_core.models import MODELS, build_model, has_batchnorm
+from unlearn_core.models import MODELS, build_model, has_batchnorm, parse_hidden
 from unlearn_core.progress import Cancelled
 from unlearn_core.training import TrainConfig, global_norm, project_to_ball, train
 
@@ -30,6 +30,18 @@ def test_every_model_runs_on_every_input_shape(name: str, shape: tuple[int, int,
     model = build_model(name, input_shape=shape, num_classes=7, width=8 if name in ("cnn", "allcnn") else None)
     out = model.eval()(torch.randn(2, *shape))
     assert out.shape == (2, 7)
+
+
+@pytest.mark.parametrize("text", ["", "-", "a", "0", "32-5000", "-".join(["4"] * 9), "32.5"])
+def test_parse_hidden_refuses_with_the_value_and_the_rule(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"^hidden=.* is not valid: expected 1-8 widths in \[1, 4096\]"):
+        parse_hidden(text)
+
+
+def test_parse_hidden_reads_dashes_and_commas() -> None:
+    assert parse_hidden("32-32") == parse_hidden("32,32") == parse_hidden(" 32 , 32 ") == (32, 32)
+    assert parse_hidden("4096") == parse_hidden("4096-") == (4096,)  # a trailing separator is forgiven
+    assert len(parse_hidden("-".join(["4"] * 8))) == 8
 
 
 def test_norm_variants() -> None:

@@ -198,3 +198,20 @@ def test_compare_tradeoff_figure() -> None:
     assert list(fig.data[0].x) == [1.0, 2.0] and list(fig.data[0].y) == [0.5, 1.0]
     assert _ref_lines(fig)[0].x0 == pytest.approx(9.0)
     assert fig.layout.yaxis.title.text.startswith("‖w − w_retrained‖") and "lower-left" in fig.layout.title.text
+
+
+def test_experiment_figures_leave_out_charts_without_data() -> None:
+    """What the pages, the Runs page and ``--html`` draw: every applicable chart, none drawn empty."""
+    df = _compare_df().assign(dist_to_retrained=1.0)
+    assert list(plots.experiment_figures("compare", df)) == ["Accuracy", "Time vs closeness", "Time",
+                                                            "Membership inference"]
+    no_mia = df.drop(columns=[c for c in df.columns if c.startswith("mia_")])
+    assert "Membership inference" not in plots.experiment_figures("compare", no_mia)
+    sens = pd.DataFrame({"seed": [0, 0], "param": ["lam", "lam"], "value": [0.01, 1.0], "delta_bound": [None, 45.0],
+                         "sigma_required": [None, 180.0], "approx_error": [0.5, 0.4], "dist_to_retrained": [9e3, 8e3],
+                         "acc_forget": [0.2, 0.2], "acc_retain": [0.2, 0.2], "acc_test": [0.2, 0.2],
+                         "acc_test_retrained": [0.9, 0.9]})
+    assert list(plots.experiment_figures("sensitivity", sens)) == ["Sweep", "Bound vs actual"]
+    unbounded = sens.assign(delta_bound=[None, None])  # Δ = ∞ everywhere (λ + λ_min ≤ 0): nothing to plot
+    assert list(plots.experiment_figures("sensitivity", unbounded)) == ["Sweep"]
+    assert list(plots.experiment_figures("sensitivity", sens.drop(columns=["approx_error"]))) == ["Sweep"]

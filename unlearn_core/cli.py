@@ -28,14 +28,13 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
 
 
-def _int_list(text: str) -> tuple[int, ...]:
+def _hidden(text: str) -> tuple[int, ...]:
+    from unlearn_core.models import parse_hidden
+
     try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"{text!r} is empty: expected widths such as 32,32")
-    return values
+        return parse_hidden(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _optional_float(text: str) -> float | None:
@@ -60,7 +59,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, method: bool = True
     g = parser.add_argument_group("data and model")
     g.add_argument("--dataset", default="digits", help="dataset name (see 'datasets'); default: digits")
     g.add_argument("--model", default="mlp", help="model name: logreg, mlp, cnn, allcnn, resnet18; default: mlp")
-    g.add_argument("--hidden", type=_int_list, default=(32, 32), help="MLP hidden widths, e.g. 32,32")
+    g.add_argument("--hidden", type=_hidden, default=(32, 32), help="MLP hidden widths, e.g. 32,32")
     g.add_argument("--norm", default="auto", help="normalisation of conv models: auto, none, group, batch")
     g.add_argument("--width", type=int, default=None, help="channel width of cnn/allcnn")
     g.add_argument("--forget", default="random:0.1", help="forget set, e.g. random:0.1, random:1000, class:3, "

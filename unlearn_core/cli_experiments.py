@@ -160,7 +160,7 @@ def _write(
     from unlearn_core.experiments import summarize
     from unlearn_core.jsonio import write_json_atomic
     from unlearn_core.pipeline import versions
-    from unlearn_core.plots import EXPERIMENT_FIGURES
+    from unlearn_core.plots import experiment_figures
 
     summary = summarize(df, by=by) if len(df) else pd.DataFrame()
     out = Path(args.out)
@@ -173,9 +173,9 @@ def _write(
     })
     written = [out / f"{stem}.csv", out / f"{stem}.json"]
     if args.html and len(df):
-        for fn in EXPERIMENT_FIGURES[name]:
-            path = out / f"{stem}_{fn.__name__}.html"
-            fn(df).write_html(path, include_plotlyjs="cdn")
+        for title, fig in experiment_figures(name, df).items():
+            path = out / f"{stem}_{title.lower().replace(' ', '_')}.html"
+            fig.write_html(path, include_plotlyjs="cdn")
             written.append(path)
     cols = [c for c in summary.columns if c.endswith("_mean") and any(
         k in c for k in ("acc_", "dist_to_retrained", "mia_loss_auc", "time_s", "delta_bound", "epsilon", "grad_norm",

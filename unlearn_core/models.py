@@ -149,6 +149,28 @@ def _resnet18(in_channels: int, num_classes: int, norm: str) -> nn.Module:
     return model
 
 
+#: Limits on MLP hidden widths typed by a user (URL, widget, CLI): enough for any MNIST-scale experiment, small
+#: enough that a typo cannot allocate gigabytes.
+MAX_HIDDEN_LAYERS = 8
+MAX_HIDDEN_WIDTH = 4096
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """MLP hidden widths from text such as ``32-32`` or ``32,32`` (the URL, the dashboard and the CLI share it).
+
+    Raises:
+        ConfigError: not 1–8 integers in [1, 4096] (the message names the value and what is allowed).
+    """
+    try:
+        values = tuple(int(v) for v in str(text).replace(",", "-").split("-") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or len(values) > MAX_HIDDEN_LAYERS or any(not 1 <= v <= MAX_HIDDEN_WIDTH for v in values):
+        raise ConfigError(f"hidden={text!r} is not valid: expected 1-{MAX_HIDDEN_LAYERS} widths in "
+                          f"[1, {MAX_HIDDEN_WIDTH}] joined by '-' or ',', e.g. 32-32")
+    return values
+
+
 def build_model(
     name: str,
     *,

@@ -108,9 +108,7 @@ def validate_config(config: RunConfig) -> dict[str, Any]:
         config.model, input_shape=info.input_shape, num_classes=info.num_classes, hidden=config.hidden,
         norm=config.norm, width=config.width,
     )
-    reason = unlearner.unsupported_reason(probe, params)
-    if reason:
-        raise ConfigError(f"method {config.method!r} cannot run on model {config.model!r}: {reason}")
+    unlearner.check_supported(probe, params, model_name=config.model)
     return params
 
 
@@ -284,9 +282,7 @@ def run_method(
     """Run one unlearner on a prepared configuration and assemble the run card."""
     unlearner = get_unlearner(method)
     resolved = resolve_params(unlearner.schema, dict(params or {}), method=method)
-    reason = unlearner.unsupported_reason(prepared.original, resolved)
-    if reason:
-        raise ConfigError(f"method {method!r} cannot run on model {prepared.config.model!r}: {reason}")
+    unlearner.check_supported(prepared.original, resolved, model_name=prepared.config.model)
     ctx = prepared.context(progress=progress, cancel=cancel, seed=seed)
     start = time.perf_counter()
     result = unlearner.unlearn(ctx, **resolved)

@@ -245,13 +245,38 @@ def compare_tradeoff_figure(df: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Time vs closeness to retraining — lower-left is better", showlegend=False)
 
 
-EXPERIMENT_FIGURES = {
-    "compare": (compare_figure, compare_tradeoff_figure, compare_time_figure, compare_mia_figure),
-    "sequential": (sequential_figure,),
-    "sensitivity": (sensitivity_figure, bound_vs_actual_figure),
-    "budget": (budget_figure,),
-    "audit": (audit_figure,),
+def has_mia(df: pd.DataFrame) -> bool:
+    """Whether the rows carry membership-inference scores (compare runs with MIA switched on)."""
+    return any(str(c).startswith("mia_") for c in df.columns)
+
+
+def has_bound(df: pd.DataFrame) -> bool:
+    """Whether any row has both a finite bound Δ and a measured actual error (else that chart would be empty)."""
+    if "delta_bound" not in df or "approx_error" not in df:
+        return False
+    both = pd.to_numeric(df["delta_bound"], errors="coerce").notna() & pd.to_numeric(
+        df["approx_error"], errors="coerce").notna()
+    return bool(both.any())
+
+
+#: The figures of each experiment kind: (title, figure function, predicate on the rows or None = always drawn).
+EXPERIMENT_FIGURES: dict[str, tuple[tuple[str, Any, Any], ...]] = {
+    "compare": (("Accuracy", compare_figure, None), ("Time vs closeness", compare_tradeoff_figure, None),
+                ("Time", compare_time_figure, None), ("Membership inference", compare_mia_figure, has_mia)),
+    "sequential": (("Sequential", sequential_figure, None),),
+    "sensitivity": (("Sweep", sensitivity_figure, None), ("Bound vs actual", bound_vs_actual_figure, has_bound)),
+    "budget": (("Budget", budget_figure, None),),
+    "audit": (("Audit", audit_figure, None),),
 }
+
+
+def experiment_figures(kind: str, df: pd.DataFrame) -> dict[str, go.Figure]:
+    """The titled figures of an experiment of this ``kind`` that its rows can fill.
+
+    One list for the pages, the Runs page and the CLI's ``--html``, so a stored experiment is drawn exactly as it
+    was when it ran, and a chart whose data the run did not compute (MIA off, Δ = ∞) is left out, not drawn empty.
+    """
+    return {title: make(df) for title, make, applies in EXPERIMENT_FIGURES[kind] if applies is None or applies(df)}
 
 
 # ----------------------------------------------------------------------------------------------------------------

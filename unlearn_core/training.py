@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -64,23 +65,35 @@ class TrainConfig:
         return asdict(self)
 
 
-def global_norm(model: nn.Module) -> float:
-    """‖w‖, the ℓ2 norm over all trainable parameters."""
+def tensors_norm(tensors: Iterable[torch.Tensor]) -> float:
+    """‖(t₁, …, t_k)‖, the ℓ2 norm of the tensors' concatenation (one device sync, no concatenated copy)."""
     with torch.no_grad():
-        return float(torch.sqrt(sum((p.detach() ** 2).sum() for p in model.parameters() if p.requires_grad)))
+        return float(torch.sqrt(sum((t.detach() ** 2).sum() for t in tensors)))
 
 
 @torch.no_grad()
-def project_to_ball(model: nn.Module, radius: float) -> bool:
-    """Π_C: rescale all trainable parameters by C/‖w‖ when ‖w‖ > C (methods.md §1). Returns whether it did."""
-    norm = global_norm(model)
+def project_tensors_(tensors: Sequence[torch.Tensor], radius: float) -> bool:
+    """Π_C on the concatenation of ``tensors``, in place: rescale by C/‖w‖ when ‖w‖ > C (methods.md §1).
+
+    Returns whether it rescaled. Training, noisy fine-tuning and output perturbation all project with this.
+    """
+    norm = tensors_norm(tensors)
     if norm <= radius:
         return False
     scale = radius / norm
-    for p in model.parameters():
-        if p.requires_grad:
-            p.mul_(scale)
+    for t in tensors:
+        t.mul_(scale)
     return True
+
+
+def global_norm(model: nn.Module) -> float:
+    """‖w‖, the ℓ2 norm over all trainable parameters."""
+    return tensors_norm(p for p in model.parameters() if p.requires_grad)
+
+
+def project_to_ball(model: nn.Module, radius: float) -> bool:
+    """Π_C on all trainable parameters (see :func:`project_tensors_`). Returns whether it rescaled."""
+    return project_tensors_([p for p in model.parameters() if p.requires_grad], radius)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

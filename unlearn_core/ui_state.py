@@ -22,7 +22,7 @@ from unlearn_core.data import DATASETS
 from unlearn_core.device import DEVICE_CHOICES
 from unlearn_core.errors import ConfigError
 from unlearn_core.forget import parse_forget_spec
-from unlearn_core.models import MODELS
+from unlearn_core.models import MODELS, parse_hidden
 from unlearn_core.training import OPTIMIZERS, TrainConfig
 from unlearn_core.unlearners import get_unlearner, list_unlearners, resolve_params
 
@@ -152,16 +152,6 @@ def _parse_choice(name: str, text: str, choices: list[str] | tuple[str, ...]) ->
     return text
 
 
-def _parse_hidden(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.replace(",", "-").split("-") if v.strip())
-    except ValueError:
-        values = ()
-    if not values or any(not 1 <= v <= 4096 for v in values) or len(values) > 8:
-        raise ConfigError(f"hidden={text!r} is not valid: expected 1-8 widths in [1, 4096] joined by '-', e.g. 32-32")
-    return values
-
-
 def _parse_forget(text: str) -> str:
     parse_forget_spec(text)  # raises a one-line ConfigError naming the spec and the grammar
     return text
@@ -192,7 +182,7 @@ def from_query(
     parsers = {
         "dataset": ("dataset", lambda t: _parse_choice("dataset", t, list(DATASETS))),
         "model": ("model", lambda t: _parse_choice("model", t, list(MODELS))),
-        "hidden": ("hidden", _parse_hidden),
+        "hidden": ("hidden", parse_hidden),
         "forget": ("forget", _parse_forget),
         "seed": ("seed", lambda t: _parse_int("seed", t, low=0, high=2**31 - 1)),
         "forget_seed": ("forget_seed", lambda t: _parse_int("forget_seed", t, low=0, high=2**31 - 1)),

@@ -34,6 +34,7 @@ from torch import nn
 from unlearn_core import accounting
 from unlearn_core.errors import ConfigError
 from unlearn_core.functional import num_params
+from unlearn_core.training import project_tensors_, tensors_norm
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.finetune import (
     SCHEDULES,
@@ -89,21 +90,6 @@ def run_finetune_phase(model: nn.Module, ctx: UnlearnContext, params: dict[str, 
 
 def trainable(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
-
-
-def global_norm(tensors: list[torch.Tensor]) -> float:
-    return math.sqrt(sum(float((t.detach() ** 2).sum()) for t in tensors))
-
-
-@torch.no_grad()
-def project_(tensors: list[torch.Tensor], radius: float) -> bool:
-    """Π_C in place on the concatenation of ``tensors``: rescale by C/‖w‖ when ‖w‖ > C. Returns whether it did."""
-    norm = global_norm(tensors)
-    if norm <= radius:
-        return False
-    for t in tensors:
-        t.mul_(radius / norm)
-    return True
 
 
 @torch.no_grad()
@@ -318,8 +304,8 @@ class NoisyFineTune(Unlearner):
         record_every = max(1, math.ceil(T / 1000))
 
         start = time.perf_counter()
-        norm_before = global_norm(params_list)
-        projected = project_(params_list, C0)
+        norm_before = tensors_norm(params_list)
+        projected = project_tensors_(params_list, C0)
         if variant == "model_clip":
             add_gaussian_(params_list, params["sigma0"], gen_noise)
         steps: dict[str, list] = {"step": [], "grad_norm": [], "clipped": [], "param_norm": [], "sigma": []}
@@ -335,7 +321,7 @@ class NoisyFineTune(Unlearner):
             cursor += bs
             loss = nn.functional.cross_entropy(model(x_r[idx]), y_r[idx])
             grads = torch.autograd.grad(loss, params_list)
-            gnorm = global_norm(list(grads))
+            gnorm = tensors_norm(list(grads))
             with torch.no_grad():
                 if variant == "grad_clip":
                     scale = min(1.0, C1 / gnorm) if gnorm > 0 else 1.0
@@ -345,11 +331,11 @@ class NoisyFineTune(Unlearner):
                 else:
                     for p, g in zip(params_list, grads, strict=True):
                         p.sub_(gamma * (g + lam * p))
-                    clipped = project_(params_list, C2)
+                    clipped = project_tensors_(params_list, C2)
                 add_gaussian_(params_list, sigma, gen_noise)
             if not math.isfinite(gnorm):
                 raise ConfigError(f"the noisy phase diverged at step {t} (non-finite gradient): lower lr or sigma")
-            pnorm = global_norm(params_list)
+            pnorm = tensors_norm(params_list)
             if t % record_every == 0 or t == T:
                 steps["step"].append(t)
                 steps["grad_norm"].append(gnorm)

@@ -16,6 +16,7 @@ from typing import Any
 
 from unlearn_core import accounting, certificate
 from unlearn_core.functional import num_params
+from unlearn_core.training import project_tensors_, tensors_norm
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.finetune import recompute_batchnorm_stats
 from unlearn_core.unlearners.noisy_finetune import (
@@ -27,8 +28,6 @@ from unlearn_core.unlearners.noisy_finetune import (
     eval_split,
     finetune_schema,
     fixed_subsample,
-    global_norm,
-    project_,
     run_finetune_phase,
     trainable,
 )
@@ -105,10 +104,10 @@ class OutputPerturbation(Unlearner):
         model = ctx.copy_model()
         tensors = trainable(model)
         start = time.perf_counter()
-        norm_before = global_norm(tensors)
-        projected = project_(tensors, params["C0"])
+        norm_before = tensors_norm(tensors)
+        projected = project_tensors_(tensors, params["C0"])
         add_gaussian_(tensors, cert["sigma_used"], ctx.generator(offset=1))
-        norm_after_noise = global_norm(tensors)
+        norm_after_noise = tensors_norm(tensors)
         noise_s = time.perf_counter() - start
         x_eval, y_eval = fixed_subsample(ctx.x_retain, ctx.y_retain, size=512, generator=ctx.generator(offset=3))
         # Resets the running statistics (nothing has read them since the copy) and recomputes them from D_r.
