@@ -17,7 +17,9 @@ Three certified_newton timings are printed against the *same* retrain timing, ea
 * **Newton step only** — the gradient and LiSSA phases of the full run (``diagnostics.timing_s``): the work any
   unlearning needs, without certificate or diagnostics. Not a certified release on its own.
 
-certified_newton runs ``--rounds`` times (median reported); retraining once.
+certified_newton runs ``--rounds`` times (median reported); retraining once. The script also prints the cost of
+one LiSSA recursion step in optimizer steps of retraining: retraining is epochs × ⌈n_r / batch⌉ optimizer steps
+and LiSSA ``depth`` recursion steps, so their ratio bounds what any certified_newton run can reach.
 
     UNLEARN_DATA_DIR=/work/shared/data .venv/bin/python bench/bench_newton_vs_retrain.py            # 20 epochs
     UNLEARN_DATA_DIR=/work/shared/data .venv/bin/python bench/bench_newton_vs_retrain.py --epochs 50  # paper
@@ -26,6 +28,7 @@ certified_newton runs ``--rounds`` times (median reported); retraining once.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -66,12 +69,14 @@ def main() -> None:
     full_times: list[float] = []
     assumed_times: list[float] = []
     step_times: list[float] = []
+    solve_times: list[float] = []
     newton = assumed = None
     for _ in range(args.rounds):
         newton = run_method(prepared, "certified_newton", {"depth": args.depth})
         full_times.append(newton.card["timing_s"]["unlearn"])
         phases = newton.card["diagnostics"]["timing_s"]
         step_times.append(phases["gradient"] + phases["solve"])
+        solve_times.append(phases["solve"])
         measured = newton.card["certificate"]["assumptions"]
         given = {name: measured[name]["value"] for name in ("lambda_min", "L", "G")}
         assumed = run_method(prepared, "certified_newton", {"depth": args.depth, **given})
@@ -95,6 +100,16 @@ def main() -> None:
           f"runs {_fmt(assumed_times)}")
     print(f"  Newton step only (gradient + LiSSA, no certificate) {t_step:7.2f} s   {t_retrain / t_step:6.1f}×   "
           f"runs {_fmt(step_times)}   (lissa backend: {diag['lissa']['hvp_backend']})")
+    # Why the ratio is what it is: retraining is epochs × ⌈n_r / batch⌉ optimizer steps, LiSSA is `depth`
+    # recursion steps; compare the cost of one of each, measured in this run.
+    n_retain = newton.card["data"]["n_retain"]
+    opt_steps = recipe.epochs * math.ceil(n_retain / recipe.batch_size)
+    per_opt = t_retrain / opt_steps
+    per_lissa = statistics.median(solve_times) / args.depth
+    print(f"  one optimizer step of retraining {1e3 * per_opt:.3f} ms ({opt_steps} steps); one LiSSA step (median) "
+          f"{1e3 * per_lissa:.3f} ms ({args.depth} steps, {diag['lissa']['reps']} repetitions × "
+          f"{diag['lissa']['batch_size']} points) = {per_lissa / per_opt:.2f} optimizer steps: LiSSA alone can be at "
+          f"most {opt_steps / (args.depth * per_lissa / per_opt):.0f}× faster than retraining here")
     print("  phases of the last full run (s): " + ", ".join(f"{k} {v:.3f}" for k, v in diag["timing_s"].items())
           + f"; unaccounted {newton.card['timing_s']['unlearn'] - sum(diag['timing_s'].values()):.3f}")
     print(f"  noise-free test acc {step['acc_test_noiseless']:.4f}; gap to retrained {gap:+.2f} points "

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from unlearn_core import paths, ui_state
+from unlearn_core import paths, plots, ui_state
 from unlearn_core.data import DATASETS
 from unlearn_core.errors import ConfigError
 from unlearn_core.forget import parse_forget_spec
@@ -494,11 +494,10 @@ def accuracy_table(card: Mapping[str, Any]) -> pd.DataFrame:
             "acc forget": m.get("acc_forget"), "acc retain": m.get("acc_retain"), "acc test": m.get("acc_test"),
             "loss forget": m.get("loss_forget"), "loss retain": m.get("loss_retain"), "loss test": m.get("loss_test"),
         })
-    steps = (card.get("diagnostics") or {}).get("steps") or []
-    last = steps[-1] if steps else {}
-    if rows and last.get("acc_test_noiseless") is not None:
-        rows.insert(len(rows) - 1, {"model": "unlearned before noise", **{
-            f"acc {s}": last.get(f"acc_{s}_noiseless") for s in ("forget", "retain", "test")}})
+    noiseless = plots.noiseless_accuracies(card)
+    if rows and noiseless is not None:
+        rows.insert(len(rows) - 1, {"model": "unlearned before noise",
+                                    **{f"acc {s}": value for s, value in noiseless.items()}})
     columns = ["acc forget", "acc retain", "acc test", "loss forget", "loss retain", "loss test"]
     return pd.DataFrame(rows, columns=["model", *columns]).set_index("model").astype(float)
 

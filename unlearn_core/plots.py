@@ -287,7 +287,7 @@ MIA_SCORES = {"loss_auc": "loss MIA AUC", "posterior_auc": "posterior-difference
               "svc_forget_nonmember_rate": "SVC: forget called non-member"}
 
 
-def _noiseless_accuracies(card: Mapping[str, Any]) -> dict[str, float] | None:
+def noiseless_accuracies(card: Mapping[str, Any]) -> dict[str, float] | None:
     """Accuracies of the noise-free estimate w̃ (certified_newton's last step reports them), else ``None``."""
     steps = (card.get("diagnostics") or {}).get("steps") or []
     last = steps[-1] if steps and isinstance(steps[-1], Mapping) else {}
@@ -306,7 +306,7 @@ def accuracy_bars(card: Mapping[str, Any]) -> go.Figure | None:
         return None
     fig = go.Figure()
     bars = [(name, models.get(name)) for name in ("original", "retrained", "unlearned")]
-    noiseless = _noiseless_accuracies(card)
+    noiseless = noiseless_accuracies(card)
     if noiseless is not None:
         bars.insert(2, ("unlearned before noise", {f"acc_{s}": v for s, v in noiseless.items()}))
     for name, m in bars:
