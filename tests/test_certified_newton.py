@@ -139,6 +139,41 @@ def test_default_sigma_is_the_required_one_and_certifies(convex_setup) -> None:
     assert noise == pytest.approx(cert["sigma_used"] * p**0.5, rel=0.1)  # ‖ξ‖ ≈ σ√p
 
 
+@pytest.mark.parametrize("solver", ["exact", "cg"])
+def test_official_reg_form_is_the_reference_codes_step_and_never_certified(convex_setup, solver: str) -> None:
+    """reg_form="official" takes the step of the released code's objective (pitfall Z1), checked against autograd
+    on that objective written out independently: gradient ∇CE + wd·∇Σ‖w_l‖, Hessian ∇²CE + (λ+wd)·∇²Σ‖w_l‖."""
+    x, y, xt, yt, forget, retain, original, retrained = convex_setup
+    lam = 0.05
+    ctx = _ctx(x, y, xt, yt, forget, retain, original, retrained)
+    result = _run(ctx, solver=solver, lam=lam, reg_form="official", epsilon=1.0)
+    w = get_flat_params(original).clone()
+    shapes = [p.shape for p in original.parameters()]
+    sizes = [p.numel() for p in original.parameters()]
+
+    def ce(flat: torch.Tensor) -> torch.Tensor:
+        weight, bias = (b.reshape(s) for b, s in zip(torch.split(flat, sizes), shapes, strict=True))
+        return nn.functional.cross_entropy(x[retain] @ weight.T + bias, y[retain])
+
+    def norms(flat: torch.Tensor) -> torch.Tensor:
+        return sum(torch.linalg.vector_norm(b) for b in torch.split(flat, sizes))
+
+    grad = torch.autograd.functional.jacobian(lambda f: ce(f) + WD * norms(f), w)
+    hess = torch.autograd.functional.hessian(lambda f: ce(f) + (lam + WD) * norms(f), w)
+    expected = w - torch.linalg.solve(hess, grad)
+    tol = 1e-8 if solver == "exact" else 1e-4  # CG stops at a relative residual of 1e-6
+    assert float(torch.linalg.vector_norm(get_flat_params(result.model) - expected)) <= tol * float(
+        torch.linalg.vector_norm(w - expected))
+    cert = result.certificate
+    assert cert["certified"] is False and cert["label"] == "not certified by the bound"
+    assert cert["delta_bound"] is None and cert["sigma_required"] is None  # Δ = ∞, serialised as null
+    assert cert["sigma_used"] == 0.0 and "reg_form='official'" in cert["notes"][0]
+    assert cert["delta_terms"]["nonconvergence"] is not None  # the paper's terms stay visible for comparison
+    # The paper's default form on the same problem takes a different step.
+    paper = _run(ctx, solver=solver, lam=lam, sigma=0.0)
+    assert param_distance(paper.model, result.model) > 1e-3 * float(torch.linalg.vector_norm(w - expected))
+
+
 @pytest.fixture(scope="module")
 def mlp_setup():
     """A small ReLU MLP trained once for the module; tests never mutate it (one of them checks)."""

@@ -26,6 +26,7 @@ from unlearn_core.curvature import (
 )
 from unlearn_core.errors import ConfigError, DivergenceError
 from unlearn_core.functional import (
+    SumOfNormsRegulariser,
     dense_hessian,
     flat_gradient,
     make_batched_hvp,
@@ -172,6 +173,26 @@ def test_mlp_fast_hvp_equals_torch_func(layers) -> None:
         state[rows] = part
 
 
+def test_sum_of_norms_regulariser_against_autograd() -> None:
+    """The reference code's Σ_l‖w_l‖ (pitfall Z1): gradient and Hessian against autograd's dense ones."""
+    model = _mlp()
+    reg = SumOfNormsRegulariser(model)
+    w = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    def total(flat: torch.Tensor) -> torch.Tensor:
+        return sum(torch.linalg.vector_norm(b) for b in torch.split(flat, reg.sizes))
+
+    dense = torch.autograd.functional.hessian(total, w)
+    assert torch.allclose(reg.grad(), torch.autograd.functional.jacobian(total, w), rtol=1e-12, atol=1e-14)
+    v = torch.randn(4, w.numel(), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    assert torch.allclose(reg.hvp(v), v @ dense, rtol=1e-10, atol=1e-13)
+    assert torch.allclose(reg.hvp(v[1]), dense @ v[1], rtol=1e-10, atol=1e-13)
+    # Zero along each tensor's own direction ŵ_l — the reason it is not the paper's λI.
+    first = torch.zeros_like(w)
+    first[: reg.sizes[0]] = w[: reg.sizes[0]]
+    assert float(torch.linalg.vector_norm(reg.hvp(first))) < 1e-12
+
+
 def test_data_hvp_fast_path_equals_full_hvp() -> None:
     x, y = _data()
     model = _mlp()
@@ -234,15 +255,18 @@ def test_lissa_matches_exact_solve_and_improves_with_depth(which: str) -> None:
     assert deep < shallow / 3
 
 
-@pytest.mark.parametrize("backend", ["mlp", "functorch"])
-def test_lissa_equals_plain_sequential_loop_on_the_same_batches(backend: str) -> None:
-    """The batched recursion computes exactly what a repetition-after-repetition loop computes."""
+@pytest.mark.parametrize(("backend", "extra"), [("mlp", False), ("functorch", False), ("mlp", True)])
+def test_lissa_equals_plain_sequential_loop_on_the_same_batches(backend: str, extra: bool) -> None:
+    """The batched recursion computes exactly what a repetition-after-repetition loop computes, also with an
+    extra curvature term (the reference code's regulariser, as ``reg_form="official"`` passes it)."""
     x, y = _data()
     model = _mlp()
     g = flat_gradient(model, x, y)
     depth, reps, b, scale, lam = 25, 3, 7, 20.0, 0.3
+    reg = SumOfNormsRegulariser(model)
+    term = (lambda v: 0.2 * reg.hvp(v)) if extra else None
     res = lissa(model, x, y, g, lam=lam, scale=scale, depth=depth, reps=reps, batch_size=b, seed=11,
-                hvp_backend=backend)
+                hvp_backend=backend, extra_hvp=term)
     assert res.hvp_backend == backend
     idx = lissa_batch_indices(x.shape[0], depth=depth, reps=reps, batch_size=b, seed=11)
     finals = []
@@ -250,6 +274,8 @@ def test_lissa_equals_plain_sequential_loop_on_the_same_batches(backend: str) ->
         v = g.clone()
         for t in range(depth):
             hv = make_hvp(model, x[idx[t, r]], y[idx[t, r]], lam=lam)(v)
+            if extra:
+                hv = hv + 0.2 * reg.hvp(v)
             v = g + v - hv / scale
         finals.append(v / scale)
     expected = torch.stack(finals).mean(0)

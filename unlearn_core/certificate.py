@@ -341,8 +341,13 @@ def build_certificate(
     lissa_bound: str = "agarwal",
     depth: int | None = None,
     assumptions: dict[str, Assumption] | None = None,
+    inapplicable: str | None = None,
 ) -> Certificate:
     """Assemble Δ, σ and the label for one release (methods.md §2.4).
+
+    ``inapplicable`` names why the bound does not cover this step at all (e.g. the reference code's
+    regulariser): Δ is then ∞ — the terms are still computed and shown for the paper's step — and no σ
+    certifies the release.
 
     Δ = :func:`delta_nonconvergence` (+ :func:`delta_lissa` when ``solver="lissa"``, which then needs L, ρ, p,
     the number of averaged estimates and H). ``sigma=None`` uses the required σ (so the release is certified
@@ -380,7 +385,11 @@ def build_certificate(
                 notes.append(f"LiSSA depth {depth} is below the {need:.4g} steps Agarwal et al.'s lemma needs; "
                              "the LiSSA term assumes that depth")
         notes.append(f"the LiSSA term ({lissa_bound!r} form) holds with probability ≥ 1 − ρ = {probability:g}")
-    if lam + lambda_min <= 0:
+    if inapplicable:
+        total = math.inf
+        notes.insert(0, f"{inapplicable}: the bound does not cover this step (Δ = ∞); the Δ terms shown are the "
+                        "paper's, for comparison")
+    elif lam + lambda_min <= 0:
         notes.append(f"λ + λ_min = {lam + lambda_min:.4g} ≤ 0: the bound does not apply (Δ = ∞); raise lam above "
                      f"{-lambda_min:.4g} or set lambda_min as an assumption")
     by_mechanism = {m: sigma_for(epsilon=epsilon, delta=delta, sensitivity=total, mechanism=m) for m in MECHANISMS}

@@ -688,6 +688,7 @@ def lissa(
     progress: Callable[[int], None] | None = None,
     progress_every: int = 50,
     hvp_backend: str = "auto",
+    extra_hvp: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> LissaResult:
     r"""Stochastic LiSSA estimate of :math:`(\nabla^2 L(w; D) + (\mathrm{wd}+\lambda) I)^{-1} g`.
 
@@ -726,6 +727,9 @@ def lissa(
         progress: called with the step number about every ``progress_every`` steps (may raise to cancel).
         hvp_backend: ``"auto"`` (hand-written exact HVP for plain MLPs, ``torch.func`` otherwise), ``"functorch"``
             or ``"mlp"`` — see :func:`make_lissa_hvp`.
+        extra_hvp: a further curvature term added to every sampled Hessian, applied to the (reps × p) block of
+            iterates (the reference code's regulariser for ``reg_form="official"``); ``scale="auto"`` and the
+            divergence message do not include it.
 
     Raises:
         ConfigError: a non-positive scale, depth, reps or batch size.
@@ -754,7 +758,7 @@ def lissa(
             model, x, y, g, lam=lam, h=h, depth=int(depth), reps=int(reps), batch_size=int(batch_size),
             weight_decay=weight_decay, seed=seed, max_points=max_points, blowup=blowup,
             lambda_max_sampled=lambda_max_sampled, progress=progress, progress_every=progress_every,
-            hvp_backend=hvp_backend,
+            hvp_backend=hvp_backend, extra_hvp=extra_hvp,
         )
     finally:
         model.train(was_training)
@@ -779,6 +783,7 @@ def _lissa_run(
     progress: Callable[[int], None] | None,
     progress_every: int,
     hvp_backend: str,
+    extra_hvp: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> LissaResult:
     # All batch indices up front; one gather per step, no DataLoader.
     indices = lissa_batch_indices(int(x.shape[0]), depth=depth, reps=reps, batch_size=batch_size,
@@ -802,10 +807,12 @@ def _lissa_run(
             xb = torch.index_select(x, 0, indices[t - 1].reshape(-1), out=x_batch)
             xb = xb.view(reps, batch_size, *x.shape[1:])
             # v ← g + (1 − (wd+λ)/H)·v − ∇²L(B_t)v / H, written in place.
-            if isinstance(bhvp, MLPBatchedHVP):
+            if isinstance(bhvp, MLPBatchedHVP) and extra_hvp is None:
                 bhvp.lissa_update_(v, xb, y_batches[t - 1], g=g, decay=decay, alpha=1.0 / h)
             else:
                 hv = bhvp(v, xb, y_batches[t - 1])  # before v changes
+                if extra_hvp is not None:
+                    hv = hv + extra_hvp(v)
                 v.mul_(decay).add_(g).sub_(hv, alpha=1.0 / h)
             pos = record_pos.get(t)
             check = t % check_every == 0 or t == depth
@@ -947,8 +954,12 @@ def exact_inverse_hvp(
     tol: float = 1e-8,
     max_iter: int = 1000,
     batch_size: int = 4096,
+    extra_hvp: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     r""":math:`(\nabla^2 L(w; (x, y)) + (\mathrm{wd}+\lambda) I)^{-1} g` exactly (dense) or to tolerance (CG).
+
+    ``extra_hvp`` adds a further linear curvature term (flat vector or R × p stack in, same out): the reference
+    code's regulariser for ``reg_form="official"``.
 
     ``method="dense"`` builds the p×p Hessian (:func:`hessian_matrix`) and solves in float64 — only for
     p ≤ :data:`DENSE_MAX_PARAMS`; it also reports the Hessian's λ_min and λ_max (``eigvalsh``), the measured
@@ -967,6 +978,9 @@ def exact_inverse_hvp(
             if reason:
                 raise ConfigError(reason)
             hess = hessian_matrix(model, x, y, weight_decay=weight_decay, lam=lam, batch_size=batch_size).double()
+            if extra_hvp is not None:
+                eye = torch.eye(p, dtype=g.dtype, device=g.device)
+                hess = hess + extra_hvp(eye).double().T  # row i of extra_hvp(I) is the term times e_i
             eig = torch.linalg.eigvalsh(hess)
             sol = torch.linalg.solve(hess, g.double()).to(g.dtype)
             info = {
@@ -977,7 +991,8 @@ def exact_inverse_hvp(
             }
             return sol, info
         if method == "cg":
-            hvp = make_data_hvp(model, x, y, weight_decay=weight_decay, lam=lam, batch_size=batch_size)
+            data_hvp = make_data_hvp(model, x, y, weight_decay=weight_decay, lam=lam, batch_size=batch_size)
+            hvp = data_hvp if extra_hvp is None else (lambda v: data_hvp(v) + extra_hvp(v))
             with torch.no_grad():
                 res = conjugate_gradient(hvp, g, tol=tol, max_iter=max_iter)
             info = {

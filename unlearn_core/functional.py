@@ -260,3 +260,43 @@ def dense_hessian(
     if shift:
         hessian = hessian + shift * torch.eye(w0.numel(), dtype=w0.dtype, device=w0.device)
     return hessian
+
+
+class SumOfNormsRegulariser:
+    r"""The reference code's regulariser :math:`R(w) = \sum_l \lVert w_l\rVert_2` (unsquared, one term per
+    parameter tensor; methods.md §2.6 pitfall Z1), for ``certified_newton``'s ``reg_form="official"`` only.
+
+    .. math::
+        \nabla R(w) = \Bigl[\frac{w_l}{\lVert w_l\rVert}\Bigr]_l ,\qquad
+        \nabla^2 R(w)\,v = \Bigl[\frac{v_l - \hat w_l\,\hat w_l^\top v_l}{\lVert w_l\rVert}\Bigr]_l ,
+        \quad \hat w_l = \frac{w_l}{\lVert w_l\rVert}.
+
+    Why it exists: the released code adds :math:`\mathrm{wd}\,\nabla R` to the retain gradient and
+    :math:`(\lambda+\mathrm{wd})\,\nabla^2 R` to every sampled Hessian, where the paper adds :math:`\mathrm{wd}\,w`
+    and :math:`(\lambda+\mathrm{wd})I`. Its Hessian is zero along each :math:`\hat w_l`, so it is not the
+    paper's local convex term, and the paper's bound does not cover the step. Offering it as a labelled option
+    lets a user put the code's step next to the paper's. Taken at the model's current weights (a tensor with
+    zero norm contributes nothing).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        blocks = [p.detach().reshape(-1) for p in model.parameters() if p.requires_grad]
+        self.sizes = [b.numel() for b in blocks]
+        norms = torch.stack([torch.linalg.vector_norm(b) for b in blocks])
+        safe = torch.where(norms > 0, norms, torch.ones_like(norms))
+        self.segments = torch.repeat_interleave(torch.arange(len(blocks), device=norms.device),
+                                                torch.tensor(self.sizes, device=norms.device))
+        self.inv_norm = torch.where(norms > 0, 1.0 / safe, torch.zeros_like(norms))  # per tensor
+        self.unit = torch.cat(blocks) * self.inv_norm[self.segments]  # ŵ, flat
+
+    def grad(self) -> torch.Tensor:
+        """∇R(w) = [ŵ_l]_l as a flat vector."""
+        return self.unit.clone()
+
+    def hvp(self, v: torch.Tensor) -> torch.Tensor:
+        """∇²R(w)·v for a flat vector (p,) or a stack of them (R × p)."""
+        stack = v.unsqueeze(0) if v.dim() == 1 else v
+        dots = torch.zeros(stack.shape[0], len(self.sizes), dtype=v.dtype, device=v.device)
+        dots.index_add_(1, self.segments, stack * self.unit)  # ŵ_lᵀ v_l per tensor
+        out = (stack - dots[:, self.segments] * self.unit) * self.inv_norm[self.segments]
+        return out[0] if v.dim() == 1 else out

@@ -31,7 +31,13 @@ from unlearn_core.certificate import CERTIFIED, NOT_CERTIFIED, Assumption, Certi
 from unlearn_core.curvature import exact_inverse_hvp, lanczos, lissa, make_data_hvp
 from unlearn_core.errors import ConfigError, DivergenceError
 from unlearn_core.evaluation import evaluate, param_distance
-from unlearn_core.functional import flat_gradient, get_flat_params, num_params, set_flat_params
+from unlearn_core.functional import (
+    SumOfNormsRegulariser,
+    flat_gradient,
+    get_flat_params,
+    num_params,
+    set_flat_params,
+)
 from unlearn_core.jsonio import to_jsonable
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
@@ -89,6 +95,9 @@ class CertifiedNewton(Unlearner):
                    "(valid only at a minimiser)", choices=("retain", "forget_shortcut")),
         HyperParam("solver", str, "lissa", "inverse-HVP solver: LiSSA, dense exact solve (small models) or CG",
                    choices=("lissa", "exact", "cg")),
+        HyperParam("reg_form", str, "paper", "local convex term: 'paper' adds λI (certified); 'official' adds the "
+                   "reference code's (λ+wd)·Σ‖w_l‖ Hessian and wd·ŵ_l gradient, a comparison the bound does not cover",
+                   choices=("paper", "official")),
         HyperParam("requests", int, 1, "sequential requests k: the forget set is removed in k equal chunks",
                    low=1, high=10_000),
         HyperParam("chain_from", str, "noised", "sequential: start each step from the noised or noiseless model",
@@ -139,14 +148,15 @@ class CertifiedNewton(Unlearner):
 
             # Gradient of the regularised retain objective at the current weights (methods.md §2.2).
             tic = time.perf_counter()
+            official = SumOfNormsRegulariser(current) if params["reg_form"] == "official" else None
             if params["grad_mode"] == "retain":
-                g = flat_gradient(current, x_r, y_r, weight_decay=wd)
+                g = _objective_gradient(current, x_r, y_r, wd=wd, official=official)
             else:
                 # ∇[L(w, D_r) + wd/2‖w‖²] = −(n_u/n_r)·∇[L(w, D_u) + wd/2‖w‖²] at a minimiser of the objective on
                 # the previous training set (size n_r + n_u = prev_size).
                 if prev_size != n_r + n_u:
                     raise AssertionError("retain bookkeeping")
-                g = -(n_u / n_r) * flat_gradient(current, x_u, y_u, weight_decay=wd)
+                g = -(n_u / n_r) * _objective_gradient(current, x_u, y_u, wd=wd, official=official)
             grad_norm = float(torch.linalg.vector_norm(g))
             tic = _lap(phases, "gradient", tic)
 
@@ -158,8 +168,15 @@ class CertifiedNewton(Unlearner):
                                           points=int(params["curvature_points"]))
             tic = _lap(phases, "spectrum", tic)
 
-            # The inverse-HVP.
+            # The inverse-HVP. With reg_form="official" the curvature term is (λ+wd)·∇²Σ‖w_l‖ instead of (λ+wd)·I.
             solver = params["solver"]
+            lam_solve, wd_solve, extra = float(params["lam"]), wd, None
+            if official is not None:
+                coef = float(params["lam"]) + wd
+                lam_solve, wd_solve = 0.0, 0.0
+
+                def extra(v: torch.Tensor, *, _reg: SumOfNormsRegulariser = official, _c: float = coef) -> torch.Tensor:
+                    return _c * _reg.hvp(v)
             solve_info: dict[str, Any]
             if solver == "lissa":
 
@@ -168,9 +185,10 @@ class CertifiedNewton(Unlearner):
 
                 try:
                     res = lissa(
-                        current, x_r, y_r, g, lam=float(params["lam"]), scale=params["H"],
+                        current, x_r, y_r, g, lam=lam_solve, scale=params["H"],
                         depth=int(params["depth"]), reps=int(params["reps"]), batch_size=int(params["batch"]),
-                        weight_decay=wd, seed=ctx.seed * 7919 + i, max_points=max(50, 500 // k), progress=on_step,
+                        weight_decay=wd_solve, seed=ctx.seed * 7919 + i, max_points=max(50, 500 // k),
+                        progress=on_step, extra_hvp=extra,
                     )
                 except DivergenceError as exc:
                     if k == 1:
@@ -183,8 +201,8 @@ class CertifiedNewton(Unlearner):
                 scale_used = res.scale
             else:
                 step_vec, solve_info = exact_inverse_hvp(
-                    current, x_r, y_r, g, lam=float(params["lam"]), weight_decay=wd,
-                    method="dense" if solver == "exact" else "cg", tol=1e-6, max_iter=500,
+                    current, x_r, y_r, g, lam=lam_solve, weight_decay=wd_solve,
+                    method="dense" if solver == "exact" else "cg", tol=1e-6, max_iter=500, extra_hvp=extra,
                 )
                 scale_used = None
             tic = _lap(phases, "solve", tic)
@@ -341,6 +359,8 @@ class CertifiedNewton(Unlearner):
             solver="lissa" if params["solver"] == "lissa" else "exact",
             L=big_l, rho=float(params["rho"]), num_params=p, num_samples=int(params["reps"]), scale=scale,
             lissa_bound=params["lissa_bound"], depth=int(params["depth"]), assumptions=assumptions,
+            inapplicable="reg_form='official' (the reference code's Σ‖w_l‖ regulariser, pitfall Z1, instead of the "
+                         "paper's λI)" if params["reg_form"] == "official" else None,
         )
         # The bound assumes ‖w*‖ ≤ C: check what can be checked.
         w_norm = float(torch.linalg.vector_norm(get_flat_params(current)))
@@ -391,6 +411,15 @@ class CertifiedNewton(Unlearner):
         model = ctx.model_factory()
         train(model, x_r, y_r, ctx.train_config, progress=ctx.progress, cancel=ctx.cancel, stage="retrain_step")
         return model.eval()
+
+
+def _objective_gradient(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, wd: float, official: SumOfNormsRegulariser | None
+) -> torch.Tensor:
+    """∇[L(w; (x, y)) + wd/2‖w‖²] (the paper), or ∇L + wd·[ŵ_l] (the reference code's form, pitfall Z1)."""
+    if official is None:
+        return flat_gradient(model, x, y, weight_decay=wd)
+    return flat_gradient(model, x, y) + wd * official.grad()
 
 
 def _lap(phases: dict[str, float], name: str, tic: float) -> float:
