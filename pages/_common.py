@@ -729,6 +729,17 @@ def _certified_label(values: pd.Series) -> str:
     return "certified" if all(bool(v) for v in known) else "not certified by the bound"
 
 
+def experiment_results(prefix: str, kind: str, df: pd.DataFrame, card: Mapping[str, Any], *, name: str) -> None:
+    """An experiment's figures (those its rows can fill: ``plots.experiment_figures``) and its downloads.
+
+    The experiment pages and the Runs page draw a result the same way, so a stored run looks as it did live.
+    """
+    figures = plots.experiment_figures(kind, df)
+    for title, fig in figures.items():
+        st.plotly_chart(fig, width="stretch", key=_k(prefix, f"fig.{title}"))
+    experiment_downloads(prefix, df, card, figures=figures, name=name)
+
+
 def experiment_downloads(prefix: str, df: pd.DataFrame, card: Mapping[str, Any], *, figures: Mapping[str, Any],
                          name: str) -> None:
     """The experiment's tidy rows as CSV, its JSON card, and an HTML report with the figures."""

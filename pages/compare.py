@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _common as ui
-from unlearn_core import plots, ui_state
+from unlearn_core import ui_state
 from unlearn_core.errors import ConfigError
 
 PREFIX = "compare"
@@ -69,10 +69,7 @@ def render(df, card, run_id) -> None:
     st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}. Read every number against the `retrained` row: closer "
                "is better, and far below it (e.g. a lower forget accuracy) is over-unlearning.")
     st.dataframe(ui.mean_table(df, by="method", columns=COLUMNS), width="stretch")
-    figures = plots.experiment_figures("compare", df)
-    for title, fig in figures.items():
-        st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.fig.{title}")
-    ui.experiment_downloads(PREFIX, df, card, figures=figures, name=f"compare-{cfg.dataset}-{cfg.model}")
+    ui.experiment_results(PREFIX, "compare", df, card, name=f"compare-{cfg.dataset}-{cfg.model}")
 
 
 ui.experiment_panel(PREFIX, render)

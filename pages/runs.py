@@ -72,10 +72,7 @@ if "experiment" in card:
     df = pd.DataFrame(exp["rows"], columns=exp["columns"])
     st.caption(f"A {exp['kind']} experiment over seeds {exp['seeds']}: every row (every seed) below.")
     st.dataframe(df, width="stretch", hide_index=True)
-    figs = plots.experiment_figures(exp["kind"], df)
-    for title, fig in figs.items():
-        st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.open.{title}")
-    ui.experiment_downloads(PREFIX, df, card, figures=figs, name=f"run-{stored.id}")
+    ui.experiment_results(PREFIX, exp["kind"], df, card, name=f"run-{stored.id}")
 else:
     st.dataframe(ui.accuracy_table(card), width="stretch")
     ui.certificate_card(card)

@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from pages import _common as ui
-from unlearn_core import plots, ui_state
+from unlearn_core import ui_state
 from unlearn_core.errors import ConfigError
 from unlearn_core.unlearners import get_unlearner
 
@@ -75,10 +75,7 @@ def render(df, card, run_id) -> None:
     for col in ("Δ bound", "σ required"):  # the engine serialises an infinite bound as null
         table[col] = table[col].fillna(float("inf"))
     st.dataframe(table, width="stretch")
-    figures = plots.experiment_figures("sensitivity", df)
-    for title, fig in figures.items():
-        st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.fig.{title}")
-    ui.experiment_downloads(PREFIX, df, card, figures=figures, name=f"sensitivity-{swept}")
+    ui.experiment_results(PREFIX, "sensitivity", df, card, name=f"sensitivity-{swept}")
 
 
 ui.experiment_panel(PREFIX, render)

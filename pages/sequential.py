@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _common as ui
-from unlearn_core import plots, ui_state
+from unlearn_core import ui_state
 from unlearn_core.unlearners import get_unlearner
 
 PREFIX = "sequential"
@@ -62,10 +62,7 @@ def render(df, card, run_id) -> None:
     st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}; the dashed line is the model retrained without all "
                "k requests.")
     st.dataframe(ui.mean_table(df, by="step", columns=COLUMNS), width="stretch")
-    figures = plots.experiment_figures("sequential", df)
-    for title, fig in figures.items():
-        st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.fig.{title}")
-    ui.experiment_downloads(PREFIX, df, card, figures=figures, name=f"sequential-{cfg.dataset}-{cfg.model}")
+    ui.experiment_results(PREFIX, "sequential", df, card, name=f"sequential-{cfg.dataset}-{cfg.model}")
 
 
 ui.experiment_panel(PREFIX, render)
