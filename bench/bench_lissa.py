@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from unlearn_core.curvature import lissa, lissa_batch_indices
 from unlearn_core.data import load_dataset
+from unlearn_core.device import describe_device, resolve_device
 from unlearn_core.functional import flat_gradient, num_params
 from unlearn_core.models import build_model
 from unlearn_core.training import TrainConfig, train
@@ -62,6 +63,12 @@ def reference_lissa(
     return torch.stack(estimates).mean(0)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a wall-clock timing covers it (a no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--depth", type=int, default=1000, help="LiSSA depth s (default 1000, the paper's)")
@@ -74,9 +81,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds; medians are compared")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto; on CUDA every timing ends "
+                        "with a synchronize")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
 
     data = load_dataset(args.dataset)
     model = build_model("mlp", input_shape=data.input_shape, num_classes=data.num_classes, seed=0, hidden=(32, 32))
@@ -84,11 +94,12 @@ def main() -> None:
     train(model, data.x_train, data.y_train, TrainConfig(epochs=args.epochs, weight_decay=args.weight_decay))
     print(f"model: mlp {data.input_shape} → {data.num_classes}, p = {num_params(model)}, trained {args.epochs} "
           f"epoch(s) in {time.perf_counter() - t0:.1f} s; torch threads = {torch.get_num_threads()}")
-    model.eval()
-    x, y = data.x_train[1000:], data.y_train[1000:]  # the retain set of a 1,000-point forget set
+    model.eval().to(device)
+    x, y = data.x_train[1000:].to(device), data.y_train[1000:].to(device)  # the retain set of a 1,000-point forget set
     g = flat_gradient(model, x, y, weight_decay=args.weight_decay)
     seed = 0
-    indices = lissa_batch_indices(x.shape[0], depth=args.depth, reps=args.reps, batch_size=args.batch, seed=seed)
+    indices = lissa_batch_indices(x.shape[0], depth=args.depth, reps=args.reps, batch_size=args.batch,
+                                  seed=seed).to(device)
     common = dict(lam=args.lam, scale=args.scale, depth=args.depth, reps=args.reps, batch_size=args.batch,
                   weight_decay=args.weight_decay, seed=seed)
 
@@ -105,18 +116,21 @@ def main() -> None:
     results: dict[str, torch.Tensor] = {}
     for _ in range(args.rounds):
         for name, backend in methods.items():
+            synchronize(device)
             start = time.perf_counter()
             if backend is None:
                 est = reference_lissa(model, x, y, g, indices, lam=args.lam, weight_decay=args.weight_decay,
                                       scale=args.scale)
             else:
                 est = lissa(model, x, y, g, **common, hvp_backend=backend).ihvp
+            synchronize(device)
             timings[name].append(time.perf_counter() - start)
             results[name] = est
 
     hvps = args.depth * args.reps
     print(f"LiSSA: depth {args.depth}, reps {args.reps}, batch {args.batch}, H {args.scale:g}, λ {args.lam:g}, "
-          f"wd {args.weight_decay:g} ({hvps} HVPs), median of {args.rounds} alternating round(s)")
+          f"wd {args.weight_decay:g} ({hvps} HVPs), median of {args.rounds} alternating round(s); device "
+          f"{describe_device(device)}")
     median = {name: statistics.median(ts) for name, ts in timings.items()}
     for name, seconds in median.items():
         runs = ", ".join(f"{t:.2f}" for t in timings[name])

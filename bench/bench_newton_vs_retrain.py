@@ -52,17 +52,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="certified_newton repetitions (median reported)")
     parser.add_argument("--cache-dir", default=None, help="model cache (default: $UNLEARN_CACHE_DIR or user cache)")
     parser.add_argument("--no-cache", action="store_true", help="train the original and the oracle afresh")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto (the pipeline synchronises "
+                        "CUDA before it stops each method's clock)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     recipe = TrainConfig(epochs=args.epochs)  # Adam, lr 1e-3, wd 5e-4, batch 128, norm bound 20
     config = RunConfig(dataset="mnist", model="mlp", forget=args.forget, method="certified_newton", train=recipe,
-                       device="cpu", cache_dir=args.cache_dir, use_cache=not args.no_cache)
+                       device=args.device, cache_dir=args.cache_dir, use_cache=not args.no_cache)
     start = time.perf_counter()
     prepared = prepare(config)
     print(f"prepared in {time.perf_counter() - start:.1f} s (cached: {prepared.cached}); "
-          f"recipe: {recipe.to_json()}; torch threads = {torch.get_num_threads()}")
+          f"recipe: {recipe.to_json()}; torch threads = {torch.get_num_threads()}; device {prepared.device}")
 
     retrain = run_method(prepared, "retrain")
     t_retrain = retrain.card["timing_s"]["unlearn"]

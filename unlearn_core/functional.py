@@ -20,6 +20,7 @@ backward-with-tangents pass, no ``create_graph=True`` double backward and no ret
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 
 import torch
@@ -27,6 +28,12 @@ from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 
 ParamDict = dict[str, torch.Tensor]
+
+# torch.func's jvp of cross-entropy runs a decomposition that calls torch.jit.script, which torch itself now
+# deprecates: the FutureWarning is torch's own business, not something a user of this package can act on, so it
+# is silenced for that one message from that one module (every other warning is left alone).
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning,
+                        module=r"torch\.jit\._script")
 
 
 def trainable_names(model: nn.Module) -> list[str]:
