@@ -167,6 +167,26 @@ def test_every_preset_validates():
 # -- Compare, Sequential, Sensitivity: a real (tiny) experiment each ----------------------------------------------
 
 
+def test_reference_code_form_is_shown_as_not_certified():
+    """A deep link to the reference code's step (reg_form=official, its σ = 0.001) runs and says, in the UI, that
+    the bound does not cover it — never "certified"."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"dataset": "digits", "model": "mlp", "hidden": "16", "epochs": "3",
+                            "forget": "random:0.1", "method": "certified_newton", "p.reg_form": "official",
+                            "p.sigma": "0.001", "p.depth": "100", "p.reps": "2"})
+    at.run()
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    assert at.session_state["explore.p.certified_newton.reg_form"] == "official"
+    at.button(key="FormSubmitter:explore.form-Run").click().run()
+    _poll(at, lambda a: any(s.value.startswith("Results") for s in a.subheader))
+    assert not at.error, [e.value for e in at.error]
+    assert not at.success, "nothing may be labelled certified"
+    assert any(w.value.startswith("**not certified by the bound** — Δ is infinite") for w in at.warning)
+    assert any("reg_form='official'" in c.value and "does not cover this step" in c.value for c in at.caption)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Δ (bound)"] == "∞" and float(metrics["σ used"]) == pytest.approx(0.001)
+
+
 def _tiny(at: AppTest, prefix: str) -> None:
     at.number_input(key=f"{prefix}.epochs").set_value(3)
     at.text_input(key=f"{prefix}.hidden").set_value("16").run()
