@@ -10,6 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages import _common as ui
 from unlearn_core import __version__, paths
 
 ROOT = Path(__file__).parent
@@ -34,5 +35,9 @@ with st.sidebar:
 
     st.caption(f"Device (auto): **{describe_device(resolve_device('auto'))}**")
     st.caption(f"Cache: `{paths.cache_dir()}`")
+
+# Once per process: the first job's lazy imports, in the background. The pages import nothing that _common (imported
+# above) has not, so the warm-up does not race the page's imports; jobs wait for it rather than import alongside it.
+ui.warm_up()
 
 page.run()

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+import unlearn_core.jobs as jobs_module
 from unlearn_core.errors import ConfigError
-from unlearn_core.jobs import CANCELLED, DONE, FAILED, RUNNING, JobRegistry, job_key
+from unlearn_core.jobs import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    LAZY_IMPORTS,
+    RUNNING,
+    JobRegistry,
+    job_key,
+    start_warm_up,
+    warm_imports,
+)
 from unlearn_core.progress import Cancelled
 
 
@@ -254,3 +268,56 @@ def test_jobs_run_with_the_registry_torch_threads(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert default_torch_threads() == 1  # one core left to the server and the browser
+
+
+def test_warm_up_imports_in_the_background_once_and_never_raises(monkeypatch) -> None:
+    assert warm_imports(("colorsys", "no_such_module_for_the_warm_up")) == ["no_such_module_for_the_warm_up"]
+    assert "colorsys" in sys.modules
+    monkeypatch.setattr(jobs_module, "_warm_up", None)
+    thread = start_warm_up(("json",))
+    assert start_warm_up(("json",)) is thread  # once per process
+    thread.join(timeout=30)
+    assert not thread.is_alive() and thread.daemon
+
+
+def test_a_job_waits_for_the_warm_up(monkeypatch) -> None:
+    """No job imports alongside the warm-up (two threads importing the same packages can deadlock)."""
+    finished = threading.Event()
+
+    def slow_warm_up() -> None:
+        time.sleep(0.3)
+        finished.set()
+
+    thread = threading.Thread(target=slow_warm_up, daemon=True)
+    monkeypatch.setattr(jobs_module, "_warm_up", thread)
+    thread.start()
+    seen: list[bool] = []
+    registry = JobRegistry()
+    job = registry.submit("k", lambda progress, cancel: seen.append(finished.is_set()))
+    deadline = time.time() + 30
+    while not job.done and time.time() < deadline:
+        time.sleep(0.02)
+    assert job.state == DONE and seen == [True]
+
+
+def test_after_the_warm_up_a_quick_demo_job_imports_none_of_the_slow_packages(tmp_path) -> None:
+    """The warm-up list is complete: in a fresh interpreter, a quick-demo job run after :func:`warm_imports`
+    imports nothing more from torch._dynamo, torchvision or scikit-learn (the imports that cost the first click
+    ≈ 2.5 s before the dashboard warmed them up)."""
+    code = """
+import sys, threading
+from unlearn_core import ui_state
+from unlearn_core.jobs import LAZY_IMPORTS, run_task, warm_imports
+assert warm_imports() == [], "every warm-up module imports"
+before = set(sys.modules)
+run_task(ui_state.preset("Quick demo").to_run_config(), key="k")(lambda info: None, threading.Event())
+slow = ("torch._dynamo", "torchvision", "sklearn")
+print(sorted(m for m in set(sys.modules) - before if m.split(".")[0] in slow or m.startswith(slow)))
+"""
+    env = {"UNLEARN_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    late = out.stdout.strip().splitlines()[-1]
+    assert "torch._dynamo" in LAZY_IMPORTS
+    assert late == "[]", f"imported after the warm-up: {late}"
