@@ -36,8 +36,8 @@ with st.sidebar:
     st.caption(f"Device (auto): **{describe_device(resolve_device('auto'))}**")
     st.caption(f"Cache: `{paths.cache_dir()}`")
 
-# Once per process: the first job's lazy imports, in the background. The pages import nothing that _common (imported
-# above) has not, so the warm-up does not race the page's imports; jobs wait for it rather than import alongside it.
+# Once per process, before any page can submit a job: the first job's lazy imports (≈ 2.5 s), here on the script
+# thread so that no job ever imports alongside them.
 ui.warm_up()
 
 page.run()

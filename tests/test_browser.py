@@ -81,7 +81,12 @@ def test_quick_demo_in_a_real_browser(server):
             start = time.perf_counter()  # click → results, on an empty model cache (issue 6: ≤ 15 s on 2 cores)
             page.get_by_role("button", name="Run").click()
             results = page.get_by_role("heading", name="Results: ")
-            results.wait_for(timeout=180_000)
+            try:
+                results.wait_for(timeout=180_000)
+            except sync_api.TimeoutError:
+                # Say what the page showed instead (a stuck job, an error, a frontend failure), not only "timeout".
+                shown = page.locator('[data-testid="stMain"]').inner_text(timeout=10_000)
+                pytest.fail("no results 180 s after Run; the page showed:\n" + shown[-3000:])
             seconds = time.perf_counter() - start
             (ARTIFACTS / "quick-demo-seconds.txt").write_text(f"{seconds:.1f}\n")
             print(f"quick demo: {seconds:.1f} s from Run to results")

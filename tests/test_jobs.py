@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import unlearn_core.jobs as jobs_module
 from unlearn_core.errors import ConfigError
 from unlearn_core.jobs import (
     CANCELLED,
@@ -20,7 +19,6 @@ from unlearn_core.jobs import (
     RUNNING,
     JobRegistry,
     job_key,
-    start_warm_up,
     warm_imports,
 )
 from unlearn_core.progress import Cancelled
@@ -270,34 +268,9 @@ def test_jobs_run_with_the_registry_torch_threads(monkeypatch):
     assert default_torch_threads() == 1  # one core left to the server and the browser
 
 
-def test_warm_up_imports_in_the_background_once_and_never_raises(monkeypatch) -> None:
+def test_warm_imports_imports_and_never_raises() -> None:
     assert warm_imports(("colorsys", "no_such_module_for_the_warm_up")) == ["no_such_module_for_the_warm_up"]
     assert "colorsys" in sys.modules
-    monkeypatch.setattr(jobs_module, "_warm_up", None)
-    thread = start_warm_up(("json",))
-    assert start_warm_up(("json",)) is thread  # once per process
-    thread.join(timeout=30)
-    assert not thread.is_alive() and thread.daemon
-
-
-def test_a_job_waits_for_the_warm_up(monkeypatch) -> None:
-    """No job imports alongside the warm-up (two threads importing the same packages can deadlock)."""
-    finished = threading.Event()
-
-    def slow_warm_up() -> None:
-        time.sleep(0.3)
-        finished.set()
-
-    thread = threading.Thread(target=slow_warm_up, daemon=True)
-    monkeypatch.setattr(jobs_module, "_warm_up", thread)
-    thread.start()
-    seen: list[bool] = []
-    registry = JobRegistry()
-    job = registry.submit("k", lambda progress, cancel: seen.append(finished.is_set()))
-    deadline = time.time() + 30
-    while not job.done and time.time() < deadline:
-        time.sleep(0.02)
-    assert job.state == DONE and seen == [True]
 
 
 def test_after_the_warm_up_a_quick_demo_job_imports_none_of_the_slow_packages(tmp_path) -> None:

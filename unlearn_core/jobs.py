@@ -277,7 +277,6 @@ class JobRegistry:
             return
         job.state, job.started_at = RUNNING, time.time()
         try:
-            wait_for_warm_up()  # never import concurrently with the warm-up (see start_warm_up)
             if self.torch_threads is not None:
                 import torch
 
@@ -342,8 +341,10 @@ def warm_imports(modules: Sequence[str] = LAZY_IMPORTS) -> list[str]:
     """Import ``modules`` now; return the names that failed (a warm-up never raises).
 
     Why: in a fresh dashboard process the first quick demo took ≈ 3.9 s in the engine, of which ≈ 2.2 s were these
-    imports; imported beforehand, 1.7 s (measured in-process, empty model cache). The dashboard runs this in a
-    background thread at start-up (:func:`start_warm_up`), so the imports are done before the first click.
+    imports; imported beforehand, 1.2–1.7 s (measured in-process, empty model cache). The dashboard calls this
+    once per process before it renders the first page, on the script thread. Not in a background thread: with
+    one, the first job's results never appeared in 2 of about 30 browser runs (likely imports racing between
+    threads; not established).
     """
     import importlib
 
@@ -354,33 +355,6 @@ def warm_imports(modules: Sequence[str] = LAZY_IMPORTS) -> list[str]:
         except Exception:  # an optional speed-up must not take the app down
             failed.append(name)
     return failed
-
-
-_warm_up: threading.Thread | None = None
-_warm_up_lock = threading.Lock()
-
-
-def start_warm_up(modules: Sequence[str] = LAZY_IMPORTS) -> threading.Thread:
-    """Run :func:`warm_imports` in a daemon thread, once per process; return that thread.
-
-    Jobs wait for it (:func:`wait_for_warm_up`) before they start: two threads importing the same packages at
-    once can meet in a circular import (torch._dynamo, torch.onnx and torchvision import each other's modules)
-    and see a partially initialised module. A job that waits loses nothing: it would import the same modules.
-    """
-    global _warm_up
-    with _warm_up_lock:
-        if _warm_up is None:
-            _warm_up = threading.Thread(target=warm_imports, args=(tuple(modules),), name="unlearn-warm-up",
-                                        daemon=True)
-            _warm_up.start()
-        return _warm_up
-
-
-def wait_for_warm_up(timeout: float = 120.0) -> None:
-    """Block until the warm-up (if one was started) has finished."""
-    thread = _warm_up
-    if thread is not None:
-        thread.join(timeout)
 
 
 def shutdown_all(*, timeout: float = 30.0) -> None:
