@@ -187,6 +187,7 @@ def test_sum_of_norms_regulariser_against_autograd() -> None:
     v = torch.randn(4, w.numel(), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     assert torch.allclose(reg.hvp(v), v @ dense, rtol=1e-10, atol=1e-13)
     assert torch.allclose(reg.hvp(v[1]), dense @ v[1], rtol=1e-10, atol=1e-13)
+    assert torch.allclose(reg.hvp(v, scale=0.3), 0.3 * (v @ dense), rtol=1e-10, atol=1e-13)
     # Zero along each tensor's own direction ŵ_l — the reason it is not the paper's λI.
     first = torch.zeros_like(w)
     first[: reg.sizes[0]] = w[: reg.sizes[0]]

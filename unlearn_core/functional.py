@@ -300,10 +300,10 @@ class SumOfNormsRegulariser:
         """∇R(w) = [ŵ_l]_l as a flat vector."""
         return self.unit.clone()
 
-    def hvp(self, v: torch.Tensor) -> torch.Tensor:
-        """∇²R(w)·v for a flat vector (p,) or a stack of them (R × p)."""
+    def hvp(self, v: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
+        """``scale``·∇²R(w)·v for a flat vector (p,) or a stack of them (R × p)."""
         stack = v.unsqueeze(0) if v.dim() == 1 else v
         dots = torch.zeros(stack.shape[0], len(self.sizes), dtype=v.dtype, device=v.device)
         dots.index_add_(1, self.segments, stack * self.unit)  # ŵ_lᵀ v_l per tensor
-        out = (stack - dots[:, self.segments] * self.unit) * self.inv_norm[self.segments]
+        out = (stack - dots[:, self.segments] * self.unit) * (scale * self.inv_norm)[self.segments]
         return out[0] if v.dim() == 1 else out

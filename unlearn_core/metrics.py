@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from unlearn_core.errors import ConfigError
+from unlearn_core.training import trainable
 
 #: The TPR@FPR convention, quoted in reports and figure annotations.
 TPR_AT_FPR_CONVENTION = "TPR at 1% FPR = the largest ROC true-positive rate whose false-positive rate is ≤ 0.01"
@@ -353,7 +354,7 @@ def relearn_time(
     if x_forget.shape[0] == 0:
         raise ConfigError("relearn time needs a non-empty forget set")
     work = copy.deepcopy(model)
-    params = [p for p in work.parameters() if p.requires_grad]
+    params = trainable(work)
     opt = torch.optim.SGD(params, lr=lr, momentum=0.0)
     gen = torch.Generator().manual_seed(int(seed))
     n = int(x_forget.shape[0])

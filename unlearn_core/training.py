@@ -65,6 +65,11 @@ class TrainConfig:
         return asdict(self)
 
 
+def trainable(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters training, projection and unlearning act on: those with ``requires_grad``, in model order."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
 def tensors_norm(tensors: Iterable[torch.Tensor]) -> float:
     """‖(t₁, …, t_k)‖, the ℓ2 norm of the tensors' concatenation (one device sync, no concatenated copy)."""
     with torch.no_grad():
@@ -88,17 +93,17 @@ def project_tensors_(tensors: Sequence[torch.Tensor], radius: float) -> bool:
 
 def global_norm(model: nn.Module) -> float:
     """‖w‖, the ℓ2 norm over all trainable parameters."""
-    return tensors_norm(p for p in model.parameters() if p.requires_grad)
+    return tensors_norm(trainable(model))
 
 
 def project_to_ball(model: nn.Module, radius: float) -> bool:
     """Π_C on all trainable parameters (see :func:`project_tensors_`). Returns whether it rescaled."""
-    return project_tensors_([p for p in model.parameters() if p.requires_grad], radius)
+    return project_tensors_(trainable(model), radius)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """Coupled weight decay (``weight_decay`` in Adam/SGD), matching the objective L + (wd/2)‖w‖²."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = trainable(model)
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)

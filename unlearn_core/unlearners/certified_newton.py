@@ -20,6 +20,7 @@ Noise is always added to an explicit copy of the weights (pitfall S1).
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from typing import Any
@@ -172,11 +173,8 @@ class CertifiedNewton(Unlearner):
             solver = params["solver"]
             lam_solve, wd_solve, extra = float(params["lam"]), wd, None
             if official is not None:
-                coef = float(params["lam"]) + wd
                 lam_solve, wd_solve = 0.0, 0.0
-
-                def extra(v: torch.Tensor, *, _reg: SumOfNormsRegulariser = official, _c: float = coef) -> torch.Tensor:
-                    return _c * _reg.hvp(v)
+                extra = functools.partial(official.hvp, scale=float(params["lam"]) + wd)
             solve_info: dict[str, Any]
             if solver == "lissa":
 

@@ -23,6 +23,7 @@ from torch import nn
 from unlearn_core.errors import DivergenceError
 from unlearn_core.evaluation import evaluate
 from unlearn_core.functional import batches
+from unlearn_core.training import trainable
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
 
@@ -123,7 +124,7 @@ def sgd_finetune(
         summary["stopped_early"] = True
         check_finite(model, stage=stage, hint=divergence_hint)
         return summary
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = trainable(model)
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     scheduler = None
     if schedule == "onecycle":

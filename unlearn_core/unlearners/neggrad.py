@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from unlearn_core.errors import DivergenceError
+from unlearn_core.training import trainable
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.finetune import (
     check_finite,
@@ -164,7 +165,7 @@ class NegGradPlus(Unlearner):
         n_r, n_u = int(x_r.shape[0]), int(x_u.shape[0])
         bs, alpha = params["batch_size"], params["alpha"]
         gen = ctx.generator()
-        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=params["lr"],
+        opt = torch.optim.SGD(trainable(model), lr=params["lr"],
                               momentum=params["momentum"], weight_decay=wd)
         steps_per_epoch = math.ceil(n_r / bs) if n_r else 0
         total = steps_per_epoch * params["epochs"]

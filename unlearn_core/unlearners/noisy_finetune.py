@@ -34,7 +34,7 @@ from torch import nn
 from unlearn_core import accounting
 from unlearn_core.errors import ConfigError
 from unlearn_core.functional import num_params
-from unlearn_core.training import project_tensors_, tensors_norm
+from unlearn_core.training import project_tensors_, tensors_norm, trainable
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.finetune import (
     SCHEDULES,
@@ -86,10 +86,6 @@ def run_finetune_phase(model: nn.Module, ctx: UnlearnContext, params: dict[str, 
         schedule=params["finetune_schedule"], ctx=ctx, stage="finetune",
         divergence_hint=f"lower finetune_lr (now {params['finetune_lr']:g})",
     )
-
-
-def trainable(model: nn.Module) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ from typing import Any
 
 from unlearn_core import accounting, certificate
 from unlearn_core.functional import num_params
-from unlearn_core.training import project_tensors_, tensors_norm
+from unlearn_core.training import project_tensors_, tensors_norm, trainable
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.finetune import recompute_batchnorm_stats
 from unlearn_core.unlearners.noisy_finetune import (
@@ -29,7 +29,6 @@ from unlearn_core.unlearners.noisy_finetune import (
     finetune_schema,
     fixed_subsample,
     run_finetune_phase,
-    trainable,
 )
 from unlearn_core.unlearners.registry import register_unlearner
 
