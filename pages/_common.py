@@ -7,6 +7,7 @@ figures. Nothing here trains a model or does maths; the worker functions live in
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
 import time
@@ -18,6 +19,13 @@ import pandas as pd
 import streamlit as st
 
 from unlearn_core import paths, plots, ui_state
+from unlearn_core.certificate import (
+    CERTIFIED,
+    NOT_CERTIFIED,
+    STATUSES,
+    UNDER_ASSUMPTIONS,
+    certificate_from_card,
+)
 from unlearn_core.data import DATASETS
 from unlearn_core.errors import ConfigError
 from unlearn_core.forget import parse_forget_spec
@@ -532,55 +540,86 @@ def accuracy_table(card: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", *columns]).set_index("model").astype(float)
 
 
+#: How each certificate status is drawn: Streamlit's box, its icon and the badge colour (status → style).
+STATUS_STYLE = {
+    CERTIFIED: (st.success, "✅", "green"),
+    UNDER_ASSUMPTIONS: (st.info, "🟡", "orange"),
+    NOT_CERTIFIED: (st.warning, "⚠️", "red"),
+}
+
+
+def status_badge(status: str | None) -> str:
+    """A coloured Markdown badge for a certificate status (``—`` when there is none)."""
+    if not status:
+        return "—"
+    return f":{STATUS_STYLE.get(status, STATUS_STYLE[NOT_CERTIFIED])[2]}-badge[{status}]"
+
+
 def certificate_card(card: Mapping[str, Any]) -> None:
-    """Δ, σ required, σ used, certified or not and why, and the assumptions — never overstating."""
+    """The run's certificate as the engine computed it — status, the guarantee, every condition and constant.
+
+    Nothing here decides the status: it is :class:`~unlearn_core.certificate.Certificate`'s, computed by
+    ``certificate_status`` from the conditions and the constants' tags.
+    """
     family = card.get("method", {}).get("family")
-    cert = card.get("certificate")
     with st.container(border=True):
         st.markdown("**Certificate**")
         if family == "oracle":
             st.markdown(":blue-badge[exact unlearning] Retrained from scratch on the retain set: the model never saw "
                         "the forget set, so no certificate is needed.")
             return
-        if not cert:
+        cert = certificate_from_card(dict(card))
+        if cert is None:
             label = "approximate (uncertified)" if family == "approximate" else f"{family} (uncertified)"
             st.markdown(f":orange-badge[{label}] This method carries no (ε, δ) certificate: no Δ, no σ. Judge it "
                         "by its distance to the retrained model and the MIA below.")
             return
-        certified = bool(cert.get("certified"))
-        label = cert.get("label") or ("certified" if certified else "not certified by the bound")
-        if certified:
-            st.success(f"**{label}** — σ_used ≥ σ_required for (ε, δ) = ({_fmt(cert.get('epsilon'))}, "
-                       f"{_fmt(cert.get('delta'))})", icon="✅")
+        box, icon, _ = STATUS_STYLE[cert.status]
+        soft = cert.soft_constants()
+        if cert.status == NOT_CERTIFIED:
+            failing = cert.failing()
+            first = failing[0]
+            words = "not certified by the bound" if first.name == "noise" else "not certified"
+            box(f"**{words}** — {first.statement} fails: {first.value} (needs {first.requirement})."
+                + (f" **Fix:** {first.fix}." if first.fix else "")
+                + (f" ({len(failing) - 1} more condition(s) fail: see below.)" if len(failing) > 1 else ""),
+                icon=icon)
         else:
-            why = ("σ_used < σ_required" if cert.get("sigma_required") is not None else "Δ is infinite (the bound does "
-                   "not apply)")
-            st.warning(f"**not certified by the bound** — {why}", icon="⚠️")
+            box(f"**{cert.status}** at (ε, δ) = ({_fmt(cert.epsilon)}, {_fmt(cert.delta_guaranteed)})"
+                + (f" — given {', '.join(f'{c.name} ({c.tag})' for c in soft)}" if soft else
+                   " — every condition checked, every constant a proven bound"), icon=icon)
+        if cert.delta_guaranteed != cert.delta:
+            st.caption(f"Asked for δ = {_fmt(cert.delta)}; guaranteed δ = {_fmt(cert.delta_guaranteed)} "
+                       "(δ + ρ: the LiSSA lemma holds with probability 1 − ρ).")
         c1, c2 = st.columns(2)
         c3, c4 = st.columns(2)
-        infinite = cert.get("delta_bound") is None  # a bound that does not apply is serialised as null
-        c1.metric("Δ (bound)", "∞" if infinite else _fmt(cert.get("delta_bound")))
-        c2.metric("σ required", "∞" if infinite else _fmt(cert.get("sigma_required")),
-                  help=f"mechanism: {cert.get('mechanism')}")
-        c3.metric("σ used", _fmt(cert.get("sigma_used")))
-        c4.metric("ε certified", _fmt(cert.get("epsilon_certified")), help="the ε that σ_used gives at δ for this Δ")
-        by_mech = cert.get("sigma_required_by_mechanism") or {}
-        if by_mech:
-            st.caption("σ required by mechanism: " + ", ".join(f"{k} {_fmt(v)}" for k, v in by_mech.items()))
-        terms = cert.get("delta_terms") or {}
-        if terms:
-            st.caption("Δ terms: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in terms.items()))
-        assumptions = cert.get("assumptions") or {}
-        if assumptions:
-            st.dataframe(
-                pd.DataFrame([
-                    {"constant": k, "value": (v or {}).get("value"), "source": (v or {}).get("source"),
-                     "how": (v or {}).get("how")}
-                    for k, v in assumptions.items()
-                ]).set_index("constant"),
-                width="stretch",
-            )
-        for note in cert.get("notes") or []:
+        if cert.sensitivity is not None:
+            c1.metric("Δ (sensitivity bound)", _fmt(cert.sensitivity),
+                      help="the bound on the distance the noise must hide; ∞ when a hypothesis of the bound fails")
+        else:
+            c1.metric("Δ (sensitivity bound)", "n/a", help="this guarantee has no single sensitivity: the noise is "
+                      "added at every step (privacy amplification by iteration)")
+        c2.metric("σ required", _fmt(cert.sigma_required), help=f"accountant: {cert.accountant}")
+        c3.metric("σ used", _fmt(cert.sigma_used))
+        c4.metric("ε certified", _fmt(cert.epsilon_certified),
+                  help="the ε that σ used certifies at δ, by the tightest valid accountant")
+        if cert.sigma_required_by:
+            st.caption("σ required by accountant: " + ", ".join(f"{k} {_fmt(v)}"
+                                                                  for k, v in cert.sigma_required_by.items()))
+        if cert.sensitivity_terms:
+            st.caption("Δ terms: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in cert.sensitivity_terms.items()))
+        st.markdown("Conditions of the theorem, checked on this run")
+        st.dataframe(pd.DataFrame([
+            {"holds": "✅" if c.holds else "❌", "condition": c.statement, "this run": c.value, "needs": c.requirement,
+             "fix": c.fix if not c.holds else ""} for c in cert.conditions
+        ]), hide_index=True, width="stretch")
+        if cert.constants:
+            st.markdown("Constants of the bound", help="bound: proven or exact; estimate: measured, possibly "
+                        "optimistic; assumption: set by the user and taken on trust")
+            st.dataframe(pd.DataFrame([
+                {"constant": c.name, "value": c.value, "tag": c.tag, "how": c.how} for c in cert.constants
+            ]), hide_index=True, width="stretch")
+        for note in cert.notes:
             st.caption(f"• {note}")
 
 
@@ -617,9 +656,18 @@ def headline_metrics(card: Mapping[str, Any]) -> None:
 
 def html_report(title: str, card: Mapping[str, Any], figures: Mapping[str, Any]) -> str:
     """A self-contained HTML report: the run card as tables plus the interactive figures (no Kaleido)."""
-    parts = [f"<html><head><meta charset='utf-8'><title>{title}</title></head><body>", f"<h1>{title}</h1>"]
+    parts = [f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>",
+             f"<h1>{html.escape(title)}</h1>"]
     if card.get("models"):
         parts.append("<h2>Accuracy</h2>" + accuracy_table(card).to_html(float_format=lambda v: f"{v:.4f}"))
+    cert = certificate_from_card(dict(card)) if "certificate" in card else None
+    if cert is not None:
+        parts.append("<h2>Certificate</h2><p><b>" + html.escape(cert.headline()) + "</b></p>")
+        parts.append(pd.DataFrame([{"holds": "yes" if c.holds else "NO", "condition": c.statement, "this run": c.value,
+                                    "needs": c.requirement, "fix": "" if c.holds else c.fix}
+                                   for c in cert.conditions]).to_html(index=False))
+        parts.append(pd.DataFrame([{"constant": c.name, "value": c.value, "tag": c.tag, "how": c.how}
+                                   for c in cert.constants]).to_html(index=False))
     first = True
     for name, fig in figures.items():
         parts.append(f"<h2>{name}</h2>")
@@ -740,8 +788,8 @@ def mean_table(df: pd.DataFrame, *, by: str, columns: Mapping[str, str]) -> pd.D
     data = df[[by, *present]].copy()
     agg: dict[str, Any] = {}
     for c in present:
-        if c == "certified":
-            agg[c] = _certified_label
+        if c == "status":
+            agg[c] = _worst_status
         elif pd.api.types.is_numeric_dtype(data[c]) or data[c].map(lambda v: v is None or isinstance(
                 v, (int, float))).all():
             data[c] = pd.to_numeric(data[c], errors="coerce")
@@ -752,11 +800,12 @@ def mean_table(df: pd.DataFrame, *, by: str, columns: Mapping[str, str]) -> pd.D
     return out.rename(columns=dict(columns))
 
 
-def _certified_label(values: pd.Series) -> str:
-    known = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+def _worst_status(values: pd.Series) -> str:
+    """The weakest certificate status over seeds (one uncertified seed makes the row uncertified)."""
+    known = [v for v in values if isinstance(v, str)]
     if not known:
         return "—"
-    return "certified" if all(bool(v) for v in known) else "not certified by the bound"
+    return max(known, key=lambda v: STATUSES.index(v) if v in STATUSES else len(STATUSES))
 
 
 def experiment_results(prefix: str, kind: str, df: pd.DataFrame, card: Mapping[str, Any], *, name: str) -> None:

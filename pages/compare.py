@@ -14,7 +14,7 @@ from unlearn_core.errors import ConfigError
 
 PREFIX = "compare"
 COLUMNS = {
-    "family": "family", "certified": "certificate", "acc_forget": "acc forget", "acc_retain": "acc retain",
+    "family": "family", "status": "certificate", "acc_forget": "acc forget", "acc_retain": "acc retain",
     "acc_test": "acc test", "dist_to_retrained": "‖w − w_retrained‖", "js_forget": "JS to retrained (forget)",
     "mia_loss_auc": "loss MIA AUC", "relearn_steps": "relearn steps", "time_s": "time (s)",
     "speedup": "speed-up vs retrain",

@@ -33,7 +33,7 @@ for r in runs:
         "page": r.kind, "dataset": r.dataset, "model": r.model, "method": r.method, "forget": r.forget,
         "label": r.label, "acc test": unl.get("acc_test"), "acc forget": unl.get("acc_forget"),
         "‖w − w_retrained‖": (r.card.get("distance") or {}).get("unlearned_to_retrained"),
-        "certificate": cert.get("label", "—"), "device": r.card.get("device"),
+        "certificate": cert.get("status", "— (none)") if cert else "— (none)", "device": r.card.get("device"),
     })
 table = st.data_editor(pd.DataFrame(rows), hide_index=True, width="stretch", key=f"{PREFIX}.table",
                        disabled=[c for c in rows[0] if c != "select"])

@@ -17,7 +17,7 @@ from unlearn_core.unlearners import get_unlearner
 PREFIX = "sensitivity"
 SWEEPABLE = ("lam", "epsilon", "delta")
 COLUMNS = {
-    "delta_bound": "Δ bound", "sigma_required": "σ required", "sigma_used": "σ used", "certified": "certificate",
+    "delta_bound": "Δ bound", "sigma_required": "σ required", "sigma_used": "σ used", "status": "certificate",
     "approx_error": "actual ‖w̃ − w̃*‖ (before noise)", "dist_to_retrained": "‖w⁻ − w̃*‖ (after noise)",
     "acc_test": "acc test", "acc_forget": "acc forget", "acc_test_retrained": "acc test, retrained",
 }

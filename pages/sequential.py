@@ -16,7 +16,7 @@ PREFIX = "sequential"
 OWN_CONTROLS = ("requests", "retrain_each_step")  # set by the experiment's own arguments below
 COLUMNS = {
     "n_forget_step": "points removed", "grad_norm": "‖∇L‖ before", "grad_norm_after": "‖∇L‖ after",
-    "delta_bound": "Δ bound", "sigma_required": "σ required", "sigma_used": "σ used", "certified": "certificate",
+    "delta_bound": "Δ bound", "sigma_required": "σ required", "sigma_used": "σ used", "status": "certificate",
     "acc_forget": "acc forgotten so far", "acc_retain": "acc retain", "acc_test": "acc test",
     "acc_test_noiseless": "acc test before noise", "approx_error": "‖w̃_k − w̃*_k‖",
 }

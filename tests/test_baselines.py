@@ -12,6 +12,7 @@ from digits_problem import accuracy, digits_context
 from digits_problem import run_unlearner as run
 from torch import nn
 
+from unlearn_core.certificate import STATUSES
 from unlearn_core.errors import DivergenceError
 from unlearn_core.jsonio import to_jsonable
 from unlearn_core.pipeline import RunConfig, prepare, run_method
@@ -56,9 +57,11 @@ def test_neggrad_defaults_stop_at_the_retrained_level() -> None:
     """The default early stop lands the forget accuracy near the retrained model's, without wrecking the rest."""
     ctx = digits_context()
     res = run("neggrad", ctx)
-    target = res.diagnostics["stop_forget_acc"]
+    target = res.diagnostics.details["stop_forget_acc"]
     assert target == pytest.approx(forget_accuracy_target(ctx.model, ctx))
-    assert res.diagnostics["stopped_early"]
+    assert res.diagnostics.details["stopped_early"]
+    trace = [c.value for c in res.diagnostics.curve if c.metric == "forget_accuracy"]
+    assert trace[-1] <= target < trace[0]  # checked at every step until it reached the target
     forget_acc = accuracy(res.model, ctx.x_forget, ctx.y_forget)  # D_u has 140 < 512 points: all of it is checked
     assert target - 0.1 <= forget_acc <= target
     retrained = accuracy(ctx.retrained, ctx.x_forget, ctx.y_forget)
@@ -101,7 +104,8 @@ def test_finetune_keeps_retain_accuracy() -> None:
     before = accuracy(ctx.model, ctx.x_retain, ctx.y_retain)
     res = run("finetune", ctx)
     assert accuracy(res.model, ctx.x_retain, ctx.y_retain) >= before - 0.01
-    assert res.diagnostics["finetune"]["steps"] == 5 * -(-int(ctx.retain_idx.numel()) // 128)
+    assert res.diagnostics.details["finetune"]["steps"] == 5 * -(-int(ctx.retain_idx.numel()) // 128)
+    assert res.diagnostics.num_gradients == res.diagnostics.details["finetune"]["steps"]
 
 
 def test_diagonal_fisher_matches_an_explicit_loop() -> None:
@@ -139,21 +143,21 @@ def test_fisher_variance_rules() -> None:
 
 def test_fisher_noise_follows_alpha() -> None:
     ctx = digits_context()
-    small = run("fisher", ctx, alpha=1e-8, max_samples=200).diagnostics["noise_norm"]
-    large = run("fisher", ctx, alpha=1e-6, max_samples=200).diagnostics["noise_norm"]
+    small = run("fisher", ctx, alpha=1e-8, max_samples=200).diagnostics.noise_norm
+    large = run("fisher", ctx, alpha=1e-6, max_samples=200).diagnostics.noise_norm
     assert large == pytest.approx(10 * small, rel=0.1)
 
 
 def test_fisher_subsample_estimates_the_full_fisher() -> None:
     """max_samples makes F a Monte-Carlo mean over a random subset: per-tensor means agree with all of D_r."""
     ctx = digits_context()
-    full = run("fisher", ctx, max_samples=0).diagnostics
-    sub = run("fisher", ctx, max_samples=300).diagnostics
+    full = run("fisher", ctx, max_samples=0).diagnostics.details
+    sub = run("fisher", ctx, max_samples=300).diagnostics.details
     assert full["fisher_samples"] == ctx.retain_idx.numel() and sub["fisher_samples"] == 300
     for key in ("fisher_mean_by_tensor", "noise_std_mean_by_tensor"):
         for name, value in full[key].items():
             assert sub[key][name] == pytest.approx(value, rel=0.1), (key, name)
-    assert run("fisher", ctx).diagnostics["fisher_samples"] == min(2000, ctx.retain_idx.numel())
+    assert run("fisher", ctx).diagnostics.details["fisher_samples"] == min(2000, ctx.retain_idx.numel())
 
 
 @pytest.mark.parametrize("name", MINE)
@@ -164,11 +168,11 @@ def test_every_method_runs_on_digits_mlp(name: str) -> None:
     assert all(torch.equal(a, b) for a, b in zip(before, ctx.model.parameters(), strict=True))
     assert res.model is not ctx.model
     assert all(torch.isfinite(p).all() for p in res.model.parameters())
-    json.dumps(to_jsonable(res.diagnostics), allow_nan=False)
+    json.dumps(res.diagnostics.to_dict(), allow_nan=False)
     family = get_unlearner(name).family
     if family == "certified":
-        assert res.certificate["label"] in ("certified", "not certified by the bound")
-        json.dumps(to_jsonable(res.certificate), allow_nan=False)
+        assert res.certificate.status in STATUSES
+        json.dumps(res.certificate.to_dict(), allow_nan=False)
     else:
         assert res.certificate is None
 

@@ -10,11 +10,18 @@ import pytest
 from dp_accounting import rdp
 
 from unlearn_core.certificate import (
+    ASSUMPTION,
+    BOUND,
     CERTIFIED,
+    ESTIMATE,
     NOT_CERTIFIED,
-    Assumption,
+    UNDER_ASSUMPTIONS,
+    Certificate,
+    Condition,
+    Constant,
     analytic_gaussian_delta,
-    build_certificate,
+    certificate_status,
+    delta_a_posteriori,
     delta_exact,
     delta_lissa,
     delta_nonconvergence,
@@ -95,14 +102,14 @@ def test_delta_terms() -> None:
     assert delta_nonconvergence(C=20, M=1, lam=200, lambda_min=0, G=4.0) == pytest.approx(a + 4.0 / 200)
     assert delta_exact(C=20, M=1, lam=200, lambda_min=-100) == pytest.approx(2 * a)
     assert delta_exact(C=20, M=1, lam=0.01, lambda_min=-0.5) == math.inf
-    # (c) by hand: agarwal (16 κ sqrt(ln(d/ρ)/S₁) + 1/16)(2CL + G), κ = H/(λ+λ_min).
+    # (c) by hand: agarwal (16 κ sqrt(ln(d/ρ)/S₁) + 1/16)(2CL + G), κ = H/ζ_min.
     kappa = 1000 / 2.0
     hand = (16 * kappa * math.sqrt(math.log(26506 / 0.05) / 10) + 1 / 16) * (2 * 20 * 1.5 + 0.1)
-    got = delta_lissa(C=20, L=1.5, G=0.1, lam=1.0, lambda_min=1.0, num_params=26506, rho=0.05, num_samples=10,
+    got = delta_lissa(C=20, L=1.5, G=0.1, zeta_min=2.0, num_params=26506, rho=0.05, num_samples=10,
                       scale=1000)
     assert got == pytest.approx(hand, rel=1e-12)
     assert gradient_bound(C=20, L=1.5, G=0.1) == pytest.approx(60.1)
-    r2d = delta_lissa(C=20, L=1.5, G=0.1, lam=1.0, lambda_min=1.0, num_params=26506, rho=0.05, num_samples=10,
+    r2d = delta_lissa(C=20, L=1.5, G=0.1, zeta_min=2.0, num_params=26506, rho=0.05, num_samples=10,
                       scale=1000, form="r2d")
     assert r2d == pytest.approx((16 * math.sqrt(26506 / 0.05) / 2.0 + 1 / 16) * 60.1, rel=1e-12)
     assert lissa_depth_required(scale=1000, lam=1.0, lambda_min=1.0, num_samples=10) == pytest.approx(
@@ -110,49 +117,60 @@ def test_delta_terms() -> None:
     )
 
 
-def test_certificate_default_sigma_is_certified_and_serialises() -> None:
-    cert = build_certificate(
-        epsilon=1.0, delta=1e-5, C=20, M=1, lam=200, lambda_min=0.0, G=0.0, solver="exact",
-        assumptions={"C": Assumption(20.0, "assumed", "default")},
-    )
-    assert cert.delta_bound == pytest.approx(44.0)
-    assert cert.sigma_required == pytest.approx(44.0 * 3.7306, rel=REL)
-    assert cert.sigma_used == cert.sigma_required and cert.certified and cert.label == CERTIFIED
-    assert cert.epsilon_certified == pytest.approx(1.0, rel=1e-6)
-    assert cert.sigma_required_by_mechanism["classical"] == pytest.approx(213.17, rel=REL)
-    data = json.loads(cert.to_json())
-    assert data["label"] == "certified" and data["assumptions"]["C"]["source"] == "assumed"
-    assert set(data["delta_terms"]) == {"exact", "nonconvergence"}
+def test_lissa_term_does_not_apply_without_a_positive_sampled_floor() -> None:
+    """ζ_min bounds the sampled regularised Hessians; at ζ_min ≤ 0 the lemma says nothing (Δ = ∞)."""
+    assert delta_lissa(C=20, L=1.5, G=0.1, zeta_min=-0.3, num_params=100, rho=0.05, num_samples=10,
+                       scale=10) == math.inf
 
 
-def test_certificate_with_the_reference_codes_sigma_is_not_certified() -> None:
-    cert = build_certificate(epsilon=1.0, delta=1e-5, C=20, M=1, lam=200, lambda_min=0.0, G=0.0, solver="exact",
-                             sigma=0.001, mechanism="classical")
-    assert not cert.certified and cert.label == NOT_CERTIFIED == "not certified by the bound"
-    assert cert.sigma_used == 0.001 and cert.sigma_required == pytest.approx(213.17, rel=REL)
-    assert cert.epsilon_certified > 1e5  # what σ = 0.001 really buys at Δ = 44
-
-
-def test_certificate_lissa_terms_and_infinite_bound() -> None:
-    cert = build_certificate(epsilon=1.0, delta=1e-5, C=20, M=1, lam=1.0, lambda_min=1.0, G=0.1, L=1.5, rho=0.05,
-                             num_params=26506, num_samples=10, scale=1000, depth=100)
-    assert cert.delta_bound == pytest.approx(cert.delta_terms["nonconvergence"] + cert.delta_terms["lissa"])
-    assert cert.success_probability == pytest.approx(0.95) and cert.lissa_bound == "agarwal"
-    assert any("depth" in note for note in cert.notes)  # 100 steps are far below 2κ ln(κ S₁)
-    bad = build_certificate(epsilon=1.0, delta=1e-5, C=20, M=1, lam=0.01, lambda_min=-0.5, G=0.0, solver="exact")
-    assert bad.delta_bound == math.inf and not bad.certified and bad.sigma_used == 0.0
-    data = json.loads(bad.to_json())  # strict JSON: the infinite values become null
-    assert data["delta_bound"] is None and data["sigma_required"] is None and data["label"] == NOT_CERTIFIED
-    with pytest.raises(ConfigError, match="needs"):
-        build_certificate(epsilon=1.0, delta=1e-5, C=20, M=1, lam=1.0, lambda_min=0.0, G=0.0)
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [{"epsilon": 0.0}, {"delta": 1.5}, {"mechanism": "laplace"}, {"sigma": -1.0}],
-)
-def test_bad_inputs_raise_config_error(kwargs) -> None:
-    base = {"epsilon": 1.0, "delta": 1e-5, "C": 20, "M": 1, "lam": 1.0, "lambda_min": 0.0, "G": 0.0,
-            "solver": "exact"}
+def test_a_posteriori_bound_is_the_residual_over_the_floor() -> None:
+    assert delta_a_posteriori(residual_norm=0.3, lam=0.1, lambda_min=0.5) == pytest.approx(0.5)
+    assert delta_a_posteriori(residual_norm=0.3, lam=0.1, lambda_min=-0.2) == math.inf
     with pytest.raises(ConfigError):
-        build_certificate(**{**base, **kwargs})
+        delta_a_posteriori(residual_norm=-1.0, lam=1.0, lambda_min=0.0)
+
+
+def _condition(holds: bool, name: str = "c") -> Condition:
+    return Condition(name, f"statement {name}", "value", "requirement", holds, fix=f"fix {name}")
+
+
+def test_status_is_decided_by_conditions_then_tags() -> None:
+    bound = [Constant("C", 20.0, BOUND, "projection")]
+    assert certificate_status([_condition(True)], bound) == (CERTIFIED, "every condition holds and every constant "
+                                                                        "is a proven bound")
+    status, reason = certificate_status([_condition(True)], [*bound, Constant("M", 1.0, ASSUMPTION, "user")])
+    assert status == UNDER_ASSUMPTIONS and "M (assumption)" in reason
+    status, reason = certificate_status([_condition(True), _condition(False, "depth"), _condition(False, "noise")],
+                                        bound)
+    assert status == NOT_CERTIFIED and reason.startswith("statement depth") and "fix depth" in reason
+    assert "1 more" in reason
+    # No condition checked is no certificate.
+    assert certificate_status([], bound)[0] == NOT_CERTIFIED
+    with pytest.raises(ValueError, match="tag"):
+        Constant("x", 1.0, "measured", "an old tag")
+
+
+def _record(**overrides) -> Certificate:
+    base = dict(method="m", theorem="t", epsilon=1.0, delta=1e-5, delta_guaranteed=1e-5, accountant="a",
+                sigma_required=2.0, sigma_used=2.0, epsilon_certified=1.0, sensitivity=math.inf,
+                conditions=[_condition(True)], constants=[Constant("λ_min", -0.1, ESTIMATE, "Lanczos")])
+    return Certificate(**{**base, **overrides})
+
+
+def test_certificate_round_trips_through_strict_json() -> None:
+    cert = _record()
+    data = json.loads(cert.to_json())
+    assert data["status"] == UNDER_ASSUMPTIONS and data["certified"] is True
+    assert data["sensitivity"] is None and data["sensitivity_infinite"] is True  # ∞ → null plus a flag
+    back = Certificate.from_dict(data)
+    assert back.sensitivity == math.inf and back.status == cert.status and back.constants == cert.constants
+    none = Certificate.from_dict(json.loads(_record(sensitivity=None).to_json()))
+    assert none.sensitivity is None
+
+
+def test_a_card_without_conditions_is_never_read_as_certified() -> None:
+    """A run card written before the typed record (label 'certified', no conditions) is not trusted."""
+    legacy = {"certified": True, "label": "certified", "epsilon": 1.0, "delta": 1e-5, "sigma_used": 3.0,
+              "sigma_required": 3.0, "epsilon_certified": 1.0, "delta_bound": 1.0}
+    cert = Certificate.from_dict(legacy)
+    assert cert.status == NOT_CERTIFIED and "run it again" in cert.reason

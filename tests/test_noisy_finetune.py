@@ -14,10 +14,14 @@ from torch import nn
 
 from unlearn_core import accounting as acc
 from unlearn_core.functional import get_flat_params, num_params
-from unlearn_core.jsonio import to_jsonable
+from unlearn_core.unlearners import get_unlearner, resolve_params
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+
+
+def _curve(res, metric: str) -> list[float]:
+    return [c.value for c in res.diagnostics.curve if c.phase == "noisy" and c.metric == metric]
 
 
 def test_default_run_is_certified_useful_and_serialisable() -> None:
@@ -26,20 +30,21 @@ def test_default_run_is_certified_useful_and_serialisable() -> None:
     res = run("noisy_finetune", ctx)
     cert = res.certificate
     assert torch.equal(get_flat_params(ctx.model), before)  # ctx.model is never mutated
-    assert cert["certified"] and cert["label"] == "certified"
-    expected = acc.sigma_grad_clip_closed_form(epsilon=1.0, delta=1e-5, C0=0.3, C1=0.3, gamma=0.01, lam=50.0,
-                                               T=cert["T"])
-    assert cert["T"] == acc.grad_clip_steps_rule(C0=0.3, C1=0.3, gamma=0.01, lam=50.0)
-    assert cert["sigma_used"] == cert["sigma_required"] == pytest.approx(expected)
-    assert cert["epsilon_certified"] == pytest.approx(1.0)
-    assert set(cert["epsilon_by_accountant"]) == set(acc.ACCOUNTANTS) == set(cert["sigma_by_accountant"])
-    for key in ("delta", "accountant", "assumptions", "k1"):
-        assert key in cert
-    steps = res.diagnostics["noisy_steps"]
-    assert len(steps["grad_norm"]) == cert["T"] and all(s == cert["sigma_used"] for s in steps["sigma"])
-    assert steps["clipped"] == [g > 0.3 for g in steps["grad_norm"]]
-    json.dumps(to_jsonable(cert), allow_nan=False)
-    json.dumps(to_jsonable(res.diagnostics), allow_nan=False)
+    # No assumption on the loss, every constant enforced by the algorithm: "certified", not "under assumptions".
+    assert cert.status == "certified" and cert.soft_constants() == []
+    T = cert.details["T"]
+    assert T == acc.grad_clip_steps_rule(C0=0.3, C1=0.3, gamma=0.01, lam=50.0)
+    # lr·lam = 0.5 is outside the closed form's (1/2, 1): the default takes the RDP accountant, valid everywhere.
+    assert cert.accountant == "rdp" and cert.sigma_required_by["paper_closed_form"] == math.inf
+    expected = acc.sigma_grad_clip_rdp(epsilon=1.0, delta=1e-5, C0=0.3, C1=0.3, gamma=0.01, lam=50.0, T=T)
+    assert cert.sigma_used == cert.sigma_required == pytest.approx(expected)
+    assert cert.epsilon_certified == pytest.approx(1.0, rel=1e-3)
+    assert set(cert.epsilon_by) == set(acc.ACCOUNTANTS) == set(cert.sigma_required_by)
+    assert cert.sensitivity is None and "k1" in cert.details
+    assert len(_curve(res, "grad_norm")) == T
+    assert _curve(res, "clipped") == [float(g > 0.3) for g in _curve(res, "grad_norm")]
+    json.dumps(cert.to_dict(), allow_nan=False)
+    json.dumps(res.diagnostics.to_dict(), allow_nan=False)
     # After fine-tuning on D_r the model is useful again (the retrained model reaches ~0.97 test accuracy).
     assert accuracy(res.model, ctx.x_test, ctx.y_test) > 0.85
 
@@ -47,20 +52,53 @@ def test_default_run_is_certified_useful_and_serialisable() -> None:
 def test_sigma_override_below_required_is_labelled_not_certified() -> None:
     ctx = digits_context()
     low = run("noisy_finetune", ctx, sigma=0.01, finetune_epochs=0)
-    assert not low.certificate["certified"]
-    assert low.certificate["label"] == "not certified by the bound"
-    assert low.certificate["epsilon_certified"] > 1.0
+    assert low.certificate.status == "not certified"
+    assert low.certificate.failing()[0].name == "noise"
+    assert low.certificate.epsilon_certified > 1.0
     high = run("noisy_finetune", ctx, sigma=1.0, finetune_epochs=0)
-    assert high.certificate["certified"] and high.certificate["epsilon_certified"] < 1.0
+    assert high.certificate.status == "certified" and high.certificate.epsilon_certified < 1.0
 
 
 def test_official_code_accountant_is_only_a_comparison() -> None:
     cert = run("noisy_finetune", digits_context(), accountant="official_code", finetune_epochs=0).certificate
-    assert cert["sigma_used"] < cert["sigma_by_accountant"]["rdp"] < cert["sigma_by_accountant"]["paper_closed_form"]
-    assert cert["epsilon_by_accountant"]["official_code"] == pytest.approx(1.0, rel=1e-6)
-    assert not cert["certified"] and cert["epsilon_certified"] > 5.0
+    raw = cert.details["sigma_by_accountant_unchecked"]
+    assert cert.sigma_used < raw["rdp"] < raw["paper_closed_form"]
+    assert cert.details["k1"]["official_code_reported_epsilon"] == pytest.approx(1.0, rel=1e-6)
+    assert cert.status == "not certified" and cert.epsilon_certified > 5.0
+    assert cert.failing()[0].name == "accountant_valid"
     rdp = run("noisy_finetune", digits_context(), accountant="rdp", finetune_epochs=0).certificate
-    assert rdp["certified"] and rdp["epsilon_by_accountant"]["rdp"] == pytest.approx(1.0, rel=1e-3)
+    assert rdp.status == "certified" and rdp.epsilon_by["rdp"] == pytest.approx(1.0, rel=1e-3)
+
+
+def test_closed_form_outside_its_conditions_is_not_certified() -> None:
+    """Issue #11: C0=20, C1=10, lr=0.001, lam=1, T=1, ε=1 — the λ > 0 closed form claims ε = 1, but lr·lam = 0.001 is
+    outside its conditions and the (correct) RDP accountant gives ε ≈ 7.4 for that σ. The card shows the RDP ε."""
+    params = {"C0": 20.0, "C1": 10.0, "lr": 0.001, "lam": 1.0, "T": 1, "epsilon": 1.0}
+    unlearner = get_unlearner("noisy_finetune")
+    closed = unlearner.plan(resolve_params(unlearner.schema, {**params, "accountant": "paper_closed_form"},
+                                           method="noisy_finetune"))
+    assert closed.status == "not certified" and closed.failing()[0].name == "accountant_valid"
+    assert closed.epsilon_certified == pytest.approx(7.4, abs=0.1)
+    assert closed.details["epsilon_by_accountant_unchecked"]["paper_closed_form"] == pytest.approx(1.0)
+    at_ten = unlearner.plan(resolve_params(unlearner.schema, {**params, "T": 10, "accountant": "paper_closed_form"},
+                                           method="noisy_finetune"))
+    assert at_ten.epsilon_certified == pytest.approx(2.0, abs=0.1)
+    # The default takes the tightest valid accountant: here the RDP one, and it certifies ε = 1.
+    default = unlearner.plan(resolve_params(unlearner.schema, params, method="noisy_finetune"))
+    assert default.accountant == "rdp" and default.status == "certified"
+    assert default.epsilon_certified == pytest.approx(1.0, rel=1e-3)
+
+
+def test_default_sigma_is_the_smallest_valid_one() -> None:
+    """methods.md §0a: at C0=20, C1=10, γ=0.01, T=200, λ=0, ε=1 the closed form (valid: no side condition at λ = 0)
+    asks σ = 28.79, the RDP accountant 22.88; the default takes 22.88."""
+    unlearner = get_unlearner("noisy_finetune")
+    cert = unlearner.plan(resolve_params(unlearner.schema, {"C0": 20.0, "C1": 10.0, "lr": 0.01, "lam": 0.0, "T": 200},
+                                         method="noisy_finetune"))
+    assert cert.sigma_required_by["paper_closed_form"] == pytest.approx(28.79, rel=1e-3)
+    assert cert.sigma_required_by["rdp"] == pytest.approx(22.88, rel=1e-3)
+    assert cert.sigma_used == pytest.approx(22.88, rel=1e-3) and cert.accountant == "rdp"
+    assert cert.status == "certified"
 
 
 def test_grad_clip_update_rule_matches_a_hand_computation() -> None:
@@ -83,8 +121,8 @@ def test_grad_clip_update_rule_matches_a_hand_computation() -> None:
         for p, g in zip(ref.parameters(), grads, strict=True):
             p.sub_(gamma * (g * (C1 / gnorm) + lam * p))
     assert torch.allclose(get_flat_params(res.model), get_flat_params(ref), atol=1e-6)
-    assert res.diagnostics["noisy_steps"]["clipped"] == [True]
-    assert res.diagnostics["noisy_steps"]["grad_norm"][0] == pytest.approx(gnorm, rel=1e-5)
+    assert _curve(res, "clipped") == [1.0]
+    assert _curve(res, "grad_norm")[0] == pytest.approx(gnorm, rel=1e-5)
 
 
 def test_noise_has_the_calibrated_scale() -> None:
@@ -102,33 +140,34 @@ def test_model_clip_variant_uses_its_delta_accountant() -> None:
     ctx = digits_context()
     res = run("noisy_finetune", ctx, variant="model_clip", finetune_epochs=0)
     cert = res.certificate
-    assert cert["T"] == 6 and cert["certified"] and cert["accountant"] == "model_clip_delta"
-    assert cert["delta_final"] <= 1e-5 and cert["sigma_required"] <= cert["sigma_used"]
-    assert len(res.diagnostics["noisy_steps"]["step"]) == 6
+    assert cert.details["T"] == 6 and cert.status == "certified" and cert.accountant == "model_clip_delta"
+    assert cert.details["delta_final"] <= 1e-5 and cert.sigma_required <= cert.sigma_used
+    assert len(_curve(res, "grad_norm")) == 6
     # Before the final noise the model lies in the C2-ball, so ‖x_T‖ ≤ C2 + ‖noise‖ (≈ σ√p).
     p = num_params(ctx.model)
     assert float(get_flat_params(res.model).norm()) < 0.3 + 1.2 * 0.3 * math.sqrt(p)
     short = run("noisy_finetune", ctx, variant="model_clip", T=3, finetune_epochs=0).certificate
-    assert not short["certified"] and short["label"] == "not certified by the bound"
-    assert short["sigma_required"] > short["sigma_used"]
+    assert short.status == "not certified" and short.failing()[0].name == "delta_final"
+    assert short.sigma_required > short.sigma_used
 
 
 def test_output_perturbation_projects_and_noises() -> None:
     ctx = digits_context()
     clean = run("output_perturbation", ctx, C0=0.5, sigma=0.0, finetune_epochs=0)
     assert float(get_flat_params(clean.model).norm()) == pytest.approx(0.5, rel=1e-5)
-    assert not clean.certificate["certified"]
+    assert clean.certificate.status == "not certified"
     res = run("output_perturbation", ctx, C0=0.5, finetune_epochs=0)
     cert = res.certificate
-    assert cert["sigma_used"] == pytest.approx(0.5 * 9.6896, rel=1e-3) and cert["certified"]
-    assert cert["epsilon_certified"] < 1.0  # the classical σ is conservative (exact analytic ε is smaller)
+    assert cert.sigma_used == pytest.approx(0.5 * 9.6896, rel=1e-3) and cert.status == "certified"
+    assert cert.sensitivity == pytest.approx(1.0)  # 2·C0
+    assert cert.epsilon_certified < 1.0  # the classical σ is conservative (exact analytic ε is smaller)
     p = num_params(ctx.model)
     dist = float((get_flat_params(res.model) - get_flat_params(clean.model)).norm())
-    assert dist == pytest.approx(cert["sigma_used"] * math.sqrt(p), rel=0.05)
+    assert dist == pytest.approx(cert.sigma_used * math.sqrt(p), rel=0.05)
     analytic = run("output_perturbation", ctx, C0=0.5, mechanism="analytic", finetune_epochs=0).certificate
-    assert analytic["sigma_used"] < cert["sigma_used"]
-    assert analytic["epsilon_certified"] == pytest.approx(1.0, rel=1e-3)
-    json.dumps(to_jsonable(cert), allow_nan=False)
+    assert analytic.sigma_used < cert.sigma_used
+    assert analytic.epsilon_certified == pytest.approx(1.0, rel=1e-3)
+    json.dumps(cert.to_dict(), allow_nan=False)
 
 
 class _BNNet(nn.Sequential):
@@ -150,7 +189,8 @@ def test_batchnorm_buffers_end_up_independent_of_the_forget_set() -> None:
         ctx = copy.copy(base)
         ctx.model = model
         res = run("noisy_finetune", ctx, finetune_epochs=1)
-        assert any("recomputed from D_r" in a for a in res.certificate["assumptions"])
+        assert any("recomputed from D_r" in note for note in res.certificate.notes)
+        assert res.certificate.status == "certified"
         outs.append(res.model)
     for (_, a), (_, b) in zip(outs[0].state_dict().items(), outs[1].state_dict().items(), strict=True):
         assert torch.equal(a, b)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
 from unlearn_core import plots
+from unlearn_core.certificate import Certificate
+from unlearn_core.diagnostics import Diagnostics, LissaTrace, SplitAccuracy
 
 CLOSER = plots.CLOSER
 
@@ -83,15 +87,26 @@ def test_budget_and_audit_figures() -> None:
     assert fig.data[0].y[0] == pytest.approx(1e6)  # capped for display
 
 
+def _lissa() -> LissaTrace:
+    return LissaTrace(scale=1000.0, depth=3, reps=2, batch_size=10, num_hvps=6, rep_spread=0.1,
+                      hvp_backend="mlp", ihvp_norm=2.6, norm_steps=[1, 2, 3],
+                      norms=[[1.0, 2.0], [1.5, 2.5], [1.6, 2.6]])
+
+
+def _certificate(sensitivity: float | None = 44.0) -> dict:
+    """A run card's certificate, built through the typed record (the one shape every page reads)."""
+    return Certificate(method="certified_newton", theorem="t", epsilon=1.0, delta=1e-5, delta_guaranteed=1e-5,
+                       accountant="analytic", sigma_required=164.0, sigma_used=164.0, epsilon_certified=1.0,
+                       sensitivity=sensitivity).to_dict()
+
+
 def _card() -> dict:
     m = {"acc_forget": 0.9, "acc_retain": 0.95, "acc_test": 0.9}
     return {
         "models": {"original": m, "retrained": {**m, "acc_forget": 0.85}, "unlearned": m},
         "distance": {"unlearned_to_retrained": 0.7},
-        "certificate": {"delta_bound": 44.0},
-        "diagnostics": {"approx_error": 0.5, "lissa": {"norm_steps": [1, 2, 3], "norms": [[1.0, 2.0], [1.5, 2.5],
-                                                                                          [1.6, 2.6]],
-                                                       "scale": 1000.0, "num_hvps": 6}},
+        "certificate": _certificate(),
+        "diagnostics": Diagnostics(approx_error=0.5, lissa=_lissa()).to_dict(),
     }
 
 
@@ -107,16 +122,18 @@ def test_card_figures() -> None:
     assert list(fig.data[0].y) == [44.0, 0.5]
     assert fig.layout.yaxis.type == "log" and "ℓ2" in fig.layout.yaxis.title.text
     assert plots.bound_vs_actual({**card, "certificate": None}) is None  # an uncertified method has no bound
-    assert plots.bound_vs_actual({**card, "certificate": {"delta_bound": None}}) is None  # Δ = ∞
+    assert plots.bound_vs_actual({**card, "certificate": _certificate(math.inf)}) is None  # Δ = ∞
+    assert plots.bound_vs_actual({**card, "certificate": _certificate(None)}) is None  # no single sensitivity
 
 
 def _full_card() -> dict:
     card = _card()
     card["timing_s"] = {"train": 2.0, "retrain": 1.8, "unlearn": 0.1}
-    card["diagnostics"]["steps"] = [{"step": 1, "grad_norm": 0.4, "grad_norm_after": 0.05,
-                                     "acc_forget_noiseless": 0.86, "acc_retain_noiseless": 0.96,
-                                     "acc_test_noiseless": 0.91}]
-    card["diagnostics"]["retrained_grad_norm"] = 0.02
+    diag = Diagnostics(approx_error=0.5, lissa=_lissa(), grad_norm=0.4, grad_norm_after=0.05, retrained_grad_norm=0.02,
+                       noiseless_accuracy=SplitAccuracy(forget=0.86, retain=0.96, test=0.91))
+    diag.add_curve("finetune", 1, loss=0.9)
+    diag.add_curve("finetune", 2, loss=0.5)
+    card["diagnostics"] = diag.to_dict()
     mia = {"loss_auc": 0.55, "posterior_auc": None, "svc_forget_nonmember_rate": 0.3, "loss_tpr_at_1fpr": 0.01}
     card["mia"] = {"original": mia, "retrained": {**mia, "loss_auc": 0.51, "posterior_auc": 0.5},
                    "unlearned": {**mia, "loss_auc": 0.53, "posterior_auc": 0.56}, "convention": "text"}
@@ -148,13 +165,14 @@ def test_gradient_norms() -> None:
     assert _ref_lines(fig)[0].y0 == pytest.approx(0.02)
     assert fig.layout.yaxis.type == "log" and "‖∇L(w, D_r)‖" in fig.layout.yaxis.title.text
     assert CLOSER in fig.layout.title.text
-    only_before = plots.gradient_norms({"diagnostics": {"grad_norm": 0.3}})
+    only_before = plots.gradient_norms({"diagnostics": Diagnostics(grad_norm=0.3).to_dict()})
     assert list(only_before.data[0].y) == [0.3] and not _ref_lines(only_before)
     assert plots.gradient_norms({"diagnostics": {}}) is None
 
 
 def test_lissa_convergence_is_none_without_a_curve() -> None:
-    assert plots.lissa_convergence({"diagnostics": {"exact_solve": {"iterations": 3}}}) is None
+    exact = Diagnostics(details={"solve": [{"iterations": 3}]})
+    assert plots.lissa_convergence({"diagnostics": exact.to_dict()}) is None
     assert plots.lissa_convergence({}) is None
 
 
@@ -172,7 +190,7 @@ def test_mia_bars() -> None:
 def test_card_figures_registry_skips_missing_data() -> None:
     shown = {t for t, make in plots.CARD_FIGURES.items() if make(_full_card()) is not None}
     assert shown == set(plots.CARD_FIGURES)
-    bare = {"models": _card()["models"], "timing_s": {"unlearn": 0.1}, "diagnostics": {}}
+    bare = {"models": _card()["models"], "timing_s": {"unlearn": 0.1}, "diagnostics": Diagnostics().to_dict()}
     assert {t for t, make in plots.CARD_FIGURES.items() if make(bare) is not None} == {"Accuracy", "Time"}
 
 
@@ -215,3 +233,15 @@ def test_experiment_figures_leave_out_charts_without_data() -> None:
     unbounded = sens.assign(delta_bound=[None, None])  # Δ = ∞ everywhere (λ + λ_min ≤ 0): nothing to plot
     assert list(plots.experiment_figures("sensitivity", unbounded)) == ["Sweep"]
     assert list(plots.experiment_figures("sensitivity", sens.drop(columns=["approx_error"]))) == ["Sweep"]
+
+
+def test_step_curves_draw_every_metric_and_phase() -> None:
+    diag = Diagnostics()
+    for t in (1, 2, 3):
+        diag.add_curve("noisy", t, grad_norm=1.0 / t, param_norm=2.0)
+    diag.add_curve("finetune", 5, loss=0.3, grad_norm=float("nan"))  # non-finite values are skipped
+    fig = plots.step_curves({"diagnostics": diag.to_dict()})
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["gradient norm", "‖w‖", "mini-batch loss"]
+    assert (fig.data[0].name, list(fig.data[0].y)) == ("noisy", [1.0, 0.5, 1.0 / 3])
+    assert plots.step_curves({"diagnostics": Diagnostics().to_dict()}) is None

@@ -1,11 +1,14 @@
 r"""Privacy accounting for noisy fine-tuning and output perturbation (Koloskova et al., ICML 2025).
 
 Every formula lives in one named function whose docstring cites where it comes from (methods.md §3.2–§3.4).
-Three ways to turn a target (ε, δ) into the noise σ of the *gradient-clipping* variant are offered, because they
-disagree by an order of magnitude and the user should see why:
+Three accountants turn a target (ε, δ) into the noise σ of the *gradient-clipping* variant; all are shown, because
+they disagree by an order of magnitude and the user should see why, and the default takes the tightest valid one:
 
-``paper_closed_form`` (default)
-    The paper's closed forms for λ = 0 and λ > 0 (:func:`sigma_grad_clip_closed_form`).
+``tightest`` (default)
+    The smallest σ among the accountants valid for this configuration (:func:`tightest_valid`).
+``paper_closed_form``
+    The paper's closed forms for λ = 0 and λ > 0 (:func:`sigma_grad_clip_closed_form`), valid only where their
+    quoted conditions hold (:func:`closed_form_hypotheses`).
 ``rdp``
     The Rényi-DP curve of the clipped, contracted, noised iteration (shifted-Rényi / privacy amplification by
     iteration), :math:`\mathrm{RDP}(\alpha) = \alpha Z^2 / (2\sigma^2 S)` (:func:`grad_clip_rdp_coefficient`),
@@ -35,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from unlearn_core import certificate
+from unlearn_core.certificate import Condition
 from unlearn_core.errors import ConfigError
 
 #: The default Rényi orders: dense near 1 (large ε), geometric up to 1e6 (tiny RDP slopes, i.e. large σ).
@@ -42,7 +46,10 @@ DEFAULT_ORDERS: np.ndarray = np.unique(np.concatenate([np.linspace(1.01, 10.0, 9
 #: The order grid of the official code (``linspace(1.001, 1000, 10000)``), used only by the K1 comparison.
 OFFICIAL_ORDERS: np.ndarray = np.linspace(1.001, 1000.0, 10000)
 
+#: The accountants of the gradient-clipping variant. ``tightest`` (the default) takes the smallest σ among the valid
+#: ones: the closed form where its hypotheses hold, the RDP accountant everywhere. ``official_code`` never certifies.
 ACCOUNTANTS = ("paper_closed_form", "rdp", "official_code")
+ACCOUNTANT_CHOICES = ("tightest", *ACCOUNTANTS)
 
 
 def _check_eps_delta(epsilon: float, delta: float) -> None:
@@ -116,7 +123,7 @@ def sigma_grad_clip_closed_form(
 
     * λ = 0: :math:`\sigma^2 = 9\ln(1/\delta)\,(C_0 + \gamma C_1 T)^2 / (\varepsilon^2 T)`.
     * λ > 0: :math:`\sigma^2 = 72\,\gamma\lambda\ln(1/\delta)/\varepsilon^2\,(C_0(1-\gamma\lambda)^T + C_1/\lambda)^2`
-      (quoted condition ε ≤ 3 ln(1/δ); see :func:`closed_form_conditions`).
+      (quoted conditions: see :func:`closed_form_hypotheses`).
 
     Two independent ports quote these identically; the exact theorem conditions are unverified (methods.md §0).
     """
@@ -135,17 +142,28 @@ def epsilon_grad_clip_closed_form(
     return _closed_form_factor(delta=delta, C0=C0, C1=C1, gamma=gamma, lam=lam, T=int(T)) / sigma
 
 
-def closed_form_conditions(*, epsilon: float, delta: float, gamma: float, lam: float) -> list[str]:
-    """Quoted side conditions of the closed forms that the given values violate (unverified, methods.md §3.3)."""
-    problems = []
-    if lam > 0 and epsilon > 3.0 * math.log(1.0 / delta):
-        bound = 3 * math.log(1 / delta)
-        problems.append(f"epsilon={epsilon:g} exceeds 3·ln(1/delta)={bound:.3g} (closed-form condition)")
-    if lam > 0 and not (0.5 < gamma * lam < 1.0):
-        problems.append(
-            f"lr·lam={gamma * lam:g} is outside (1/2, 1), a condition that appears in one port (commented out there)"
-        )
-    return problems
+def closed_form_hypotheses(*, epsilon: float, delta: float, gamma: float, lam: float) -> list[Condition]:
+    r"""The quoted side conditions of the λ > 0 closed form, checked (Koloskova et al. 2025, as quoted by two ports).
+
+    * :math:`\varepsilon \le 3\ln(1/\delta)`;
+    * :math:`\gamma\lambda \in (1/2, 1)` — it keeps :math:`1 - (1-\gamma\lambda)^{2T} \ge 3/4`, which the
+      derivation of the constant 72 uses (one port comments it out; we keep it: outside it, at C₀ = 20, C₁ = 10,
+      γ = 0.001, λ = 1, T = 1, the closed form claims ε = 1 where the RDP bound gives ε ≈ 7.4).
+
+    The λ = 0 closed form has no quoted side condition (an empty list). Outside these conditions the closed form is
+    not a valid accountant; the RDP accountant (:func:`sigma_grad_clip_rdp`) is valid everywhere.
+    """
+    if lam == 0:
+        return []
+    bound = 3.0 * math.log(1.0 / delta)
+    source = "Koloskova et al. 2025, the λ > 0 closed form's quoted conditions (theorem text unverified)"
+    return [
+        Condition("closed_form_epsilon", "closed form: ε ≤ 3 ln(1/δ)", f"ε = {epsilon:g}", f"≤ {bound:.4g}",
+                  epsilon <= bound, fix="use accountant=tightest or rdp", source=source),
+        Condition("closed_form_step", "closed form: lr·lam ∈ (1/2, 1)", f"lr·lam = {gamma * lam:g}", "in (1/2, 1)",
+                  0.5 < gamma * lam < 1.0, fix="use accountant=tightest or rdp (valid for every lr·lam < 1)",
+                  source=source),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -298,20 +316,34 @@ def k1_correct_epsilon(*, epsilon_r: float, delta: float, lam: float) -> float:
 def grad_clip_accounting(
     *, epsilon: float, delta: float, C0: float, C1: float, gamma: float, lam: float, T: int
 ) -> dict[str, Any]:
-    """σ required for (ε, δ) by each accountant, and the official code's ε_R for that target (one dict)."""
+    """σ required for (ε, δ) by each accountant, which of them are valid here, and the official code's ε_R.
+
+    Valid: the RDP accountant always; the closed form where :func:`closed_form_hypotheses` all hold; the official
+    code's σ never (pitfall K1 — it is a comparison).
+    """
     args = {"C0": C0, "C1": C1, "gamma": gamma, "lam": lam, "T": int(T)}
     try:
         eps_r: float | None = official_epsilon_r_for(epsilon=epsilon, delta=delta)
     except ConfigError:  # a target below the official conversion's constant offset has no official σ
         eps_r = None
+    hypotheses = closed_form_hypotheses(epsilon=epsilon, delta=delta, gamma=gamma, lam=lam)
     return {
         "sigma": {
             "paper_closed_form": sigma_grad_clip_closed_form(epsilon=epsilon, delta=delta, **args),
             "rdp": sigma_grad_clip_rdp(epsilon=epsilon, delta=delta, **args),
             "official_code": math.inf if eps_r is None else sigma_grad_clip_official(epsilon_r=eps_r, **args),
         },
+        "valid": {"paper_closed_form": all(c.holds for c in hypotheses), "rdp": True, "official_code": False},
+        "closed_form_hypotheses": hypotheses,
         "official_epsilon_r": eps_r,
     }
+
+
+def tightest_valid(values: dict[str, float], valid: dict[str, bool]) -> tuple[str, float]:
+    """The valid accountant with the smallest value (σ required, or ε certified) and that value."""
+    candidates = {name: value for name, value in values.items() if valid.get(name)}
+    name = min(candidates, key=lambda n: candidates[n])
+    return name, candidates[name]
 
 
 def grad_clip_epsilons(

@@ -1,13 +1,23 @@
-r"""The certificate of Zhang et al. (ICML 2024): error bounds Δ, noise calibration σ, and the release record.
+r"""Certificates: the one typed record every certified method returns, and Zhang et al.'s bounds and σ.
 
-Certified Newton unlearning releases :math:`w^- = \tilde w + \xi`, :math:`\xi \sim N(0, \sigma^2 I_p)`. If the
-estimate :math:`\tilde w` is within Δ of the retrained model :math:`\tilde w^*` (in ℓ2), the Gaussian mechanism
-with sensitivity Δ makes :math:`w^-` (ε, δ)-indistinguishable from :math:`\tilde w^* + \xi`. So the certificate
-is (1) a bound Δ built from constants that are either *measured* or *assumed* (methods.md §2.4), and (2) the σ
-that Δ requires at (ε, δ), by the classical or the analytic Gaussian mechanism.
+**The record.** :class:`Certificate` is the same shape for certified Newton (Zhang, Dong, Wang & Li, ICML 2024),
+noisy fine-tuning and output perturbation (Koloskova et al., ICML 2025): the (ε, δ) asked for and the δ actually
+guaranteed, σ required by each accountant and σ used, the ε σ_used certifies, the sensitivity Δ where there is one,
+the theorem's hypotheses as :class:`Condition` s checked on the run, the constants the bound uses as
+:class:`Constant` s tagged ``bound`` / ``estimate`` / ``assumption``, and notes. Its status — ``certified``,
+``certified under assumptions`` or ``not certified`` — is computed by one function, :func:`certificate_status`,
+from the conditions and the tags; the CLI, the run card, every dashboard page and the HTML report render that
+record and nothing else decides the word "certified".
 
-Everything here is a pure, keyword-only function of numbers, so the dashboard's calculators can call the same
-code the unlearner uses. Each formula lives in one function whose docstring cites where it comes from.
+**Zhang et al.'s bounds.** Certified Newton unlearning releases :math:`w^- = \tilde w + \xi`,
+:math:`\xi \sim N(0, \sigma^2 I_p)`. If the estimate :math:`\tilde w` is within Δ of the retrained model
+:math:`\tilde w^*` (in ℓ2), the Gaussian mechanism with sensitivity Δ makes :math:`w^-` (ε, δ)-indistinguishable
+from :math:`\tilde w^* + \xi`. Δ is built from constants (C, M, λ_min, G, ...) and σ is the noise that Δ requires
+at (ε, δ), by the analytic (Balle & Wang 2018) or the classical Gaussian mechanism. The derivations are in
+``docs/certified_newton.md``.
+
+Everything here is a pure, keyword-only function of numbers, so the dashboard's calculators call the same code
+the unlearners use. Each formula lives in one function whose docstring cites where it comes from.
 """
 
 from __future__ import annotations
@@ -23,24 +33,34 @@ from scipy.stats import norm
 from unlearn_core.errors import ConfigError
 from unlearn_core.jsonio import to_jsonable
 
-CERTIFIED = "certified"
-NOT_CERTIFIED = "not certified by the bound"
 MECHANISMS = ("analytic", "classical")
 LISSA_FORMS = ("agarwal", "r2d")
+#: The solve-error terms certified Newton offers: the LiSSA lemma (two transcriptions) or the residual bound.
+SOLVE_BOUNDS = (*LISSA_FORMS, "a_posteriori")
 
 __all__ = [
+    "ASSUMPTION",
+    "BOUND",
     "CERTIFIED",
+    "ESTIMATE",
     "NOT_CERTIFIED",
-    "Assumption",
+    "STATUSES",
+    "UNDER_ASSUMPTIONS",
     "Certificate",
+    "Condition",
+    "Constant",
     "analytic_gaussian_delta",
-    "build_certificate",
+    "batchnorm_condition",
+    "certificate_from_card",
+    "certificate_status",
+    "delta_a_posteriori",
     "delta_exact",
     "delta_lissa",
     "delta_nonconvergence",
     "epsilon_for_sigma",
     "gradient_bound",
     "lissa_depth_required",
+    "noise_condition",
     "sigma_analytic",
     "sigma_analytic_bisection",
     "sigma_classical",
@@ -65,7 +85,9 @@ def _curvature_floor(*, lam: float, lambda_min: float) -> float:
 
 
 def delta_exact(*, C: float, M: float, lam: float, lambda_min: float) -> float:
-    r"""Δ of the exact Newton step: :math:`2C(MC + \lambda)/(\lambda + \lambda_{\min})` (methods.md §2.4 (a)).
+    r"""Δ of the exact Newton step: :math:`2C(MC + \lambda)/(\lambda + \lambda_{\min})`.
+
+    Zhang et al. 2024, the exact-step bound; derived in docs/certified_newton.md.
 
     From :math:`\tilde w - \tilde w^* = (H+\lambda I)^{-1}[\lambda(w^*-\tilde w^*) + r]` with
     :math:`\lVert r\rVert \le \frac M2\lVert\tilde w^* - w^*\rVert^2` and :math:`\lVert w^*-\tilde w^*\rVert \le 2C`.
@@ -104,28 +126,27 @@ def delta_lissa(
     C: float,
     L: float,
     G: float,
-    lam: float,
-    lambda_min: float,
+    zeta_min: float,
     num_params: int,
     rho: float,
     num_samples: int,
     scale: float,
     form: str = "agarwal",
 ) -> float:
-    r"""The LiSSA term added to Δ (holds with probability ≥ 1 − ρ), methods.md §2.4 (c).
+    r"""The LiSSA term added to Δ (holds with probability ≥ 1 − ρ) — Zhang et al. 2024's stochastic-solver bound.
 
     * ``"agarwal"`` (preferred; the structure of Agarwal, Bullins & Hazan 2017, Lemma 3.6):
       :math:`\big(16\,(B/\zeta_{\min})\sqrt{\ln(d/\rho)/S_1} + 1/16\big)(2CL + G)` with B = ``scale`` (H, the bound
-      on the sampled regularised Hessians' norms), :math:`\zeta_{\min}` = λ + λ_min, d = ``num_params`` and
-      :math:`S_1` = ``num_samples``, the number of independent LiSSA estimates averaged (the repetitions — in
-      Agarwal et al. the concentration is over the S_1 averaged estimates; the depth condition is
-      :func:`lissa_depth_required`).
-    * ``"r2d"``: :math:`\big(16\sqrt{p/\rho}/(\lambda+\lambda_{\min}) + 1/16\big)(2LC + G)` — a third-party
-      transcription whose missing logarithm is probably an error.
+      on the sampled regularised Hessians' norms), :math:`\zeta_{\min}` a lower bound on the smallest eigenvalue of
+      the *sampled* regularised Hessians (:func:`unlearn_core.curvature.sampled_lambda_min`), d = ``num_params`` and
+      :math:`S_1` = ``num_samples``, the number of independent LiSSA estimates averaged (the repetitions); the
+      depth condition is :func:`lissa_depth_required`.
+    * ``"r2d"``: :math:`\big(16\sqrt{p/\rho}/\zeta_{\min} + 1/16\big)(2LC + G)` — a third-party transcription
+      whose missing logarithm is probably an error.
 
-    Caveat (methods.md, derived, unverified): the lemma is stated for Hessians pre-scaled to norm ≤ 1; unscaled,
-    the error gains a factor 1/H that neither form shows on the 1/16 term. Kept in this one function so that it
-    can be fixed in one place. Returns ``inf`` when λ + λ_min ≤ 0.
+    Caveat (derived, unverified against the paper): the lemma is stated for Hessians pre-scaled to norm ≤ 1;
+    unscaled, the error gains a factor 1/H that neither form shows on the 1/16 term. Kept in this one function so
+    that it can be fixed in one place. Returns ``inf`` when ζ_min ≤ 0 (the lemma does not apply).
     """
     if form not in LISSA_FORMS:
         raise ConfigError(f"lissa_bound={form!r} is not valid: expected one of {', '.join(LISSA_FORMS)}")
@@ -133,17 +154,16 @@ def delta_lissa(
     if rho >= 1:
         raise ConfigError(f"rho={rho!r} is not valid: expected a number in (0, 1)")
     _check_positive("L", L, allow_zero=True)
-    floor = _curvature_floor(lam=lam, lambda_min=lambda_min)
-    if floor <= 0:
+    if zeta_min <= 0:
         return math.inf
     grad = gradient_bound(C=C, L=L, G=G)
     if form == "agarwal":
         _check_positive("scale", scale)
         if num_samples < 1:
             raise ConfigError(f"num_samples={num_samples!r} is not valid: expected an integer >= 1")
-        kappa = scale / floor
+        kappa = scale / zeta_min
         return (16.0 * kappa * math.sqrt(math.log(num_params / rho) / num_samples) + 1.0 / 16.0) * grad
-    return (16.0 * math.sqrt(num_params / rho) / floor + 1.0 / 16.0) * grad
+    return (16.0 * math.sqrt(num_params / rho) / zeta_min + 1.0 / 16.0) * grad
 
 
 def lissa_depth_required(*, scale: float, lam: float, lambda_min: float, num_samples: int) -> float:
@@ -156,6 +176,25 @@ def lissa_depth_required(*, scale: float, lam: float, lambda_min: float, num_sam
         return math.inf
     kappa = scale / floor
     return 2.0 * kappa * math.log(max(kappa * num_samples, 1.0))
+
+
+def delta_a_posteriori(*, residual_norm: float, lam: float, lambda_min: float) -> float:
+    r"""A deterministic bound on the inverse-HVP error from its residual (derived; no probability, no depth).
+
+    For :math:`A = H + \lambda I \succ 0` and any estimate :math:`\hat v` of :math:`v^* = A^{-1}g`, the residual
+    :math:`r = A\hat v - g` gives :math:`\hat v - v^* = A^{-1}r`, so
+
+    .. math:: \lVert\hat v - v^*\rVert \le \lVert r\rVert / \lambda_{\min}(A)
+              = \lVert r\rVert/(\lambda + \lambda_{\min}).
+
+    One full-data HVP computes r. The bound is only as good as the lower bound on λ + λ_min it divides by (an
+    analytic bound for convex models, a Lanczos estimate otherwise). ``inf`` when λ + λ_min ≤ 0.
+    """
+    _check_positive("residual_norm", residual_norm, allow_zero=True)
+    floor = _curvature_floor(lam=lam, lambda_min=lambda_min)
+    if floor <= 0:
+        return math.inf
+    return float(residual_norm) / floor
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -268,160 +307,236 @@ def epsilon_for_sigma(*, sigma: float, delta: float, sensitivity: float, mechani
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The certificate record
+# The certificate record: one typed shape for every certified method
 # ----------------------------------------------------------------------------------------------------------------
+
+#: The three statuses. Nothing outside :func:`certificate_status` decides which one a run gets.
+CERTIFIED = "certified"
+UNDER_ASSUMPTIONS = "certified under assumptions"
+NOT_CERTIFIED = "not certified"
+STATUSES = (CERTIFIED, UNDER_ASSUMPTIONS, NOT_CERTIFIED)
+
+#: How a constant of a bound is known. ``bound``: a proven upper/lower bound or an exact value (a projection the
+#: algorithm enforces, an analytic eigenvalue bound, a stopping rule of the training recipe); ``estimate``:
+#: measured and possibly optimistic (a Lanczos Ritz value, a gradient norm at a proxy model); ``assumption``: set by
+#: the user or a default and taken on trust (a Lipschitz constant).
+BOUND, ESTIMATE, ASSUMPTION = "bound", "estimate", "assumption"
+TAGS = (BOUND, ESTIMATE, ASSUMPTION)
 
 
 @dataclass
-class Assumption:
-    """One constant of the bound: its value and where it came from.
+class Condition:
+    """One hypothesis of a theorem, checked on this run.
 
-    ``source`` is ``"measured"`` (``how`` says how, e.g. "Lanczos on 2048 retain points") or ``"assumed"``
-    (a user-set or default value the bound takes on trust).
+    ``statement`` is the hypothesis in words and symbols ("λ + λ_min > 0"), ``value`` what this run has, and
+    ``requirement`` what the theorem needs; ``fix`` says what would make a failing condition hold, and ``source``
+    where the hypothesis comes from (the theorem or the derivation).
     """
 
+    name: str
+    statement: str
+    value: str
+    requirement: str
+    holds: bool
+    fix: str = ""
+    source: str = ""
+
+    def describe(self) -> str:
+        """One line: the statement, what was found, what is needed, and (when it fails) the fix."""
+        text = f"{self.statement}: {self.value} (needs {self.requirement})"
+        if not self.holds and self.fix:
+            text += f"; {self.fix}"
+        return text
+
+
+@dataclass
+class Constant:
+    """One constant a bound uses, with its value and how it is known (``tag`` in :data:`TAGS`)."""
+
+    name: str
     value: float | None
-    source: str
+    tag: str
     how: str
+
+    def __post_init__(self) -> None:
+        if self.tag not in TAGS:
+            raise ValueError(f"constant {self.name!r}: tag {self.tag!r} is not one of {', '.join(TAGS)}")
+
+
+def certificate_status(conditions: list[Condition], constants: list[Constant]) -> tuple[str, str]:
+    """The status of a certificate and the one-line reason for it — the only place that decides "certified".
+
+    * ``not certified`` — some condition fails; the reason names the first failing one and its fix;
+    * ``certified under assumptions`` — every condition holds, and the guarantee rests on constants that are
+      estimates or assumptions (named in the reason);
+    * ``certified`` — every condition holds and every constant is a proven bound.
+
+    A certificate with no conditions at all is not a certificate: it is ``not certified``.
+    """
+    if not conditions:
+        return NOT_CERTIFIED, "no condition of the theorem was checked"
+    failing = [c for c in conditions if not c.holds]
+    if failing:
+        more = f" (and {len(failing) - 1} more condition(s))" if len(failing) > 1 else ""
+        return NOT_CERTIFIED, failing[0].describe() + more
+    soft = [c for c in constants if c.tag != BOUND]
+    if soft:
+        names = ", ".join(f"{c.name} ({c.tag})" for c in soft)
+        return UNDER_ASSUMPTIONS, f"every condition holds, given {names}"
+    return CERTIFIED, "every condition holds and every constant is a proven bound"
 
 
 @dataclass
 class Certificate:
-    """The certificate of one release (what the run card's ``certificate`` holds).
+    """The (ε, δ) certificate of one release — the same shape for every certified method.
 
-    ``delta_bound`` is the total Δ (non-convergence term, plus the LiSSA term for the stochastic solver);
-    ``sigma_required`` is the σ it needs at (ε, δ) by ``mechanism``; ``sigma_used`` the σ actually added;
-    ``certified`` = σ_used ≥ σ_required (and Δ finite); ``epsilon_certified`` the ε that σ_used gives at δ for
-    this Δ. Infinite values (a bound that does not apply) serialise as ``null`` with a note.
+    ``epsilon``/``delta`` are what the user asked for; ``delta_guaranteed`` is the δ actually guaranteed (δ + ρ
+    where a lemma holds only with probability 1 − ρ). ``sigma_required`` is the noise the chosen ``accountant``
+    needs for (ε, δ) (``sigma_required_by``: every accountant or mechanism, ``inf`` where it is invalid or its
+    bound does not apply), ``sigma_used`` the noise added, and ``epsilon_certified`` the ε that ``sigma_used``
+    certifies at δ by the tightest valid accountant (``epsilon_by``: each one). ``sensitivity`` is the bound Δ on
+    the distance the noise must hide (Zhang et al.'s ‖w̃ − w̃*‖, output perturbation's 2C₀) with its terms, or
+    ``None`` where the guarantee has no single sensitivity (noisy fine-tuning). ``conditions`` are the theorem's
+    hypotheses as checked on this run, ``constants`` the numbers it uses with their tags; ``status`` and
+    ``reason`` follow from both by :func:`certificate_status` and are never stored separately.
     """
 
-    delta_bound: float
-    sigma_required: float
-    sigma_used: float
-    certified: bool
-    label: str
+    method: str
+    theorem: str
     epsilon: float
     delta: float
+    delta_guaranteed: float
+    accountant: str
+    sigma_required: float
+    sigma_used: float
     epsilon_certified: float
-    mechanism: str
-    delta_terms: dict[str, float]
-    sigma_required_by_mechanism: dict[str, float]
-    assumptions: dict[str, Assumption]
-    lissa_bound: str | None = None
-    success_probability: float = 1.0
+    sigma_required_by: dict[str, float] = field(default_factory=dict)
+    epsilon_by: dict[str, float] = field(default_factory=dict)
+    sensitivity: float | None = None
+    sensitivity_terms: dict[str, float] = field(default_factory=dict)
+    conditions: list[Condition] = field(default_factory=list)
+    constants: list[Constant] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return certificate_status(self.conditions, self.constants)[0]
+
+    @property
+    def reason(self) -> str:
+        return certificate_status(self.conditions, self.constants)[1]
+
+    @property
+    def certified(self) -> bool:
+        """True for ``certified`` and ``certified under assumptions``."""
+        return self.status != NOT_CERTIFIED
+
+    def failing(self) -> list[Condition]:
+        return [c for c in self.conditions if not c.holds]
+
+    def soft_constants(self) -> list[Constant]:
+        """The estimates and assumptions the guarantee rests on."""
+        return [c for c in self.constants if c.tag != BOUND]
+
+    def headline(self) -> str:
+        """One line for the CLI, tables and reports: status, the guarantee and the reason."""
+        guarantee = f"(ε, δ) = ({self.epsilon:g}, {self.delta_guaranteed:.3g})"
+        if self.status == NOT_CERTIFIED:
+            return f"{NOT_CERTIFIED}: {self.reason}"
+        return f"{self.status} at {guarantee}: {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict (non-finite numbers become ``None``; ``notes`` explain them)."""
-        return to_jsonable(asdict(self))
+        """A JSON-safe dict (non-finite numbers become ``None``); ``status``, ``reason``, ``certified`` included."""
+        data = asdict(self)
+        data.update(status=self.status, reason=self.reason, certified=self.certified, headline=self.headline(),
+                    sensitivity_infinite=self.sensitivity is not None and math.isinf(self.sensitivity))
+        return to_jsonable(data)
 
     def to_json(self, **kwargs: Any) -> str:
         """The certificate as a JSON string (strict JSON: no NaN/Infinity)."""
         kwargs.setdefault("ensure_ascii", False)
         return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Certificate:
+        """Rebuild a certificate from its JSON form (``None`` numbers become ``inf``: they were non-finite).
 
-def build_certificate(
-    *,
-    epsilon: float,
-    delta: float,
-    C: float,
-    M: float,
-    lam: float,
-    lambda_min: float,
-    G: float,
-    mechanism: str = "analytic",
-    sigma: float | None = None,
-    solver: str = "lissa",
-    L: float | None = None,
-    rho: float | None = None,
-    num_params: int | None = None,
-    num_samples: int | None = None,
-    scale: float | None = None,
-    lissa_bound: str = "agarwal",
-    depth: int | None = None,
-    assumptions: dict[str, Assumption] | None = None,
-    inapplicable: str | None = None,
-) -> Certificate:
-    """Assemble Δ, σ and the label for one release (methods.md §2.4).
+        A card written before this record existed has no ``conditions``: it comes back ``not certified`` with a
+        condition that says so, rather than trusting a label nothing re-checks.
+        """
 
-    ``inapplicable`` names why the bound does not cover this step at all (e.g. the reference code's
-    regulariser): Δ is then ∞ — the terms are still computed and shown for the paper's step — and no σ
-    certifies the release.
+        def num(value: Any) -> float:
+            return math.inf if value is None else float(value)
 
-    Δ = :func:`delta_nonconvergence` (+ :func:`delta_lissa` when ``solver="lissa"``, which then needs L, ρ, p,
-    the number of averaged estimates and H). ``sigma=None`` uses the required σ (so the release is certified
-    whenever Δ is finite); a smaller override (e.g. the reference code's 0.001) is labelled
-    "not certified by the bound".
-    """
-    if mechanism not in MECHANISMS:
-        raise ConfigError(f"mechanism={mechanism!r} is not valid: expected one of {', '.join(MECHANISMS)}")
-    _check_budget(epsilon, delta)
-    notes: list[str] = []
-    terms: dict[str, float] = {
-        "exact": delta_exact(C=C, M=M, lam=lam, lambda_min=lambda_min),
-        "nonconvergence": delta_nonconvergence(C=C, M=M, lam=lam, lambda_min=lambda_min, G=G),
-    }
-    total = terms["nonconvergence"]
-    probability = 1.0
-    used_form: str | None = None
-    if solver == "lissa":
-        missing = [n for n, v in (("L", L), ("rho", rho), ("num_params", num_params), ("num_samples", num_samples),
-                                  ("scale", scale)) if v is None]
-        if missing:
-            raise ConfigError(f"the LiSSA term needs {', '.join(missing)}")
-        terms["lissa"] = delta_lissa(
-            C=C, L=float(L), G=G, lam=lam, lambda_min=lambda_min, num_params=int(num_params), rho=float(rho),
-            num_samples=int(num_samples), scale=float(scale), form=lissa_bound,
+        conditions = [Condition(**c) for c in data.get("conditions") or []]
+        if "conditions" not in data:
+            conditions = [Condition(
+                name="record", statement="certificate record of this version", value="an older run card",
+                requirement="a card written by this version", holds=False,
+                fix="run it again to recompute the certificate",
+            )]
+        return cls(
+            method=str(data.get("method", "?")),
+            theorem=str(data.get("theorem", "")),
+            epsilon=num(data.get("epsilon")),
+            delta=num(data.get("delta")),
+            delta_guaranteed=num(data.get("delta_guaranteed", data.get("delta"))),
+            accountant=str(data.get("accountant", "")),
+            sigma_required=num(data.get("sigma_required")),
+            sigma_used=num(data.get("sigma_used")) if data.get("sigma_used") is not None else 0.0,
+            epsilon_certified=num(data.get("epsilon_certified")),
+            sigma_required_by={k: num(v) for k, v in (data.get("sigma_required_by") or {}).items()},
+            epsilon_by={k: num(v) for k, v in (data.get("epsilon_by") or {}).items()},
+            sensitivity=math.inf if data.get("sensitivity_infinite") else (
+                None if data.get("sensitivity") is None else float(data["sensitivity"])),
+            sensitivity_terms={k: num(v) for k, v in (data.get("sensitivity_terms") or {}).items()},
+            conditions=conditions,
+            constants=[Constant(**c) for c in data.get("constants") or []],
+            notes=list(data.get("notes") or []),
+            details=dict(data.get("details") or {}),
         )
-        total = total + terms["lissa"]
-        probability = 1.0 - float(rho)
-        used_form = lissa_bound
-        if depth is not None:
-            need = lissa_depth_required(scale=float(scale), lam=lam, lambda_min=lambda_min,
-                                        num_samples=int(num_samples))
-            terms["lissa_depth_required"] = need
-            if math.isfinite(need) and depth < need:
-                notes.append(f"LiSSA depth {depth} is below the {need:.4g} steps Agarwal et al.'s lemma needs; "
-                             "the LiSSA term assumes that depth")
-        notes.append(f"the LiSSA term ({lissa_bound!r} form) holds with probability ≥ 1 − ρ = {probability:g}")
-    if inapplicable:
-        total = math.inf
-        notes.insert(0, f"{inapplicable}: the bound does not cover this step (Δ = ∞); the Δ terms shown are the "
-                        "paper's, for comparison")
-    elif lam + lambda_min <= 0:
-        notes.append(f"λ + λ_min = {lam + lambda_min:.4g} ≤ 0: the bound does not apply (Δ = ∞); raise lam above "
-                     f"{-lambda_min:.4g} or set lambda_min as an assumption")
-    by_mechanism = {m: sigma_for(epsilon=epsilon, delta=delta, sensitivity=total, mechanism=m) for m in MECHANISMS}
-    if epsilon >= 1:
-        notes.append("the classical Gaussian mechanism is proved only for ε < 1; its σ is shown for comparison")
-    required = by_mechanism[mechanism]
-    if sigma is not None and not (math.isfinite(float(sigma)) and float(sigma) >= 0):
-        raise ConfigError(f"sigma={sigma!r} is not valid: expected a finite number >= 0 or none")
-    if sigma is not None:
-        used = float(sigma)
-    elif math.isfinite(required):
-        used = required
-    else:
-        # No finite noise certifies an infinite Δ; release the noiseless estimate and say so.
-        used = 0.0
-        notes.append("Δ is infinite, so no finite σ certifies the release: no noise was added")
-    certified = bool(math.isfinite(total) and used >= required)
-    eps_cert = epsilon_for_sigma(sigma=used, delta=delta, sensitivity=total, mechanism=mechanism)
-    return Certificate(
-        delta_bound=total,
-        sigma_required=required,
-        sigma_used=used,
-        certified=certified,
-        label=CERTIFIED if certified else NOT_CERTIFIED,
-        epsilon=float(epsilon),
-        delta=float(delta),
-        epsilon_certified=eps_cert,
-        mechanism=mechanism,
-        delta_terms=terms,
-        sigma_required_by_mechanism=by_mechanism,
-        assumptions=dict(assumptions or {}),
-        lissa_bound=used_form,
-        success_probability=probability,
-        notes=notes,
+
+
+def certificate_from_card(card: dict[str, Any]) -> Certificate | None:
+    """The typed certificate of a run card (``None`` for methods that carry none)."""
+    data = card.get("certificate")
+    return Certificate.from_dict(data) if isinstance(data, dict) else None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Shared conditions
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def noise_condition(*, sigma_used: float, sigma_required: float, accountant: str) -> Condition:
+    """σ_used ≥ σ_required: the noise added is at least what the accountant needs for (ε, δ).
+
+    Below it the release is "not certified by the bound" (the guide's words), whatever else holds.
+    """
+    finite = math.isfinite(sigma_required)
+    return Condition(
+        name="noise",
+        statement="noise σ_used ≥ σ_required",
+        value=f"σ_used = {sigma_used:.4g}, σ_required = {sigma_required:.4g}" if finite
+        else f"σ_used = {sigma_used:.4g}, σ_required = ∞ (no finite noise certifies)",
+        requirement=f"σ_used ≥ σ_required ({accountant})",
+        holds=bool(finite and sigma_used >= sigma_required * (1 - 1e-9)),
+        fix="not certified by the bound: leave sigma unset (none) to add the required noise" if finite
+        else "not certified by the bound: make the bound finite first",
+        source="Gaussian mechanism: the noise must cover the sensitivity at (ε, δ)",
+    )
+
+
+def batchnorm_condition(*, has_batchnorm: bool, recomputed_on_retain: bool) -> Condition:
+    """The output is a function of the parameters alone (no BatchNorm buffers that still carry D_u)."""
+    ok = (not has_batchnorm) or recomputed_on_retain
+    value = ("no BatchNorm buffers" if not has_batchnorm else
+             "BatchNorm statistics recomputed from D_r" if recomputed_on_retain else
+             "BatchNorm running statistics left as trained on D (they carry D_u)")
+    return Condition(
+        name="batchnorm", statement="the released model's buffers depend on D_r only", value=value,
+        requirement="no BatchNorm buffers, or buffers recomputed from D_r", holds=ok,
+        fix="use a model with norm=none or norm=group",
+        source="the certificates treat the network as a function of its parameters",
     )

@@ -214,6 +214,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def _print_summary(card: dict[str, Any]) -> None:
+    from unlearn_core.certificate import certificate_from_card
+
     print(f"device: {card['device']}")
     header = f"{'model':<10} {'acc_forget':>10} {'acc_retain':>10} {'acc_test':>10}"
     print(header)
@@ -225,10 +227,20 @@ def _print_summary(card: dict[str, Any]) -> None:
             print(f"{key}: {value:.4f}")
     timing = card.get("timing_s", {})
     print("time (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timing.items() if v is not None))
-    cert = card.get("certificate")
-    if cert:
-        label = cert.get("label", "certified" if cert.get("certified") else "not certified by the bound")
-        print(f"certificate: {label}")
+    approx = (card.get("diagnostics") or {}).get("approx_error")
+    if approx is not None and dist.get("original_to_retrained"):
+        print(f"noise-free estimate to retrained: {approx:.4f} "
+              f"({approx / dist['original_to_retrained']:.3g} × the original's distance)")
+    cert = certificate_from_card(card)
+    if cert is None:
+        print(f"certificate: none ({card['method']['family']} method, no (ε, δ) guarantee)")
+        return
+    print(f"certificate: {cert.headline()}")
+    for condition in cert.failing():
+        print(f"  fails: {condition.describe()}")
+    for constant in cert.soft_constants() if cert.certified else []:
+        print(f"  rests on {constant.name} = {constant.value:.4g} ({constant.tag}: {constant.how})"
+              if constant.value is not None else f"  rests on {constant.name} ({constant.tag}: {constant.how})")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -36,6 +36,8 @@ import torch
 from torch import nn
 
 from unlearn_core import metrics as mt
+from unlearn_core.certificate import Certificate
+from unlearn_core.diagnostics import SPLITS, Diagnostics
 from unlearn_core.errors import ConfigError
 from unlearn_core.evaluation import evaluate, param_distance
 from unlearn_core.functional import get_flat_params, set_flat_params
@@ -97,32 +99,37 @@ def prepare_seed(base: RunConfig, seed: int, *, progress: ProgressFn = None) -> 
 
 
 def _cert_columns(cert: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The certificate's table columns (all ``None`` for a method without one); ``delta_bound`` is Δ."""
     if not cert:
-        return {"certified": None, "epsilon": None, "delta": None, "epsilon_certified": None, "sigma_used": None,
-                "sigma_required": None, "delta_bound": None}
+        return {"certified": None, "status": None, "epsilon": None, "delta": None, "delta_guaranteed": None,
+                "epsilon_certified": None, "sigma_used": None, "sigma_required": None, "delta_bound": None}
+    c = Certificate.from_dict(dict(cert))
+    finite = c.sensitivity is not None and math.isfinite(c.sensitivity)
     return {
-        "certified": cert.get("certified"),
-        "epsilon": cert.get("epsilon"),
-        "delta": cert.get("delta"),
-        "epsilon_certified": cert.get("epsilon_certified"),
-        "sigma_used": cert.get("sigma_used"),
-        "sigma_required": cert.get("sigma_required"),
-        "delta_bound": cert.get("delta_bound"),
+        "certified": c.certified,
+        "status": c.status,
+        "epsilon": c.epsilon,
+        "delta": c.delta,
+        "delta_guaranteed": c.delta_guaranteed,
+        "epsilon_certified": c.epsilon_certified if math.isfinite(c.epsilon_certified) else None,
+        "sigma_used": c.sigma_used,
+        "sigma_required": c.sigma_required if math.isfinite(c.sigma_required) else None,
+        "delta_bound": c.sensitivity if finite else None,
     }
 
 
-def _sensitivity_extras(cert: Mapping[str, Any] | None, diag: Mapping[str, Any]) -> dict[str, Any]:
-    """The constant the bound hinges on (λ_min, measured or assumed) and the noise-free estimate's accuracies.
+def _sensitivity_extras(cert: Mapping[str, Any] | None, diag: Diagnostics) -> dict[str, Any]:
+    """The constant the bound hinges on (λ_min, with its tag) and the noise-free estimate's accuracies.
 
     Why: when Δ is infinite (λ + λ_min ≤ 0) or σ destroys the release, these are what a sweep over λ can show.
     """
     out: dict[str, Any] = {}
-    lam_min = ((cert or {}).get("assumptions") or {}).get("lambda_min")
-    if isinstance(lam_min, Mapping):
-        out["lambda_min"] = lam_min.get("value")
-    steps = diag.get("steps") or []
-    if steps:
-        out.update({k: v for k, v in steps[0].items() if k.endswith("_noiseless")})
+    if cert:
+        for constant in Certificate.from_dict(dict(cert)).constants:
+            if constant.name == "λ_min":
+                out["lambda_min"], out["lambda_min_tag"] = constant.value, constant.tag
+    if diag.noiseless_accuracy is not None:
+        out.update({f"acc_{s}_noiseless": getattr(diag.noiseless_accuracy, s) for s in SPLITS})
     return out
 
 
@@ -293,10 +300,8 @@ def sequential(
         _report(progress, stage="unlearn", seed=seed, method=method)
         result = run_method(prepared, method, overrides, seed=seed)
         ref = result.card["models"]["retrained"]  # prepared.metrics(prepared.retrained), computed by run_method
-        steps = result.result.diagnostics.get("steps") or []
-        for rec in steps:
-            row = {"seed": seed, "method": method, "requests": int(requests)}
-            row.update({k: v for k, v in rec.items() if k != "lissa" and not isinstance(v, (dict, list))})
+        for rec in result.result.diagnostics.requests:
+            row = {"seed": seed, "method": method, "requests": int(requests), **rec.to_row()}
             row.update({f"{k}_retrained": ref[k] for k in ACCURACY_COLUMNS})
             rows.append(row)
     return pd.DataFrame(rows)
@@ -349,7 +354,7 @@ def sensitivity(
             diag = result.result.diagnostics
             row: dict[str, Any] = {"seed": seed, "method": method, "param": param, "value": float(v)}
             row.update(_cert_columns(result.card["certificate"]))
-            row["approx_error"] = diag.get("approx_error")
+            row["approx_error"] = diag.approx_error
             row["dist_to_retrained"] = result.card["distance"]["unlearned_to_retrained"]
             row.update(_sensitivity_extras(result.card["certificate"], diag))
             row.update(result.card["models"]["unlearned"])
@@ -408,7 +413,7 @@ def budget(
                 cert = result.card["certificate"] or {}
                 batch = int(resolve_params(get_unlearner(name).schema, overrides[name], method=name).get(
                     "batch_size", prepared.train_config.batch_size))
-                noisy_steps = int(cert.get("T") or 0)
+                noisy_steps = int((cert.get("details") or {}).get("T") or 0)
                 rows.append({
                     "seed": seed, "method": name, "budget_epochs": b,
                     "noisy_epochs": noisy_steps / max(1, math.ceil(n_r / batch)),
@@ -536,11 +541,11 @@ def _audit_endpoints(prepared: Prepared, method: str, params: Mapping[str, Any],
             raise ConfigError("the audit covers one request: set requests=1")
         # σ = 0 returns the noise-free estimate w̃ with the same certificate (Δ and σ_required do not depend on σ).
         result = run_method(prepared, method, {**params, "sigma": 0.0}, seed=seed)
-        cert = result.card["certificate"] or {}
-        # A bound that does not apply (λ + λ_min ≤ 0) serialises as None: Δ = ∞, no σ certifies anything.
-        bound = cert.get("delta_bound")
-        bound = math.inf if bound is None else float(bound)
-        sigma = resolved["sigma"] if resolved["sigma"] is not None else cert.get("sigma_required")
+        cert = Certificate.from_dict(result.card["certificate"])
+        # A bound that does not apply (λ + λ_min ≤ 0) is Δ = ∞: no σ certifies anything.
+        bound = math.inf if cert.sensitivity is None else float(cert.sensitivity)
+        sigma = resolved["sigma"] if resolved["sigma"] is not None else (
+            cert.sigma_required if math.isfinite(cert.sigma_required) else None)
         return {"w_a": get_flat_params(result.unlearned), "w_b": get_flat_params(prepared.retrained),
                 "sigma": None if sigma is None else float(sigma), "delta": float(resolved["delta"]), "bound": bound,
                 "epsilon_target": float(resolved["epsilon"]),
@@ -556,7 +561,7 @@ def _audit_endpoints(prepared: Prepared, method: str, params: Mapping[str, Any],
             m = copy.deepcopy(model)
             project_to_ball(m, float(resolved["C0"]))
             ends.append(get_flat_params(m))
-        return {"w_a": ends[0], "w_b": ends[1], "sigma": float(plan["sigma_used"]), "delta": float(resolved["delta"]),
+        return {"w_a": ends[0], "w_b": ends[1], "sigma": float(plan.sigma_used), "delta": float(resolved["delta"]),
                 "bound": 2.0 * float(resolved["C0"]), "epsilon_target": float(resolved["epsilon"]),
                 "note": "audits the noisy release before fine-tuning (fine-tuning is post-processing)"}
     raise ConfigError(f"method {method!r} cannot be audited: choose one of {', '.join(AUDIT_METHODS)}")

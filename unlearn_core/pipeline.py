@@ -156,6 +156,7 @@ class Prepared:
             model_factory=self.model_factory,
             device=self.device,
             seed=self.config.seed if seed is None else seed,
+            convex=get_model_info(self.config.model).convex,
             retrained=self.retrained,
             progress=progress,
             cancel=cancel,
@@ -323,8 +324,8 @@ def run_method(
             "train": prepared.timing_s["train"], "retrain": prepared.timing_s["retrain"], "unlearn": unlearn_s,
         },
         "cached": dict(prepared.cached),
-        "certificate": result.certificate,
-        "diagnostics": result.diagnostics,
+        "certificate": result.certificate.to_dict() if result.certificate is not None else None,
+        "diagnostics": result.diagnostics.to_dict(),
         "warnings": (
             ["the model has BatchNorm buffers, which no certificate covers (use norm=group or none)"]
             if has_batchnorm(prepared.original) else []

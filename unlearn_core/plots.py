@@ -16,6 +16,7 @@ uncertified method, no MIA block) is not an error: the function returns ``None``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,7 +25,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-SPLITS = ("forget", "retain", "test")
+from unlearn_core.certificate import certificate_from_card
+from unlearn_core.diagnostics import SPLITS, diagnostics_from_card
+
 COLOURS = {"original": "#8c8c8c", "retrained": "#2b6cb0", "unlearned": "#d9480f"}
 REFERENCE = dict(color=COLOURS["retrained"], dash="dash", width=2)
 CLOSER = "closer to retrained is better"
@@ -288,11 +291,9 @@ MIA_SCORES = {"loss_auc": "loss MIA AUC", "posterior_auc": "posterior-difference
 
 
 def noiseless_accuracies(card: Mapping[str, Any]) -> dict[str, float] | None:
-    """Accuracies of the noise-free estimate w̃ (certified_newton's last step reports them), else ``None``."""
-    steps = (card.get("diagnostics") or {}).get("steps") or []
-    last = steps[-1] if steps and isinstance(steps[-1], Mapping) else {}
-    values = {s: last.get(f"acc_{s}_noiseless") for s in SPLITS}
-    return values if all(isinstance(v, (int, float)) for v in values.values()) else None
+    """Accuracies of the noise-free estimate w̃ (methods that release estimate + noise report them), else ``None``."""
+    acc = diagnostics_from_card(dict(card)).noiseless_accuracy
+    return None if acc is None else {s: getattr(acc, s) for s in SPLITS}
 
 
 def accuracy_bars(card: Mapping[str, Any]) -> go.Figure | None:
@@ -342,26 +343,20 @@ def time_bars(card: Mapping[str, Any]) -> go.Figure | None:
 
 def gradient_norms(card: Mapping[str, Any]) -> go.Figure | None:
     """Retain-gradient norm before and after the step, beside the retrained model's (the stationarity floor)."""
-    diag = card.get("diagnostics") or {}
-    steps = diag.get("steps") or []
-    names, values = [], []
-    if steps and isinstance(steps[0], Mapping) and steps[0].get("grad_norm_after") is not None:
-        names += ["before (w*)", "after (w̃)"]
-        values += [steps[0]["grad_norm"], steps[0]["grad_norm_after"]]
-    elif isinstance(diag.get("grad_norm"), (int, float)):
-        names.append("before (w*)")
-        values.append(diag["grad_norm"])
-    if not names:
+    diag = diagnostics_from_card(dict(card))
+    bars = [(name, value, colour) for name, value, colour in (
+        ("before (w*)", diag.grad_norm, COLOURS["original"]),
+        ("after (w̃)", diag.grad_norm_after, COLOURS["unlearned"]),
+        ("retrained (w̃*)", diag.retrained_grad_norm, COLOURS["retrained"]),
+    ) if value is not None]
+    if not any(name != "retrained (w̃*)" for name, _, _ in bars):
         return None
-    colours = [COLOURS["original"], COLOURS["unlearned"]][: len(names)]
-    if isinstance(diag.get("retrained_grad_norm"), (int, float)):
-        names.append("retrained (w̃*)")
-        values.append(diag["retrained_grad_norm"])
-        colours.append(COLOURS["retrained"])
+    names, values, colours = (list(t) for t in zip(*bars, strict=True))
     fig = go.Figure(go.Bar(x=names, y=values, text=[f"{v:.3g}" for v in values], textposition="outside",
                            marker_color=colours, name="gradient norm"))
-    if "retrained (w̃*)" in names:
-        fig.add_hline(y=values[-1], line=REFERENCE, annotation_text="retrained", annotation_position="top left")
+    if diag.retrained_grad_norm is not None:
+        fig.add_hline(y=diag.retrained_grad_norm, line=REFERENCE, annotation_text="retrained",
+                      annotation_position="top left")
     fig.update_xaxes(title_text="model")
     fig.update_yaxes(title_text="‖∇L(w, D_r)‖ (weight decay included, log)", type="log")
     return _layout(fig, f"Gradient norm on the retain set (dashed: retrained) — {CLOSER}", height=340)
@@ -369,42 +364,72 @@ def gradient_norms(card: Mapping[str, Any]) -> go.Figure | None:
 
 def lissa_convergence(card: Mapping[str, Any]) -> go.Figure | None:
     """‖v_t‖ per LiSSA repetition against the step t (log y): flattening out = converged, growth = H too small."""
-    lissa = (card.get("diagnostics") or {}).get("lissa")
-    if not isinstance(lissa, Mapping) or not lissa.get("norms"):
+    lissa = diagnostics_from_card(dict(card)).lissa
+    if lissa is None or not lissa.norms:
         return None
-    steps, norms = lissa["norm_steps"], lissa["norms"]
     fig = go.Figure()
-    for r in range(len(norms[0])):
-        fig.add_scatter(x=steps, y=[row[r] for row in norms], mode="lines", name=f"rep {r + 1}", line=dict(width=1))
+    for r in range(len(lissa.norms[0])):
+        fig.add_scatter(x=lissa.norm_steps, y=[row[r] for row in lissa.norms], mode="lines", name=f"rep {r + 1}",
+                        line=dict(width=1))
     fig.update_xaxes(title_text="LiSSA step t")
     fig.update_yaxes(title_text="‖v_t‖ (log scale)", type="log")
-    scale = lissa.get("scale")
-    title = "LiSSA convergence — flat is converged, growth means H is too small"
-    if scale is not None:
-        title += f" (H = {float(scale):.4g}, {lissa.get('num_hvps')} HVPs)"
+    title = (f"LiSSA convergence — flat is converged, growth means H is too small (H = {lissa.scale:.4g}, "
+             f"{lissa.num_hvps} HVPs)")
     return _layout(fig, title, height=340)
 
 
 def bound_vs_actual(card: Mapping[str, Any]) -> go.Figure | None:
     """The certified bound Δ beside the actual error ‖w̃ − w̃*‖ before noise (log scale; the bound is worst case).
 
-    ``None`` when the run has no finite bound (an uncertified method, or λ + λ_min ≤ 0).
+    ``None`` when the run has no finite bound (an uncertified method, noisy fine-tuning, or λ + λ_min ≤ 0).
     """
-    cert = card.get("certificate")
-    if not cert or cert.get("delta_bound") is None:
+    cert = certificate_from_card(dict(card))
+    if cert is None or cert.sensitivity is None or not math.isfinite(cert.sensitivity):
         return None
-    actual = (card.get("diagnostics") or {}).get("approx_error")
+    actual = diagnostics_from_card(dict(card)).approx_error
     if actual is None:
         actual = (card.get("distance") or {}).get("unlearned_to_retrained")
     if actual is None:
         return None
     names = ["bound Δ", "actual ‖w̃ − w̃*‖"]
-    values = [float(cert["delta_bound"]), float(actual)]
+    values = [float(cert.sensitivity), float(actual)]
     fig = go.Figure(go.Bar(x=names, y=values, text=[f"{v:.3g}" for v in values], textposition="outside",
                            marker_color=["#805ad5", COLOURS["unlearned"]], name="ℓ2 distance"))
     fig.update_yaxes(type="log", title_text="ℓ2 distance in parameter space (log)")
     fig.update_xaxes(title_text="quantity (retrained model = distance 0)")
     return _layout(fig, "Approximation error: bound vs actual (before noise) — lower is better", height=340)
+
+
+def step_curves(card: Mapping[str, Any]) -> go.Figure | None:
+    """Every per-step curve the method recorded (loss, gradient and parameter norms, forget accuracy...).
+
+    One panel per metric, one line per phase; ``None`` when the method records no curve.
+    """
+    curve = diagnostics_from_card(dict(card)).curve
+    if not curve:
+        return None
+    df = pd.DataFrame([{"phase": c.phase, "step": c.step, "metric": c.metric, "value": c.value} for c in curve])
+    metrics = list(dict.fromkeys(df["metric"]))
+    cols = min(3, len(metrics))
+    rows = math.ceil(len(metrics) / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[CURVE_LABELS.get(m, m.replace("_", " "))
+                                                               for m in metrics])
+    for i, metric in enumerate(metrics):
+        for phase, part in df[df["metric"] == metric].groupby("phase", sort=False):
+            fig.add_scatter(x=part["step"], y=part["value"], mode="lines+markers", name=str(phase),
+                            legendgroup=str(phase), showlegend=i == 0, row=i // cols + 1, col=i % cols + 1,
+                            marker=dict(size=4))
+        fig.update_xaxes(title_text="step", row=i // cols + 1, col=i % cols + 1)
+    return _layout(fig, "Per-step curves of the method (one colour per phase)", height=300 * rows)
+
+
+#: Display names of the curve metrics unlearners record (``Diagnostics.curve``).
+CURVE_LABELS = {
+    "loss": "mini-batch loss", "grad_norm": "gradient norm", "param_norm": "‖w‖", "clipped": "gradient clipped (1/0)",
+    "retain_subsample_loss": "retain loss (fixed subsample)", "retain_subsample_acc": "retain accuracy (subsample)",
+    "forget_accuracy": "forget accuracy", "loss_retain": "retain loss", "loss_forget": "forget loss",
+    "alpha": "cubic damping α", "step_norm": "‖Δ‖",
+}
 
 
 def mia_bars(card: Mapping[str, Any]) -> go.Figure | None:
@@ -444,6 +469,7 @@ CARD_FIGURES = {
     "LiSSA convergence": lissa_convergence,
     "Bound vs actual error": bound_vs_actual,
     "Membership inference": mia_bars,
+    "Per-step curves": step_curves,
 }
 
 

@@ -258,18 +258,11 @@ PRESETS: dict[str, str] = {
 }
 
 
-#: Quick-demo hyperparameters (certified_newton's names; other methods keep their defaults). Fast *and* honest:
-#: the digits MLP has λ_min ≈ −0.08 at w*, so the default λ = 0.01 leaves λ + λ_min ≤ 0 and Δ = ∞ (nothing is
-#: certified). λ = 1 makes the bound finite; H = 'auto' measures the LiSSA scale (≈ 1.5 λ_max) instead of the
-#: paper's 1000; depth 500 is above the ≈ 400 steps Agarwal et al.'s lemma asks for at this H and λ (so the LiSSA
-#: term's assumption holds), and 4 repetitions of 64-point Hessians keep the solve ≈ 0.4 s on 2 cores.
-QUICK_PARAMS: dict[str, Any] = {"lam": 1.0, "H": "auto", "depth": 500, "reps": 4, "batch": 64}
-
-
 def quick_params(method: str) -> dict[str, Any]:
-    """The quick demo's hyperparameters that ``method`` has (validated by its schema)."""
-    names = {p.name for p in get_unlearner(method).schema}
-    return {k: v for k, v in QUICK_PARAMS.items() if k in names}
+    """The quick demo's hyperparameters for ``method``: the method's own ``demo_params`` (validated by its schema)."""
+    cls = get_unlearner(method)
+    resolve_params(cls.schema, dict(cls.demo_params), method=method)
+    return dict(cls.demo_params)
 
 
 def preset(name: str) -> UIConfig:

@@ -30,7 +30,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from unlearn_core.certificate import Certificate
 from unlearn_core.curvature import dense_refusal
+from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.errors import ConfigError
 from unlearn_core.functional import num_params
 from unlearn_core.progress import Cancelled, ProgressCallback
@@ -201,6 +203,9 @@ class UnlearnContext:
     model_factory: Callable[..., nn.Module]
     device: torch.device
     seed: int = 0
+    #: The model family is convex (logistic regression): its Hessian is PSD everywhere, so λ_min ≥ weight decay
+    #: is a proven bound rather than an estimate (``models.ModelInfo.convex``).
+    convex: bool = False
     retrained: nn.Module | None = None
     progress: ProgressCallback | None = None
     cancel: threading.Event | None = None
@@ -265,14 +270,15 @@ class UnlearnContext:
 class UnlearnResult:
     """What every unlearner returns: the released model, its certificate (or None) and diagnostics.
 
-    ``certificate`` is a JSON-serialisable dict for certified methods (see ``unlearn_core.certificate``) and
-    ``None`` for approximate, heuristic and oracle methods. ``diagnostics`` is a JSON-serialisable dict of
-    method-specific curves and numbers (gradient norms, LiSSA norms, α, ...).
+    ``certificate`` is the typed :class:`~unlearn_core.certificate.Certificate` for certified methods (the same
+    record for every one of them) and ``None`` for approximate, heuristic and oracle methods. ``diagnostics`` is
+    the typed :class:`~unlearn_core.diagnostics.Diagnostics` (one shape for every method; method-specific values
+    in its ``details``).
     """
 
     model: nn.Module
-    certificate: dict[str, Any] | None
-    diagnostics: dict[str, Any]
+    certificate: Certificate | None
+    diagnostics: Diagnostics
 
 
 class Unlearner(ABC):
@@ -286,6 +292,9 @@ class Unlearner(ABC):
     #: ``(solver value, alternatives)`` for methods whose ``solver`` hyperparameter has a dense-Hessian choice:
     #: that choice stores a p × p matrix, so it is refused above ``curvature.DENSE_MAX_PARAMS`` (``dense_refusal``).
     dense_solver: ClassVar[tuple[str, str] | None] = None
+    #: Hyperparameters for a quick demonstration on a small model (digits MLP): the quick-demo preset and the tests
+    #: that run every registered method use them. Empty when the defaults are already fast there.
+    demo_params: ClassVar[dict[str, Any]] = {}
 
     def unsupported_reason(self, model: nn.Module, params: dict[str, Any]) -> str | None:
         """Why this method cannot run on ``model`` with ``params`` (``None`` when it can).

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from unlearn_core.curvature import conjugate_gradient, hessian_matrix, lanczos, make_data_hvp, make_lissa_hvp
+from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.errors import DivergenceError
 from unlearn_core.functional import flat_gradient, get_flat_params, set_flat_params
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
@@ -299,25 +300,24 @@ class CureNewton(Unlearner):
             steps.append(step)
         model.eval()
         last = steps[-1]
-        diagnostics = {
-            "label": LABEL,
-            "M": float(M),
-            "M_info": M_info,
-            "solver": params["solver"],
-            "weight_decay": wd,
-            "alpha": last["alpha"],
-            "step_norm": last["step_norm"],
-            "cubic_model_decrease": last["cubic_model"],
-            "grad_norm": last["grad_norm"],
-            "optimality_residual": last["optimality_residual"],
-            "num_hvps": hvps_total,
-            "num_gradients": len(steps),
-            "wall_time_s": time.perf_counter() - start,
-            "steps": steps,
-            "batchnorm_note": "BatchNorm running statistics are left unchanged (they still carry D_u)"
-            if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) else None,
-        }
-        return UnlearnResult(model=model, certificate=None, diagnostics=diagnostics)
+        diag = Diagnostics(
+            time_s=time.perf_counter() - start,
+            grad_norm=steps[0]["grad_norm"],
+            grad_norm_after=float(torch.linalg.vector_norm(flat_gradient(model, x_r, y_r, weight_decay=wd))),
+            num_hvps=hvps_total,
+            num_gradients=len(steps) + 1,
+            details={
+                "M": float(M), "M_info": M_info, "solver": params["solver"], "weight_decay": wd,
+                "alpha": last["alpha"], "step_norm": last["step_norm"], "cubic_model_decrease": last["cubic_model"],
+                "optimality_residual": last["optimality_residual"], "outer_steps": steps,
+                "batchnorm_note": "BatchNorm running statistics are left unchanged (they still carry D_u)"
+                if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) else None,
+            },
+        )
+        for i, step in enumerate(steps, start=1):
+            diag.add_curve("cure_newton", i, alpha=step["alpha"], step_norm=step["step_norm"],
+                           grad_norm=step["grad_norm"])
+        return UnlearnResult(model=model, certificate=None, diagnostics=diag)
 
     def _one_step(
         self,

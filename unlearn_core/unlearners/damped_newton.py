@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from unlearn_core.curvature import exact_inverse_hvp, make_data_hvp
+from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.errors import ConfigError
 from unlearn_core.functional import (
     flat_gradient,
@@ -111,17 +112,16 @@ class DampedNewton(Unlearner):
         if not math.isfinite(step_norm):
             raise ConfigError(f"lam={lam:g} gives a singular damped Hessian (non-finite step): increase lam")
         set_flat_params(model, w0 - step)
-        diagnostics = {
-            "label": "approximate (uncertified)",
-            "lam": lam,
-            "weight_decay": wd,
-            "solver": params["solver"],
-            "grad_norm": float(torch.linalg.vector_norm(g)),
-            "step_norm": step_norm,
-            "param_norm_before": float(torch.linalg.vector_norm(w0)),
-            "param_norm_after": float(torch.linalg.vector_norm(w0 - step)),
-            "num_hvps": info.get("hvps"),
-            "solver_info": info,
-            "wall_time_s": time.perf_counter() - start,
-        }
-        return UnlearnResult(model=model, certificate=None, diagnostics=diagnostics)
+        diag = Diagnostics(
+            time_s=time.perf_counter() - start,
+            grad_norm=float(torch.linalg.vector_norm(g)),
+            grad_norm_after=float(torch.linalg.vector_norm(flat_gradient(model, x_r, y_r, weight_decay=wd))),
+            num_hvps=info.get("hvps"),
+            num_gradients=2,
+            details={
+                "lam": lam, "weight_decay": wd, "solver": params["solver"], "step_norm": step_norm,
+                "param_norm_before": float(torch.linalg.vector_norm(w0)),
+                "param_norm_after": float(torch.linalg.vector_norm(w0 - step)), "solver_info": info,
+            },
+        )
+        return UnlearnResult(model=model, certificate=None, diagnostics=diag)

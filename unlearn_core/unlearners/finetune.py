@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.errors import DivergenceError
 from unlearn_core.evaluation import evaluate
 from unlearn_core.functional import batches
@@ -135,7 +136,7 @@ def sgd_finetune(
     start = time.perf_counter()
     model.train()
     step = 0
-    losses: list[float] = []
+    losses: list[tuple[int, float]] = []
     report_every = max(1, total // 20)
     while step < total:
         order = torch.randperm(n, generator=generator).to(x.device)
@@ -157,7 +158,7 @@ def sgd_finetune(
                 scheduler.step()
             step += 1
             if step % report_every == 0 or step == total:
-                losses.append(value)
+                losses.append((step, value))
                 if ctx is not None:
                     ctx.report(stage=stage, step=step, steps=total, loss=value)
             if stop_when is not None:
@@ -173,6 +174,15 @@ def sgd_finetune(
     check_finite(model, stage=stage, hint=divergence_hint)
     summary.update({"steps": step, "loss_curve": losses, "time_s": time.perf_counter() - start})
     return summary
+
+
+def record_phase(diag: Diagnostics, phase: str, summary: dict[str, Any]) -> None:
+    """Put an :func:`sgd_finetune` summary into the typed diagnostics: its loss curve into ``curve`` (phase
+    ``phase``), its time into ``phases_s``, and the rest (steps, lr, schedule, early stop) into ``details``."""
+    for step, loss in summary.get("loss_curve", []):
+        diag.add_curve(phase, step, loss=loss)
+    diag.phases_s[phase] = diag.phases_s.get(phase, 0.0) + float(summary.get("time_s", 0.0))
+    diag.details[phase] = {k: v for k, v in summary.items() if k not in ("loss_curve", "time_s")}
 
 
 def check_finite(model: nn.Module, *, stage: str, hint: str) -> None:
@@ -227,12 +237,7 @@ class FineTune(Unlearner):
         # The fine-tuning ran in train mode (batch statistics), so nothing read the old running statistics:
         # resetting and recomputing them from D_r here is all it takes.
         bn = recompute_batchnorm_stats(model, x_r)
-        return UnlearnResult(
-            model=model,
-            certificate=None,
-            diagnostics={
-                "finetune": summary,
-                "weight_decay": wd,
-                "batchnorm_recomputed_on_retain": bn,
-            },
-        )
+        diag = Diagnostics(time_s=summary["time_s"], num_gradients=summary["steps"],
+                           details={"weight_decay": wd, "batchnorm_recomputed_on_retain": bn})
+        record_phase(diag, "finetune", summary)
+        return UnlearnResult(model=model, certificate=None, diagnostics=diag)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
+from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.functional import batches, buffer_dict, param_dict
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.finetune import fixed_subsample, recompute_batchnorm_stats
@@ -127,16 +128,16 @@ class FisherForgetting(Unlearner):
                 p.add_(noise)
                 noise_sq += float(noise.pow(2).sum())
         bn = recompute_batchnorm_stats(model, x_r)
-        return UnlearnResult(
-            model=model, certificate=None,
-            diagnostics={
+        diag = Diagnostics(
+            time_s=time.perf_counter() - start,
+            phases_s={"fisher": fisher_s},
+            noise_norm=noise_sq**0.5,
+            details={
                 "alpha": params["alpha"],
                 "fisher_samples": int(x_fisher.shape[0]),
-                "noise_norm": noise_sq**0.5,
                 "fisher_mean_by_tensor": {k: float(v.mean()) for k, v in fisher.items()},
                 "noise_std_mean_by_tensor": {k: float(v.sqrt().mean()) for k, v in var.items()},
-                "fisher_time_s": fisher_s,
-                "wall_time_s": time.perf_counter() - start,
                 "batchnorm_recomputed_on_retain": bn,
             },
         )
+        return UnlearnResult(model=model, certificate=None, diagnostics=diag)

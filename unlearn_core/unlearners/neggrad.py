@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.errors import DivergenceError
 from unlearn_core.training import trainable
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
@@ -27,6 +28,7 @@ from unlearn_core.unlearners.finetune import (
     check_finite,
     fixed_subsample,
     recompute_batchnorm_stats,
+    record_phase,
     sgd_finetune,
 )
 from unlearn_core.unlearners.registry import register_unlearner
@@ -128,12 +130,13 @@ class NegGrad(Unlearner):
             stop_when=stop_when, divergence_hint=hint,
         )
         bn = recompute_batchnorm_stats(model, ctx.x_retain)
-        return UnlearnResult(
-            model=model, certificate=None,
-            diagnostics={"ascent": summary, "weight_decay": wd, "batchnorm_recomputed_on_retain": bn,
-                         "stop_forget_acc": target, "forget_acc_trace": trace,
-                         "stopped_early": summary.get("stopped_early", False)},
-        )
+        diag = Diagnostics(time_s=summary["time_s"], num_gradients=summary["steps"],
+                           details={"weight_decay": wd, "batchnorm_recomputed_on_retain": bn,
+                                    "stop_forget_acc": target, "stopped_early": summary.get("stopped_early", False)})
+        record_phase(diag, "ascent", summary)
+        for step, acc in enumerate(trace):  # checked before the first step and after every step
+            diag.add_curve("ascent", step, forget_accuracy=acc)
+        return UnlearnResult(model=model, certificate=None, diagnostics=diag)
 
 
 @register_unlearner
@@ -202,8 +205,10 @@ class NegGradPlus(Unlearner):
         # Every forward above ran in train mode (batch statistics), so the old running statistics were never
         # read: resetting and recomputing them from D_r here is all it takes.
         bn = recompute_batchnorm_stats(model, x_r)
-        return UnlearnResult(
-            model=model, certificate=None,
-            diagnostics={"steps": step, "curve": curve, "time_s": time.perf_counter() - start, "weight_decay": wd,
-                         "alpha": alpha, "batchnorm_recomputed_on_retain": bn},
-        )
+        diag = Diagnostics(time_s=time.perf_counter() - start, num_gradients=2 * step,
+                           details={"steps": step, "weight_decay": wd, "alpha": alpha,
+                                    "batchnorm_recomputed_on_retain": bn})
+        for point in curve:
+            diag.add_curve("neggrad_plus", point["step"], loss_retain=point["loss_retain"],
+                           loss_forget=point["loss_forget"])
+        return UnlearnResult(model=model, certificate=None, diagnostics=diag)

@@ -32,6 +32,8 @@ import torch
 from torch import nn
 
 from unlearn_core import accounting
+from unlearn_core.certificate import BOUND, Certificate, Condition, Constant, batchnorm_condition, noise_condition
+from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.errors import ConfigError
 from unlearn_core.functional import num_params
 from unlearn_core.training import project_tensors_, tensors_norm, trainable
@@ -42,14 +44,15 @@ from unlearn_core.unlearners.finetune import (
     fixed_subsample,
     has_batchnorm,
     recompute_batchnorm_stats,
+    record_phase,
     reset_batchnorm_stats,
     sgd_finetune,
 )
 from unlearn_core.unlearners.registry import register_unlearner
 
 VARIANTS = ("grad_clip", "model_clip")
-CERTIFIED = "certified"
-NOT_CERTIFIED = "not certified by the bound"
+THEOREM = ("Koloskova, Allouah, Jha, Guerraoui & Koyejo (ICML 2025): noisy clipped fine-tuning on D_r — privacy "
+           "amplification by iteration, then free post-processing")
 #: The certificate's BatchNorm assumption (shared with output perturbation): with and without BatchNorm layers.
 BATCHNORM_RECOMPUTED = "BatchNorm running statistics were reset and recomputed from D_r (post-processing)"
 NO_BATCHNORM = "no BatchNorm buffers: the output is a function of the parameters alone"
@@ -97,10 +100,6 @@ def add_gaussian_(tensors: list[torch.Tensor], sigma: float, generator: torch.Ge
         t.add_(torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device), alpha=sigma)
 
 
-def _label(certified: bool) -> str:
-    return CERTIFIED if certified else NOT_CERTIFIED
-
-
 @register_unlearner
 class NoisyFineTune(Unlearner):
     """Koloskova et al.'s noisy clipped fine-tuning, gradient-clipping or model-clipping variant.
@@ -120,10 +119,11 @@ class NoisyFineTune(Unlearner):
         HyperParam("epsilon", float, 1.0, "target ε of the (ε, δ) certificate", low=1e-3, high=100.0, log=True),
         HyperParam("delta", float, 1e-5, "target δ of the (ε, δ) certificate", low=1e-12, high=0.5, log=True),
         HyperParam(
-            "accountant", str, "paper_closed_form",
-            "grad_clip: which σ is used — the paper's closed form, the RDP accountant (Opacus conversion), or the "
-            "official code's (K1, comparison only; it does not certify the target ε)",
-            choices=accounting.ACCOUNTANTS,
+            "accountant", str, "tightest",
+            "grad_clip: which σ is used — the tightest valid accountant (default), the paper's closed form (valid "
+            "only inside its conditions), the RDP accountant (Opacus conversion, valid everywhere), or the official "
+            "code's (K1, comparison only; it never certifies)",
+            choices=accounting.ACCOUNTANT_CHOICES,
         ),
         HyperParam("C0", float, 0.3, "radius of the initial projection x_0 = Π_C0(A(D))", low=1e-6, high=1e4, log=True),
         HyperParam("C1", float, 0.3, "grad_clip: the batch-mean gradient is clipped to norm C1", low=1e-6, high=1e4,
@@ -160,72 +160,91 @@ class NoisyFineTune(Unlearner):
 
     # -- certificate ---------------------------------------------------------------------------------------------
 
-    def plan(self, params: dict[str, Any]) -> dict[str, Any]:
+    def plan(self, params: dict[str, Any], *, batchnorm: bool = False) -> Certificate:
         """T, σ_used and the certificate, before any model work (also what the UI shows before running)."""
         eps, delta = params["epsilon"], params["delta"]
         gamma, lam = params["lr"], params["lam"]
         if gamma * lam >= 1.0:
             raise ConfigError(f"lr·lam={gamma * lam:g} is not valid: expected lr·lam < 1")
         if params["variant"] == "grad_clip":
-            return self._plan_grad_clip(params, eps=eps, delta=delta, gamma=gamma, lam=lam)
-        return self._plan_model_clip(params, eps=eps, delta=delta)
+            cert = self._plan_grad_clip(params, eps=eps, delta=delta, gamma=gamma, lam=lam)
+        else:
+            cert = self._plan_model_clip(params, eps=eps, delta=delta)
+        # BatchNorm statistics are reset and recomputed from D_r (post-processing on D_r): the condition holds.
+        cert.conditions.insert(0, batchnorm_condition(has_batchnorm=batchnorm, recomputed_on_retain=True))
+        cert.notes.append(BATCHNORM_RECOMPUTED if batchnorm else NO_BATCHNORM)
+        cert.notes.append("the fine-tuning after the noise touches D_r only: post-processing, free under DP")
+        return cert
 
-    def _plan_grad_clip(self, params: dict[str, Any], *, eps: float, delta: float, gamma: float, lam: float) -> dict:
+    def _plan_grad_clip(
+        self, params: dict[str, Any], *, eps: float, delta: float, gamma: float, lam: float
+    ) -> Certificate:
         C0, C1 = params["C0"], params["C1"]
         T_rule = accounting.grad_clip_steps_rule(C0=C0, C1=C1, gamma=gamma, lam=lam)
         T = T_rule if params["T"] == "auto" else int(params["T"])
         args = {"C0": C0, "C1": C1, "gamma": gamma, "lam": lam, "T": T}
         required = accounting.grad_clip_accounting(epsilon=eps, delta=delta, **args)
-        chosen = params["accountant"]
+        valid = required["valid"]
+        tightest, sigma_tightest = accounting.tightest_valid(required["sigma"], valid)
+        chosen = tightest if params["accountant"] == "tightest" else params["accountant"]
         sigma_required = required["sigma"][chosen]
         if not math.isfinite(sigma_required):
             raise ConfigError(f"epsilon={eps!r} is not valid for accountant=official_code: expected a larger epsilon")
         sigma_used = sigma_required if params["sigma"] is None else float(params["sigma"])
         eps_by = accounting.grad_clip_epsilons(sigma=sigma_used, delta=delta, **args)
-        # The official code's σ is only a comparison: what it certifies is read off the (correct) RDP accountant.
-        certifying = "rdp" if chosen == "official_code" else chosen
-        eps_cert = eps_by[certifying]
-        certified = eps_cert <= eps * (1 + 1e-9)
+        # What σ_used certifies: the tightest *valid* accountant's ε (the official code's never counts, K1).
+        _, eps_cert = accounting.tightest_valid(eps_by, valid)
+        conditions = [
+            Condition("contraction", "lr·lam < 1 (each step contracts by 1 − lr·lam)", f"lr·lam = {gamma * lam:g}",
+                      "< 1", gamma * lam < 1, fix="lower lr or lam", source=THEOREM),
+            Condition(
+                "accountant_valid", "the chosen accountant is valid for this configuration",
+                f"accountant={params['accountant']}" + (f" → {chosen}" if params["accountant"] == "tightest" else ""),
+                "the RDP accountant, or the closed form inside its conditions", valid[chosen],
+                fix="use accountant=tightest (the smallest valid σ)",
+                source="closed form: its quoted conditions; official code: pitfall K1 (a comparison only)",
+            ),
+            noise_condition(sigma_used=sigma_used, sigma_required=sigma_tightest,
+                            accountant=f"tightest valid accountant ({tightest})"),
+        ]
+        hypotheses = required["closed_form_hypotheses"]
+        notes = [f"closed form outside its conditions: {c.describe()}" for c in hypotheses if not c.holds]
         eps_r_used = accounting.official_epsilon_r(sigma=sigma_used, **args) if sigma_used > 0 else math.inf
-        warnings = accounting.closed_form_conditions(epsilon=eps, delta=delta, gamma=gamma, lam=lam)
         if chosen == "official_code":
-            warnings.append(
-                "accountant=official_code reproduces the reference code's σ, whose RDP→DP conversion is wrong (K1): "
-                f"its σ certifies only ε={eps_by['rdp']:.3g} under a correct conversion"
-            )
-        cert = {
-            "method": self.name,
-            "variant": "grad_clip",
-            "certified": certified,
-            "label": _label(certified),
-            "epsilon": eps,
-            "delta": delta,
-            "accountant": chosen,
-            "certifying_accountant": certifying,
-            "sigma_required": sigma_required,
-            "sigma_used": sigma_used,
-            "epsilon_certified": eps_cert,
-            "sigma_by_accountant": required["sigma"],
-            "epsilon_by_accountant": eps_by,
-            "T": T,
-            "T_rule": T_rule,
-            "constants": {"C0": C0, "C1": C1, "lr": gamma, "lam": lam},
-            "k1": {
-                "official_epsilon_r_for_target": required["official_epsilon_r"],
-                "official_epsilon_r_of_sigma_used": eps_r_used,
-                "official_code_reported_epsilon": eps_by["official_code"],
-                "correct_epsilon_of_sigma_used": eps_by["rdp"],
-                "note": "the official code converts a constant RDP curve ε_R; the bound is α·ε_R (λ>0) or 2α·ε_R "
-                        "(λ=0) — see methods.md §3.4 K1",
+            notes.append("accountant=official_code reproduces the reference code's σ, whose RDP→DP conversion is "
+                         f"wrong (K1): its σ certifies only ε = {eps_by['rdp']:.3g} under a correct conversion")
+        return Certificate(
+            method=self.name, theorem=THEOREM, epsilon=eps, delta=delta, delta_guaranteed=delta,
+            accountant=chosen, sigma_required=sigma_required, sigma_used=sigma_used, epsilon_certified=eps_cert,
+            sigma_required_by={name: (value if valid[name] else math.inf) for name, value in required["sigma"].items()},
+            epsilon_by={name: (value if valid[name] else math.inf) for name, value in eps_by.items()},
+            conditions=conditions,
+            constants=[
+                Constant("C0", C0, BOUND, "enforced: the trained model is projected onto the C0-ball"),
+                Constant("C1", C1, BOUND, "enforced: the batch-mean gradient is clipped to norm C1"),
+            ],
+            notes=notes,
+            details={
+                "variant": "grad_clip", "T": T, "T_rule": T_rule, "tightest_accountant": tightest,
+                "lr": gamma, "lam": lam,
+                "sigma_by_accountant_unchecked": required["sigma"],
+                "epsilon_by_accountant_unchecked": eps_by,
+                "closed_form_hypotheses": [c.describe() for c in hypotheses],
+                "k1": {
+                    "official_epsilon_r_for_target": required["official_epsilon_r"],
+                    "official_epsilon_r_of_sigma_used": eps_r_used,
+                    "official_code_reported_epsilon": eps_by["official_code"],
+                    "correct_epsilon_of_sigma_used": eps_by["rdp"],
+                    "note": "the official code converts a constant RDP curve ε_R; the bound is α·ε_R (λ>0) or "
+                            "2α·ε_R (λ=0) — pitfall K1 in docs/other_methods.md",
+                },
             },
-            "warnings": warnings,
-        }
-        return cert
+        )
 
-    def _plan_model_clip(self, params: dict[str, Any], *, eps: float, delta: float) -> dict:
+    def _plan_model_clip(self, params: dict[str, Any], *, eps: float, delta: float) -> Certificate:
         C0, C2, sigma0 = params["C0"], params["C2"], params["sigma0"]
         sigma_used = C2 if params["sigma"] is None else float(params["sigma"])
-        warnings: list[str] = []
+        notes: list[str] = []
         if sigma_used <= 0:
             raise ConfigError("sigma=0 is not valid for variant=model_clip: the δ accountant needs noise (sigma > 0)")
         # The accountant's own run (what accounting.model_clip_steps does): until δ_t ≤ δ or max_noisy_steps.
@@ -237,7 +256,7 @@ class NoisyFineTune(Unlearner):
         if params["T"] == "auto":
             if T_acc is None:
                 T = int(params["max_noisy_steps"])
-                warnings.append(f"the δ accountant needs more than max_noisy_steps={T} steps at this σ")
+                notes.append(f"the δ accountant needs more than max_noisy_steps={T} steps at this σ")
             else:
                 T = T_acc
         else:
@@ -249,63 +268,67 @@ class NoisyFineTune(Unlearner):
             trajectory = accounting.model_clip_delta_trajectory(
                 epsilon=eps, delta_target=delta, C0=C0, C2=C2, sigma=sigma_used, sigma0=sigma0, steps=T
             )
-        certified = trajectory[-1] <= delta
         sigma_required = accounting.model_clip_sigma_required(
             epsilon=eps, delta=delta, T=T, C0=C0, C2=C2, sigma0=sigma0
         )
         eps_cert = accounting.model_clip_epsilon(sigma=sigma_used, delta=delta, T=T, C0=C0, C2=C2, sigma0=sigma0)
-        if params["accountant"] != "paper_closed_form":
-            warnings.append(
-                f"accountant={params['accountant']} applies to grad_clip only; model_clip uses its δ accountant"
-            )
+        if params["accountant"] not in ("tightest", "paper_closed_form"):
+            notes.append(f"accountant={params['accountant']} applies to grad_clip only; model_clip uses its δ "
+                         "accountant")
+        notes.append("the δ accountant follows the released code's contraction argument (theorem text unverified)")
         stride = max(1, len(trajectory) // 200)
-        return {
-            "method": self.name,
-            "variant": "model_clip",
-            "certified": certified,
-            "label": _label(certified),
-            "epsilon": eps,
-            "delta": delta,
-            "accountant": "model_clip_delta",
-            "sigma_required": sigma_required,
-            "sigma_used": sigma_used,
-            "epsilon_certified": eps_cert,
-            "epsilon_by_accountant": {"model_clip_delta": eps_cert},
-            "T": T,
-            "T_accountant": T_acc,
-            "delta_final": trajectory[-1],
-            "delta_trajectory": trajectory[::stride] + ([trajectory[-1]] if (len(trajectory) - 1) % stride else []),
-            "constants": {"C0": C0, "C2": C2, "sigma0": sigma0, "lr": params["lr"], "lam": params["lam"]},
-            "warnings": warnings,
-        }
+        return Certificate(
+            method=self.name, theorem=THEOREM, epsilon=eps, delta=delta, delta_guaranteed=delta,
+            accountant="model_clip_delta", sigma_required=sigma_required, sigma_used=sigma_used,
+            epsilon_certified=eps_cert, sigma_required_by={"model_clip_delta": sigma_required},
+            epsilon_by={"model_clip_delta": eps_cert},
+            conditions=[
+                Condition("delta_final", "the δ accountant reaches δ_T ≤ δ after the T noisy steps",
+                          f"δ_T = {trajectory[-1]:.3g} after T = {T}", f"≤ δ = {delta:g}", trajectory[-1] <= delta,
+                          fix="leave T on auto, or raise max_noisy_steps or sigma", source=THEOREM),
+                noise_condition(sigma_used=sigma_used, sigma_required=sigma_required,
+                                accountant="model-clipping δ accountant"),
+            ],
+            constants=[
+                Constant("C0", C0, BOUND, "enforced: the trained model is projected onto the C0-ball"),
+                Constant("C2", C2, BOUND, "enforced: every step is projected onto the C2-ball"),
+            ],
+            notes=notes,
+            details={
+                "variant": "model_clip", "T": T, "T_accountant": T_acc, "delta_final": trajectory[-1],
+                "delta_trajectory": trajectory[::stride] + ([trajectory[-1]] if (len(trajectory) - 1) % stride else []),
+                "C0": C0, "C2": C2, "sigma0": sigma0, "lr": params["lr"], "lam": params["lam"],
+            },
+        )
 
     # -- the run -------------------------------------------------------------------------------------------------
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         self.check_supported(ctx.model, params)
-        cert = self.plan(params)
         model = ctx.copy_model()
-        params_list = trainable(model)
         bn = has_batchnorm(model)
+        cert = self.plan(params, batchnorm=bn)
+        params_list = trainable(model)
         if bn:
             reset_batchnorm_stats(model)
         x_r, y_r = ctx.x_retain, ctx.y_retain
         n = int(x_r.shape[0])
         gen_batches, gen_noise = ctx.generator(offset=0), ctx.generator(offset=1)
         x_eval, y_eval = fixed_subsample(x_r, y_r, size=params["eval_size"], generator=ctx.generator(offset=3))
-        variant, T, sigma = cert["variant"], int(cert["T"]), float(cert["sigma_used"])
+        variant, T, sigma = params["variant"], int(cert.details["T"]), float(cert.sigma_used)
         gamma, lam, bs = params["lr"], params["lam"], params["batch_size"]
         C0, C1, C2 = params["C0"], params["C1"], params["C2"]
         eval_every = params["eval_every"] or max(1, T // 50)
         record_every = max(1, math.ceil(T / 1000))
 
         start = time.perf_counter()
+        diag = Diagnostics()
         norm_before = tensors_norm(params_list)
         projected = project_tensors_(params_list, C0)
         if variant == "model_clip":
             add_gaussian_(params_list, params["sigma0"], gen_noise)
-        steps: dict[str, list] = {"step": [], "grad_norm": [], "clipped": [], "param_norm": [], "sigma": []}
-        evals: list[dict[str, float]] = [{"step": 0, **eval_split(model, x_eval, y_eval)}]
+        diag.add_curve("noisy", 0, **_prefixed("retain_subsample_", eval_split(model, x_eval, y_eval)))
+        clipped_steps = 0
         order = torch.randperm(n, generator=gen_batches).to(x_r.device)
         cursor = 0
         if T > 0:
@@ -331,48 +354,34 @@ class NoisyFineTune(Unlearner):
                 add_gaussian_(params_list, sigma, gen_noise)
             if not math.isfinite(gnorm):
                 raise ConfigError(f"the noisy phase diverged at step {t} (non-finite gradient): lower lr or sigma")
+            clipped_steps += int(clipped)
             pnorm = tensors_norm(params_list)
             if t % record_every == 0 or t == T:
-                steps["step"].append(t)
-                steps["grad_norm"].append(gnorm)
-                steps["clipped"].append(bool(clipped))
-                steps["param_norm"].append(pnorm)
-                steps["sigma"].append(sigma)
+                diag.add_curve("noisy", t, grad_norm=gnorm, param_norm=pnorm, clipped=float(clipped))
             if t % eval_every == 0 or t == T:
-                evals.append({"step": t, **eval_split(model, x_eval, y_eval)})
+                diag.add_curve("noisy", t, **_prefixed("retain_subsample_", eval_split(model, x_eval, y_eval)))
             ctx.report(stage="noisy", step=t, steps=T, grad_norm=gnorm, param_norm=pnorm, loss=float(loss.detach()))
-        noisy_s = time.perf_counter() - start
+        diag.phases_s["noisy"] = time.perf_counter() - start
         after_noise = eval_split(model, x_eval, y_eval)
-        finetune = run_finetune_phase(model, ctx, params)
+        record_phase(diag, "finetune", run_finetune_phase(model, ctx, params))
         if bn:
             recompute_batchnorm_stats(model, x_r)
-        cert["assumptions"] = self.assumptions(variant, bn)
-        diagnostics = {
+        diag.time_s = time.perf_counter() - start
+        diag.noise_norm = sigma * math.sqrt(num_params(model) * T) if T else 0.0
+        diag.num_gradients = T + int(diag.details["finetune"].get("steps", 0))
+        diag.details.update({
             "variant": variant,
+            "noisy_steps": T,
+            "clipped_steps": clipped_steps,
             "param_norm_trained": norm_before,
             "projected_to_C0": projected,
-            "noisy_steps": steps,
-            "retain_subsample_eval": evals,
             "retain_subsample_after_noise": after_noise,
             "eval_subsample_size": int(x_eval.shape[0]),
             "noise_norm_per_step": sigma * math.sqrt(num_params(model)),
-            "noisy_phase_s": noisy_s,
-            "finetune": finetune,
             "batchnorm_recomputed_on_retain": bn,
-        }
-        return UnlearnResult(model=model, certificate=cert, diagnostics=diagnostics)
+        })
+        return UnlearnResult(model=model, certificate=cert, diagnostics=diag)
 
-    @staticmethod
-    def assumptions(variant: str, bn: bool) -> list[str]:
-        out = [
-            "the trained model is projected onto the C0-ball before the noisy phase (x_0 = Π_C0(A(D)))",
-            "the noisy phase and the fine-tuning touch D_r only; fine-tuning is post-processing",
-            "Gaussian noise N(0, σ²I) is added to every trainable parameter at every noisy step",
-            "the theorem's exact conditions are unverified against the paper text (methods.md §0)",
-        ]
-        if variant == "grad_clip":
-            out.insert(1, "the batch-mean gradient is clipped as a whole to C1 (not per example); λx is added after")
-        else:
-            out.insert(1, "after every step the model is projected onto the C2-ball, then noised")
-        out.append(BATCHNORM_RECOMPUTED if bn else NO_BATCHNORM)
-        return out
+
+def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
+    return {prefix + key: value for key, value in values.items()}

@@ -15,15 +15,16 @@ import time
 from typing import Any
 
 from unlearn_core import accounting, certificate
+from unlearn_core.certificate import BOUND, Certificate, Constant, batchnorm_condition, noise_condition
+from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.functional import num_params
 from unlearn_core.training import project_tensors_, tensors_norm, trainable
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
-from unlearn_core.unlearners.finetune import recompute_batchnorm_stats
+from unlearn_core.unlearners.finetune import has_batchnorm, recompute_batchnorm_stats, record_phase
 from unlearn_core.unlearners.noisy_finetune import (
     BATCHNORM_RECOMPUTED,
-    CERTIFIED,
     NO_BATCHNORM,
-    NOT_CERTIFIED,
+    THEOREM,
     add_gaussian_,
     eval_split,
     finetune_schema,
@@ -62,8 +63,10 @@ class OutputPerturbation(Unlearner):
         *finetune_schema(epochs=10, lr=0.1),
     )
 
-    def plan(self, params: dict[str, Any]) -> dict[str, Any]:
+    def plan(self, params: dict[str, Any], *, batchnorm: bool = False) -> Certificate:
+        """σ_used and the certificate, before any model work."""
         eps, delta, C0 = params["epsilon"], params["delta"], params["C0"]
+        sensitivity = 2.0 * C0
         sigmas = {
             "classical": accounting.sigma_output_perturbation(epsilon=eps, delta=delta, C0=C0),
             "analytic": accounting.sigma_output_perturbation_analytic(epsilon=eps, delta=delta, C0=C0),
@@ -71,66 +74,57 @@ class OutputPerturbation(Unlearner):
         sigma_required = sigmas[params["mechanism"]]
         sigma_used = sigma_required if params["sigma"] is None else float(params["sigma"])
         eps_cert = accounting.epsilon_output_perturbation(sigma=sigma_used, delta=delta, C0=C0)
-        certified = eps_cert <= eps * (1 + 1e-6)
         classical_eps = (
-            certificate.epsilon_for_sigma(sigma=sigma_used, delta=delta, sensitivity=2.0 * C0, mechanism="classical")
+            certificate.epsilon_for_sigma(sigma=sigma_used, delta=delta, sensitivity=sensitivity, mechanism="classical")
             if sigma_used > 0
             else math.inf
         )
-        warnings = []
+        notes = ["the trained model is projected onto the C0-ball, so A(D) and A(D_r) are at most 2·C0 apart",
+                 "one Gaussian draw N(0, σ²I) on every trainable parameter; the fine-tuning on D_r is post-processing",
+                 BATCHNORM_RECOMPUTED if batchnorm else NO_BATCHNORM]
         if params["mechanism"] == "classical" and eps >= 1:
-            warnings.append("the classical Gaussian mechanism is proven for ε < 1; ε_certified is the exact analytic ε")
-        return {
-            "method": self.name,
-            "certified": certified,
-            "label": CERTIFIED if certified else NOT_CERTIFIED,
-            "epsilon": eps,
-            "delta": delta,
-            "accountant": params["mechanism"],
-            "sigma_required": sigma_required,
-            "sigma_used": sigma_used,
-            "epsilon_certified": eps_cert,
-            "sigma_by_accountant": sigmas,
-            "epsilon_by_accountant": {"classical": classical_eps, "analytic": eps_cert},
-            "sensitivity": 2.0 * C0,
-            "T": 0,
-            "constants": {"C0": C0},
-            "warnings": warnings,
-        }
+            notes.append("the classical Gaussian mechanism is proven for ε < 1; ε certified is the exact analytic ε")
+        return Certificate(
+            method=self.name, theorem=THEOREM, epsilon=eps, delta=delta, delta_guaranteed=delta,
+            accountant=f"{params['mechanism']} Gaussian mechanism", sigma_required=sigma_required,
+            sigma_used=sigma_used, epsilon_certified=eps_cert, sigma_required_by=sigmas,
+            epsilon_by={"classical": classical_eps, "analytic": eps_cert},
+            sensitivity=sensitivity, sensitivity_terms={"2·C0": sensitivity},
+            conditions=[
+                batchnorm_condition(has_batchnorm=batchnorm, recomputed_on_retain=True),
+                noise_condition(sigma_used=sigma_used, sigma_required=sigmas["analytic"],
+                                accountant="analytic Gaussian mechanism, exact"),
+            ],
+            constants=[Constant("C0", C0, BOUND, "enforced: the trained model is projected onto the C0-ball")],
+            notes=notes,
+            details={"T": 0},
+        )
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
-        cert = self.plan(params)
         model = ctx.copy_model()
+        cert = self.plan(params, batchnorm=has_batchnorm(model))
         tensors = trainable(model)
         start = time.perf_counter()
         norm_before = tensors_norm(tensors)
         projected = project_tensors_(tensors, params["C0"])
-        add_gaussian_(tensors, cert["sigma_used"], ctx.generator(offset=1))
+        add_gaussian_(tensors, cert.sigma_used, ctx.generator(offset=1))
         norm_after_noise = tensors_norm(tensors)
-        noise_s = time.perf_counter() - start
+        diag = Diagnostics(phases_s={"noise": time.perf_counter() - start},
+                           noise_norm=cert.sigma_used * math.sqrt(num_params(model)))
         x_eval, y_eval = fixed_subsample(ctx.x_retain, ctx.y_retain, size=512, generator=ctx.generator(offset=3))
         # Resets the running statistics (nothing has read them since the copy) and recomputes them from D_r.
         bn = recompute_batchnorm_stats(model, ctx.x_retain)
         after_noise = eval_split(model, x_eval, y_eval)
-        finetune = run_finetune_phase(model, ctx, params)
+        record_phase(diag, "finetune", run_finetune_phase(model, ctx, params))
         if bn:
             recompute_batchnorm_stats(model, ctx.x_retain)
-        cert["assumptions"] = [
-            "the trained model is projected onto the C0-ball, so A(D) and A(D_r) are at most 2·C0 apart",
-            "one Gaussian draw N(0, σ²I) on every trainable parameter; the fine-tuning on D_r is post-processing",
-            BATCHNORM_RECOMPUTED if bn else NO_BATCHNORM,
-        ]
-        return UnlearnResult(
-            model=model,
-            certificate=cert,
-            diagnostics={
-                "param_norm_trained": norm_before,
-                "projected_to_C0": projected,
-                "param_norm_after_noise": norm_after_noise,
-                "noise_norm": cert["sigma_used"] * math.sqrt(num_params(model)),
-                "retain_subsample_after_noise": after_noise,
-                "noise_s": noise_s,
-                "finetune": finetune,
-                "batchnorm_recomputed_on_retain": bn,
-            },
-        )
+        diag.time_s = time.perf_counter() - start
+        diag.num_gradients = int(diag.details["finetune"].get("steps", 0))
+        diag.details.update({
+            "param_norm_trained": norm_before,
+            "projected_to_C0": projected,
+            "param_norm_after_noise": norm_after_noise,
+            "retain_subsample_after_noise": after_noise,
+            "batchnorm_recomputed_on_retain": bn,
+        })
+        return UnlearnResult(model=model, certificate=cert, diagnostics=diag)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.training import train
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
@@ -43,5 +44,6 @@ class Retrain(Unlearner):
         summary = train(
             model, ctx.x_retain, ctx.y_retain, config, progress=ctx.progress, cancel=ctx.cancel, stage="unlearn"
         )
-        diagnostics = {"training": summary, "recipe": config.to_json()}
-        return UnlearnResult(model=model, certificate=None, diagnostics=diagnostics)
+        diag = Diagnostics(time_s=summary["time_s"], num_gradients=summary["steps"],
+                           details={"training": summary, "recipe": config.to_json()})
+        return UnlearnResult(model=model, certificate=None, diagnostics=diag)
