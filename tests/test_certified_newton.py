@@ -243,6 +243,18 @@ def test_chain_from_noised_starts_each_request_from_the_release(mlp_setup) -> No
                                                                      rel=1e-3)
 
 
+def test_noised_chain_enters_each_request_inside_the_c_ball(mlp_setup) -> None:
+    """The bound needs ‖w‖ ≤ C for the model entering every request; the noised release is projected onto the C-ball
+    (post-processing) before the next request, and the card records it."""
+    x, y, xt, yt, forget, retain, model, factory = mlp_setup
+    ctx = _ctx(x, y, xt, yt, forget, retain, model, wd=5e-4, factory=factory, norm_bound=20.0)
+    result = _run(ctx, requests=2, sigma=2.0, depth=5, reps=1, H=100.0, chain_from="noised", C=20.0)
+    first, second = result.diagnostics.requests
+    assert not first.projected_to_C and first.param_norm_start <= 20.0
+    assert second.param_norm_start > 20.0 and second.projected_to_C  # σ√p ≫ C: the release left the ball
+    assert {c.name: c.holds for c in result.certificate.conditions}["start_norm"]
+
+
 def test_too_small_scale_is_reported_not_returned(mlp_setup) -> None:
     x, y, xt, yt, forget, retain, model, factory = mlp_setup
     ctx = _ctx(x, y, xt, yt, forget, retain, model, wd=5e-4, factory=factory)

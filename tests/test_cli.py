@@ -102,3 +102,41 @@ def test_module_entry_point_reports_one_line_without_traceback(tmp_path) -> None
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "class 10" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _certificate_run(tmp_path, capsys, *args: str) -> tuple[dict, str]:
+    out = tmp_path / "card.json"
+    code = _call(["run", "--dataset", "digits", "--forget", "random:0.05", "--method", "certified_newton",
+                  "--json", str(out), "--quiet", *args])
+    assert code == 0
+    return json.loads(out.read_text())["certificate"], capsys.readouterr().out
+
+
+def test_lissa_lemma_outside_its_depth_is_not_certified(tmp_path, capsys) -> None:
+    """Issue #11: on the digits logreg defaults LiSSA's lemma asks depth ≈ 2.6e6 (κ = H/(λ + wd)) where 1,000 run;
+    the card says not certified and names the depth, and the guarantee it would give is (ε, δ + ρ)."""
+    cert, text = _certificate_run(tmp_path, capsys, "--model", "logreg")
+    assert cert["status"] == "not certified"
+    conditions = {c["name"]: c for c in cert["conditions"]}
+    depth = conditions["lissa_depth"]
+    assert not depth["holds"] and depth["value"] == "depth 1000"
+    assert 2.5e6 < float(depth["requirement"].lstrip("≥ ").replace(",", "")) < 2.7e6
+    assert conditions["lissa_sampled_floor"]["holds"]  # convex: every sampled Hessian is PSD, ζ_min ≥ λ + wd
+    tags = {c["name"]: c["tag"] for c in cert["constants"]}
+    assert tags["λ_min"] == tags["ζ_min"] == "bound" and tags["M"] == "assumption"
+    assert cert["delta_guaranteed"] == pytest.approx(1e-5 + 0.05)  # ρ = 0.05 is added to δ
+    assert "certificate: not certified" in text and "raise depth to" in text
+
+
+def test_a_measured_gradient_bound_is_checked_against_the_retrained_model(tmp_path, capsys) -> None:
+    """Issue #11: G = auto is measured at the unlearned model — an estimate; the retrained model's actual retain
+    gradient is larger, so the condition fails and the run is not certified (it was labelled certified before)."""
+    cert, text = _certificate_run(tmp_path, capsys, "--model", "mlp", "--set", "lam=1",
+                                  "--set", "lissa_bound=a_posteriori")
+    conditions = {c["name"]: c for c in cert["conditions"]}
+    assert conditions["curvature_floor"]["holds"] and conditions["noise"]["holds"]
+    assert not conditions["gradient_bound"]["holds"]
+    assert cert["status"] == "not certified" and "G bounds the retrained model's retain gradient" in text
+    tags = {c["name"]: c["tag"] for c in cert["constants"]}
+    assert tags["G"] == tags["λ_min"] == "estimate" and tags["‖r‖"] == "bound"
+    assert cert["delta_guaranteed"] == cert["delta"]  # the residual bound is deterministic: no ρ

@@ -22,8 +22,11 @@ from unlearn_core.curvature import (
     make_lissa_hvp,
     make_mlp_batched_hvp,
     power_iteration,
+    regularised_residual_norm,
     sampled_lambda_max,
+    sampled_lambda_min,
 )
+from unlearn_core.certificate import delta_a_posteriori
 from unlearn_core.errors import ConfigError, DivergenceError
 from unlearn_core.functional import (
     SumOfNormsRegulariser,
@@ -130,6 +133,42 @@ def test_sampled_lambda_max_matches_dense_batch_hessians() -> None:
     dense_max = max(float(torch.linalg.eigvalsh(dense_hessian(model, x[i], y[i], lam=0.1))[-1]) for i in idx)
     est = sampled_lambda_max(model, x, y, batch_size=12, num_batches=4, lam=0.1, num_iter=300, seed=5)
     assert est == pytest.approx(dense_max, rel=1e-3)
+
+
+def test_sampled_lambda_min_matches_dense_batch_hessians() -> None:
+    """ζ_min of the LiSSA lemma: the smallest eigenvalue over the sampled batch Hessians, replayed with eigh. By
+    concavity of λ_min, it can only lie below the λ_min of those batches' mean Hessian."""
+    x, y = _data()
+    model = _mlp()
+    gen = torch.Generator().manual_seed(5)
+    idx = torch.randint(x.shape[0], (4, 5), generator=gen)
+    batch_hessians = [dense_hessian(model, x[i], y[i], lam=0.01) for i in idx]
+    dense_min = min(float(torch.linalg.eigvalsh(h)[0]) for h in batch_hessians)
+    p = num_params(model)
+    est = sampled_lambda_min(model, x, y, batch_size=5, num_batches=4, lam=0.01, num_iter=p, seed=5)
+    assert est == pytest.approx(dense_min, abs=1e-8)  # a full Krylov space: Lanczos is exact
+    assert est <= float(torch.linalg.eigvalsh(sum(batch_hessians) / 4)[0]) + 1e-12
+    assert est < 0  # small batches of a tanh MLP have negative curvature
+
+
+def test_a_posteriori_bound_holds_against_a_dense_solve() -> None:
+    """‖v̂ − v*‖ ≤ ‖(H + λI)v̂ − g‖/(λ + λ_min) for any estimate v̂, with equality up to the condition number."""
+    x, y = _data()
+    model = _mlp()
+    lam = 0.5
+    a = dense_hessian(model, x, y, lam=lam)
+    eig = torch.linalg.eigvalsh(a)
+    assert float(eig[0]) > 0, "the test needs a positive-definite regularised Hessian"
+    g = flat_gradient(model, x, y)
+    v_star = torch.linalg.solve(a, g)
+    for iterations in (1, 3, 8):  # ever better estimates, from a truncated CG
+        v_hat = conjugate_gradient(lambda v: a @ v, g, tol=1e-14, max_iter=iterations).x
+        residual = regularised_residual_norm(model, x, y, v_hat, g, lam=lam)
+        assert residual == pytest.approx(float(torch.linalg.vector_norm(a @ v_hat - g)), rel=1e-8)
+        bound = delta_a_posteriori(residual_norm=residual, lam=lam, lambda_min=float(eig[0]) - lam)
+        actual = float(torch.linalg.vector_norm(v_hat - v_star))
+        assert actual <= bound * (1 + 1e-9)
+        assert bound <= actual * float(eig[-1] / eig[0]) * (1 + 1e-9)  # within the condition number
 
 
 # ------------------------------------------------------------------------------------------- batched HVPs

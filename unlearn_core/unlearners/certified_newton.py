@@ -239,7 +239,13 @@ class CertifiedNewton(Unlearner):
                 except DivergenceError as exc:
                     if k == 1:
                         raise
-                    raise DivergenceError(f"request {i + 1}/{k}: {exc}") from exc
+                    origin = "the previous noise-free estimate"
+                    if params["chain_from"] == "noised" and sigma_used:
+                        origin = (f"the noised release of request {i} (σ = {sigma_used:.3g})"
+                                  + (" projected onto the C-ball" if projected else "")
+                                  + "; at the certified σ the noise leaves little of the model — chain_from=noiseless "
+                                    "chains the estimates instead")
+                    raise DivergenceError(f"request {i + 1}/{k}, starting from {origin}: {exc}") from exc
                 step_vec = res.ihvp
                 lissa_trace = LissaTrace(**{key: value for key, value in res.diagnostics().items()})
                 scale_used = res.scale
