@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from unlearn_core.certificate import delta_a_posteriori
 from unlearn_core.curvature import (
     conjugate_gradient,
     exact_inverse_hvp,
@@ -26,7 +27,6 @@ from unlearn_core.curvature import (
     sampled_lambda_max,
     sampled_lambda_min,
 )
-from unlearn_core.certificate import delta_a_posteriori
 from unlearn_core.errors import ConfigError, DivergenceError
 from unlearn_core.functional import (
     SumOfNormsRegulariser,
