@@ -436,8 +436,8 @@ def _train_lbfgs(
 
     # Back into the caller's model, in its dtype; the rounding may leave ‖w‖ a hair above C, so project again.
     with torch.no_grad():
-        for target, source in zip(trainable(model), params, strict=True):
-            target.copy_(source)
+        for dst, src in zip(trainable(model), params, strict=True):
+            dst.copy_(src)
     if config.norm_bound is not None:
         project_to_ball(model, config.norm_bound)
     model.eval()
