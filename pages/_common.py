@@ -42,6 +42,7 @@ from unlearn_core.jobs import (
 from unlearn_core.models import MODELS, parse_hidden
 from unlearn_core.pipeline import validate_config
 from unlearn_core.runstore import RunStore, card_row, rows_to_csv
+from unlearn_core.training import CONVEX_GRAD_TOL, OPTIMIZERS
 from unlearn_core.ui_state import UIConfig
 from unlearn_core.unlearners import HyperParam, get_unlearner, list_unlearners
 
@@ -158,6 +159,9 @@ def seed_widgets(prefix: str, cfg: UIConfig) -> None:
     ss[_k(prefix, "use_C")] = cfg.norm_bound is not None
     ss[_k(prefix, "C")] = float(cfg.norm_bound if cfg.norm_bound is not None else 20.0)
     ss[_k(prefix, "optimizer")] = cfg.optimizer
+    ss[_k(prefix, "use_tol")] = cfg.grad_tol is not None
+    ss[_k(prefix, "grad_tol")] = float(cfg.grad_tol if cfg.grad_tol is not None else CONVEX_GRAD_TOL)
+    ss[_k(prefix, "max_iter")] = int(cfg.max_iter)
     ss[_k(prefix, "device")] = cfg.device
     ss[_k(prefix, "method")] = cfg.method
     params = ui_state.full_params(cfg)
@@ -191,8 +195,7 @@ def apply_preset(prefix: str, name: str) -> None:
     method = st.session_state.get(_k(prefix, "method"))
     if prefix != "explore" and method in ui_state.method_names() and method != cfg.method:
         # Pages with their own method list keep the method; the quick demo's fast settings follow it.
-        params = ui_state.quick_params(method) if name == "Quick demo" else {}
-        cfg = dataclasses.replace(cfg, method=method, params=params)
+        cfg = dataclasses.replace(cfg, method=method, params=ui_state.preset_params(name, method))
     chains = any(p.name == "chain_from" for p in get_unlearner(cfg.method).schema)
     if prefix == "sequential" and name == "Quick demo" and chains:
         # With the certified σ (≈ 10⁶ here) a noised chain starts request 2 from noise, where LiSSA diverges;
@@ -261,9 +264,25 @@ def config_widgets(prefix: str, *, method: bool = True) -> None:
         st.number_input("Forget-set seed", min_value=0, step=1, key=_k(prefix, "forget_seed"))
     with col_train:
         st.number_input("Epochs", min_value=0, max_value=1000, step=1, key=_k(prefix, "epochs"),
-                        help="The same recipe trains the original model and the retrained oracle.")
+                        help="The same recipe trains the original model and the retrained oracle. Epochs of "
+                             "Adam/SGD; L-BFGS counts iterations instead (Training recipe).")
         with st.expander("Training recipe"):
-            st.selectbox("Optimiser", ["adam", "sgd"], key=_k(prefix, "optimizer"))
+            st.selectbox(
+                "Optimiser", list(OPTIMIZERS), key=_k(prefix, "optimizer"),
+                help="**auto**: full-batch L-BFGS until ‖∇‖ ≤ the tolerance for the convex model (logistic "
+                     f"regression; tolerance {CONVEX_GRAD_TOL:g} unless set below), Adam for the others. **lbfgs**: "
+                     "full-batch L-BFGS with a line search on cross-entropy + (wd/2)‖w‖² — it reaches a minimiser, "
+                     "where one Newton step lands on the retrained model; it ignores the epochs, learning rate and "
+                     "batch size. **adam**, **sgd**: mini-batch, as in the paper.",
+            )
+            st.checkbox("Stop at a gradient tolerance", key=_k(prefix, "use_tol"),
+                        help="Train until ‖∇(L(w, D) + wd/2‖w‖²)‖ ≤ tolerance on the whole training set (checked "
+                             "after every L-BFGS iteration, every Adam/SGD epoch), for the original and the "
+                             "retrained model alike. A retrained model that meets it makes G = tolerance a bound.")
+            st.number_input("Gradient tolerance", min_value=1e-12, max_value=1e3, format="%g",
+                            key=_k(prefix, "grad_tol"))
+            st.number_input("Max L-BFGS iterations", min_value=0, max_value=100_000, step=50,
+                            key=_k(prefix, "max_iter"), help="The cap of the lbfgs optimiser (Adam/SGD run epochs).")
             st.number_input("Learning rate", min_value=1e-6, max_value=10.0, format="%g", key=_k(prefix, "lr"))
             st.number_input("Batch size", min_value=1, max_value=65536, step=1, key=_k(prefix, "batch_size"))
             st.number_input("Weight decay", min_value=0.0, max_value=1.0, format="%g", key=_k(prefix, "wd"))
@@ -360,6 +379,8 @@ def read_config(prefix: str, *, method: str | None = None) -> UIConfig:
         weight_decay=float(ss[_k(prefix, "wd")]),
         norm_bound=float(ss[_k(prefix, "C")]) if ss[_k(prefix, "use_C")] else None,
         optimizer=ss[_k(prefix, "optimizer")], device=ss[_k(prefix, "device")],
+        grad_tol=float(ss[_k(prefix, "grad_tol")]) if ss[_k(prefix, "use_tol")] else None,
+        max_iter=int(ss[_k(prefix, "max_iter")]),
     )
     cfg = dataclasses.replace(cfg, params=ui_state.full_params(cfg))
     st.session_state["shared_config"] = cfg
@@ -645,8 +666,38 @@ def headline_metrics(card: Mapping[str, Any]) -> None:
         verdict = f"unlearning is {1 / speed:.1f}× slower"
     c4.metric("retraining time", f"{retrain_s:.2f} s" if retrain_s is not None else "—", delta=verdict,
               delta_color="off")
+    ratio = newton_step_ratio(card)
+    if ratio is not None:
+        c5, c6 = st.columns(2)
+        closes = (f"the step closes {100 * (1 - ratio):.0f} % of the distance" if ratio < 1
+                  else f"{ratio:.2g}× the original's distance: the step moved away")
+        c5.metric(
+            "‖w̃ − w̃*‖ / ‖w* − w̃*‖ (noise-free step)", _fmt(ratio, 3), delta=closes, delta_color="off",
+            help="The noise-free Newton estimate w̃ (before the certificate's noise) measured against the retrained "
+                 "model w̃*, as a fraction of the original model w*'s distance to it: 0 = it lands on the retrained "
+                 "model, 1 = no closer than the original, above 1 = it moved away. One Newton step lands on the "
+                 "retrained model only when both models are minimisers, e.g. trained by L-BFGS with a gradient "
+                 "tolerance (the Convex preset); models trained by a few epochs of Adam are not.",
+        )
+        retrained = (card.get("training") or {}).get("retrained") or {}
+        if retrained.get("grad_norm") is not None:
+            tol = retrained.get("grad_tol")
+            verdict = None if tol is None else (f"≤ tolerance {tol:g}: a minimiser" if retrained.get("converged")
+                                                else f"> tolerance {tol:g}: not converged")
+            c6.metric("retrained model's ‖∇(L + wd/2‖w‖²)‖", _fmt(retrained["grad_norm"], 3), delta=verdict,
+                      delta_color="off", help=retrained.get("stop_reason"))
     st.caption(f"Device: **{card.get('device', '?')}** · cached models: "
                + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in (card.get("cached") or {}).items()))
+
+
+def newton_step_ratio(card: Mapping[str, Any]) -> float | None:
+    """‖w̃ − w̃*‖ / ‖w* − w̃*‖: the noise-free estimate's distance to the retrained model (``diagnostics.approx_error``)
+    over the original's (``distance.original_to_retrained``); ``None`` unless both are there and the latter > 0."""
+    approx = (card.get("diagnostics") or {}).get("approx_error")
+    base = (card.get("distance") or {}).get("original_to_retrained")
+    if not isinstance(approx, (int, float)) or not isinstance(base, (int, float)) or not base > 0:
+        return None
+    return float(approx) / float(base)
 
 
 # ------------------------------------------------------------------------------------------------------------

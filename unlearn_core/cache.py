@@ -29,7 +29,8 @@ from torch import nn
 
 from unlearn_core.paths import cache_dir
 
-CACHE_FORMAT = 1
+#: 2: the metadata is the full training summary (``grad_norm``, ``grad_tol``, ``converged``, ``stop_reason``, ...).
+CACHE_FORMAT = 2
 
 
 def config_hash(key: dict[str, Any]) -> str:
@@ -39,7 +40,12 @@ def config_hash(key: dict[str, Any]) -> str:
 
 
 class ModelCache:
-    """A directory of ``<hash>.pt`` files, each ``{"state_dict": ..., "meta": ...}``."""
+    """A directory of ``<hash>.pt`` files, each ``{"state_dict": ..., "meta": ...}``.
+
+    ``meta`` is what the trainer returned (the pipeline stores :func:`unlearn_core.training.train`'s summary) plus
+    the key, so a cache hit reports the same training summary — final gradient norm, convergence — as the run
+    that trained the model.
+    """
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = cache_dir(root) / "models"

@@ -53,7 +53,7 @@ def _download_default() -> bool:
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, method: bool = True) -> None:
     """The flags that make a :class:`~unlearn_core.pipeline.RunConfig` (shared by ``train``, ``run``, experiments)."""
-    from unlearn_core.training import TrainConfig
+    from unlearn_core.training import CONVEX_GRAD_TOL, TrainConfig
 
     d = TrainConfig()
     g = parser.add_argument_group("data and model")
@@ -70,9 +70,18 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, method: bool = True
                     help="download missing dataset files (default on; UNLEARN_DOWNLOAD=0 turns it off)")
     dl.add_argument("--no-download", dest="download", action="store_false", help="never download")
     t = parser.add_argument_group("training recipe (original model and retrained oracle)")
-    t.add_argument("--optimizer", default=d.optimizer, help="adam or sgd")
-    t.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
-    t.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
+    t.add_argument("--optimizer", default=d.optimizer,
+                   help="auto, adam, sgd or lbfgs (full-batch L-BFGS, strong-Wolfe line search; ignores --lr, "
+                        "--batch-size, --momentum, --epochs). auto (default): lbfgs with --grad-tol "
+                        f"{CONVEX_GRAD_TOL:g} for the convex model (logreg), adam for every other model")
+    t.add_argument("--lr", type=float, default=d.lr, help=f"learning rate of adam/sgd (default {d.lr})")
+    t.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs of adam/sgd (default {d.epochs})")
+    t.add_argument("--max-iter", type=int, default=d.max_iter,
+                   help=f"most L-BFGS iterations (default {d.max_iter})")
+    t.add_argument("--grad-tol", type=_optional_float, default=d.grad_tol, metavar="TOL",
+                   help="stop training once ‖∇(L(w, D) + wd/2‖w‖²)‖ ≤ TOL on the full training set (checked every "
+                        "L-BFGS iteration, every adam/sgd epoch), for the original and the retrained model alike; "
+                        "'none' (default, except for auto on logreg): no such rule"),
     t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"batch size (default {d.batch_size})")
     t.add_argument("--weight-decay", type=float, default=d.weight_decay,
                    help=f"weight decay (default {d.weight_decay})")
@@ -118,6 +127,7 @@ def config_from_args(args: argparse.Namespace, *, method: str | None = None, par
         train=TrainConfig(
             optimizer=args.optimizer, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
             weight_decay=args.weight_decay, momentum=args.momentum, norm_bound=args.norm_bound, seed=args.seed,
+            grad_tol=args.grad_tol, max_iter=args.max_iter,
         ),
         seed=args.seed,
         forget_seed=args.forget_seed,
@@ -157,7 +167,10 @@ class TqdmProgress:
             )
         if "step" in info and self.bar is not None:
             self.bar.update(int(info["step"]) - self.bar.n)
-        postfix = {k: info[k] for k in ("epoch", "loss", "acc", "norm") if k in info and info[k] is not None}
+        keys = ("iteration", "epoch", "loss", "acc", "grad_norm", "norm")
+        postfix = {k: info[k] for k in keys if k in info and info[k] is not None}
+        if "iteration" in postfix:  # L-BFGS reports its iteration as the epoch too (for the charts)
+            postfix.pop("epoch", None)
         if postfix and self.bar is not None:
             self.bar.set_postfix(
                 {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in postfix.items()}, refresh=False
@@ -213,6 +226,22 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def training_lines(training: dict[str, Any]) -> list[str]:
+    """One line per trained model: optimiser, iterations, final gradient norm and whether ``grad_tol`` was met."""
+    lines = []
+    for name in ("original", "retrained"):
+        s = training.get(name)
+        if not s:
+            continue
+        unit = "L-BFGS iterations" if s.get("iteration_unit") == "lbfgs_iteration" else "epochs"
+        text = f"training {name}: {s.get('optimizer')}, {s.get('iterations')} {unit}, ‖∇‖ = {s.get('grad_norm'):.3g}"
+        if s.get("converged") is not None:
+            text += (f" ≤ grad_tol {s['grad_tol']:g} (converged)" if s["converged"]
+                     else f" > grad_tol {s['grad_tol']:g} (not converged: {s.get('stop_reason')})")
+        lines.append(text)
+    return lines
+
+
 def _print_summary(card: dict[str, Any]) -> None:
     from unlearn_core.certificate import certificate_from_card
 
@@ -225,6 +254,8 @@ def _print_summary(card: dict[str, Any]) -> None:
     for key, value in dist.items():
         if value is not None:
             print(f"{key}: {value:.4f}")
+    for line in training_lines(card.get("training") or {}):
+        print(line)
     timing = card.get("timing_s", {})
     print("time (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timing.items() if v is not None))
     approx = (card.get("diagnostics") or {}).get("approx_error")
@@ -246,7 +277,7 @@ def _print_summary(card: dict[str, Any]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from unlearn_core.device import describe_device
     from unlearn_core.jsonio import write_json_atomic
-    from unlearn_core.pipeline import prepare, versions
+    from unlearn_core.pipeline import prepare, training_card, versions
 
     config = dataclasses.replace(config_from_args(args, method="retrain", params={}), compute_retrained=False)
     bar = TqdmProgress(not args.quiet)
@@ -260,16 +291,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     loss_test, acc_test = evaluate(prepared.original, prepared.data.x_test, prepared.data.y_test)
     metrics = {"acc_train": acc_train, "acc_test": acc_test, "loss_train": loss_train, "loss_test": loss_test}
     card = {
-        "config": {k: v for k, v in config.to_json().items() if k not in ("method", "params", "forget")},
+        "config": {**{k: v for k, v in config.to_json().items() if k not in ("method", "params", "forget")},
+                   "train": prepared.train_config.to_json()},
         "models": {"original": metrics},
         "timing_s": {"train": prepared.timing_s["train"]},
         "cached": {"original": prepared.cached["original"]},
+        "training": training_card(prepared),
         "versions": versions(),
         "device": describe_device(prepared.device),
     }
     cached = " (from the cache)" if prepared.cached["original"] else ""
     print(f"original model: acc_train {acc_train:.4f}, acc_test {acc_test:.4f}; "
           f"trained in {prepared.timing_s['train'] or 0:.2f}s{cached}; device {describe_device(prepared.device)}")
+    for line in training_lines(card["training"]):
+        print(line)
     if args.json:
         write_json_atomic(args.json, card)
     return 0

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jvp, vmap
+from torch.func import functional_call, grad, grad_and_value, jvp, vmap
 
 ParamDict = dict[str, torch.Tensor]
 
@@ -119,6 +119,46 @@ def make_loss_fn(model: nn.Module, *, weight_decay: float = 0.0) -> LossFn:
     return loss
 
 
+def flat_objective(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    weight_decay: float = 0.0,
+    batch_size: int = 4096,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The objective :math:`\mathcal{L}(w; S) + \tfrac{\mathrm{wd}}{2}\lVert w\rVert^2` and its exact gradient over
+    all of (x, y), accumulated in chunks; returns ``(value, flat gradient)``.
+
+    The mean over S is the size-weighted mean of chunk means, so chunking changes memory, not the value.
+    Weight decay is added once (not per chunk). This is *the* objective of the package: the certificate's
+    gradients, the L-BFGS training recipe and its gradient-tolerance stopping rule all evaluate it here.
+    Floating-point inputs are cast chunk by chunk to the parameters' dtype, so a float64 copy of a model is
+    evaluated in float64 without a float64 copy of the data.
+    """
+    was_training = model.training
+    model.eval()
+    loss_fn = make_loss_fn(model, weight_decay=0.0)
+    params = param_dict(model)
+    grad_fn = grad_and_value(loss_fn)
+    n = x.shape[0]
+    dtype = next(iter(params.values())).dtype if params else x.dtype
+    total = torch.zeros(sum(t.numel() for t in params.values()), device=x.device, dtype=dtype)
+    value = torch.zeros((), device=x.device, dtype=dtype)
+    for sl in batches(n, batch_size):
+        xb = x[sl].to(dtype) if x.is_floating_point() else x[sl]
+        g, v = grad_fn(params, xb, y[sl])
+        weight = (sl.stop - sl.start) / n
+        total += flatten(g) * weight
+        value += v.detach() * weight
+    if weight_decay:
+        flat = flatten(params)
+        total += weight_decay * flat
+        value += 0.5 * weight_decay * flat.dot(flat)
+    model.train(was_training)
+    return value, total
+
+
 def flat_gradient(
     model: nn.Module,
     x: torch.Tensor,
@@ -127,25 +167,9 @@ def flat_gradient(
     weight_decay: float = 0.0,
     batch_size: int = 4096,
 ) -> torch.Tensor:
-    r"""Exact :math:`\nabla \mathcal{L}(w; S)` of the mean loss over all of (x, y), accumulated in chunks.
-
-    The mean over S is the size-weighted mean of chunk means, so chunking changes memory, not the value.
-    Weight decay is added once (not per chunk).
-    """
-    was_training = model.training
-    model.eval()
-    loss_fn = make_loss_fn(model, weight_decay=0.0)
-    params = param_dict(model)
-    grad_fn = grad(loss_fn)
-    n = x.shape[0]
-    total = torch.zeros(sum(t.numel() for t in params.values()), device=x.device, dtype=x.dtype)
-    for sl in batches(n, batch_size):
-        g = grad_fn(params, x[sl], y[sl])
-        total += flatten(g) * ((sl.stop - sl.start) / n)
-    if weight_decay:
-        total += weight_decay * flatten(params)
-    model.train(was_training)
-    return total
+    r"""Exact :math:`\nabla \mathcal{L}(w; S)` (+ wd·w) of the mean loss over all of (x, y), accumulated in chunks
+    (the gradient of :func:`flat_objective`)."""
+    return flat_objective(model, x, y, weight_decay=weight_decay, batch_size=batch_size)[1]
 
 
 def _single_hvp(

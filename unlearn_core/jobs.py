@@ -126,7 +126,9 @@ class Job:
         p = self.progress
         stage = p.get("stage")
         parts = [STAGE_LABELS.get(stage, str(stage)) if stage else "starting"]
-        if "epoch" in p and "epochs" in p:
+        if "iteration" in p and "iterations" in p:  # full-batch L-BFGS
+            parts.append(f"L-BFGS iteration {p['iteration']}/{p['iterations']}")
+        elif "epoch" in p and "epochs" in p:
             parts.append(f"epoch {p['epoch']}/{p['epochs']}")
         elif "step" in p and "steps" in p:
             parts.append(f"step {p['step']}/{p['steps']}")

@@ -38,7 +38,7 @@ from unlearn_core.evaluation import param_distance, split_metrics
 from unlearn_core.forget import parse_forget_spec, select_forget
 from unlearn_core.models import build_model, get_model_info, has_batchnorm
 from unlearn_core.progress import ProgressCallback
-from unlearn_core.training import TrainConfig, train
+from unlearn_core.training import TrainConfig, resolve_train_config, train
 from unlearn_core.unlearners import UnlearnContext, UnlearnResult, get_unlearner, resolve_params
 
 
@@ -114,7 +114,14 @@ def validate_config(config: RunConfig) -> dict[str, Any]:
 
 @dataclass
 class Prepared:
-    """The shared part of a run: data, split, and the original and retrained models (never to be mutated)."""
+    """The shared part of a run: data, split, and the original and retrained models (never to be mutated).
+
+    ``train_config`` is the recipe as resolved for this model (``optimizer="auto"`` replaced by what it means
+    here, :func:`unlearn_core.training.resolve_train_config`), the one that trained both models.
+    ``train_summaries`` holds :func:`unlearn_core.training.train`'s summary of each model trained, under
+    ``"original"`` and (when computed) ``"retrained"`` — ``grad_norm``, ``grad_tol``, ``converged``,
+    ``stop_reason``, ``iterations``, … — the same whether the model was trained now or loaded from the cache.
+    """
 
     config: RunConfig
     device: torch.device
@@ -126,6 +133,7 @@ class Prepared:
     retrained: nn.Module | None
     timing_s: dict[str, float | None]
     cached: dict[str, bool]
+    train_summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def model_factory(self, seed_offset: int = 0) -> nn.Module:
         """A fresh initialisation; offset 0 is the one the original and the retrained models started from."""
@@ -158,6 +166,7 @@ class Prepared:
             seed=self.config.seed if seed is None else seed,
             convex=get_model_info(self.config.model).convex,
             retrained=self.retrained,
+            train_summaries={k: dict(v) for k, v in self.train_summaries.items()},
             progress=progress,
             cancel=cancel,
         )
@@ -206,6 +215,11 @@ def _train_cached(
     return cache.get_or_train(key, model, do_train)
 
 
+def _summary_from_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """The training summary stored with a cached model (its metadata less the cache key)."""
+    return {k: v for k, v in meta.items() if k != "key"}
+
+
 def prepare(
     config: RunConfig,
     *,
@@ -222,7 +236,9 @@ def prepare(
     forget_idx, retain_idx = select_forget(
         config.forget, data.y_train, seed=config.forget_seed, num_classes=data.num_classes
     )
-    train_config = dataclasses.replace(config.train, seed=config.seed)
+    train_config = resolve_train_config(
+        dataclasses.replace(config.train, seed=config.seed), convex=get_model_info(config.model).convex
+    )
     cache = ModelCache(config.cache_dir) if config.use_cache else None
     prep = Prepared(
         config=config, device=device, data=data, forget_idx=forget_idx, retain_idx=retain_idx,
@@ -236,6 +252,7 @@ def prepare(
     )
     original.eval()
     prep.original, prep.timing_s["train"], prep.cached["original"] = original, meta.get("time_s"), hit
+    prep.train_summaries["original"] = _summary_from_meta(meta)
     if config.compute_retrained:
         retrained = prep.model_factory()
         meta, hit = _train_cached(
@@ -246,6 +263,7 @@ def prepare(
         )
         retrained.eval()
         prep.retrained, prep.timing_s["retrain"], prep.cached["retrained"] = retrained, meta.get("time_s"), hit
+        prep.train_summaries["retrained"] = _summary_from_meta(meta)
     return prep
 
 
@@ -268,6 +286,20 @@ def versions() -> dict[str, str]:
         "torchvision": torchvision.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
+    }
+
+
+def training_card(prepared: Prepared) -> dict[str, Any]:
+    """The run card's ``training`` section: the recipe as requested and as resolved, and each model's summary.
+
+    ``{"requested_optimizer": "auto", "recipe": {...resolved TrainConfig...}, "original": {...},
+    "retrained": {...}}``; each summary is :func:`unlearn_core.training.train`'s (``grad_norm``, ``grad_tol``,
+    ``converged``, ``stop_reason``, ``iterations``, ``iteration_unit``, …).
+    """
+    return {
+        "requested_optimizer": prepared.config.train.optimizer,
+        "recipe": prepared.train_config.to_json(),
+        **{name: dict(summary) for name, summary in prepared.train_summaries.items()},
     }
 
 
@@ -302,7 +334,8 @@ def run_method(
         models["retrained"] = prepared.metrics(prepared.retrained)
         distance["unlearned_to_retrained"] = param_distance(unlearned, prepared.retrained)
         distance["original_to_retrained"] = param_distance(prepared.original, prepared.retrained)
-    config_json = {**prepared.config.to_json(), "method": method, "params": resolved}
+    config_json = {**prepared.config.to_json(), "method": method, "params": resolved,
+                   "train": prepared.train_config.to_json()}
     if seed is not None:
         config_json["unlearn_seed"] = seed
     card = {
@@ -324,6 +357,7 @@ def run_method(
             "train": prepared.timing_s["train"], "retrain": prepared.timing_s["retrain"], "unlearn": unlearn_s,
         },
         "cached": dict(prepared.cached),
+        "training": training_card(prepared),
         "certificate": result.certificate.to_dict() if result.certificate is not None else None,
         "diagnostics": result.diagnostics.to_dict(),
         "warnings": (

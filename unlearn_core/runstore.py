@@ -94,7 +94,8 @@ def card_row(card: dict[str, Any]) -> dict[str, Any]:
         else:
             row[prefix] = value
 
-    for section in ("config", "method", "data", "models", "distance", "timing_s", "certificate", "mia", "device"):
+    for section in ("config", "method", "data", "models", "distance", "timing_s", "training", "certificate", "mia",
+                    "device"):
         if section in card and card[section] is not None:
             walk(section, to_jsonable(card[section]))
     return row

@@ -186,7 +186,9 @@ class UnlearnContext:
     """Everything an unlearner may use.
 
     ``model`` is the trained model w* = A(D). It may be a cached object shared with other callers, so methods
-    must never modify it: call :meth:`copy_model` to get a private copy to work on.
+    must never modify it: call :meth:`copy_model` to get a private copy to work on. ``train_config`` is the
+    resolved recipe (never ``optimizer="auto"`` when built by the pipeline) that trained ``model`` and
+    ``retrained``; ``train_summaries`` says how that training ended.
     """
 
     model: nn.Module
@@ -207,6 +209,11 @@ class UnlearnContext:
     #: is a proven bound rather than an estimate (``models.ModelInfo.convex``).
     convex: bool = False
     retrained: nn.Module | None = None
+    # The training summaries of the models in the context, under "original" and (when the oracle was trained)
+    # "retrained": unlearn_core.training.train's dict (grad_norm, grad_tol, converged, stop_reason, iterations,
+    # ...). With a gradient tolerance in the recipe, training.gradient_bound_from_recipe(ctx.train_config,
+    # ctx.train_summaries) turns them into G = grad_tol, a bound on the retrained model's retain gradient.
+    train_summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     progress: ProgressCallback | None = None
     cancel: threading.Event | None = None
     extras: dict[str, Any] = field(default_factory=dict)

@@ -67,7 +67,7 @@ from unlearn_core.functional import (
     set_flat_params,
 )
 from unlearn_core.models import has_batchnorm
-from unlearn_core.training import global_norm, project_to_ball
+from unlearn_core.training import global_norm, gradient_bound_from_recipe, project_to_ball
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
 
@@ -408,9 +408,10 @@ class CertifiedNewton(Unlearner):
         if params["G"] != "auto":
             out["G"] = Constant("G", float(params["G"]), ASSUMPTION, "set by the user")
         else:
-            recipe = recipe_gradient_bound(ctx)
-            if recipe is not None:
-                out["G"] = Constant("G", recipe[0], BOUND, recipe[1])
+            tol = gradient_bound_from_recipe(ctx.train_config, ctx.train_summaries)
+            if tol is not None:
+                out["G"] = Constant("G", tol, BOUND, f"the training recipe stops at ‖∇(L + wd/2‖w‖²)‖ ≤ {tol:g} "
+                                    "(grad_tol), and the retrained model, trained by it on D_r, did")
             else:
                 out["G"] = Constant("G", grad_after, ESTIMATE, "‖∇L(w̃, D_r)‖ at the noise-free unlearned model, a "
                                     "proxy for the retrained model's gradient; train with --grad-tol to make G a "
@@ -484,23 +485,6 @@ class CertifiedNewton(Unlearner):
 
 THEOREM = ("Zhang, Dong, Wang & Li (ICML 2024): certified Newton unlearning — ‖w̃ − w̃*‖ ≤ Δ for the step with the "
            "local convex term λ in the C-ball, then the Gaussian mechanism at sensitivity Δ")
-
-
-def recipe_gradient_bound(ctx: UnlearnContext) -> tuple[float, str] | None:
-    """G from the training recipe: a recipe that trains until ‖∇L(w, D)‖ ≤ tol gives G = tol for A(D_r).
-
-    The retrained model w̃* = A(D_r) is trained by the same recipe as the original, so a recipe with a gradient
-    tolerance bounds its retain gradient by construction — provided the recipe reached the tolerance, which the
-    original model's training shows (the retrained oracle, when at hand, is checked separately).
-    """
-    tol = getattr(ctx.train_config, "grad_tol", None)
-    if tol is None:
-        return None
-    summaries = getattr(ctx, "train_summaries", None) or {}
-    original = summaries.get("original") or {}
-    if original.get("converged") is False:
-        return None
-    return float(tol), f"training recipe stops only at ‖∇L(w, D)‖ ≤ {float(tol):g} (grad_tol); A(D_r) inherits it"
 
 
 def newton_certificate(

@@ -26,7 +26,7 @@ class Retrain(Unlearner):
     summary = "Retrain from the same initialisation on the retain set (the gold standard, and the slowest)."
     schema = (
         HyperParam(
-            "epochs", int, None, "epochs of retraining; none = the original recipe's epochs (same budget)",
+            "epochs", int, None, "epochs of retraining (an L-BFGS recipe: iterations); none = the recipe's budget",
             low=0, high=10_000, optional=True,
         ),
         HyperParam(
@@ -38,7 +38,9 @@ class Retrain(Unlearner):
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         config = ctx.train_config
         if params["epochs"] is not None:
-            config = dataclasses.replace(config, epochs=int(params["epochs"]))
+            # An L-BFGS recipe counts iterations, not epochs: the budget caps those instead.
+            budget = "max_iter" if config.optimizer == "lbfgs" else "epochs"
+            config = dataclasses.replace(config, **{budget: int(params["epochs"])})
         config = dataclasses.replace(config, seed=config.seed + int(params["seed_offset"]))
         model = ctx.model_factory(int(params["seed_offset"]))
         summary = train(
