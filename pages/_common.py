@@ -563,10 +563,12 @@ def accuracy_table(card: Mapping[str, Any]) -> pd.DataFrame:
 
 #: How each certificate status is drawn: Streamlit's box, its icon and the badge colour (status → style).
 STATUS_STYLE = {
-    CERTIFIED: (st.success, "✅", "green"),
-    UNDER_ASSUMPTIONS: (st.info, "🟡", "orange"),
-    NOT_CERTIFIED: (st.warning, "⚠️", "red"),
+    CERTIFIED: (st.success, ":material/verified:", "green"),
+    UNDER_ASSUMPTIONS: (st.info, ":material/rule:", "orange"),
+    NOT_CERTIFIED: (st.warning, ":material/gpp_bad:", "red"),
 }
+#: The badge colour of each constant tag.
+TAG_COLOUR = {"bound": "green", "estimate": "orange", "assumption": "violet"}
 
 
 def status_badge(status: str | None) -> str:
@@ -629,17 +631,17 @@ def certificate_card(card: Mapping[str, Any]) -> None:
                                                                   for k, v in cert.sigma_required_by.items()))
         if cert.sensitivity_terms:
             st.caption("Δ terms: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in cert.sensitivity_terms.items()))
-        st.markdown("Conditions of the theorem, checked on this run")
-        st.dataframe(pd.DataFrame([
-            {"holds": "✅" if c.holds else "❌", "condition": c.statement, "this run": c.value, "needs": c.requirement,
-             "fix": c.fix if not c.holds else ""} for c in cert.conditions
-        ]), hide_index=True, width="stretch")
+        st.markdown("**Conditions of the theorem, checked on this run**")
+        st.markdown("\n".join(
+            f"- {':material/check_circle:' if c.holds else ':red[:material/cancel:]'} {c.statement}: {c.value} "
+            f"(needs {c.requirement})" + ("" if c.holds or not c.fix else f" — *fix:* {c.fix}")
+            for c in cert.conditions))
         if cert.constants:
-            st.markdown("Constants of the bound", help="bound: proven or exact; estimate: measured, possibly "
-                        "optimistic; assumption: set by the user and taken on trust")
-            st.dataframe(pd.DataFrame([
-                {"constant": c.name, "value": c.value, "tag": c.tag, "how": c.how} for c in cert.constants
-            ]), hide_index=True, width="stretch")
+            st.markdown("**Constants of the bound**", help="bound: proven, exact or enforced by the algorithm; "
+                        "estimate: measured, possibly optimistic; assumption: set by the user and taken on trust")
+            st.markdown("\n".join(
+                f"- {c.name} = {_fmt(c.value)} :{TAG_COLOUR.get(c.tag, 'gray')}-badge[{c.tag}] {c.how}"
+                for c in cert.constants))
         for note in cert.notes:
             st.caption(f"• {note}")
 
