@@ -744,12 +744,16 @@ def executor_caption() -> None:
                    "a serial run's.")
 
 
-def seed_params(prefix: str, method: str, values: Mapping[str, Any]) -> None:
-    """Preset some of a method's widgets (only those not yet in the session, so a user's edit is kept)."""
+def seed_params_once(prefix: str, method: str, values: Mapping[str, Any]) -> None:
+    """Preset some of a method's widgets on the page's first visit in a session (later, a user's edit is kept)."""
+    flag = _k(prefix, f"_seeded.{method}")
+    if st.session_state.get(flag):
+        return
     by_name = {p.name: p for p in get_unlearner(method).schema}
     for name, value in values.items():
-        if name in by_name and _param_key(prefix, method, name) not in st.session_state:
+        if name in by_name:
             _seed_param(prefix, method, by_name[name], value)
+    st.session_state[flag] = True
 
 
 def experiment_panel(prefix: str, render: Callable[[pd.DataFrame, dict[str, Any], str | None], None]) -> None:

@@ -40,8 +40,8 @@ if f"{PREFIX}.methods" not in st.session_state:
     st.session_state[f"{PREFIX}.methods"] = list(methods)
 for m in methods:
     quick = ui_state.quick_params(m)
-    if len(quick) == len(ui_state.QUICK_PARAMS):  # the quick demo's LiSSA settings, for the method they are for
-        ui.seed_params(PREFIX, m, quick)
+    if len(quick) == len(ui_state.QUICK_PARAMS):  # the quick demo's finite-Δ LiSSA settings, for their method
+        ui.seed_params_once(PREFIX, m, quick)
 
 with st.form(f"{PREFIX}.form"):
     st.multiselect("Certified methods", methods, key=f"{PREFIX}.methods")

@@ -33,8 +33,8 @@ if f"{PREFIX}.methods" not in st.session_state:
         or all_methods[:1]
 for m in all_methods:
     quick = ui_state.quick_params(m)
-    if len(quick) == len(ui_state.QUICK_PARAMS):  # the quick demo's LiSSA settings, for the method they are for
-        ui.seed_params(PREFIX, m, quick)
+    if len(quick) == len(ui_state.QUICK_PARAMS):  # the quick demo's finite-Δ LiSSA settings, for their method
+        ui.seed_params_once(PREFIX, m, quick)
 
 with st.form(f"{PREFIX}.form"):
     st.multiselect("Methods", all_methods, key=f"{PREFIX}.methods")

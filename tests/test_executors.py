@@ -139,6 +139,14 @@ def test_executor_settings_are_validated() -> None:
         executor_from_env({"UNLEARN_EXECUTOR": "processes", "UNLEARN_WORKERS": "two"})
 
 
+def test_ray_without_the_extra_is_a_one_line_error(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the cluster extra were not installed
+    with pytest.raises(ConfigError, match=r"needs the optional cluster extra: pip install -r requirements-cluster"):
+        ex.budget(BASE, methods=["finetune"], budgets=[0], executor=get_executor("ray"))
+
+
 def test_file_flag_crosses_processes_as_a_path(tmp_path) -> None:
     flag = FileFlag(tmp_path / "cancel")
     copy = pickle.loads(pickle.dumps(flag))

@@ -894,8 +894,10 @@ def audit(
     > ``epsilon_certified`` (what the bound certifies at this σ) refutes the certificate (``refutes_certificate``).
     ``epsilon_lower`` ≤ both refutes nothing and confirms nothing: a lower bound can only refute. It is capped
     by the number of runs (``epsilon_lower_cap``). Beside it: Triantafillou et al.'s per-example ε on the forget
-    losses (``pe_epsilon_*``, ``forgetting_quality``: an estimate, not a bound) and an offline LiRA with the noisy
-    retrain as references (``lira_auc``, read against ``lira_auc_reference``).
+    losses of the counted halves (``pe_epsilon_*``, ``forgetting_quality``: an estimate, not a bound, read against
+    ``pe_epsilon_median_null`` / ``forgetting_quality_null``, the same estimate between the two halves of the noisy
+    retrain) and an offline LiRA with the noisy retrain as references (``lira_auc``, read against
+    ``lira_auc_reference``, the noisy retrain scored against itself).
 
     **Limits.** One (D, D_u) pair and one trained model per seed, whereas the certificate is a worst case over
     data sets; finitely many runs, so a small ε is invisible (the cap); the hypotheses behind the certificate
