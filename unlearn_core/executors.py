@@ -324,22 +324,18 @@ class RayExecutor(Executor):
                               "requirements-cluster.txt (or pip install '.[cluster]')") from None
         if not ray.is_initialized():
             tic = time.perf_counter()
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                      "configure_logging": False}
             if self.local:
                 # Local workers run this checkout's code and see the driver's cache and data directories.
                 root = str(Path(__file__).resolve().parents[1])
                 path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-                kwargs.update(num_cpus=self.num_cpus or os.cpu_count(),
-                              runtime_env={"env_vars": {**driver_env(), "PYTHONPATH": path}})
+                ray.init(num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                         configure_logging=False, runtime_env={"env_vars": {**driver_env(), "PYTHONPATH": path}})
             else:
                 # A cluster gets this package shipped with the job; its nodes need torch & co. installed and
                 # their own UNLEARN_CACHE_DIR / UNLEARN_DATA_DIR (paths on this machine mean nothing there).
                 import unlearn_core
 
-                kwargs.update(address=self.address,
-                              runtime_env={"py_modules": [str(Path(unlearn_core.__file__).parent)]})
-            ray.init(**kwargs)
+                ray.init(address=self.address, runtime_env={"py_modules": [str(Path(unlearn_core.__file__).parent)]})
             self._started = True
             self.start_s = time.perf_counter() - tic
         return ray

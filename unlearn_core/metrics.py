@@ -594,8 +594,9 @@ def distinguishing_test(
     evaluation sizes can show at all (a test without a single error).
 
     Returns ``threshold``, ``side``, ``fpr``, ``fnr`` (held-out point estimates), ``fpr_hi``, ``fnr_hi``,
-    ``n_eval_a``, ``n_eval_b``, ``epsilon_selection`` (the bound on the selection half, for choosing between
-    statistics), ``epsilon_lower`` and ``epsilon_lower_cap``.
+    ``n_eval_a``, ``n_eval_b``, ``epsilon_selection`` and ``accuracy_selection`` (the bound and the balanced
+    accuracy on the selection half, for choosing between statistics without looking at the evaluation half),
+    ``epsilon_lower`` and ``epsilon_lower_cap``.
     """
     sa, sb, ea, eb = (_finite(v) for v in (select_a, select_b, eval_a, eval_b))
     if min(len(sa), len(sb), len(ea), len(eb)) < 1:
@@ -613,7 +614,7 @@ def distinguishing_test(
         i = int(top[len(top) // 2])  # the middle of a plateau of equally good thresholds
         if (eps[i], acc[i]) > best[:2]:
             best = (float(eps[i]), float(acc[i]), float(thresholds[i]), side)
-    eps_sel, _, t, side = best
+    eps_sel, acc_sel, t, side = best
     fp, fn = (int(c[0]) for c in _threshold_counts(ea, eb, np.array([t]), side))
     n_ea, n_eb = len(ea), len(eb)
     fpr_hi, fnr_hi = clopper_pearson(fp, n_eb, alpha=alpha)[1], clopper_pearson(fn, n_ea, alpha=alpha)[1]
@@ -621,7 +622,7 @@ def distinguishing_test(
                               fnr=clopper_pearson(0, n_ea, alpha=alpha)[1], delta=delta)
     return {
         "threshold": t, "side": side, "fpr": fp / n_eb, "fnr": fn / n_ea, "fpr_hi": fpr_hi, "fnr_hi": fnr_hi,
-        "n_eval_a": n_ea, "n_eval_b": n_eb, "epsilon_selection": eps_sel,
+        "n_eval_a": n_ea, "n_eval_b": n_eb, "epsilon_selection": eps_sel, "accuracy_selection": acc_sel,
         "epsilon_lower": epsilon_lower_bound(fpr=fpr_hi, fnr=fnr_hi, delta=delta), "epsilon_lower_cap": cap,
     }
 
