@@ -328,8 +328,11 @@ class RayExecutor(Executor):
                 # Local workers run this checkout's code and see the driver's cache and data directories.
                 root = str(Path(__file__).resolve().parents[1])
                 path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-                ray.init(num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                         configure_logging=False, runtime_env={"env_vars": {**driver_env(), "PYTHONPATH": path}})
+                # address="local": always a new local instance, never a cluster some earlier `ray start` left
+                # behind in /tmp/ray (ray.init's default would try to join it).
+                ray.init(address="local", num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False,
+                         log_to_driver=False, configure_logging=False,
+                         runtime_env={"env_vars": {**driver_env(), "PYTHONPATH": path}})
             else:
                 # A cluster gets this package shipped with the job; its nodes need torch & co. installed and
                 # their own UNLEARN_CACHE_DIR / UNLEARN_DATA_DIR (paths on this machine mean nothing there).
