@@ -234,9 +234,13 @@ def _print_summary(card: dict[str, Any]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from unlearn_core.device import describe_device
     from unlearn_core.jsonio import write_json_atomic
-    from unlearn_core.pipeline import prepare, versions
+    from unlearn_core.paths import check_output_file
+    from unlearn_core.pipeline import prepare, validate_config, versions
 
     config = dataclasses.replace(config_from_args(args, method="retrain", params={}), compute_retrained=False)
+    validate_config(config)
+    if args.json:
+        check_output_file(args.json)  # before training: a bad path must cost nothing
     bar = TqdmProgress(not args.quiet)
     try:
         prepared = prepare(config, progress=bar)
@@ -265,10 +269,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from unlearn_core.jsonio import write_json_atomic
+    from unlearn_core.paths import check_output_file
     from unlearn_core.pipeline import run, validate_config
 
     config = config_from_args(args)
     validate_config(config)
+    if args.json:
+        check_output_file(args.json)  # before training: a bad path must cost nothing
     bar = TqdmProgress(not args.quiet)
     try:
         result = run(config, progress=bar)

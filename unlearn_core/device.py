@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from unlearn_core.errors import ConfigError
+from unlearn_core.errors import ConfigError, abbreviate
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -17,7 +17,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     than no run.
     """
     if name not in DEVICE_CHOICES and not name.startswith("cuda:"):
-        raise ConfigError(f"device {name!r} is not valid: choose one of {', '.join(DEVICE_CHOICES)}")
+        raise ConfigError(f"device {abbreviate(name)} is not valid: choose one of {', '.join(DEVICE_CHOICES)}")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
