@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from unlearn_core import paths, plots, ui_state
+from unlearn_core import limits, paths, plots, ui_state
 from unlearn_core.data import DATASETS
 from unlearn_core.errors import ConfigError
 from unlearn_core.forget import parse_forget_spec
@@ -250,19 +250,25 @@ def config_widgets(prefix: str, *, method: bool = True) -> None:
             st.slider("Fraction of the class", 0.01, 0.99, key=_k(prefix, "ffrac"))
         else:
             st.text_input("Indices (comma-separated)", key=_k(prefix, "findices"))
-        st.number_input("Forget-set seed", min_value=0, step=1, key=_k(prefix, "forget_seed"))
+        st.number_input("Forget-set seed", min_value=0, max_value=limits.MAX_SEED, step=1,
+                        key=_k(prefix, "forget_seed"))
     with col_train:
-        st.number_input("Epochs", min_value=0, max_value=1000, step=1, key=_k(prefix, "epochs"),
+        st.number_input("Epochs", min_value=0, max_value=limits.MAX_EPOCHS, step=1, key=_k(prefix, "epochs"),
                         help="The same recipe trains the original model and the retrained oracle.")
         with st.expander("Training recipe"):
             st.selectbox("Optimiser", ["adam", "sgd"], key=_k(prefix, "optimizer"))
-            st.number_input("Learning rate", min_value=1e-6, max_value=10.0, format="%g", key=_k(prefix, "lr"))
-            st.number_input("Batch size", min_value=1, max_value=65536, step=1, key=_k(prefix, "batch_size"))
-            st.number_input("Weight decay", min_value=0.0, max_value=1.0, format="%g", key=_k(prefix, "wd"))
+            # The bounds are limits.py's, the URL parser's too: a deep-linked value is never clamped silently.
+            st.number_input("Learning rate", min_value=limits.LR_RANGE[0], max_value=limits.LR_RANGE[1], format="%g",
+                            key=_k(prefix, "lr"))
+            st.number_input("Batch size", min_value=1, max_value=limits.MAX_BATCH_SIZE, step=1,
+                            key=_k(prefix, "batch_size"))
+            st.number_input("Weight decay", min_value=0.0, max_value=limits.MAX_WEIGHT_DECAY, format="%g",
+                            key=_k(prefix, "wd"))
             st.checkbox("Norm constraint ‖w‖ ≤ C", key=_k(prefix, "use_C"),
                         help="Zhang et al. project onto the C-ball after every step; the certificate assumes it.")
-            st.number_input("C", min_value=1e-3, max_value=1e6, format="%g", key=_k(prefix, "C"))
-            st.number_input("Seed", min_value=0, step=1, key=_k(prefix, "seed"))
+            st.number_input("C", min_value=limits.NORM_BOUND_RANGE[0], max_value=limits.NORM_BOUND_RANGE[1],
+                            format="%g", key=_k(prefix, "C"))
+            st.number_input("Seed", min_value=0, max_value=limits.MAX_SEED, step=1, key=_k(prefix, "seed"))
             st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=_k(prefix, "device"))
     if method:
         names = ui_state.method_names()

@@ -142,8 +142,11 @@ def _base(args: argparse.Namespace):
 
     config = config_from_args(args, method="retrain", params={})
     validate_config(config)
+    name = args.name
+    if name is not None and (not name.strip() or Path(name).name != name or name in (".", "..")):
+        raise ConfigError(f"--name {args.name!r} is not valid: expected a file name stem without '/', e.g. run1")
     out = check_output_dir(args.out)
-    check_output_file(out / f"{args.name or args.experiment}.json", flag="--out/--name")
+    check_output_file(out / f"{args.name or args.experiment}.json", flag="--out")
     check_experiment_options(args.experiment, config, vars(args), runs=_runs(args))
     return config
 

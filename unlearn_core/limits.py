@@ -437,9 +437,14 @@ def check_experiment_options(
     if kind == "sensitivity":
         for value in options.get("values") or []:
             check_float("values", value, low=-1e300, high=1e300)
-    for method, params in runs:
-        from unlearn_core.unlearners import get_unlearner, resolve_params
+    from unlearn_core.unlearners import get_unlearner, resolve_params
 
+    if kind == "sequential" and runs:
+        method = runs[0][0]
+        if "requests" not in {p.name for p in get_unlearner(method).schema}:
+            raise ConfigError(f"method {method!r} has no 'requests' hyperparameter: sequential needs one "
+                              "(e.g. certified_newton)")
+    for method, params in runs:
         unlearner = get_unlearner(method)
         resolved = resolve_params(unlearner.schema, dict(params), method=method)
         check_estimate(dataclasses.replace(base, method=method), unlearner, resolved, device=device)

@@ -42,6 +42,20 @@ def _first_existing(path: Path) -> Path:
     return Path(path.anchor or ".")
 
 
+def _probe_writable(folder: Path) -> str | None:
+    """Why a new file cannot be created in ``folder`` (``None`` when it can): by creating one and removing it.
+
+    ``os.access`` is not enough: it says yes to root on /proc and on read-only mounts.
+    """
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".unlearn-write-test-"):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
 def check_output_file(path: str | os.PathLike[str], *, flag: str = "--json") -> Path:
     """Refuse, before any work, an output file that cannot be written (``--json /dev/null/x.json``).
 
@@ -60,8 +74,9 @@ def check_output_file(path: str | os.PathLike[str], *, flag: str = "--json") -> 
     existing = _first_existing(target.parent)
     if not existing.is_dir():
         raise ConfigError(f"{flag} {shown} cannot be written: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {shown} cannot be written: no permission to write in {existing}")
+    why = _probe_writable(existing)
+    if why:
+        raise ConfigError(f"{flag} {shown} cannot be written: {why.lower()} in {existing}")
     if target.exists() and not os.access(target, os.W_OK):
         raise ConfigError(f"{flag} {shown} cannot be written: the file is read-only")
     return target
@@ -80,6 +95,7 @@ def check_output_dir(path: str | os.PathLike[str], *, flag: str = "--out") -> Pa
     existing = _first_existing(target)
     if not existing.is_dir():
         raise ConfigError(f"{flag} {shown} cannot be used as a directory: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {shown} cannot be written: no permission to write in {existing}")
+    why = _probe_writable(existing)
+    if why:
+        raise ConfigError(f"{flag} {shown} cannot be written: {why.lower()} in {existing}")
     return target
