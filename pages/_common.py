@@ -7,6 +7,7 @@ figures. Nothing here trains a model or does maths; the worker functions live in
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
 import time
@@ -623,15 +624,18 @@ def headline_metrics(card: Mapping[str, Any]) -> None:
 
 def html_report(title: str, card: Mapping[str, Any], figures: Mapping[str, Any]) -> str:
     """A self-contained HTML report: the run card as tables plus the interactive figures (no Kaleido)."""
-    parts = [f"<html><head><meta charset='utf-8'><title>{title}</title></head><body>", f"<h1>{title}</h1>"]
+    # Everything from the card is escaped: a card is data (a label, a forget spec, a note), never markup.
+    safe_title = html.escape(title)
+    parts = [f"<html><head><meta charset='utf-8'><title>{safe_title}</title></head><body>", f"<h1>{safe_title}</h1>"]
     if card.get("models"):
         parts.append("<h2>Accuracy</h2>" + accuracy_table(card).to_html(float_format=lambda v: f"{v:.4f}"))
     first = True
     for name, fig in figures.items():
-        parts.append(f"<h2>{name}</h2>")
+        parts.append(f"<h2>{html.escape(str(name))}</h2>")
         parts.append(fig.to_html(full_html=False, include_plotlyjs="cdn" if not first else True))
         first = False
-    parts.append("<h2>Run card</h2><pre>" + json.dumps(card, indent=2, default=str) + "</pre></body></html>")
+    card_text = html.escape(json.dumps(card, indent=2, default=str))
+    parts.append(f"<h2>Run card</h2><pre>{card_text}</pre></body></html>")
     return "\n".join(parts)
 
 
