@@ -56,9 +56,26 @@ FAMILY_BADGE = {
 def get_registry() -> JobRegistry:
     """The process-wide job registry (thread-safe); two sessions with the same config share one job.
 
-    Jobs leave one core to the server and the browser (:func:`unlearn_core.jobs.default_torch_threads`).
+    Jobs leave one core to the server and the browser (:func:`unlearn_core.jobs.default_torch_threads`). A
+    watcher counts only while its Streamlit session is connected (:func:`session_is_live`) and beating.
     """
-    return JobRegistry(torch_threads=default_torch_threads())
+    return JobRegistry(torch_threads=default_torch_threads(), is_live=lambda session: session_is_live(session))
+
+
+def session_is_live(session: str) -> bool | None:
+    """Whether the browser session ``session`` is still connected (``None`` when Streamlit cannot say: AppTest).
+
+    Streamlit drops a session from its active ones when its websocket closes (tab closed, browser gone); a
+    reconnect after a network blip makes it active again.
+    """
+    try:
+        from streamlit import runtime
+
+        if not runtime.exists():
+            return None
+        return runtime.get_instance().is_active_session(session)
+    except Exception:  # an internal API: unknown is the safe answer
+        return None
 
 
 @st.cache_resource(show_spinner="Loading the engine…")
@@ -413,11 +430,38 @@ def method_select(prefix: str, methods: list[str], *, empty: str) -> str:
 # ------------------------------------------------------------------------------------------------------------
 
 
+#: The app-wide heartbeat's period: each open page renews its watchers this often, whatever page it shows.
+HEARTBEAT_SECONDS = 5.0
+
+
 def session_id() -> str:
-    """A stable id for this browser session (who is waiting for a shared job)."""
-    if "_session_id" not in st.session_state:
+    """This browser session's id (who is waiting for a shared job): Streamlit's own, so that the registry can ask
+    the runtime whether the session is still connected; a random one where there is no runtime context."""
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if runtime.exists() and ctx is not None and getattr(ctx, "session_id", None):
+        return str(ctx.session_id)
+    if "_session_id" not in st.session_state:  # AppTest: no runtime, and every AppTest has the same ctx id
         st.session_state["_session_id"] = uuid.uuid4().hex
     return st.session_state["_session_id"]
+
+
+@st.fragment(run_every=HEARTBEAT_SECONDS)
+def session_heartbeat() -> None:
+    """Called once per run by ``app.py``: keeps this session's watchers alive on every page (a user reading the
+    Learn page while Explore's job runs is still waiting for it), and catches a finished job whose results the page
+    has not shown (a missed transition): it reruns the app, which renders them."""
+    registry = get_registry()
+    registry.heartbeat(session_id())
+    prefix = st.session_state.get("_panel")
+    if prefix is None:
+        return
+    key = st.session_state.get(_k(prefix, "job"))
+    job = registry.get(key) if key else None
+    if job is not None and job.done and st.session_state.get(_k(prefix, "shown")) != job.id:
+        st.rerun(scope="app")
 
 
 def submit(prefix: str, key: str, fn: Callable[..., Any], *, label: str) -> Job:
@@ -462,13 +506,16 @@ def _status_body(job: Job, registry: JobRegistry) -> None:
 
 def job_panel(prefix: str, *, on_done: Callable[[Job], None]) -> None:
     """Show the page's current job: a polling status while it runs, ``on_done(job)`` once it has finished."""
+    st.session_state["_panel"] = prefix  # the heartbeat watches this page's job for a missed transition
     detached = st.session_state.pop(_k(prefix, "detached"), None)
     if detached is not None:
-        st.info(f"Stopped waiting for “{detached}”: another session is waiting for the same run, so it keeps "
+        st.info(f"Stopped waiting for “{detached}”: another open page is waiting for the same run, so it keeps "
                 "running for them (press Run again to rejoin it).", icon="⏹️")
     job = current_job(prefix)
     if job is None:
         return
+    if job.done:
+        st.session_state[_k(prefix, "shown")] = job.id
     if job.state == DONE:
         on_done(job)
         return
@@ -476,7 +523,7 @@ def job_panel(prefix: str, *, on_done: Callable[[Job], None]) -> None:
         st.error(job.error or "the job failed", icon="🚫")
         return
     if job.state == CANCELLED:
-        st.info("The run was cancelled.", icon="⏹️")
+        st.info(f"The run was {job.describe()}." if job.cancel_reason else "The run was cancelled.", icon="⏹️")
         return
     _poller(prefix)
 
@@ -487,6 +534,7 @@ def _poller(prefix: str) -> None:
     job = current_job(prefix)
     if job is None:
         return
+    registry.heartbeat(session_id(), keys=[job.key])  # this page still waits (rejoins if its watcher timed out)
     if job.done:
         st.rerun(scope="app")
         return
@@ -701,12 +749,21 @@ def submit_or_reuse(prefix: str, key: str, make_task: Callable[[], Any], *, labe
 
 def stored_or_job(prefix: str, *, show_stored: Callable[[Any], None], on_done: Callable[[Job], None]) -> None:
     """The page's result: the reused stored run (``show_stored(stored)``, without weights), else its job panel."""
-    stored_id = st.session_state.get(_k(prefix, "stored"))
+    ss = st.session_state
+    key = ss.get(_k(prefix, "job"))
+    if key and get_registry().get(key) is None:
+        # The registry no longer has the page's job (it keeps 32 finished ones; a restart empties it): a job that
+        # finished saved its run, so show that rather than nothing.
+        found = get_store().find(key)
+        ss[_k(prefix, "job")] = None
+        if found is not None:
+            ss[_k(prefix, "stored")] = found.id
+    stored_id = ss.get(_k(prefix, "stored"))
     if stored_id:
         try:
             stored = get_store().get(stored_id, with_weights=False)
         except ConfigError:  # deleted on the Runs page meanwhile
-            st.session_state[_k(prefix, "stored")] = None
+            ss[_k(prefix, "stored")] = None
         else:
             show_stored(stored)
             return

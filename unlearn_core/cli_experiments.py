@@ -148,6 +148,9 @@ def _base(args: argparse.Namespace):
     out = check_output_dir(args.out)
     check_output_file(out / f"{args.name or args.experiment}.json", flag="--out")
     check_experiment_options(args.experiment, config, vars(args), runs=_runs(args))
+    from unlearn_core.cli import set_threads
+
+    set_threads(config)
     return config
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from unlearn_core.errors import ConfigError, abbreviate
@@ -36,3 +38,21 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return device.type
+
+
+#: Floating-point operations per training step below which torch gets one intra-op thread (see
+#: :func:`intra_op_threads`; measured by ``bench/bench_threads.py``).
+PARALLEL_STEP_FLOPS = 5e8
+
+
+def intra_op_threads(*, step_flops: float, cores: int | None = None) -> int:
+    """torch's intra-op threads for work of ``step_flops`` per training step: 1 below :data:`PARALLEL_STEP_FLOPS`,
+    else every core.
+
+    Why: splitting a small operation over threads costs more (waking the workers, their spin-wait at the barrier)
+    than it saves, and when another process holds a core, a worker that waits for it stalls every operation.
+    """
+    cores = cores or os.cpu_count() or 1
+    if step_flops < PARALLEL_STEP_FLOPS:
+        return 1
+    return max(1, cores)

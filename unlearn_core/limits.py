@@ -455,3 +455,21 @@ def check_experiment_options(
         if requests > n_forget:
             raise ConfigError(f"requests={requests} is not valid: the forget set {abbreviate(base.forget)} has "
                               f"{n_forget} points, so at most {n_forget} requests")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Threads
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def threads_for(config: Any, *, cores: int | None = None) -> int:
+    """torch's intra-op threads for ``config``'s training steps (:func:`unlearn_core.device.intra_op_threads` of the
+    step's arithmetic: 3 forward passes × the batch). One thread for the digits MLP, every core for a CNN on CIFAR."""
+    from unlearn_core.data import get_dataset_info
+    from unlearn_core.device import intra_op_threads
+
+    info = get_dataset_info(config.dataset)
+    shape = model_shape(config.model, input_shape=info.input_shape, num_classes=info.num_classes,
+                        hidden=tuple(config.hidden), norm=config.norm, width=config.width)
+    batch = min(config.train.batch_size, info.n_train)
+    return intra_op_threads(step_flops=3.0 * shape.flops * batch, cores=cores)
