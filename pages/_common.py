@@ -190,6 +190,13 @@ def init_page(prefix: str, *, extra_fields: Mapping[str, Callable[[str], Any]] |
         ss[_k(prefix, "_warnings")] = warnings
         ss[_k(prefix, "_extras")] = extras
         ss[_k(prefix, "_init")] = True
+    elif _k(prefix, "dataset") not in ss:
+        # Streamlit dropped this page's widget state: it does so for every page the session leaves (a page switch),
+        # and it has been seen to do so mid-run. The widgets would come back at their defaults (epochs 0, lr 1e-6, an
+        # empty hidden width...), a different and often invalid configuration that stops the page before its job
+        # panel — the results of a finished job then never appear. Restore the last configuration the page read.
+        seed_widgets(prefix, ss.get(_k(prefix, "_cfg")) or ss.get("shared_config")
+                     or UIConfig(method=ui_state.default_method()))
     for line in ss.get(_k(prefix, "_warnings"), []):
         st.warning(line, icon="⚠️")
     return ss.get(_k(prefix, "_extras"), {})
@@ -379,6 +386,7 @@ def read_config(prefix: str, *, method: str | None = None) -> UIConfig:
     )
     cfg = dataclasses.replace(cfg, params=ui_state.full_params(cfg))
     st.session_state["shared_config"] = cfg
+    st.session_state[_k(prefix, "_cfg")] = cfg  # not a widget key: survives what Streamlit drops (see init_page)
     return cfg
 
 
@@ -395,14 +403,24 @@ def config_or_stop(prefix: str, *, method: str | None = None, extra: Mapping[str
         cfg = read_config(prefix, method=method)
     except ConfigError as exc:
         engine_error(exc)
-        st.stop()
+        st.session_state["_config_invalid"] = True  # run_config_or_stop refuses to start anything with it
+        last = st.session_state.get(_k(prefix, "_cfg"))
+        if last is None or not (st.session_state.get(_k(prefix, "job")) or st.session_state.get(_k(prefix, "stored"))):
+            st.stop()
+        # A job of this page is running or has finished: an invalid widget value must not hide its status or its
+        # results, so the page goes on with the last valid configuration (the URL keeps it too).
+        return last
+    st.session_state["_config_invalid"] = False
     sync_url(cfg, extra=extra)
     return cfg
 
 
 def run_config_or_stop(cfg: UIConfig, **overrides: Any) -> tuple[Any, dict[str, Any]]:
     """``cfg`` as the engine's RunConfig (``overrides`` passed to ``to_run_config``), validated before any work,
-    and its resolved hyperparameters; an invalid one stops the page with st.error."""
+    and its resolved hyperparameters; an invalid one stops the page with st.error. Nothing starts while the widgets
+    hold an invalid value (``config_or_stop`` then hands the page the last valid configuration only to show it)."""
+    if st.session_state.get("_config_invalid"):
+        st.stop()
     try:
         run_config = cfg.to_run_config(**overrides)
         return run_config, validate_config(run_config)
@@ -455,13 +473,16 @@ def session_heartbeat() -> None:
     has not shown (a missed transition): it reruns the app, which renders them."""
     registry = get_registry()
     registry.heartbeat(session_id())
-    prefix = st.session_state.get("_panel")
-    if prefix is None:
-        return
-    key = st.session_state.get(_k(prefix, "job"))
-    job = registry.get(key) if key else None
-    if job is not None and job.done and st.session_state.get(_k(prefix, "shown")) != job.id:
+    if finished_unshown(registry, st.session_state):
         st.rerun(scope="app")
+
+
+def finished_unshown(registry: JobRegistry, state: Mapping[str, Any]) -> bool:
+    """Whether the job of the page last rendered (``state["_panel"]``) has finished but its results were not drawn."""
+    prefix = state.get("_panel")
+    key = state.get(_k(prefix, "job")) if prefix else None
+    job = registry.get(key) if key else None
+    return job is not None and job.done and state.get(_k(prefix, "shown")) != job.id
 
 
 def submit(prefix: str, key: str, fn: Callable[..., Any], *, label: str) -> Job:
