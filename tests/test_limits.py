@@ -92,3 +92,28 @@ def test_memory_limit_override_and_its_errors(monkeypatch) -> None:
 def test_format_bytes() -> None:
     assert [limits.format_bytes(n) for n in (7.2e11, 1.87e12, 2.02e10, 999, 1500)] == [
         "720 GB", "1.87 TB", "20.2 GB", "999 B", "1.5 kB"]
+
+
+def test_thread_rule() -> None:
+    """One thread for small steps or when another process holds a core; all cores only for big steps on an idle one."""
+    from unlearn_core.device import PARALLEL_STEP_FLOPS, intra_op_threads
+
+    assert intra_op_threads(step_flops=PARALLEL_STEP_FLOPS / 10, cores=8, load=0.0) == 1
+    assert intra_op_threads(step_flops=PARALLEL_STEP_FLOPS * 10, cores=8, load=0.0) == 8
+    assert intra_op_threads(step_flops=PARALLEL_STEP_FLOPS * 10, cores=2, load=1.2) == 1
+    assert intra_op_threads(step_flops=PARALLEL_STEP_FLOPS * 10, cores=8, load=2.6) == 5
+    assert intra_op_threads(step_flops=PARALLEL_STEP_FLOPS * 10, cores=2, load=40.0) == 1
+
+
+def test_cli_gives_the_digits_mlp_one_thread(monkeypatch) -> None:
+    from unlearn_core.cli import set_threads
+
+    previous = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        torch.set_num_threads(2)
+        set_threads(RunConfig())  # digits MLP 32-32: 3·10⁶ FLOPs per step
+        assert torch.get_num_threads() == 1
+        assert limits.threads_for(RunConfig(dataset="cifar10", model="resnet18"), cores=4) >= 1
+    finally:
+        torch.set_num_threads(previous)
