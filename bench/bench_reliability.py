@@ -79,11 +79,18 @@ def bench_sessions(n: int, timeout_s: float) -> dict:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
                                          args=["--headless", "--no-sandbox", "--disable-gpu"])
-            pages = [browser.new_page() for _ in range(n)]
+            # One browser context per session, as N people would have (one context's 6-connections-per-host limit
+            # would otherwise queue the fifth tab's requests behind four websockets).
+            pages = [browser.new_context().new_page() for _ in range(n)]
             for page in pages:
                 page.goto(link, wait_until="domcontentloaded")
-            for page in pages:
-                page.get_by_role("button", name="Run").wait_for(timeout=timeout_s * 1000)
+            for i, page in enumerate(pages):
+                try:
+                    page.get_by_role("button", name="Run").wait_for(timeout=timeout_s * 1000)
+                except Exception:
+                    shown = page.locator("body").inner_text(timeout=10_000)
+                    raise RuntimeError(f"session {i}: no Run button after {timeout_s:.0f} s; it showed: "
+                                       f"{shown[-500:]!r}") from None
             start = time.perf_counter()
             for page in pages:
                 page.get_by_role("button", name="Run").click()
@@ -136,23 +143,34 @@ def bench_kill(kills: int, seed: int) -> dict:
     start = time.perf_counter()  # one uninterrupted run: how long a whole one takes here
     subprocess.run([*argv, "--seed", "999"], env=_env(cache), check=True, capture_output=True)
     whole = time.perf_counter() - start
-    during_save = corrupt_total = 0
+    during_save = during_training = corrupt_total = 0
     for i in range(kills):
+        litter = set((cache / "models").glob("*/*.tmp"))  # earlier kills' (younger than a minute: kept)
         proc = subprocess.Popen([*argv, "--seed", str(i)], env=_env(cache), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3 * whole, 1.05 * whole))
-        tmp_before = len(list((cache / "models").glob("*/*.tmp")))
+        if i % 2 == 0:  # a random moment of the whole run (mostly training)
+            time.sleep(rng.uniform(0.3 * whole, 0.95 * whole))
+        else:  # inside a save: as soon as its temporary file appears, plus 0–30 ms
+            deadline = time.time() + 3 * whole
+            while proc.poll() is None and time.time() < deadline:
+                if set((cache / "models").glob("*/*.tmp")) - litter:
+                    time.sleep(rng.uniform(0.0, 0.03))
+                    break
+                time.sleep(0.002)
+        saving = bool(set((cache / "models").glob("*/*.tmp")) - litter)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        _, corrupt, tmp_after = _check_cache(cache)
+        during_save += saving
+        during_training += not saving and proc.returncode == -signal.SIGKILL
+        _, corrupt, _ = _check_cache(cache)
         corrupt_total += corrupt
-        during_save += int(tmp_after > tmp_before)
     ok, corrupt, tmp_left = _check_cache(cache)
     for tmp in (cache / "models").glob("*/*.tmp"):  # as if a minute had passed
         os.utime(tmp, (time.time() - 61,) * 2)
     ModelCache(cache)
     _, _, tmp_after_open = _check_cache(cache)
     return {"kills": kills, "whole_run_s": round(whole, 2), "killed_while_saving": during_save,
+            "killed_otherwise": during_training,
             "entries_loading_whole": ok, "corrupt_entries": corrupt_total + corrupt, "tmp_before_reopen": tmp_left,
             "tmp_after_reopen": tmp_after_open}
 
