@@ -42,4 +42,10 @@ with st.sidebar:
 # thread so that no job ever imports alongside them.
 ui.warm_up()
 
+# Every few seconds, on every page: this session still waits for its jobs, and a finished job whose results the
+# page missed is shown (pages/_common.session_heartbeat). The page that renders a job panel sets "_panel".
+st.session_state["_panel"] = None
+with st.sidebar:
+    ui.session_heartbeat()
+
 page.run()

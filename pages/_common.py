@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from unlearn_core import paths, plots, ui_state
+from unlearn_core import limits, paths, plots, ui_state
 from unlearn_core.certificate import (
     CERTIFIED,
     NOT_CERTIFIED,
@@ -64,9 +64,26 @@ FAMILY_BADGE = {
 def get_registry() -> JobRegistry:
     """The process-wide job registry (thread-safe); two sessions with the same config share one job.
 
-    Jobs leave one core to the server and the browser (:func:`unlearn_core.jobs.default_torch_threads`).
+    Jobs leave one core to the server and the browser (:func:`unlearn_core.jobs.default_torch_threads`). A
+    watcher counts only while its Streamlit session is connected (:func:`session_is_live`) and beating.
     """
-    return JobRegistry(torch_threads=default_torch_threads())
+    return JobRegistry(torch_threads=default_torch_threads(), is_live=lambda session: session_is_live(session))
+
+
+def session_is_live(session: str) -> bool | None:
+    """Whether the browser session ``session`` is still connected (``None`` when Streamlit cannot say: AppTest).
+
+    Streamlit drops a session from its active ones when its websocket closes (tab closed, browser gone); a
+    reconnect after a network blip makes it active again.
+    """
+    try:
+        from streamlit import runtime
+
+        if not runtime.exists():
+            return None
+        return runtime.get_instance().is_active_session(session)
+    except Exception:  # an internal API: unknown is the safe answer
+        return None
 
 
 @st.cache_resource(show_spinner="Loading the engine…")
@@ -184,6 +201,13 @@ def init_page(prefix: str, *, extra_fields: Mapping[str, Callable[[str], Any]] |
         ss[_k(prefix, "_warnings")] = warnings
         ss[_k(prefix, "_extras")] = extras
         ss[_k(prefix, "_init")] = True
+    elif _k(prefix, "dataset") not in ss:
+        # Streamlit dropped this page's widget state: it does so for every page the session leaves (a page switch),
+        # and it has been seen to do so mid-run. The widgets would come back at their defaults (epochs 0, lr 1e-6, an
+        # empty hidden width...), a different and often invalid configuration that stops the page before its job
+        # panel — the results of a finished job then never appear. Restore the last configuration the page read.
+        seed_widgets(prefix, ss.get(_k(prefix, "_cfg")) or ss.get("shared_config")
+                     or UIConfig(method=ui_state.default_method()))
     for line in ss.get(_k(prefix, "_warnings"), []):
         st.warning(line, icon="⚠️")
     return ss.get(_k(prefix, "_extras"), {})
@@ -261,9 +285,10 @@ def config_widgets(prefix: str, *, method: bool = True) -> None:
             st.slider("Fraction of the class", 0.01, 0.99, key=_k(prefix, "ffrac"))
         else:
             st.text_input("Indices (comma-separated)", key=_k(prefix, "findices"))
-        st.number_input("Forget-set seed", min_value=0, step=1, key=_k(prefix, "forget_seed"))
+        st.number_input("Forget-set seed", min_value=0, max_value=limits.MAX_SEED, step=1,
+                        key=_k(prefix, "forget_seed"))
     with col_train:
-        st.number_input("Epochs", min_value=0, max_value=1000, step=1, key=_k(prefix, "epochs"),
+        st.number_input("Epochs", min_value=0, max_value=limits.MAX_EPOCHS, step=1, key=_k(prefix, "epochs"),
                         help="The same recipe trains the original model and the retrained oracle. Epochs of "
                              "Adam/SGD; L-BFGS counts iterations instead (Training recipe).")
         with st.expander("Training recipe"):
@@ -279,17 +304,22 @@ def config_widgets(prefix: str, *, method: bool = True) -> None:
                         help="Train until ‖∇(L(w, D) + wd/2‖w‖²)‖ ≤ tolerance on the whole training set (checked "
                              "after every L-BFGS iteration, every Adam/SGD epoch), for the original and the "
                              "retrained model alike. A retrained model that meets it makes G = tolerance a bound.")
-            st.number_input("Gradient tolerance", min_value=1e-12, max_value=1e3, format="%g",
+            st.number_input("Gradient tolerance", min_value=1e-12, max_value=limits.GRAD_TOL_RANGE[1], format="%g",
                             key=_k(prefix, "grad_tol"))
-            st.number_input("Max L-BFGS iterations", min_value=0, max_value=100_000, step=50,
+            st.number_input("Max L-BFGS iterations", min_value=0, max_value=limits.MAX_LBFGS_ITER, step=50,
                             key=_k(prefix, "max_iter"), help="The cap of the lbfgs optimiser (Adam/SGD run epochs).")
-            st.number_input("Learning rate", min_value=1e-6, max_value=10.0, format="%g", key=_k(prefix, "lr"))
-            st.number_input("Batch size", min_value=1, max_value=65536, step=1, key=_k(prefix, "batch_size"))
-            st.number_input("Weight decay", min_value=0.0, max_value=1.0, format="%g", key=_k(prefix, "wd"))
+            # The bounds are limits.py's, the URL parser's too: a deep-linked value is never clamped silently.
+            st.number_input("Learning rate", min_value=limits.LR_RANGE[0], max_value=limits.LR_RANGE[1], format="%g",
+                            key=_k(prefix, "lr"))
+            st.number_input("Batch size", min_value=1, max_value=limits.MAX_BATCH_SIZE, step=1,
+                            key=_k(prefix, "batch_size"))
+            st.number_input("Weight decay", min_value=0.0, max_value=limits.MAX_WEIGHT_DECAY, format="%g",
+                            key=_k(prefix, "wd"))
             st.checkbox("Norm constraint ‖w‖ ≤ C", key=_k(prefix, "use_C"),
                         help="Zhang et al. project onto the C-ball after every step; the certificate assumes it.")
-            st.number_input("C", min_value=1e-3, max_value=1e6, format="%g", key=_k(prefix, "C"))
-            st.number_input("Seed", min_value=0, step=1, key=_k(prefix, "seed"))
+            st.number_input("C", min_value=limits.NORM_BOUND_RANGE[0], max_value=limits.NORM_BOUND_RANGE[1],
+                            format="%g", key=_k(prefix, "C"))
+            st.number_input("Seed", min_value=0, max_value=limits.MAX_SEED, step=1, key=_k(prefix, "seed"))
             st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=_k(prefix, "device"))
     if method:
         names = ui_state.method_names()
@@ -384,6 +414,7 @@ def read_config(prefix: str, *, method: str | None = None) -> UIConfig:
     )
     cfg = dataclasses.replace(cfg, params=ui_state.full_params(cfg))
     st.session_state["shared_config"] = cfg
+    st.session_state[_k(prefix, "_cfg")] = cfg  # not a widget key: survives what Streamlit drops (see init_page)
     return cfg
 
 
@@ -400,14 +431,24 @@ def config_or_stop(prefix: str, *, method: str | None = None, extra: Mapping[str
         cfg = read_config(prefix, method=method)
     except ConfigError as exc:
         engine_error(exc)
-        st.stop()
+        st.session_state["_config_invalid"] = True  # run_config_or_stop refuses to start anything with it
+        last = st.session_state.get(_k(prefix, "_cfg"))
+        if last is None or not (st.session_state.get(_k(prefix, "job")) or st.session_state.get(_k(prefix, "stored"))):
+            st.stop()
+        # A job of this page is running or has finished: an invalid widget value must not hide its status or its
+        # results, so the page goes on with the last valid configuration (the URL keeps it too).
+        return last
+    st.session_state["_config_invalid"] = False
     sync_url(cfg, extra=extra)
     return cfg
 
 
 def run_config_or_stop(cfg: UIConfig, **overrides: Any) -> tuple[Any, dict[str, Any]]:
     """``cfg`` as the engine's RunConfig (``overrides`` passed to ``to_run_config``), validated before any work,
-    and its resolved hyperparameters; an invalid one stops the page with st.error."""
+    and its resolved hyperparameters; an invalid one stops the page with st.error. Nothing starts while the widgets
+    hold an invalid value (``config_or_stop`` then hands the page the last valid configuration only to show it)."""
+    if st.session_state.get("_config_invalid"):
+        st.stop()
     try:
         run_config = cfg.to_run_config(**overrides)
         return run_config, validate_config(run_config)
@@ -435,11 +476,41 @@ def method_select(prefix: str, methods: list[str], *, empty: str) -> str:
 # ------------------------------------------------------------------------------------------------------------
 
 
+#: The app-wide heartbeat's period: each open page renews its watchers this often, whatever page it shows.
+HEARTBEAT_SECONDS = 5.0
+
+
 def session_id() -> str:
-    """A stable id for this browser session (who is waiting for a shared job)."""
-    if "_session_id" not in st.session_state:
+    """This browser session's id (who is waiting for a shared job): Streamlit's own, so that the registry can ask
+    the runtime whether the session is still connected; a random one where there is no runtime context."""
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if runtime.exists() and ctx is not None and getattr(ctx, "session_id", None):
+        return str(ctx.session_id)
+    if "_session_id" not in st.session_state:  # AppTest: no runtime, and every AppTest has the same ctx id
         st.session_state["_session_id"] = uuid.uuid4().hex
     return st.session_state["_session_id"]
+
+
+@st.fragment(run_every=HEARTBEAT_SECONDS)
+def session_heartbeat() -> None:
+    """Called once per run by ``app.py``: keeps this session's watchers alive on every page (a user reading the
+    Learn page while Explore's job runs is still waiting for it), and catches a finished job whose results the page
+    has not shown (a missed transition): it reruns the app, which renders them."""
+    registry = get_registry()
+    registry.heartbeat(session_id())
+    if finished_unshown(registry, st.session_state):
+        st.rerun(scope="app")
+
+
+def finished_unshown(registry: JobRegistry, state: Mapping[str, Any]) -> bool:
+    """Whether the job of the page last rendered (``state["_panel"]``) has finished but its results were not drawn."""
+    prefix = state.get("_panel")
+    key = state.get(_k(prefix, "job")) if prefix else None
+    job = registry.get(key) if key else None
+    return job is not None and job.done and state.get(_k(prefix, "shown")) != job.id
 
 
 def submit(prefix: str, key: str, fn: Callable[..., Any], *, label: str) -> Job:
@@ -484,13 +555,16 @@ def _status_body(job: Job, registry: JobRegistry) -> None:
 
 def job_panel(prefix: str, *, on_done: Callable[[Job], None]) -> None:
     """Show the page's current job: a polling status while it runs, ``on_done(job)`` once it has finished."""
+    st.session_state["_panel"] = prefix  # the heartbeat watches this page's job for a missed transition
     detached = st.session_state.pop(_k(prefix, "detached"), None)
     if detached is not None:
-        st.info(f"Stopped waiting for “{detached}”: another session is waiting for the same run, so it keeps "
+        st.info(f"Stopped waiting for “{detached}”: another open page is waiting for the same run, so it keeps "
                 "running for them (press Run again to rejoin it).", icon="⏹️")
     job = current_job(prefix)
     if job is None:
         return
+    if job.done:
+        st.session_state[_k(prefix, "shown")] = job.id
     if job.state == DONE:
         on_done(job)
         return
@@ -498,7 +572,7 @@ def job_panel(prefix: str, *, on_done: Callable[[Job], None]) -> None:
         st.error(job.error or "the job failed", icon="🚫")
         return
     if job.state == CANCELLED:
-        st.info("The run was cancelled.", icon="⏹️")
+        st.info(f"The run was {job.describe()}." if job.cancel_reason else "The run was cancelled.", icon="⏹️")
         return
     _poller(prefix)
 
@@ -509,6 +583,7 @@ def _poller(prefix: str) -> None:
     job = current_job(prefix)
     if job is None:
         return
+    registry.heartbeat(session_id(), keys=[job.key])  # this page still waits (rejoins if its watcher timed out)
     if job.done:
         st.rerun(scope="app")
         return
@@ -709,8 +784,9 @@ def newton_step_ratio(card: Mapping[str, Any]) -> float | None:
 
 def html_report(title: str, card: Mapping[str, Any], figures: Mapping[str, Any]) -> str:
     """A self-contained HTML report: the run card as tables plus the interactive figures (no Kaleido)."""
-    parts = [f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>",
-             f"<h1>{html.escape(title)}</h1>"]
+    # Everything from the card is escaped: a card is data (a label, a forget spec, a note), never markup.
+    safe_title = html.escape(title)
+    parts = [f"<html><head><meta charset='utf-8'><title>{safe_title}</title></head><body>", f"<h1>{safe_title}</h1>"]
     if card.get("models"):
         parts.append("<h2>Accuracy</h2>" + accuracy_table(card).to_html(float_format=lambda v: f"{v:.4f}"))
     cert = certificate_from_card(dict(card)) if "certificate" in card else None
@@ -723,10 +799,11 @@ def html_report(title: str, card: Mapping[str, Any], figures: Mapping[str, Any])
                                    for c in cert.constants]).to_html(index=False))
     first = True
     for name, fig in figures.items():
-        parts.append(f"<h2>{name}</h2>")
+        parts.append(f"<h2>{html.escape(str(name))}</h2>")
         parts.append(fig.to_html(full_html=False, include_plotlyjs="cdn" if not first else True))
         first = False
-    parts.append("<h2>Run card</h2><pre>" + json.dumps(card, indent=2, default=str) + "</pre></body></html>")
+    card_text = html.escape(json.dumps(card, indent=2, default=str))
+    parts.append(f"<h2>Run card</h2><pre>{card_text}</pre></body></html>")
     return "\n".join(parts)
 
 
@@ -792,12 +869,21 @@ def submit_or_reuse(prefix: str, key: str, make_task: Callable[[], Any], *, labe
 
 def stored_or_job(prefix: str, *, show_stored: Callable[[Any], None], on_done: Callable[[Job], None]) -> None:
     """The page's result: the reused stored run (``show_stored(stored)``, without weights), else its job panel."""
-    stored_id = st.session_state.get(_k(prefix, "stored"))
+    ss = st.session_state
+    key = ss.get(_k(prefix, "job"))
+    if key and get_registry().get(key) is None:
+        # The registry no longer has the page's job (it keeps 32 finished ones; a restart empties it): a job that
+        # finished saved its run, so show that rather than nothing.
+        found = get_store().find(key)
+        ss[_k(prefix, "job")] = None
+        if found is not None:
+            ss[_k(prefix, "stored")] = found.id
+    stored_id = ss.get(_k(prefix, "stored"))
     if stored_id:
         try:
             stored = get_store().get(stored_id, with_weights=False)
         except ConfigError:  # deleted on the Runs page meanwhile
-            st.session_state[_k(prefix, "stored")] = None
+            ss[_k(prefix, "stored")] = None
         else:
             show_stored(stored)
             return

@@ -45,9 +45,30 @@ c1.download_button("Export all (JSON)", data=store.export_json, file_name="unlea
 c2.download_button("Export all (CSV)", data=store.export_csv, file_name="unlearn-runs.csv", mime="text/csv",
                    on_click="ignore", icon="📄")
 by_id = {r.id: r for r in runs}
+
+
+@st.dialog("Delete runs?")
+def confirm_delete(ids: list[str]) -> None:
+    """Deleting cannot be undone (the run card and the weights go), so it asks first and names what goes."""
+    st.write(f"Delete **{len(ids)}** stored run{'s' if len(ids) > 1 else ''}? The run card and the weights are "
+             "removed from the history; this cannot be undone.")
+    st.dataframe(pd.DataFrame([{"id": i, "method": by_id[i].method, "dataset": by_id[i].dataset,
+                                "forget": by_id[i].forget} for i in ids]), hide_index=True, width="stretch")
+    c_yes, c_no = st.columns(2)
+    if c_yes.button("Delete", type="primary", icon="🗑️", key=f"{PREFIX}.delete.confirm"):
+        ui.delete_runs([by_id[i] for i in ids])
+        st.session_state.pop(f"{PREFIX}.to_delete", None)
+        st.rerun()
+    if c_no.button("Keep them", key=f"{PREFIX}.delete.cancel"):
+        st.session_state.pop(f"{PREFIX}.to_delete", None)
+        st.rerun()
+
+
 if selected and c3.button(f"Delete {len(selected)} selected", icon="🗑️", key=f"{PREFIX}.delete"):
-    ui.delete_runs([by_id[i] for i in selected])
-    st.rerun()
+    st.session_state[f"{PREFIX}.to_delete"] = selected
+pending = [i for i in st.session_state.get(f"{PREFIX}.to_delete") or [] if i in by_id]
+if pending:
+    confirm_delete(pending)  # shown until Delete or Keep them (closing it with × keeps them too)
 
 if len(selected) >= 2:
     st.subheader("Compare selected")

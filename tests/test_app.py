@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+from timeouts import scaled
 
 from unlearn_core import ui_state
 from unlearn_core.jobs import shutdown_all
@@ -29,20 +30,20 @@ def _fresh_app(tmp_path, monkeypatch):
     st.cache_resource.clear()
     st.cache_data.clear()
     yield
-    shutdown_all(timeout=60)
+    shutdown_all(timeout=scaled(60))
     st.cache_resource.clear()
     st.cache_data.clear()
 
 
 def _app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(APP, default_timeout=scaled(60))
     at.run()
     assert not at.exception, at.exception
     return at
 
 
 def _poll(at: AppTest, done, *, timeout: float = 120.0) -> None:
-    deadline = time.time() + timeout
+    deadline = time.time() + scaled(timeout)
     while time.time() < deadline:
         assert not at.exception, at.exception
         if done(at):
@@ -74,7 +75,7 @@ def test_learn_calculators_use_the_certificate_module():
 
 
 def test_bad_query_parameters_warn_and_fall_back():
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(APP, default_timeout=scaled(60))
     at.query_params["dataset"] = "nope"
     at.query_params["forget"] = "random:2.5x"
     at.query_params["method"] = "certified_newton"
@@ -92,7 +93,7 @@ def test_bad_query_parameters_warn_and_fall_back():
 
 
 def test_deep_link_restores_the_configuration():
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(APP, default_timeout=scaled(60))
     at.query_params.update({"dataset": "synthetic", "model": "logreg", "forget": "class:2", "epochs": "7",
                             "method": "retrain", "p.seed_offset": "3"})
     at.run()
@@ -246,7 +247,7 @@ def test_every_preset_validates():
 def test_reference_code_form_is_shown_as_not_certified():
     """A deep link to the reference code's step (reg_form=official, its σ = 0.001) runs and says, in the UI, that
     the bound does not cover it — never "certified"."""
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(APP, default_timeout=scaled(60))
     at.query_params.update({"dataset": "digits", "model": "mlp", "hidden": "16", "epochs": "3",
                             "forget": "random:0.1", "method": "certified_newton", "p.reg_form": "official",
                             "p.sigma": "0.001", "p.depth": "100", "p.reps": "2"})

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from skips import skip_or_fail
+from timeouts import scaled, scaled_ms
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -49,7 +50,7 @@ def server(tmp_path_factory):
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
+    deadline = time.time() + scaled(60)
     while time.time() < deadline:
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
@@ -59,11 +60,11 @@ def server(tmp_path_factory):
             time.sleep(0.3)
     else:
         proc.kill()
-        pytest.fail("streamlit did not become healthy within 60 s")
+        pytest.fail(f"streamlit did not become healthy within {scaled(60):.0f} s")
     yield url
     proc.terminate()
     try:
-        proc.wait(timeout=15)
+        proc.wait(timeout=scaled(15))
     except subprocess.TimeoutExpired:
         proc.kill()
 
@@ -75,22 +76,22 @@ def test_quick_demo_in_a_real_browser(server):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 4200})
             page.goto(server, wait_until="domcontentloaded")
-            page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=60_000)
+            page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=scaled_ms(60))
             page.get_by_role("button", name="Quick demo").click()
             page.wait_for_timeout(1500)
             start = time.perf_counter()  # click → results, on an empty model cache (issue 6: ≤ 15 s on 2 cores)
             page.get_by_role("button", name="Run").click()
             results = page.get_by_role("heading", name="Results: ")
             try:
-                results.wait_for(timeout=180_000)
+                results.wait_for(timeout=scaled_ms(180))
             except sync_api.TimeoutError:
                 # Say what the page showed instead (a stuck job, an error, a frontend failure), not only "timeout".
                 shown = page.locator('[data-testid="stMain"]').inner_text(timeout=10_000)
-                pytest.fail("no results 180 s after Run; the page showed:\n" + shown[-3000:])
+                pytest.fail(f"no results {scaled(180):.0f} s after Run; the page showed:\n" + shown[-3000:])
             seconds = time.perf_counter() - start
             (ARTIFACTS / "quick-demo-seconds.txt").write_text(f"{seconds:.1f}\n")
             print(f"quick demo: {seconds:.1f} s from Run to results")
-            page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=60_000)
+            page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=scaled_ms(60))
             page.wait_for_timeout(1500)  # let the charts draw
             assert page.locator('[data-testid="stDataFrame"]').first.is_visible()
             assert page.locator('[data-testid="stPlotlyChart"]').first.is_visible()
@@ -99,14 +100,14 @@ def test_quick_demo_in_a_real_browser(server):
             # the deep link is in the URL
             assert "dataset=digits" in page.url and "method=" in page.url
             page.goto(server + "/learn", wait_until="domcontentloaded")
-            page.get_by_text("Calculator: σ from").wait_for(timeout=60_000)
+            page.get_by_text("Calculator: σ from").wait_for(timeout=scaled_ms(60))
             page.screenshot(path=str(ARTIFACTS / "learn.png"), full_page=True)
             _experiment_page(page, server + "/compare?methods=certified_newton,noisy_finetune,finetune,neggrad_plus",
                              "Run comparison", "Results", "compare.png")
             _experiment_page(page, server + "/sequential", "Run requests", "Per request", "sequential.png")
             _experiment_page(page, server + "/sensitivity", "Run sweep", "Results", "sensitivity.png")
             page.goto(server + "/runs", wait_until="domcontentloaded")
-            page.get_by_role("heading", name="Reopen a run").wait_for(timeout=60_000)
+            page.get_by_role("heading", name="Reopen a run").wait_for(timeout=scaled_ms(60))
             page.wait_for_timeout(1500)
             assert page.locator('[data-testid="stException"]').count() == 0
             page.screenshot(path=str(ARTIFACTS / "runs.png"), full_page=True)
@@ -117,17 +118,17 @@ def test_quick_demo_in_a_real_browser(server):
 def _experiment_page(page, url: str, button: str, heading: str, shot: str) -> None:
     """Open an experiment page, load the quick demo, run it and screenshot the results."""
     page.goto(url, wait_until="domcontentloaded")
-    page.get_by_role("button", name=button).wait_for(timeout=60_000)  # the first run has finished
+    page.get_by_role("button", name=button).wait_for(timeout=scaled_ms(60))  # the first run has finished
     page.wait_for_timeout(1000)
     page.get_by_role("button", name="Quick demo").click()
     page.wait_for_timeout(1500)
     page.get_by_role("button", name=button).click()
     try:
-        page.get_by_role("heading", name=heading).first.wait_for(timeout=180_000)
+        page.get_by_role("heading", name=heading).first.wait_for(timeout=scaled_ms(180))
     except Exception:
         page.screenshot(path=str(ARTIFACTS / shot.replace(".png", "-failed.png")), full_page=True)
         raise
-    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=60_000)
+    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=scaled_ms(60))
     page.wait_for_timeout(2000)  # let the charts draw
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(ARTIFACTS / shot), full_page=True)

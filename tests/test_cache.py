@@ -80,3 +80,72 @@ def test_concurrent_requests_train_once(tmp_path) -> None:
 def test_key_hash_is_order_independent_and_sensitive() -> None:
     assert config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_stale_tmp_files_are_removed_on_open_and_fresh_ones_kept(tmp_path) -> None:
+    """A killed writer's ``.tmp`` goes once it is a minute old; a live writer's (younger) stays."""
+    import os
+    import time
+
+    cache = ModelCache(tmp_path)
+    cache.save(KEY, _fresh(), {})
+    folder = cache.path(KEY).parent
+    stale, fresh = folder / "deadbeef1234.tmp", folder / "cafe5678.tmp"
+    stale.write_bytes(b"")
+    fresh.write_bytes(b"partial")
+    old = time.time() - 61
+    os.utime(stale, (old, old))
+    reopened = ModelCache(tmp_path)
+    assert reopened.removed_tmp == 1 and not stale.exists() and fresh.exists()
+    assert reopened.load(KEY, _fresh()) is not None  # the entry itself is untouched
+
+
+# A writer that saves entries in a loop (most of its time is inside ModelCache.save), for the kill test below.
+_WRITER = """
+import sys, torch
+from unlearn_core.cache import ModelCache
+from unlearn_core.models import build_model
+cache = ModelCache(sys.argv[1])
+model = build_model("mlp", input_shape=(1, 28, 28), num_classes=10, hidden=(1024, 1024))  # 1.9M params, 7.6 MB
+print("ready", flush=True)
+i = 0
+while True:
+    cache.save({"writer": int(sys.argv[2]), "i": i % 3}, model, {"i": i})
+    i += 1
+"""
+
+
+def test_kill_during_save_never_leaves_a_corrupt_entry(tmp_path) -> None:
+    """kill -9 at random moments of a save loop: every ``.pt`` loads whole; the ``.tmp`` litter goes on open."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from timeouts import scaled
+
+    root = Path(__file__).resolve().parents[1]
+    rng = random.Random(15)
+    litter = 0
+    for attempt in range(8):
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), str(attempt)], cwd=root,
+                                stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        try:
+            assert proc.stdout.readline().strip() == "ready"
+            time.sleep(rng.uniform(0.05, 0.6))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=scaled(30))
+        litter += len(list((tmp_path / "models").glob("*/*.tmp")))
+        for entry in (tmp_path / "models").glob("*/*.pt"):
+            payload = torch.load(entry, map_location="cpu", weights_only=True)  # never truncated
+            assert payload["state_dict"]["1.weight"].shape == (1024, 784)
+    assert litter > 0, "no kill landed inside a save: the test did not test anything"
+    assert list((tmp_path / "models").glob("*/*.pt"))  # the writers got entries through
+    for tmp in (tmp_path / "models").glob("*/*.tmp"):
+        os.utime(tmp, (time.time() - 61,) * 2)  # as if a minute had passed
+    ModelCache(tmp_path)
+    assert not list((tmp_path / "models").glob("*/*.tmp"))

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from timeouts import scaled
 
 from unlearn_core.cli import main
 
@@ -102,7 +103,7 @@ def test_module_entry_point_reports_one_line_without_traceback(tmp_path) -> None
     env = {**os.environ, "UNLEARN_CACHE_DIR": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-m", "unlearn_core", "run", "--dataset", "digits", "--forget", "class:10"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=scaled(120),
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "class 10" in proc.stderr

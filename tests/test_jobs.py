@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from timeouts import scaled
 
 from unlearn_core.errors import ConfigError
 from unlearn_core.jobs import (
@@ -28,11 +29,11 @@ from unlearn_core.progress import Cancelled
 def registry():
     reg = JobRegistry()
     yield reg
-    reg.shutdown(timeout=10)
+    reg.shutdown(timeout=scaled(10))
 
 
 def _wait_until(pred, timeout=10.0):
-    deadline = time.time() + timeout
+    deadline = time.time() + scaled(timeout)
     while time.time() < deadline:
         if pred():
             return True
@@ -52,7 +53,7 @@ def test_result_progress_and_fraction(registry):
         return 42
 
     job = registry.submit("k", work, label="demo")
-    registry.wait("k", timeout=10)
+    registry.wait("k", timeout=scaled(10))
     assert job.state == DONE and job.result == 42
     assert [r["epoch"] for r in job.history] == [1, 2, 3, 4]
     assert job.fraction() == 1.0
@@ -72,7 +73,7 @@ def test_identical_keys_share_one_job(registry):
     b = registry.submit("same", work)
     assert a is b
     gate.set()
-    registry.wait("same", timeout=10)
+    registry.wait("same", timeout=scaled(10))
     c = registry.submit("same", work)  # a finished job is reused, not rerun
     assert c is a and len(calls) == 1 and c.result == "shared"
 
@@ -101,8 +102,8 @@ def test_device_lock_serialises_and_reports_queue_position(registry):
     assert registry.queue_position(j2) == 1 and registry.queue_position(j3) == 2
     assert j2.describe() == "queued"
     gate.set()
-    registry.wait("third", timeout=10)
-    registry.wait("second", timeout=10)
+    registry.wait("third", timeout=scaled(10))
+    registry.wait("second", timeout=scaled(10))
     assert j2.state == DONE and j3.state == DONE
     assert overlap == [[], []]  # neither ran while the first held the device
     assert j2.started_at <= j3.started_at  # FIFO
@@ -120,12 +121,12 @@ def test_cancel_running_job(registry):
     job = registry.submit("loop", loop)
     assert _wait_until(lambda: job.progress.get("step", 0) > 3)
     assert registry.cancel("loop")
-    registry.wait("loop", timeout=10)
+    registry.wait("loop", timeout=scaled(10))
     assert job.state == CANCELLED and job.result is None
     # resubmitting a cancelled key starts a fresh job
     again = registry.submit("loop", lambda p, c: "second try")
     assert again is not job
-    registry.wait("loop", timeout=10)
+    registry.wait("loop", timeout=scaled(10))
     assert again.result == "second try"
 
 
@@ -140,11 +141,11 @@ def test_cancel_of_a_shared_job_only_detaches_while_another_session_waits(regist
 
     job = registry.submit("shared", work, watcher="session-a")
     assert registry.submit("shared", work, watcher="session-b") is job
-    assert job.watchers == {"session-a", "session-b"}
+    assert set(job.watchers) == {"session-a", "session-b"}
     assert not registry.cancel("shared", watcher="session-a")  # b still waits: a only stops watching
-    assert not job.cancel_event.is_set() and job.watchers == {"session-b"}
+    assert not job.cancel_event.is_set() and set(job.watchers) == {"session-b"}
     assert registry.cancel("shared", watcher="session-b")  # the last watcher cancels for real
-    registry.wait("shared", timeout=10)
+    registry.wait("shared", timeout=scaled(10))
     assert job.state == CANCELLED
     gate.set()
 
@@ -156,9 +157,9 @@ def test_cancel_queued_job_never_starts(registry):
     queued = registry.submit("queued", lambda p, c: started.append(1))
     time.sleep(0.1)
     registry.cancel("queued")
-    registry.wait("queued", timeout=10)
+    registry.wait("queued", timeout=scaled(10))
     gate.set()
-    registry.wait("blocker", timeout=10)
+    registry.wait("blocker", timeout=scaled(10))
     assert queued.state == CANCELLED and started == []
 
 
@@ -171,8 +172,8 @@ def test_user_error_is_one_line_and_bug_keeps_traceback(registry):
 
     a = registry.submit("a", bad_input)
     b = registry.submit("b", bug)
-    registry.wait("a", timeout=10)
-    registry.wait("b", timeout=10)
+    registry.wait("a", timeout=scaled(10))
+    registry.wait("b", timeout=scaled(10))
     assert a.state == FAILED and a.error == "dataset 'nope' is not valid: choose one of digits, mnist"
     assert a.traceback is None
     assert b.state == FAILED and b.error == "ZeroDivisionError: division by zero"
@@ -193,7 +194,7 @@ def test_finished_jobs_are_bounded():
     reg = JobRegistry(max_finished=3)
     for i in range(6):
         reg.submit(f"k{i}", lambda p, c, i=i: i)
-        reg.wait(f"k{i}", timeout=10)
+        reg.wait(f"k{i}", timeout=scaled(10))
     assert len(reg.jobs()) <= 4
     assert reg.get("k5") is not None and reg.get("k0") is None
     reg.shutdown()
@@ -219,7 +220,7 @@ def test_experiment_task_runs_compare_and_stores_it(registry, tmp_path):
     work = experiment_task("compare", base, seeds=[0, 1], key="exp", store=store, label="finetune",
                            methods=["finetune"], mia=False, relearn=False)
     job = registry.submit("exp", work)
-    registry.wait("exp", timeout=120)
+    registry.wait("exp", timeout=scaled(120))
     assert job.state == DONE, job.error
     df = job.result["table"]
     assert sorted(df["seed"].unique()) == [0, 1]
@@ -243,7 +244,7 @@ def test_experiment_task_cancels_and_rejects_unknown_kinds(registry):
     job = registry.submit("seq", work)
     job.cancel()  # cancelled while queued: never starts
     gate.set()
-    registry.wait("seq", timeout=30)
+    registry.wait("seq", timeout=scaled(30))
     assert job.state == CANCELLED and job.result is None
 
 
@@ -256,7 +257,7 @@ def test_jobs_run_with_the_registry_torch_threads(monkeypatch):
     reg = JobRegistry(torch_threads=1)
     try:
         job = reg.submit("threads", lambda p, c: torch.get_num_threads())
-        reg.wait("threads", timeout=10)
+        reg.wait("threads", timeout=scaled(10))
         assert job.result == 1
     finally:
         reg.shutdown()
@@ -289,8 +290,131 @@ print(sorted(m for m in set(sys.modules) - before if m.split(".")[0] in slow or 
 """
     env = {"UNLEARN_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], env=env,
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=scaled(300))
     assert out.returncode == 0, out.stderr[-2000:]
     late = out.stdout.strip().splitlines()[-1]
     assert "torch._dynamo" in LAZY_IMPORTS
     assert late == "[]", f"imported after the warm-up: {late}"
+
+
+# -- watchers belong to live sessions; orphans are cancelled ---------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _blocking_work(gate: threading.Event):
+    def work(progress, cancel):
+        while not gate.wait(0.01):
+            if cancel.is_set():
+                raise Cancelled("stop")
+        return "done"
+
+    return work
+
+
+@pytest.fixture
+def clocked():
+    clock, live = FakeClock(), {}
+    reg = JobRegistry(is_live=lambda w: live.get(w), watcher_timeout_s=90, orphan_grace_s=120, reap_every_s=None,
+                      clock=clock)
+    gate = threading.Event()
+    yield reg, clock, live, gate
+    gate.set()
+    reg.shutdown(timeout=scaled(10))
+
+
+def test_a_closed_tabs_watcher_does_not_block_cancel(clocked):
+    """Issue 15: a job whose tab was closed could not be cancelled from a new tab (the dead session still counted)."""
+    reg, _clock, live, gate = clocked
+    job = reg.submit("mnist", _blocking_work(gate), watcher="old-tab")
+    reg.submit("mnist", _blocking_work(gate), watcher="new-tab")
+    live.update({"old-tab": True, "new-tab": True})
+    assert not reg.cancel("mnist", watcher="new-tab")  # the old tab is open: it keeps running for it
+    reg.submit("mnist", _blocking_work(gate), watcher="new-tab")  # Run again: rejoin
+    live["old-tab"] = False  # the old tab is closed (Streamlit dropped its session)
+    assert reg.cancel("mnist", watcher="new-tab")
+    reg.wait("mnist", timeout=scaled(10))
+    assert job.state == CANCELLED
+
+
+def test_a_silent_watcher_stops_counting_after_the_timeout(clocked):
+    """Without Streamlit's answer (None), a session that stopped beating for 90 s no longer blocks a Cancel."""
+    reg, clock, _live, gate = clocked
+    reg.submit("k", _blocking_work(gate), watcher="silent")
+    job = reg.submit("k", _blocking_work(gate), watcher="active")
+    clock.now += 60
+    reg.heartbeat("active")
+    assert reg.live_watchers(job) == ["silent", "active"]
+    clock.now += 31  # silent last beat 91 s ago, active 31 s ago
+    assert reg.live_watchers(job) == ["active"]
+    assert reg.cancel("k", watcher="active")
+
+
+def test_heartbeat_with_the_key_rejoins_a_timed_out_watcher(clocked):
+    """A hidden tab whose timers were throttled past the timeout is back as soon as its poller runs."""
+    reg, clock, _live, gate = clocked
+    job = reg.submit("k", _blocking_work(gate), watcher="tab")
+    clock.now += 100
+    assert reg.live_watchers(job) == []
+    reg.heartbeat("tab")  # the app-wide heartbeat renews only what it still watches
+    assert reg.live_watchers(job) == []
+    reg.heartbeat("tab", keys=["k"])  # the page's poller shows this job: rejoin
+    assert reg.live_watchers(job) == ["tab"]
+
+
+def test_orphaned_job_is_cancelled_after_the_grace_period_and_frees_the_queue(clocked):
+    reg, clock, live, gate = clocked
+    orphan = reg.submit("orphan", _blocking_work(gate), watcher="closed-tab")
+    queued = reg.submit("next", lambda p, c: "ran", watcher="waiting-tab")
+    live.update({"closed-tab": True, "waiting-tab": True})
+    assert reg.reap() == [] and orphan.orphaned_since is None
+    live["closed-tab"] = False
+    assert reg.reap() == [] and orphan.orphaned_since == clock.now  # the grace period starts
+    clock.now += 119
+    reg.heartbeat("waiting-tab")
+    assert reg.reap() == []
+    clock.now += 1
+    reg.heartbeat("waiting-tab")
+    assert reg.reap() == [orphan]
+    reg.wait("orphan", timeout=scaled(10))
+    reg.wait("next", timeout=scaled(10))
+    assert orphan.state == CANCELLED and "no open page waited for it for 120 s" in orphan.describe()
+    assert queued.state == DONE and queued.result == "ran"  # the queue moved on
+
+
+def test_a_rejoined_orphan_is_not_reaped(clocked):
+    reg, clock, live, gate = clocked
+    job = reg.submit("k", _blocking_work(gate), watcher="tab")
+    live["tab"] = False
+    reg.reap()
+    clock.now += 100
+    live["tab2"] = True
+    reg.submit("k", _blocking_work(gate), watcher="tab2")  # someone opens the same configuration
+    clock.now += 50
+    assert reg.reap() == [] and not job.cancel_event.is_set()
+
+
+def test_unwatched_jobs_are_never_reaped(clocked):
+    """Jobs submitted by code (no watcher: tests, scripts) are not the reaper's business."""
+    reg, clock, _live, gate = clocked
+    job = reg.submit("code", _blocking_work(gate))
+    clock.now += 10_000
+    assert reg.reap() == [] and not job.cancel_event.is_set()
+
+
+def test_reaper_thread_runs_by_itself():
+    live = {"tab": False}
+    reg = JobRegistry(is_live=live.get, orphan_grace_s=0.2, reap_every_s=0.05)
+    gate = threading.Event()
+    try:
+        job = reg.submit("k", _blocking_work(gate), watcher="tab")
+        assert _wait_until(lambda: job.done, timeout=10) and job.state == CANCELLED
+    finally:
+        gate.set()
+        reg.shutdown(timeout=scaled(10))

@@ -27,7 +27,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import dp_accounting
 from scipy.stats import norm
 
 from unlearn_core.errors import ConfigError
@@ -249,6 +248,8 @@ def sigma_analytic(*, epsilon: float, delta: float, sensitivity: float) -> float
     _check_positive("sensitivity", sensitivity, allow_zero=True)
     if sensitivity == 0:
         return 0.0
+    import dp_accounting  # lazily: with scipy.signal it is ≈ 1.3 s of every CLI start-up otherwise (issue 15)
+
     return sensitivity * float(dp_accounting.get_sigma_gaussian(epsilon, delta))
 
 
@@ -303,6 +304,8 @@ def epsilon_for_sigma(*, sigma: float, delta: float, sensitivity: float, mechani
         return sensitivity * math.sqrt(2.0 * math.log(1.25 / delta)) / sigma
     if mechanism != "analytic":
         raise ConfigError(f"mechanism={mechanism!r} is not valid: expected one of {', '.join(MECHANISMS)}")
+    import dp_accounting  # lazily (see sigma_analytic)
+
     return float(dp_accounting.get_epsilon_gaussian(sigma / sensitivity, delta))
 
 

@@ -144,19 +144,27 @@ def config_from_args(args: argparse.Namespace, *, method: str | None = None, par
 
 
 class TqdmProgress:
-    """A progress callback drawing one tqdm bar per stage on stderr."""
+    """A progress callback: one tqdm bar per stage on a terminal; one plain line per stage otherwise (a pipe, a CI
+    log), so that a log still says what ran and when it started."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self.bar: Any = None
         self.stage: str | None = None
+        self.terminal = sys.stderr.isatty()
 
     def __call__(self, info: dict[str, Any]) -> None:
         if not self.enabled:
             return
+        stage = str(info.get("stage", "work"))
+        if not self.terminal:
+            if stage != self.stage:
+                self.stage = stage
+                steps = f" ({info['steps']} steps)" if isinstance(info.get("steps"), int) else ""
+                print(f"{stage}{steps}", file=sys.stderr, flush=True)
+            return
         from tqdm import tqdm
 
-        stage = str(info.get("stage", "work"))
         if stage != self.stage:
             self.close()
             self.stage = stage
@@ -277,9 +285,14 @@ def _print_summary(card: dict[str, Any]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from unlearn_core.device import describe_device
     from unlearn_core.jsonio import write_json_atomic
-    from unlearn_core.pipeline import prepare, training_card, versions
+    from unlearn_core.paths import check_output_file
+    from unlearn_core.pipeline import prepare, training_card, validate_config, versions
 
     config = dataclasses.replace(config_from_args(args, method="retrain", params={}), compute_retrained=False)
+    validate_config(config)
+    if args.json:
+        check_output_file(args.json)  # before training: a bad path must cost nothing
+    set_threads(config)
     bar = TqdmProgress(not args.quiet)
     try:
         prepared = prepare(config, progress=bar)
@@ -312,10 +325,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from unlearn_core.jsonio import write_json_atomic
+    from unlearn_core.paths import check_output_file
     from unlearn_core.pipeline import run, validate_config
 
     config = config_from_args(args)
     validate_config(config)
+    if args.json:
+        check_output_file(args.json)  # before training: a bad path must cost nothing
+    set_threads(config)
     bar = TqdmProgress(not args.quiet)
     try:
         result = run(config, progress=bar)
@@ -360,6 +377,18 @@ def get_args_parser() -> argparse.ArgumentParser:
 
     add_experiment_commands(sub)
     return parser
+
+
+def set_threads(config: Any) -> None:
+    """Give torch the intra-op threads the work size calls for (:func:`unlearn_core.limits.threads_for`), unless
+    the user chose (``OMP_NUM_THREADS`` set). Called after validation, before any work."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return
+    import torch
+
+    from unlearn_core.limits import threads_for
+
+    torch.set_num_threads(threads_for(config))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -160,12 +160,48 @@ def add_experiment_commands(subparsers: Any) -> None:
 
 
 def _base(args: argparse.Namespace):
+    """The validated base configuration; the experiment's own arguments and output paths are checked here too,
+    so that a bad one costs nothing (issue 15: ``--requests 1000`` and ``--trials 0`` were refused after training)."""
     from unlearn_core.cli import config_from_args
+    from unlearn_core.limits import check_experiment_options
+    from unlearn_core.paths import check_output_dir, check_output_file
     from unlearn_core.pipeline import validate_config
 
     config = config_from_args(args, method="retrain", params={})
     validate_config(config)
+    name = args.name
+    if name is not None and (not name.strip() or Path(name).name != name or name in (".", "..")):
+        raise ConfigError(f"--name {args.name!r} is not valid: expected a file name stem without '/', e.g. run1")
+    out = check_output_dir(args.out)
+    check_output_file(out / f"{args.name or args.experiment}.json", flag="--out")
+    check_experiment_options(args.experiment, config, vars(args), runs=_runs(args))
+    from unlearn_core.cli import set_threads
+
+    set_threads(config)
     return config
+
+
+def _runs(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
+    """The (method, hyperparameters) pairs the experiment will run, for the memory and compute check."""
+    from unlearn_core.cli import parse_sets
+
+    kind = args.experiment
+    if kind in ("compare", "budget"):
+        methods = list(dict.fromkeys([*args.methods, "retrain"])) if kind == "budget" else list(args.methods)
+        sets = _method_sets(args.sets, methods)
+        return [(m, sets[m]) for m in methods]
+    if kind in ("audit", "forget-size"):
+        from unlearn_core.experiments import certified_methods
+
+        methods = list(args.methods) if args.methods is not None else certified_methods()
+        sets = _method_sets(args.sets, methods)
+        return [(m, sets[m]) for m in methods]
+    params = parse_sets(args.sets)
+    if kind == "sequential":
+        return [(args.method, {**params, "requests": str(args.requests)})]
+    if kind == "sensitivity":
+        return [(args.method, {**params, args.param: str(v)}) for v in args.values]
+    return [(args.method, params)]
 
 
 def _executor(args: argparse.Namespace):

@@ -12,6 +12,7 @@ stratified 80/20 split).
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unlearn_core.errors import ConfigError, DataUnavailableError
+from unlearn_core.errors import ConfigError, DataUnavailableError, abbreviate
 from unlearn_core.paths import data_dir as default_data_dir
 
 
@@ -61,16 +62,20 @@ class DatasetInfo:
     input_shape: tuple[int, int, int]
     files: tuple[str, ...]  # relative to the data directory; empty for embedded datasets
     downloadable: bool
+    #: Examples in the train / test split (known without loading: forget specs and the memory estimate of
+    #: :mod:`unlearn_core.limits` are checked against them before any work; tested against the loaded data).
+    n_train: int = 0
+    n_test: int = 0
 
 
 DATASETS: dict[str, DatasetInfo] = {
     "digits": DatasetInfo(
         "digits", "scikit-learn's bundled 8×8 handwritten digits (1,797 images; embedded, no download)",
-        10, (1, 8, 8), (), False,
+        10, (1, 8, 8), (), False, n_train=1437, n_test=360,
     ),
     "synthetic": DatasetInfo(
         "synthetic", "seeded Gaussian blobs, 4 classes in 16 dimensions (for tests and teaching)",
-        4, (1, 4, 4), (), False,
+        4, (1, 4, 4), (), False, n_train=800, n_test=400,
     ),
     "mnist": DatasetInfo(
         "mnist", "MNIST handwritten digits, 60,000 train / 10,000 test, 28×28 grey",
@@ -78,7 +83,7 @@ DATASETS: dict[str, DatasetInfo] = {
         tuple(f"MNIST/raw/{f}" for f in (
             "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
         )),
-        True,
+        True, n_train=60_000, n_test=10_000,
     ),
     "fashion_mnist": DatasetInfo(
         "fashion_mnist", "Fashion-MNIST clothing images, 60,000 train / 10,000 test, 28×28 grey",
@@ -86,7 +91,7 @@ DATASETS: dict[str, DatasetInfo] = {
         tuple(f"FashionMNIST/raw/{f}" for f in (
             "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
         )),
-        True,
+        True, n_train=60_000, n_test=10_000,
     ),
     "cifar10": DatasetInfo(
         "cifar10", "CIFAR-10 natural images, 50,000 train / 10,000 test, 32×32 colour",
@@ -94,11 +99,11 @@ DATASETS: dict[str, DatasetInfo] = {
         tuple(f"cifar-10-batches-py/{f}" for f in (
             "data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
         )),
-        True,
+        True, n_train=50_000, n_test=10_000,
     ),
     "svhn": DatasetInfo(
         "svhn", "SVHN street-view house numbers, 73,257 train / 26,032 test, 32×32 colour",
-        10, (3, 32, 32), ("train_32x32.mat", "test_32x32.mat"), True,
+        10, (3, 32, 32), ("train_32x32.mat", "test_32x32.mat"), True, n_train=73_257, n_test=26_032,
     ),
 }
 
@@ -119,7 +124,7 @@ def get_dataset_info(name: str) -> DatasetInfo:
     try:
         return DATASETS[name]
     except KeyError:
-        raise ConfigError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}") from None
+        raise ConfigError(f"unknown dataset {abbreviate(name)}: choose one of {', '.join(DATASETS)}") from None
 
 
 def missing_files(name: str, *, data_dir: str | Path | None = None) -> list[str]:
@@ -160,9 +165,42 @@ def load_dataset(
 
 @functools.lru_cache(maxsize=8)
 def _load_cpu(name: str, root: str, download: bool, split_seed: int) -> DataBundle:
-    """CPU tensors, memoised per process: the dashboard and the experiments reload datasets often."""
+    """CPU tensors, memoised per process: the dashboard and the experiments reload datasets often.
+
+    A failed download removes what it created (empty ``MNIST/raw`` folders, partial archives), so that a retry
+    or ``datasets`` does not mistake them for data.
+    """
     loader = _LOADERS[name]
-    return loader(Path(root), download, split_seed)
+    if not download:
+        return loader(Path(root), download, split_seed)
+    before = _tree(Path(root))
+    try:
+        return loader(Path(root), download, split_seed)
+    except BaseException:
+        _remove_created(Path(root), before)
+        raise
+
+
+def _tree(root: Path) -> set[Path]:
+    """Every path under ``root`` (and ``root`` and its ancestors, when they exist)."""
+    paths = {p for p in (root, *root.parents) if p.exists()}
+    if root.is_dir():
+        for folder, dirs, files in os.walk(root):
+            paths.update(Path(folder) / n for n in (*dirs, *files))
+    return paths
+
+
+def _remove_created(root: Path, before: set[Path]) -> None:
+    """Delete what appeared under ``root`` (and ``root``'s missing ancestors) since ``before``; deepest first."""
+    created = _tree(root) - before
+    for path in sorted(created, key=lambda p: len(p.parts), reverse=True):
+        try:
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()  # only empty ones: anything left inside was not ours
+            else:
+                path.unlink()
+        except OSError:
+            pass
 
 
 def _load_digits(root: Path, download: bool, split_seed: int) -> DataBundle:
@@ -203,9 +241,18 @@ def _load_synthetic(root: Path, download: bool, split_seed: int) -> DataBundle:
     return DataBundle("synthetic", x_tr, y_tr, x_te, y_te, k, (1, 4, 4), tuple(f"blob {i}" for i in range(k)))
 
 
+#: Longest cause quoted from torchvision's error (the message stays one readable line).
+MAX_CAUSE_CHARS = 400
+
+
 def _torchvision_error(name: str, root: Path, exc: Exception) -> DataUnavailableError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return DataUnavailableError(f"dataset {name!r} could not be loaded or downloaded into {root}: {first}")
+    """One line with the cause: torchvision's download error puts the reasons on the lines after
+    "Error downloading train-images-idx3-ubyte.gz:", so the first line alone named no cause."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = text.replace(": Tried ", ": tried ").replace(" Tried ", "; tried ").replace(", got: ", ", got ")
+    if len(text) > MAX_CAUSE_CHARS:
+        text = text[: MAX_CAUSE_CHARS - 1] + "…"
+    return DataUnavailableError(f"dataset {name!r} could not be loaded or downloaded into {root}: {text}")
 
 
 def _to_bundle(

@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from unlearn_core import metrics as mt
+from unlearn_core.limits import AUDIT_RUNS_RANGE
 from unlearn_core.cache import config_hash
 from unlearn_core.certificate import Certificate
 from unlearn_core.diagnostics import SPLITS, Diagnostics
@@ -852,6 +853,50 @@ def _audit_row(*, seed: int, method: str, factor: float, sigma: float | None, pi
     return row
 
 
+def check_audit_args(
+    *,
+    methods: Sequence[str] | None,
+    params: Mapping[str, Mapping[str, Any]] | None,
+    sigma_factors: Sequence[float],
+    runs: int,
+    statistic: str,
+    alpha: float,
+    runs_per_cell: int,
+) -> tuple[list[str], dict[str, dict[str, Any]], list[float]]:
+    """Check :func:`audit`'s own arguments (before any training: the CLI and the dashboard call it first).
+
+    Returns the methods (default: every certified method), their hyperparameter overrides and the σ factors.
+
+    Raises:
+        ConfigError: one line naming the argument, its value and what is allowed.
+    """
+    certified = certified_methods()
+    methods = list(methods) if methods is not None else certified
+    for name in methods:
+        cls = get_unlearner(name)
+        if cls.family != "certified":
+            raise ConfigError(f"method {name!r} cannot be audited: it carries no certificate (family {cls.family}); "
+                              f"choose from {', '.join(certified)}")
+    overrides = _check_methods(methods, params)
+    if statistic not in AUDIT_STATISTICS:
+        raise ConfigError(f"statistic={statistic!r} is not valid: choose one of {', '.join(AUDIT_STATISTICS)}")
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+        raise ConfigError(f"alpha={alpha!r} is not valid: expected a number in (0, 1)")
+    low, high = AUDIT_RUNS_RANGE
+    if not isinstance(runs, int) or isinstance(runs, bool) or not low <= runs <= high:
+        raise ConfigError(f"runs={runs!r} is not valid: expected an integer in [{low}, {high:,}] (half select the "
+                          "test, half count its errors; each run holds a parameter vector)")
+    if not isinstance(runs_per_cell, int) or isinstance(runs_per_cell, bool) or not 1 <= runs_per_cell <= high:
+        raise ConfigError(f"runs_per_cell={runs_per_cell!r} is not valid: expected an integer in [1, {high:,}]")
+    factors = [float(f) for f in sigma_factors]
+    if not factors or any(not (math.isfinite(f) and f > 0) for f in factors):
+        raise ConfigError(f"sigma_factors={list(sigma_factors)!r} is not valid: expected numbers > 0")
+    for name in methods:
+        if any(f != 1.0 for f in factors) and "sigma" not in {p.name for p in get_unlearner(name).schema}:
+            raise ConfigError(f"method {name!r} has no 'sigma' hyperparameter: only sigma_factors=1 applies")
+    return methods, overrides, factors
+
+
 def audit(
     base: RunConfig,
     *,
@@ -905,28 +950,9 @@ def audit(
     runs per (seed, method, σ, arm).
     """
     seeds = _check_seeds(seeds)
-    certified = certified_methods()
-    methods = list(methods) if methods is not None else certified
-    for name in methods:
-        cls = get_unlearner(name)
-        if cls.family != "certified":
-            raise ConfigError(f"method {name!r} cannot be audited: it carries no certificate (family {cls.family}); "
-                              f"choose from {', '.join(certified)}")
-    overrides = _check_methods(methods, params)
-    if statistic not in AUDIT_STATISTICS:
-        raise ConfigError(f"statistic={statistic!r} is not valid: choose one of {', '.join(AUDIT_STATISTICS)}")
-    if not 0 < alpha < 1:
-        raise ConfigError(f"alpha={alpha!r} is not valid: expected a number in (0, 1)")
-    if not isinstance(runs, int) or runs < 8:
-        raise ConfigError(f"runs={runs!r} is not valid: expected an integer ≥ 8 (half select the test, half count)")
-    if not isinstance(runs_per_cell, int) or runs_per_cell < 1:
-        raise ConfigError(f"runs_per_cell={runs_per_cell!r} is not valid: expected an integer ≥ 1")
-    factors = [float(f) for f in sigma_factors]
-    if not factors or any(not (math.isfinite(f) and f > 0) for f in factors):
-        raise ConfigError(f"sigma_factors={list(sigma_factors)!r} is not valid: expected numbers > 0")
-    for name in methods:
-        if any(f != 1.0 for f in factors) and "sigma" not in {p.name for p in get_unlearner(name).schema}:
-            raise ConfigError(f"method {name!r} has no 'sigma' hyperparameter: only sigma_factors=1 applies")
+    methods, overrides, factors = check_audit_args(methods=methods, params=params, sigma_factors=sigma_factors,
+                                                   runs=runs, statistic=statistic, alpha=alpha,
+                                                   runs_per_cell=runs_per_cell)
 
     pairs = [(s, m) for s in seeds for m in methods]
     with _Scope(executor) as ex:
@@ -999,6 +1025,22 @@ def _forget_size_method_cell(*, base: RunConfig, seed: int, method: str, params:
             **_cert_columns(result.card["certificate"])}
 
 
+def forget_size_specs(sizes: Sequence[float]) -> list[str]:
+    """The forget specs of :func:`forget_size`'s sizes (``random:N`` or ``random:F``), checked before any work.
+
+    Raises:
+        ConfigError: an empty list, a size that is neither a count ≥ 1 nor a fraction in (0, 1), or repeated sizes.
+    """
+    if not sizes:
+        raise ConfigError("sizes is empty: give at least one forget-set size (a count or a fraction)")
+    specs = [_size_spec(float(s)) for s in sizes]
+    for spec in specs:
+        parse_forget_spec(spec)
+    if len(set(specs)) != len(specs):
+        raise ConfigError(f"sizes={list(sizes)!r} is not valid: the sizes must be distinct")
+    return specs
+
+
 def forget_size(
     base: RunConfig,
     *,
@@ -1021,13 +1063,7 @@ def forget_size(
     """
     seeds = _check_seeds(seeds)
     overrides = _check_methods(methods, params)
-    if not sizes:
-        raise ConfigError("sizes is empty: give at least one forget-set size (a count or a fraction)")
-    specs = [_size_spec(float(s)) for s in sizes]
-    for spec in specs:
-        parse_forget_spec(spec)
-    if len(set(specs)) != len(specs):
-        raise ConfigError(f"sizes={list(sizes)!r} is not valid: the sizes must be distinct")
+    specs = forget_size_specs(sizes)
     configs = [(dataclasses.replace(base, forget=spec), s) for s in seeds for spec in specs]
     cells: list[Cell] = []
     for config, s in configs:

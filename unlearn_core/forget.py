@@ -6,7 +6,7 @@ spec                           meaning
 ``random:0.1``                 a random 10 % of the training set (a fraction in (0, 1))
 ``random:1000``                1,000 random training examples (an integer count)
 ``class:3`` / ``class:3,5``    every training example of class 3 (of classes 3 and 5)
-``class-fraction:3:0.5``       a random half of the training examples of class 3
+``class-fraction:3:0.5``       a random half of the training examples of class 3 (one class only)
 ``indices:1,5,9``              exactly these training-set positions
 =============================  =============================================================
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from unlearn_core.errors import ConfigError
+from unlearn_core.errors import ConfigError, abbreviate
 
 GRAMMAR = "random:FRACTION|random:COUNT|class:K[,K...]|class-fraction:K:FRACTION|indices:I[,I...]"
 
@@ -48,14 +48,15 @@ class ForgetSpec:
 
 
 def _bad(spec: str, why: str) -> ConfigError:
-    return ConfigError(f"forget spec {spec!r} is not valid: {why} (grammar: {GRAMMAR})")
+    # A spec can be 50,000 characters (``indices:`` with every position): quote it abbreviated.
+    return ConfigError(f"forget spec {abbreviate(spec)} is not valid: {why} (grammar: {GRAMMAR})")
 
 
 def _fraction(spec: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise _bad(spec, f"{text!r} is not a number") from None
+        raise _bad(spec, f"{abbreviate(text)} is not a number") from None
     if not 0.0 < value < 1.0:
         raise _bad(spec, f"fraction {text} must be strictly between 0 and 1")
     return value
@@ -68,7 +69,7 @@ def _int_list(spec: str, text: str, what: str) -> tuple[int, ...]:
     try:
         return tuple(int(p) for p in parts)
     except ValueError:
-        raise _bad(spec, f"{what} must be integers, got {text!r}") from None
+        raise _bad(spec, f"{what} must be integers, got {abbreviate(text)}") from None
 
 
 def parse_forget_spec(spec: str) -> ForgetSpec:
@@ -84,7 +85,7 @@ def parse_forget_spec(spec: str) -> ForgetSpec:
         try:
             count = int(rest)
         except ValueError:
-            raise _bad(spec, f"{rest!r} is neither a fraction nor a count") from None
+            raise _bad(spec, f"{abbreviate(rest)} is neither a fraction nor a count") from None
         if count < 1:
             raise _bad(spec, f"count {count} must be at least 1")
         return ForgetSpec("random", count=count)
@@ -94,11 +95,44 @@ def parse_forget_spec(spec: str) -> ForgetSpec:
         klass, sep, frac = rest.partition(":")
         if not sep:
             raise _bad(spec, "expected class-fraction:K:FRACTION")
-        (k,) = _int_list(spec, klass, "class")[:1]
+        classes = _int_list(spec, klass, "class")
+        if len(classes) != 1:
+            # Taking the first class silently forgot from class 3 only for class-fraction:3,4:0.5. One class keeps
+            # the fraction's meaning unambiguous (of each class? of their union?); whole classes are class:3,4.
+            raise _bad(spec, f"class-fraction takes exactly one class, got {len(classes)} "
+                             f"(use class-fraction:{classes[0]}:FRACTION, or class:{','.join(map(str, classes[:3]))}"
+                             f"{',...' if len(classes) > 3 else ''} for whole classes)")
+        (k,) = classes
         return ForgetSpec("class-fraction", fraction=_fraction(spec, frac.strip()), classes=(k,))
     if kind == "indices":
         return ForgetSpec("indices", indices=tuple(sorted(set(_int_list(spec, rest, "index")))))
     raise _bad(spec, f"unknown kind {kind!r}")
+
+
+def check_forget_spec(spec: str | ForgetSpec, *, num_classes: int, n_train: int, dataset: str = "") -> ForgetSpec:
+    """Check a spec against a dataset's class count and training-set size, without its data.
+
+    What :func:`select_forget` would refuse after loading the data, refused before: a class the dataset lacks, an
+    index out of range, a count that leaves nothing to retain. (An empty class or a forget set that covers every
+    retained point still needs the labels; :func:`select_forget` checks those.)
+
+    Raises:
+        ConfigError: one line naming the spec (abbreviated), the bad value and what the dataset allows.
+    """
+    parsed = parse_forget_spec(spec) if isinstance(spec, str) else spec
+    text = spec if isinstance(spec, str) else str(parsed)
+    name = f"{dataset}: " if dataset else ""
+    bad = [c for c in parsed.classes if not 0 <= c < num_classes]
+    if bad:
+        raise _bad(text, f"class {bad[0]} is not in this dataset ({name}classes 0..{num_classes - 1})")
+    bad = [i for i in parsed.indices if not 0 <= i < n_train]
+    if bad:
+        raise _bad(text, f"index {bad[0]} is out of range ({name}training positions 0..{n_train - 1})")
+    if parsed.kind == "random" and parsed.count is not None and parsed.count >= n_train:
+        raise _bad(text, f"count {parsed.count} must be below the training-set size ({name}{n_train})")
+    if parsed.kind == "indices" and len(parsed.indices) >= n_train:
+        raise _bad(text, "the forget set covers the whole training set; nothing would be retained")
+    return parsed
 
 
 def select_forget(

@@ -16,6 +16,11 @@ registry is plain Python (threads, events, locks) and never imports streamlit; t
 * **A device lock with a visible queue.** Jobs run one at a time (two trainings at once on a 2-core CPU or one
   GPU only slow each other down and double memory); waiting jobs are served first-in first-out and report their
   queue position, instead of being refused as in peer tools.
+* **Watchers belong to live sessions.** A session that waits for a job is its *watcher* and renews that with a
+  heartbeat (the page's poller, and an app-wide one every few seconds). A watcher whose session has ended (the
+  ``is_live`` hook asks Streamlit) or has not been heard from for :data:`WATCHER_TIMEOUT_S` no longer counts, so
+  Cancel in any other session works at once when no *live* session waits; and a job nobody watches any more is
+  cancelled after :data:`ORPHAN_GRACE_S` by a reaper thread, so a closed tab never holds the device queue.
 """
 
 from __future__ import annotations
@@ -37,6 +42,17 @@ from unlearn_core.progress import Cancelled
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINAL_STATES = (DONE, FAILED, CANCELLED)
+
+#: A watcher not heard from for this long no longer counts. Why 90 s: the poller beats every 0.5 s and the app-wide
+#: heartbeat every few seconds, but browsers throttle timers of hidden tabs to about once a minute; a user who
+#: switched tabs is still waiting.
+WATCHER_TIMEOUT_S = 90.0
+#: A job without a live watcher for this long is cancelled. Why two minutes: long enough for a reload or a dropped
+#: connection to come back and rejoin (the job keeps its key), short enough that a closed tab's 30-minute MNIST run
+#: does not hold the device queue; its results would be lost anyway, since nobody waits for them.
+ORPHAN_GRACE_S = 120.0
+#: How often the reaper thread looks for orphans.
+REAP_EVERY_S = 5.0
 
 # Errors whose message is meant for the user; anything else is a bug and keeps its traceback in ``Job.traceback``.
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, DataUnavailableError, DivergenceError)
@@ -80,9 +96,17 @@ class Job:
     traceback: str | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
-    # ids of the UI sessions waiting for this job (shared jobs): Cancel from one of them only detaches it while
-    # another still waits, so one person's Cancel never throws away the run someone else is waiting for.
-    watchers: set[str] = field(default_factory=set)
+    # The UI sessions waiting for this job, each with when it was last heard from (the registry's clock). Cancel
+    # from one of them only detaches it while another *live* one still waits, so one person's Cancel never throws
+    # away the run someone else is waiting for — and a closed tab never blocks a Cancel (see JobRegistry).
+    watchers: dict[str, float] = field(default_factory=dict)
+    #: True once any session watched it: only such jobs are reaped when nobody watches any more (a job submitted
+    #: by code — tests, the CLI style — has no watchers and is never reaped).
+    watched: bool = False
+    #: When the last live watcher went away (registry clock), ``None`` while someone watches.
+    orphaned_since: float | None = None
+    #: Why it was cancelled, when the registry did it (e.g. no session watched it for two minutes).
+    cancel_reason: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- called from the worker thread -------------------------------------------------------------------
@@ -123,7 +147,8 @@ class Job:
         if self.state == QUEUED:
             return "queued"
         if self.state in FINAL_STATES:
-            return {DONE: "finished", FAILED: f"failed: {self.error}", CANCELLED: "cancelled"}[self.state]
+            cancelled = f"cancelled: {self.cancel_reason}" if self.cancel_reason else "cancelled"
+            return {DONE: "finished", FAILED: f"failed: {self.error}", CANCELLED: cancelled}[self.state]
         p = self.progress
         stage = p.get("stage")
         parts = [STAGE_LABELS.get(stage, str(stage)) if stage else "starting"]
@@ -148,16 +173,39 @@ class JobRegistry:
             live on in the run store; the registry only bounds memory).
         torch_threads: torch's intra-op threads inside each job (``torch.set_num_threads`` in the worker thread);
             ``None`` leaves torch's setting alone. See :func:`default_torch_threads`.
+        is_live: ``is_live(watcher) -> bool | None``: whether that UI session still exists (``None``: unknown).
+            The dashboard asks Streamlit's runtime; without it only the heartbeat timeout applies.
+        watcher_timeout_s, orphan_grace_s: see :data:`WATCHER_TIMEOUT_S` and :data:`ORPHAN_GRACE_S`.
+        reap_every_s: period of the reaper thread (started with the first watched job); ``None``: no thread,
+            call :meth:`reap` yourself (tests).
+        clock: the time source for watchers (monotonic; tests pass a fake one).
     """
 
-    def __init__(self, *, max_finished: int = 32, torch_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_finished: int = 32,
+        torch_threads: int | None = None,
+        is_live: Callable[[str], bool | None] | None = None,
+        watcher_timeout_s: float = WATCHER_TIMEOUT_S,
+        orphan_grace_s: float = ORPHAN_GRACE_S,
+        reap_every_s: float | None = REAP_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_finished = int(max_finished)
         self.torch_threads = torch_threads
+        self.is_live = is_live
+        self.watcher_timeout_s = float(watcher_timeout_s)
+        self.orphan_grace_s = float(orphan_grace_s)
+        self.reap_every_s = reap_every_s
+        self.clock = clock
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._device = threading.Condition()
         self._waiting: list[str] = []  # job ids in FIFO order
         self._busy = False
+        self._reaper: threading.Thread | None = None
+        self._closed = threading.Event()
         _INSTANCES.add(self)
 
     # -- submission --------------------------------------------------------------------------------------
@@ -171,18 +219,99 @@ class JobRegistry:
             existing = self._jobs.get(key)
             if existing is not None and existing.state not in (FAILED, CANCELLED):
                 if watcher is not None:
-                    existing.watchers.add(watcher)
+                    self._watch(existing, watcher)
                 return existing
             job = Job(key=key, label=label or key[:12], fn=fn)
             if watcher is not None:
-                job.watchers.add(watcher)
+                self._watch(job, watcher)
             self._jobs[key] = job
             with self._device:
                 self._waiting.append(job.id)
             job.thread = threading.Thread(target=self._work, args=(job,), name=f"unlearn-job-{job.id}", daemon=True)
             self._trim()
         job.thread.start()
+        if watcher is not None:
+            self._start_reaper()
         return job
+
+    def _watch(self, job: Job, watcher: str) -> None:
+        """(Re)register ``watcher`` on ``job`` as heard from now (caller holds ``self._lock``)."""
+        job.watchers[watcher] = self.clock()
+        job.watched = True
+        job.orphaned_since = None
+
+    def heartbeat(self, watcher: str, keys: Sequence[str] = ()) -> None:
+        """``watcher`` is alive: renew it on every unfinished job it watches, and (re)join the jobs in ``keys``.
+
+        The page's poller passes the job it shows (a tab whose watcher timed out while hidden rejoins on its next
+        poll); the app-wide heartbeat passes nothing and only renews.
+        """
+        now = self.clock()
+        with self._lock:
+            for job in self._jobs.values():
+                if job.done:
+                    continue
+                if watcher in job.watchers or job.key in keys:
+                    job.watchers[watcher] = now
+                    job.watched = True
+                    job.orphaned_since = None
+
+    def live_watchers(self, job: Job) -> list[str]:
+        """The watchers of ``job`` whose session is alive and was heard from within the timeout; drops the rest."""
+        now = self.clock()
+        with self._lock:
+            return self._prune(job, now)
+
+    def _prune(self, job: Job, now: float) -> list[str]:
+        for watcher, seen in list(job.watchers.items()):
+            dead = now - seen > self.watcher_timeout_s
+            if not dead and self.is_live is not None:
+                try:
+                    dead = self.is_live(watcher) is False
+                except Exception:  # a liveness hook must not break the registry
+                    dead = False
+            if dead:
+                del job.watchers[watcher]
+        return list(job.watchers)
+
+    def reap(self) -> list[Job]:
+        """Cancel watched jobs that no live session has watched for :attr:`orphan_grace_s`; return them."""
+        now = self.clock()
+        reaped = []
+        with self._lock:
+            for job in self._jobs.values():
+                if job.done or not job.watched or job.cancel_event.is_set():
+                    continue
+                if self._prune(job, now):
+                    job.orphaned_since = None
+                elif job.orphaned_since is None:
+                    job.orphaned_since = now
+                elif now - job.orphaned_since >= self.orphan_grace_s:
+                    job.cancel_reason = (f"no open page waited for it for {self.orphan_grace_s:.0f} s (the tab was "
+                                         "closed), so it stopped to free the device")
+                    reaped.append(job)
+        for job in reaped:
+            job.cancel()
+        if reaped:
+            with self._device:
+                self._device.notify_all()
+        return reaped
+
+    def _start_reaper(self) -> None:
+        if self.reap_every_s is None or self._reaper is not None:
+            return
+        with self._lock:
+            if self._reaper is not None:
+                return
+            self._reaper = threading.Thread(target=self._reap_loop, name="unlearn-job-reaper", daemon=True)
+        self._reaper.start()
+
+    def _reap_loop(self) -> None:
+        while not self._closed.wait(self.reap_every_s):
+            try:
+                self.reap()
+            except Exception:  # keep reaping; a bug here must not kill the thread silently forever
+                traceback.print_exc()
 
     def get(self, key: str) -> Job | None:
         with self._lock:
@@ -203,17 +332,18 @@ class JobRegistry:
     def cancel(self, key: str, *, watcher: str | None = None) -> bool:
         """Cancel the job under ``key``; returns whether it was cancelled.
 
-        With ``watcher``, that session stops waiting; the job is cancelled only if no other session still
-        waits for it (a shared job keeps running for the others, and ``False`` is returned). Without it the
-        job is cancelled outright.
+        With ``watcher``, that session stops waiting; the job is cancelled only if no other *live* session still
+        waits for it (a shared job keeps running for the others, and ``False`` is returned). A closed tab, or
+        one silent for longer than the watcher timeout, does not count. Without ``watcher`` the job is
+        cancelled outright.
         """
         with self._lock:
             job = self._jobs.get(key)
             if job is None or job.done:
                 return False
             if watcher is not None:
-                job.watchers.discard(watcher)
-                if job.watchers:
+                job.watchers.pop(watcher, None)
+                if self._prune(job, self.clock()):  # another *live* session still waits
                     return False
         job.cancel()
         with self._device:
@@ -229,6 +359,7 @@ class JobRegistry:
 
     def shutdown(self, *, timeout: float = 30.0) -> None:
         """Cancel every active job and join the threads (tests' teardown, app shutdown)."""
+        self._closed.set()
         for job in self.jobs():
             if not job.done:
                 job.cancel()
@@ -323,6 +454,7 @@ def default_torch_threads() -> int | None:
 #: loader and the membership-inference attacks scikit-learn (≈ 0.6 s), the run store sqlite3.
 LAZY_IMPORTS = (
     "torch._dynamo",
+    "dp_accounting",  # the Gaussian mechanism's σ (unlearn_core.certificate imports it when first needed)
     "torchvision.datasets",
     "sqlite3",
     "sklearn.datasets",
@@ -383,6 +515,18 @@ def _optional_mia(result: Any) -> dict[str, Any] | None:
     return report(result)
 
 
+def _fit_threads(config: Any) -> None:
+    """In a job's thread: no more intra-op threads than the work size calls for (``limits.threads_for``) nor than
+    the registry allows; left alone when ``OMP_NUM_THREADS`` is set."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return
+    import torch
+
+    from unlearn_core.limits import threads_for
+
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), threads_for(config))))
+
+
 def run_task(config: Any, *, key: str, store: Any = None, kind: str = "explore") -> WorkerFn:
     """A worker for one run: :func:`unlearn_core.pipeline.run`, MIA when available, saved to the run store.
 
@@ -393,6 +537,8 @@ def run_task(config: Any, *, key: str, store: Any = None, kind: str = "explore")
         from unlearn_core.jsonio import to_jsonable
         from unlearn_core.pipeline import run
         from unlearn_core.runstore import state_dict_bytes
+
+        _fit_threads(config)
 
         result = run(config, progress=progress, cancel=cancel)
         progress({"stage": "metrics"})
@@ -462,6 +608,7 @@ def experiment_task(
         from unlearn_core import experiments
         from unlearn_core.pipeline import prepare
 
+        _fit_threads(base)
         serial = executor is None or getattr(executor, "name", "serial") == "serial"
         for seed in seeds if serial and kind != "forget_size" else ():  # forget_size prepares one model per size
             if cancel.is_set():

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from unlearn_core.errors import ConfigError
+from unlearn_core import limits
+from unlearn_core.errors import ConfigError, abbreviate
 
 NORMS = ("none", "group", "batch")
 
@@ -54,7 +55,7 @@ def get_model_info(name: str) -> ModelInfo:
     try:
         return MODELS[name]
     except KeyError:
-        raise ConfigError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}") from None
+        raise ConfigError(f"unknown model {abbreviate(name)}: choose one of {', '.join(MODELS)}") from None
 
 
 def _norm_layer(norm: str) -> Callable[[int], nn.Module]:
@@ -149,10 +150,10 @@ def _resnet18(in_channels: int, num_classes: int, norm: str) -> nn.Module:
     return model
 
 
-#: Limits on MLP hidden widths typed by a user (URL, widget, CLI): enough for any MNIST-scale experiment, small
-#: enough that a typo cannot allocate gigabytes.
-MAX_HIDDEN_LAYERS = 8
-MAX_HIDDEN_WIDTH = 4096
+#: Limits on MLP hidden widths typed by a user (URL, widget, CLI), kept with every other limit in
+#: :mod:`unlearn_core.limits`.
+MAX_HIDDEN_LAYERS = limits.MAX_HIDDEN_LAYERS
+MAX_HIDDEN_WIDTH = limits.MAX_HIDDEN_WIDTH
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -166,7 +167,7 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     except ValueError:
         values = ()
     if not values or len(values) > MAX_HIDDEN_LAYERS or any(not 1 <= v <= MAX_HIDDEN_WIDTH for v in values):
-        raise ConfigError(f"hidden={text!r} is not valid: expected 1-{MAX_HIDDEN_LAYERS} widths in "
+        raise ConfigError(f"hidden={abbreviate(text)} is not valid: expected 1-{MAX_HIDDEN_LAYERS} widths in "
                           f"[1, {MAX_HIDDEN_WIDTH}] joined by '-' or ',', e.g. 32-32")
     return values
 
@@ -198,7 +199,7 @@ def build_model(
     if norm == "auto":
         norm = info.default_norm
     if norm not in NORMS:
-        raise ConfigError(f"norm {norm!r} is not valid: choose one of auto, {', '.join(NORMS)}")
+        raise ConfigError(f"norm {abbreviate(norm)} is not valid: choose one of auto, {', '.join(NORMS)}")
     if any(h < 1 for h in hidden) or not hidden:
         raise ConfigError(f"hidden widths {hidden!r} are not valid: expected positive integers such as 32,32")
     if width is not None and width < 1:

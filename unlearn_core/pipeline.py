@@ -29,13 +29,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from unlearn_core import __version__
+from unlearn_core import __version__, limits
 from unlearn_core.cache import ModelCache
 from unlearn_core.data import DataBundle, get_dataset_info, load_dataset
 from unlearn_core.device import describe_device, resolve_device
-from unlearn_core.errors import ConfigError
 from unlearn_core.evaluation import param_distance, split_metrics
-from unlearn_core.forget import parse_forget_spec, select_forget
+from unlearn_core.forget import check_forget_spec, select_forget
 from unlearn_core.models import build_model, get_model_info, has_batchnorm
 from unlearn_core.progress import ProgressCallback
 from unlearn_core.training import TrainConfig, resolve_train_config, train
@@ -89,25 +88,27 @@ class RunConfig:
 def validate_config(config: RunConfig) -> dict[str, Any]:
     """Check every name and value that can be checked without data; return the method's resolved params.
 
+    Names (dataset, model, method, device), the forget spec against the dataset's classes and size, every
+    number against its bound, and the run's estimated memory and arithmetic against the machine
+    (:func:`unlearn_core.limits.check_run_config`). The model is only ever built on the ``meta`` device here,
+    so even an absurd width costs nothing.
+
     Raises:
         ConfigError: one line naming the bad value and what is allowed.
     """
-    get_dataset_info(config.dataset)
+    info = get_dataset_info(config.dataset)
     get_model_info(config.model)
-    parse_forget_spec(config.forget)
+    check_forget_spec(config.forget, num_classes=info.num_classes, n_train=info.n_train, dataset=info.name)
     config.train.validate()
-    for name in ("seed", "forget_seed", "split_seed"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or value < 0:
-            raise ConfigError(f"{name}={value!r} is not valid: expected an integer ≥ 0")
-    resolve_device(config.device)
+    device = resolve_device(config.device)
     unlearner = get_unlearner(config.method)
     params = resolve_params(unlearner.schema, dict(config.params), method=config.method)
-    info = get_dataset_info(config.dataset)
-    probe = build_model(
-        config.model, input_shape=info.input_shape, num_classes=info.num_classes, hidden=config.hidden,
-        norm=config.norm, width=config.width,
-    )
+    limits.check_run_config(config, unlearner, params, device=device)
+    with torch.device("meta"):  # check_supported needs the architecture, not weights
+        probe = build_model(
+            config.model, input_shape=info.input_shape, num_classes=info.num_classes, hidden=config.hidden,
+            norm=config.norm, width=config.width,
+        )
     unlearner.check_supported(probe, params, model_name=config.model)
     return params
 
@@ -316,6 +317,9 @@ def run_method(
     unlearner = get_unlearner(method)
     resolved = resolve_params(unlearner.schema, dict(params or {}), method=method)
     unlearner.check_supported(prepared.original, resolved, model_name=prepared.config.model)
+    # Experiments call this with hyperparameters the configuration's own check did not see (a sweep, a method list).
+    limits.check_estimate(dataclasses.replace(prepared.config, method=method), unlearner, resolved,
+                          device=prepared.device)
     ctx = prepared.context(progress=progress, cancel=cancel, seed=seed)
     start = time.perf_counter()
     result = unlearner.unlearn(ctx, **resolved)

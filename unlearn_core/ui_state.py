@@ -18,10 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from unlearn_core import limits
 from unlearn_core.data import DATASETS
 from unlearn_core.device import DEVICE_CHOICES
-from unlearn_core.errors import ConfigError
-from unlearn_core.forget import parse_forget_spec
+from unlearn_core.errors import ConfigError, abbreviate
+from unlearn_core.forget import check_forget_spec, parse_forget_spec
 from unlearn_core.models import MODELS, parse_hidden
 from unlearn_core.training import CONVEX_GRAD_TOL, OPTIMIZERS, TrainConfig
 from unlearn_core.unlearners import get_unlearner, list_unlearners, resolve_params
@@ -129,9 +130,9 @@ def _parse_int(name: str, text: str, *, low: int, high: int) -> int:
             raise ValueError
         value = int(as_float)
     except ValueError:
-        raise ConfigError(f"{name}={text!r} is not valid: expected an integer in [{low}, {high}]") from None
+        raise ConfigError(f"{name}={abbreviate(text)} is not valid: expected an integer in [{low}, {high}]") from None
     if not low <= value <= high:
-        raise ConfigError(f"{name}={text!r} is not valid: expected an integer in [{low}, {high}]")
+        raise ConfigError(f"{name}={abbreviate(text)} is not valid: expected an integer in [{low}, {high}]")
     return value
 
 
@@ -143,15 +144,15 @@ def _parse_float(name: str, text: str, *, low: float, high: float, low_open: boo
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(f"{name}={text!r} is not valid: expected {allowed}") from None
+        raise ConfigError(f"{name}={abbreviate(text)} is not valid: expected {allowed}") from None
     if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
-        raise ConfigError(f"{name}={text!r} is not valid: expected {allowed}")
+        raise ConfigError(f"{name}={abbreviate(text)} is not valid: expected {allowed}")
     return value
 
 
 def _parse_choice(name: str, text: str, choices: list[str] | tuple[str, ...]) -> str:
     if text not in choices:
-        raise ConfigError(f"{name}={text!r} is not valid: choose one of {', '.join(choices)}")
+        raise ConfigError(f"{name}={abbreviate(text)} is not valid: choose one of {', '.join(choices)}")
     return text
 
 
@@ -187,17 +188,20 @@ def from_query(
         "model": ("model", lambda t: _parse_choice("model", t, list(MODELS))),
         "hidden": ("hidden", parse_hidden),
         "forget": ("forget", _parse_forget),
-        "seed": ("seed", lambda t: _parse_int("seed", t, low=0, high=2**31 - 1)),
-        "forget_seed": ("forget_seed", lambda t: _parse_int("forget_seed", t, low=0, high=2**31 - 1)),
-        "epochs": ("epochs", lambda t: _parse_int("epochs", t, low=0, high=1000)),
-        "lr": ("lr", lambda t: _parse_float("lr", t, low=0.0, high=10.0, low_open=True)),
-        "batch_size": ("batch_size", lambda t: _parse_int("batch_size", t, low=1, high=65536)),
-        "wd": ("weight_decay", lambda t: _parse_float("wd", t, low=0.0, high=1.0)),
-        "C": ("norm_bound", lambda t: _parse_float("C", t, low=0.0, high=1e6, low_open=True, optional=True)),
+        # The same ranges as the widgets (pages/_common.py reads these constants too): a value the URL accepts is
+        # shown unchanged, never clamped by the widget.
+        "seed": ("seed", lambda t: _parse_int("seed", t, low=0, high=limits.MAX_SEED)),
+        "forget_seed": ("forget_seed", lambda t: _parse_int("forget_seed", t, low=0, high=limits.MAX_SEED)),
+        "epochs": ("epochs", lambda t: _parse_int("epochs", t, low=0, high=limits.MAX_EPOCHS)),
+        "lr": ("lr", lambda t: _parse_float("lr", t, low=limits.LR_RANGE[0], high=limits.LR_RANGE[1])),
+        "batch_size": ("batch_size", lambda t: _parse_int("batch_size", t, low=1, high=limits.MAX_BATCH_SIZE)),
+        "wd": ("weight_decay", lambda t: _parse_float("wd", t, low=0.0, high=limits.MAX_WEIGHT_DECAY)),
+        "C": ("norm_bound", lambda t: _parse_float("C", t, low=limits.NORM_BOUND_RANGE[0],
+                                                   high=limits.NORM_BOUND_RANGE[1], optional=True)),
         "optimizer": ("optimizer", lambda t: _parse_choice("optimizer", t, OPTIMIZERS)),
-        "grad_tol": ("grad_tol", lambda t: _parse_float("grad_tol", t, low=0.0, high=1e3, low_open=True,
+        "grad_tol": ("grad_tol", lambda t: _parse_float("grad_tol", t, low=limits.GRAD_TOL_RANGE[0], high=limits.GRAD_TOL_RANGE[1], low_open=True,
                                                          optional=True)),
-        "max_iter": ("max_iter", lambda t: _parse_int("max_iter", t, low=0, high=100_000)),
+        "max_iter": ("max_iter", lambda t: _parse_int("max_iter", t, low=0, high=limits.MAX_LBFGS_ITER)),
         "device": ("device", lambda t: _parse_choice("device", t, DEVICE_CHOICES)),
     }
     for key, (attr, parse) in parsers.items():
@@ -213,9 +217,8 @@ def from_query(
         if raw["method"] in names:
             method = raw["method"]
         else:
-            warnings.append(
-                f"method={raw['method']!r} is not valid: choose one of {', '.join(names)} — using the default {method}"
-            )
+            warnings.append(f"method={abbreviate(raw['method'])} is not valid: choose one of {', '.join(names)} — "
+                            f"using the default {method}")
     params: dict[str, Any] = dict(base.params) if method == base.method else {}
     schema = {p.name: p for p in get_unlearner(method).schema}
     for key, text in raw.items():
@@ -225,7 +228,8 @@ def from_query(
         if name not in schema:
             allowed = ", ".join(schema) or "(none)"
             warnings.append(
-                f"{key}={text!r} is not a hyperparameter of {method}: allowed names are {allowed} — ignored"
+                f"{abbreviate(key)}={abbreviate(text)} is not a hyperparameter of {method}: allowed names are "
+                f"{allowed} — ignored"
             )
             continue
         try:
@@ -246,6 +250,19 @@ def from_query(
     # have been carried over by navigation, and a warning would blame the user for the app's own link.
 
     config = dataclasses.replace(base, **updates, method=method, params=params)
+    # The forget spec against the dataset it will run on (known only now: ``?dataset=`` may have changed it).
+    # ``?forget=class:99`` used to pass the parser and be reset to class 0 by the widget without a word.
+    info = DATASETS[config.dataset]
+    try:
+        check_forget_spec(config.forget, num_classes=info.num_classes, n_train=info.n_train, dataset=info.name)
+    except ConfigError as exc:
+        fallback = base.forget
+        try:
+            check_forget_spec(fallback, num_classes=info.num_classes, n_train=info.n_train)
+        except ConfigError:
+            fallback = UIConfig().forget
+        warnings.append(f"{exc} — using the default {fallback}")
+        config = dataclasses.replace(config, forget=fallback)
     return config, extras, warnings
 
 

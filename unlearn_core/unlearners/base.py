@@ -33,7 +33,7 @@ from torch import nn
 from unlearn_core.certificate import Certificate
 from unlearn_core.curvature import dense_refusal
 from unlearn_core.diagnostics import Diagnostics
-from unlearn_core.errors import ConfigError
+from unlearn_core.errors import ConfigError, abbreviate
 from unlearn_core.functional import num_params
 from unlearn_core.progress import Cancelled, ProgressCallback
 
@@ -114,7 +114,7 @@ class HyperParam:
                 else:
                     value = text
             except ValueError:
-                raise ConfigError(f"{self.name}={raw!r} is not valid: expected {self.allowed()}") from None
+                raise ConfigError(f"{self.name}={abbreviate(raw)} is not valid: expected {self.allowed()}") from None
         else:
             value = raw
         return self.validate(value)
@@ -125,7 +125,7 @@ class HyperParam:
             return None
         if value == "auto" and self.auto:
             return "auto"
-        bad = ConfigError(f"{self.name}={value!r} is not valid: expected {self.allowed()}")
+        bad = ConfigError(f"{self.name}={abbreviate(value)} is not valid: expected {self.allowed()}")
         if self.type is bool:
             if not isinstance(value, bool):
                 raise bad
@@ -174,7 +174,8 @@ def resolve_params(schema: tuple[HyperParam, ...], overrides: dict[str, Any], *,
     unknown = sorted(set(overrides) - set(by_name))
     if unknown:
         allowed = ", ".join(sorted(by_name)) or "(none)"
-        raise ConfigError(f"unknown hyperparameter {unknown[0]!r} for method {method!r}: allowed names are {allowed}")
+        raise ConfigError(f"unknown hyperparameter {abbreviate(unknown[0])} for method {method!r}: allowed names are "
+                          f"{allowed}")
     params = {p.name: p.default for p in schema}
     for name, raw in overrides.items():
         params[name] = by_name[name].parse(raw)
@@ -324,6 +325,21 @@ class Unlearner(ABC):
         if reason:
             on = f"model {model_name!r}" if model_name else "this model"
             raise ConfigError(f"method {self.name!r} cannot run on {on}: {reason}")
+
+    def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int) -> Any:
+        """The memory and arithmetic this method adds to a run, as a :class:`unlearn_core.limits.Estimate` (or None).
+
+        :func:`unlearn_core.limits.check_run_config` adds it to the training estimate and refuses, before any
+        work, a run that cannot fit. The default covers methods that take gradient steps on mini-batches of their
+        ``batch_size`` hyperparameter; a method with bigger work of its own (LiSSA's depth × reps × batch draws)
+        overrides it. ``shape`` is the model's :class:`unlearn_core.limits.ModelShape`.
+        """
+        batch = params.get("batch_size")
+        if isinstance(batch, int) and not isinstance(batch, bool):
+            from unlearn_core.limits import estimate_minibatch_method
+
+            return estimate_minibatch_method(shape, batch_size=min(batch, n_train))
+        return None
 
     @abstractmethod
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:

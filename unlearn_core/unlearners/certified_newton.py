@@ -143,6 +143,16 @@ class CertifiedNewton(Unlearner):
     demo_params: ClassVar[dict[str, Any]] = {"lam": 1.0, "H": "auto", "depth": 500, "reps": 4, "batch": 64,
                                              "lissa_bound": "a_posteriori"}
 
+    # -- resource estimate (issue 15: reps=1000, batch=100000 was an 800 GB randint after training) ---------------
+    def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int) -> Any:
+        """LiSSA's depth × reps × batch draws and its (reps × batch) HVP batches (``limits.estimate_lissa``)."""
+        if params.get("solver") != "lissa":
+            return None
+        from unlearn_core.limits import estimate_lissa
+
+        return estimate_lissa(shape, depth=int(params["depth"]), reps=int(params["reps"]), batch=int(params["batch"]),
+                              requests=int(params.get("requests", 1)))
+
     # ------------------------------------------------------------------------------------------------------------
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:

@@ -6,7 +6,7 @@ the CLI, the experiments and the dashboard, so an unknown name fails the same wa
 
 from __future__ import annotations
 
-from unlearn_core.errors import ConfigError
+from unlearn_core.errors import ConfigError, abbreviate
 from unlearn_core.unlearners.base import FAMILIES, Unlearner
 
 _REGISTRY: dict[str, type[Unlearner]] = {}
@@ -34,7 +34,7 @@ def get_unlearner(name: str) -> Unlearner:
     try:
         return _REGISTRY[name]()
     except KeyError:
-        raise ConfigError(f"unknown method {name!r}: choose one of {', '.join(sorted(_REGISTRY))}") from None
+        raise ConfigError(f"unknown method {abbreviate(name)}: choose one of {', '.join(sorted(_REGISTRY))}") from None
 
 
 def list_unlearners() -> list[type[Unlearner]]:

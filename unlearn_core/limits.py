@@ -1,0 +1,493 @@
+"""Every limit on a user-settable number, and the memory/compute estimate checked before any work.
+
+Bad input must cost nothing: a typo such as ``--width 100000`` asked for a 720 GB tensor, and
+``--set reps=1000 --set batch=100000`` (each within its own range) for an 800 GB one after the models had been
+trained and cached. So :func:`unlearn_core.pipeline.validate_config` calls :func:`check_run_config`, which
+
+1. checks every numeric field of the run configuration against a named upper bound below (each says why it is
+   what it is), then
+2. estimates the run's peak memory and its arithmetic from the model's shape alone — the model is built on
+   PyTorch's ``meta`` device, which allocates nothing, and a forward pass there counts parameters, activations
+   and multiply-adds — and refuses, in one line naming the value, the estimate and the limit, a run that cannot
+   fit this machine.
+
+The experiment subcommands' own arguments (requests, runs, σ factors, sizes, budgets, seeds) are checked by
+:func:`check_experiment_options` before their first training. The dashboard's URL parser and widgets read the
+same constants, so a value the URL accepts is one the widget shows unchanged. Nothing here trains, loads data
+or writes a file (except :func:`forget_size`, which loads the labels — still before any training).
+
+The estimates are deliberately coarse (within a small factor of what PyTorch allocates): they exist to refuse
+values that are wrong by orders of magnitude, not to pack a machine to its last byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from unlearn_core.errors import ConfigError, abbreviate
+
+# ----------------------------------------------------------------------------------------------------------------
+# Bounds on single values
+# ----------------------------------------------------------------------------------------------------------------
+
+#: Seeds (``seed``, ``forget_seed``, ``split_seed`` and every experiment seed): numpy's and scikit-learn's
+#: ``random_state`` accept [0, 2³² − 1] (the digits split passes ``split_seed`` there); torch would take 2⁶⁴ − 1,
+#: so the tighter range holds everywhere. ``99999999999999999999999`` was an overflow traceback.
+MAX_SEED = 2**32 - 1
+#: Epochs of the training recipe: 1,000 is 20× the papers' 50; beyond it a run is a typo, not an experiment.
+MAX_EPOCHS = 1000
+#: Mini-batch size: 65,536 is above every training split here (the largest, SVHN, has 73,257 points, so a
+#: bigger batch is one full-batch step anyway) and keeps one batch's activations sane.
+MAX_BATCH_SIZE = 65_536
+#: Learning rate [low, high]: below 1e-6 nothing moves in the recipe's 20–50 epochs; above 10 Adam and SGD diverge
+#: on every model here. The dashboard's widget has the same range, so ``?lr=1e-7`` is refused, never clamped.
+LR_RANGE = (1e-6, 10.0)
+#: Coupled weight decay: above 1 the decay dominates every loss here and the model collapses to 0.
+MAX_WEIGHT_DECAY = 1.0
+#: Norm bound C [low, high]: the certificate's radius; ‖w‖ of every model here is O(10–1000).
+NORM_BOUND_RANGE = (1e-3, 1e6)
+#: L-BFGS iterations of the convergent recipe: each is one full-data gradient plus a line search; 100,000 is 200×
+#: the default 500, which already reaches ‖∇‖ ≤ 1e-5 on every convex model here.
+MAX_LBFGS_ITER = 100_000
+#: Gradient tolerance (0, 1000]: the recipe's stopping rule ‖∇(L + wd/2‖w‖²)‖ ≤ tol; above 1000 nothing trains.
+GRAD_TOL_RANGE = (0.0, 1e3)
+#: MLP hidden layers and widths (URL, widget and CLI share :func:`unlearn_core.models.parse_hidden`): enough for any
+#: MNIST-scale experiment, small enough that a typo cannot allocate gigabytes.
+MAX_HIDDEN_LAYERS = 8
+MAX_HIDDEN_WIDTH = 4096
+#: Channel width of ``cnn``/``allcnn``: 4096 is 43× AllCNN's 96. Parameters grow as width² (a 3×3 convolution
+#: of 2w channels holds 36·w² weights), so ``--width 100000`` meant 1.5·10¹² parameters.
+MAX_CONV_WIDTH = 4096
+
+#: Experiments: distinct seeds per experiment (each trains two models; 100 is already hours on a CPU).
+MAX_SEEDS = 100
+#: ``experiment audit --runs``: runs per arm; ≥ 8 so that each half (one chooses the test, one counts its errors)
+#: has four; 10⁶ runs give Clopper–Pearson intervals of ±0.1 %, and each run holds a parameter vector.
+AUDIT_RUNS_RANGE = (8, 1_000_000)
+#: ``experiment compare --relearn-max-steps``: SGD steps until the forget accuracy returns (≥ 1, or nothing is
+#: measured); 100,000 is 70 epochs of MNIST's 1,000-point forget set at batch 32.
+RELEARN_STEPS_RANGE = (1, 100_000)
+#: ``experiment sensitivity --values`` / ``experiment budget --budgets`` / ``--sigma-factors`` / ``experiment forget-size --sizes``: points on one curve.
+MAX_SWEEP_POINTS = 100
+
+# ----------------------------------------------------------------------------------------------------------------
+# Memory and compute
+# ----------------------------------------------------------------------------------------------------------------
+
+#: Share of the device's memory a run may be estimated to need. The rest is for the operating system, the
+#: dashboard, the browser and the estimate's own slack (it is within a small factor, not exact).
+MEMORY_FRACTION = 0.8
+#: ``UNLEARN_MEMORY_LIMIT_GB`` overrides the limit (tests, a machine shared with other work).
+MEMORY_LIMIT_ENV = "UNLEARN_MEMORY_LIMIT_GB"
+#: Estimated floating-point operations of one run. 10¹⁸ is ≈ 3 hours of a 100-TFLOP/s GPU at full use, and months
+#: of a CPU; ResNet-18 on CIFAR-10 for 1,000 epochs (train + retrain) is 3·10¹⁷. Beyond it a value is a typo.
+MAX_FLOPS = 1e18
+#: Bytes per stored number (float32 parameters, activations and data).
+FLOAT_BYTES = 4
+#: Copies of the parameter vector alive at once during a run: the model, its gradient and Adam's two moments;
+#: the original, retrained and unlearned models; the cache's CPU copy while saving.
+PARAMETER_COPIES = 8
+#: Batch size of evaluation (:func:`unlearn_core.evaluation.evaluate`): inference keeps ≈ 3 layer outputs alive.
+EVAL_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What one forward pass of a model costs, per example (counted on the ``meta`` device, nothing allocated).
+
+    Attributes:
+        num_params: trainable and frozen parameters.
+        activations: numbers written by all leaf modules (what training keeps for the backward pass).
+        peak_activation: the largest single layer output (what inference holds at once, about).
+        flops: floating-point operations of the forward pass (2 per multiply-add of convolutions and linears).
+        input_numel: numbers in one input example.
+    """
+
+    num_params: int
+    activations: int
+    peak_activation: int
+    flops: int
+    input_numel: int
+
+
+@dataclass
+class Estimate:
+    """A run's estimated peak memory (bytes, by part) and arithmetic (floating-point operations)."""
+
+    memory: dict[str, float] = field(default_factory=dict)
+    flops: float = 0.0
+    #: Which stages run one after another (their memory does not add up): the largest counts.
+    stages: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def memory_bytes(self) -> float:
+        return sum(self.memory.values()) + max(self.stages.values(), default=0.0)
+
+    def largest(self) -> str:
+        """The biggest part, named, for the message (``"LiSSA batches 800 GB"``)."""
+        parts = {**self.memory, **self.stages}
+        name = max(parts, key=parts.__getitem__)
+        return f"{name} {format_bytes(parts[name])}"
+
+
+def format_bytes(n: float) -> str:
+    """``7.2e11`` → ``"720 GB"`` (decimal units, three significant digits)."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def model_shape(
+    name: str,
+    *,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    hidden: tuple[int, ...] = (32, 32),
+    norm: str = "auto",
+    width: int | None = None,
+) -> ModelShape:
+    """Parameters, activations and forward FLOPs of a model, from a forward pass on the ``meta`` device.
+
+    Why the meta device: it runs the real model code (so every registered model and option is counted the way it
+    is built) but allocates nothing, so ``width=100000`` is measured in milliseconds instead of attempted.
+    """
+    import torch
+    from torch import nn
+
+    from unlearn_core.models import build_model
+
+    with torch.device("meta"):
+        model = build_model(name, input_shape=input_shape, num_classes=num_classes, hidden=hidden, norm=norm,
+                            width=width)
+    counts = {"activations": 0, "peak": 0, "flops": 0}
+
+    def count(module: nn.Module, inputs: Any, output: Any) -> None:
+        if not isinstance(output, torch.Tensor):
+            return
+        n = output.numel()
+        counts["activations"] += n
+        counts["peak"] = max(counts["peak"], n)
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            counts["flops"] += 2 * n * (module.in_channels // module.groups) * kh * kw
+        elif isinstance(module, nn.Linear):
+            counts["flops"] += 2 * n * module.in_features
+        else:
+            counts["flops"] += n  # norms, activations, pooling: about one operation per output
+
+    handles = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+    model.eval()
+    with torch.no_grad():
+        model(torch.empty((1, *input_shape), device="meta"))
+    for handle in handles:
+        handle.remove()
+    return ModelShape(
+        num_params=sum(p.numel() for p in model.parameters()),
+        activations=counts["activations"],
+        peak_activation=counts["peak"],
+        flops=counts["flops"],
+        input_numel=math.prod(input_shape),
+    )
+
+
+def estimate_training(shape: ModelShape, *, n_train: int, n_test: int, batch_size: int, epochs: int) -> Estimate:
+    """Memory and arithmetic of loading the data and training the original and the retrained model.
+
+    * data: the train and test images as float32, twice (the loaded tensors and the retain set's gathered copy);
+    * parameters: :data:`PARAMETER_COPIES` copies of the parameter vector;
+    * training (a stage): one mini-batch's activations, kept for the backward pass, and their gradients;
+    * evaluation (a stage): :data:`EVAL_BATCH` examples' largest layer output, three alive at once;
+    * arithmetic: forward + backward ≈ 3 forward passes per example, for two trainings.
+    """
+    data = 2.0 * FLOAT_BYTES * shape.input_numel * (n_train + n_test)
+    params = float(PARAMETER_COPIES * FLOAT_BYTES * shape.num_params)
+    train = 2.0 * FLOAT_BYTES * min(batch_size, n_train) * shape.activations
+    evaluation = 3.0 * FLOAT_BYTES * min(EVAL_BATCH, max(n_train, n_test)) * shape.peak_activation
+    flops = 2.0 * epochs * n_train * 3.0 * shape.flops
+    return Estimate(memory={"data": data, "parameters": params},
+                    stages={"training activations": train, "evaluation activations": evaluation}, flops=flops)
+
+
+def estimate_lissa(shape: ModelShape, *, depth: int, reps: int, batch: int, requests: int = 1) -> Estimate:
+    """Memory and arithmetic of LiSSA (Agarwal, Bullins & Hazan 2017) as :func:`unlearn_core.curvature.lissa` runs it.
+
+    It draws all depth × reps × batch indices up front (int64) and gathers their labels (int64); each step holds one
+    (reps × batch) input batch, its activations for the forward-over-reverse Hessian-vector product (≈ 3× a
+    forward pass) and three (reps × p) iterates. Each HVP costs ≈ 6 forward passes; ``requests`` sequential
+    requests run it once each.
+    """
+    points = float(depth) * reps * batch
+    indices = 2.0 * 8 * points
+    batch_memory = FLOAT_BYTES * float(reps) * batch * (shape.input_numel + 3 * shape.activations)
+    iterates = 3.0 * FLOAT_BYTES * reps * shape.num_params
+    return Estimate(stages={"LiSSA batch indices": indices + batch_memory + iterates},
+                    flops=6.0 * points * shape.flops * max(1, requests))
+
+
+def estimate_minibatch_method(shape: ModelShape, *, batch_size: int) -> Estimate:
+    """A method taking gradient steps on mini-batches of ``batch_size`` (fine-tuning, NegGrad, noisy fine-tuning)."""
+    return Estimate(stages={"method mini-batch activations": 2.0 * FLOAT_BYTES * batch_size * shape.activations})
+
+
+def memory_limit(device: Any = None) -> tuple[float, str]:
+    """(bytes, how it was chosen): :data:`MEMORY_FRACTION` of the device's memory, or ``$UNLEARN_MEMORY_LIMIT_GB``."""
+    env = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if env:
+        try:
+            gb = float(env)
+        except ValueError:
+            raise ConfigError(f"{MEMORY_LIMIT_ENV}={abbreviate(env)} is not valid: expected a number of GB") from None
+        if not (math.isfinite(gb) and gb > 0):
+            raise ConfigError(f"{MEMORY_LIMIT_ENV}={abbreviate(env)} is not valid: expected a number of GB > 0")
+        return gb * 1e9, f"{MEMORY_LIMIT_ENV}"
+    kind = getattr(device, "type", str(device or "cpu"))
+    if kind == "cuda":
+        import torch
+
+        total = float(torch.cuda.get_device_properties(device).total_memory)
+        where = "this GPU's"
+    else:
+        try:
+            total = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        except (ValueError, OSError, AttributeError):  # not POSIX: no limit we can know
+            return math.inf, "unknown memory"
+        where = "this machine's"
+    how = f"{MEMORY_FRACTION:.0%} of {where} {format_bytes(total)}; {MEMORY_LIMIT_ENV} overrides"
+    return MEMORY_FRACTION * total, how
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Checks
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def check_int(name: str, value: Any, *, low: int, high: int, why: str = "") -> int:
+    """``value`` as an int in [low, high], else one-line :class:`ConfigError` naming it and the range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{name}={abbreviate(value)} is not valid: expected an integer in [{low}, {high:,}]"
+                          + (f" ({why})" if why else ""))
+    return value
+
+
+def check_float(name: str, value: Any, *, low: float, high: float, low_open: bool = False) -> float:
+    """``value`` as a finite number in [low, high] (or (low, high]), else one-line :class:`ConfigError`."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value > high or value < low or (low_open and value == low):
+        raise ConfigError(f"{name}={abbreviate(value)} is not valid: expected a number in "
+                          f"{'(' if low_open else '['}{low:g}, {high:g}]")
+    return float(value)
+
+
+def check_seed(name: str, value: Any) -> int:
+    return check_int(name, value, low=0, high=MAX_SEED, why="the range numpy and scikit-learn seeds accept")
+
+
+def check_train_limits(train: Any) -> None:
+    """Upper bounds of the training recipe (its own ``validate`` checks types, lower bounds and choices)."""
+    check_int("epochs", train.epochs, low=0, high=MAX_EPOCHS)
+    check_int("batch_size", train.batch_size, low=1, high=MAX_BATCH_SIZE)
+    check_float("lr", train.lr, low=LR_RANGE[0], high=LR_RANGE[1])
+    check_float("weight_decay", train.weight_decay, low=0.0, high=MAX_WEIGHT_DECAY)
+    check_int("max_iter", train.max_iter, low=0, high=MAX_LBFGS_ITER)
+    if train.grad_tol is not None:
+        check_float("grad_tol", train.grad_tol, low=GRAD_TOL_RANGE[0], high=GRAD_TOL_RANGE[1], low_open=True)
+    if train.norm_bound is not None:
+        check_float("norm_bound", train.norm_bound, low=NORM_BOUND_RANGE[0], high=NORM_BOUND_RANGE[1])
+
+
+def estimate_run(config: Any, unlearner: Any, params: Mapping[str, Any], shape: ModelShape | None = None) -> Estimate:
+    """The whole run's estimate: data, training (original and retrained), then the method's own stage."""
+    from unlearn_core.data import get_dataset_info
+
+    info = get_dataset_info(config.dataset)
+    if shape is None:
+        shape = model_shape(config.model, input_shape=info.input_shape, num_classes=info.num_classes,
+                            hidden=tuple(config.hidden), norm=config.norm, width=config.width)
+    total = estimate_training(shape, n_train=info.n_train, n_test=info.n_test, batch_size=config.train.batch_size,
+                              epochs=config.train.epochs)
+    method = unlearner.work_estimate(dict(params), shape=shape, n_train=info.n_train)
+    if method is not None:
+        total.memory.update(method.memory)
+        total.stages.update(method.stages)
+        total.flops += method.flops
+    return total
+
+
+def check_run_config(config: Any, unlearner: Any, params: Mapping[str, Any], *, device: Any = None) -> Estimate:
+    """Every bound of a :class:`~unlearn_core.pipeline.RunConfig`, then its memory and compute estimate.
+
+    Raises:
+        ConfigError: one line naming the value, and for the estimate the estimate and the limit.
+    """
+    from unlearn_core.data import get_dataset_info
+
+    for name in ("seed", "forget_seed", "split_seed"):
+        check_seed(name, getattr(config, name))
+    check_train_limits(config.train)
+    hidden = tuple(config.hidden)
+    if not 1 <= len(hidden) <= MAX_HIDDEN_LAYERS:
+        raise ConfigError(f"hidden={abbreviate(hidden)} is not valid: expected 1-{MAX_HIDDEN_LAYERS} widths")
+    for h in hidden:
+        check_int("hidden", h, low=1, high=MAX_HIDDEN_WIDTH)
+    info = get_dataset_info(config.dataset)
+    if config.width is not None:
+        check_int("width", config.width, low=1, high=MAX_CONV_WIDTH,
+                  why=_width_cost(config, info) if isinstance(config.width, int) and config.width > 0 else "")
+    return check_estimate(config, unlearner, params, device=device)
+
+
+def check_estimate(config: Any, unlearner: Any, params: Mapping[str, Any], *, device: Any = None) -> Estimate:
+    """Refuse a run whose estimated memory or arithmetic is above the limits (:func:`estimate_run`).
+
+    Raises:
+        ConfigError: ``the run (model=cnn width=... ) needs an estimated 720 GB of memory (largest part: ...), above
+            the limit 18.9 GB (80% of this machine's 23.6 GB; ...)``.
+    """
+    estimate = estimate_run(config, unlearner, params)
+    limit, how = memory_limit(device)
+    what = _what(config, params)
+    if estimate.memory_bytes > limit:
+        raise ConfigError(f"{what} needs an estimated {format_bytes(estimate.memory_bytes)} of memory "
+                          f"(largest part: {estimate.largest()}), above the limit {format_bytes(limit)} ({how})")
+    if estimate.flops > MAX_FLOPS:
+        raise ConfigError(f"{what} needs an estimated {estimate.flops:.2g} floating-point operations, above the limit "
+                          f"{MAX_FLOPS:.0e} (hours on a large GPU, months on a CPU)")
+    return estimate
+
+
+def _width_cost(config: Any, info: Any) -> str:
+    shape = model_shape(config.model, input_shape=info.input_shape, num_classes=info.num_classes, norm=config.norm,
+                        width=config.width)
+    return f"{config.model} at width {config.width:,} has {shape.num_params:,} parameters, " \
+           f"{format_bytes(FLOAT_BYTES * shape.num_params)} before gradients"
+
+
+def _what(config: Any, params: Mapping[str, Any]) -> str:
+    """The values that drive the estimate, for the message (``model=cnn width=100000 batch_size=128 ...``)."""
+    parts = [f"dataset={config.dataset}", f"model={config.model}"]
+    if config.model == "mlp":
+        parts.append("hidden=" + "-".join(map(str, config.hidden)))
+    if config.width is not None:
+        parts.append(f"width={config.width}")
+    parts += [f"batch_size={config.train.batch_size}", f"epochs={config.train.epochs}"]
+    for name in ("depth", "reps", "batch", "batch_size", "requests", "hvp_batch"):
+        value = params.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and (name != "requests" or value > 1):
+            parts.append(f"{config.method}.{name}={value}")
+    return "the run (" + " ".join(parts) + ")"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Experiments
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def forget_size(config: Any) -> int:
+    """The number of forgotten points of ``config`` (loads the labels, memoised; trains nothing)."""
+    from unlearn_core.data import load_dataset
+    from unlearn_core.forget import select_forget
+
+    data = load_dataset(config.dataset, data_dir=config.data_dir, download=config.download, device="cpu",
+                        split_seed=config.split_seed)
+    forget, _ = select_forget(config.forget, data.y_train, seed=config.forget_seed, num_classes=data.num_classes)
+    return int(forget.numel())
+
+
+def check_experiment_options(
+    kind: str,
+    base: Any,
+    options: Mapping[str, Any],
+    *,
+    runs: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    device: Any = None,
+) -> None:
+    """The arguments of ``experiment <kind>`` that the experiment would check only after training.
+
+    ``options`` are the subcommand's parsed flags by name (``seeds``, ``requests``, ``runs``, ``runs_per_cell``,
+    ``sigma_factors``, ``statistic``, ``alpha``, ``methods``, ``sizes``, ``values``, ``budgets``,
+    ``relearn_max_steps``); the ones a kind lacks are ignored. ``runs`` are the
+    (method, hyperparameters) pairs the experiment will run: each is checked against the memory and compute limits
+    (:func:`check_estimate`), e.g. a sensitivity sweep over ``reps`` up to 1000 at ``batch=100000``.
+
+    Raises:
+        ConfigError: one line naming the argument, its value and what is allowed.
+    """
+    seeds = list(options.get("seeds") or [])
+    if not seeds or len(seeds) > MAX_SEEDS or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds={abbreviate(','.join(map(str, seeds)))} is not valid: expected 1 to {MAX_SEEDS} "
+                          "distinct integers")
+    for seed in seeds:
+        check_seed("seed", seed)
+    for name in ("sigma_factors", "sizes", "values", "budgets"):
+        points = options.get(name)
+        if points is not None and not 1 <= len(points) <= MAX_SWEEP_POINTS:
+            raise ConfigError(f"{name} has {len(points)} entries: expected 1 to {MAX_SWEEP_POINTS}")
+    if kind == "compare" and options.get("relearn", True):
+        check_int("relearn-max-steps", options.get("relearn_max_steps"), low=RELEARN_STEPS_RANGE[0],
+                  high=RELEARN_STEPS_RANGE[1])
+    if kind == "budget":
+        for budget in options.get("budgets") or []:
+            check_int("budgets", budget, low=0, high=MAX_EPOCHS)
+    if kind == "audit":
+        from unlearn_core.experiments import check_audit_args
+
+        check_audit_args(methods=options.get("methods"), params=options.get("params"),
+                         sigma_factors=options.get("sigma_factors") or (1.0,), runs=options.get("runs"),
+                         statistic=options.get("statistic", "auto"), alpha=options.get("alpha"),
+                         runs_per_cell=options.get("runs_per_cell", 1))
+    if kind in ("forget-size", "forget_size"):
+        from unlearn_core.experiments import forget_size_specs
+
+        from unlearn_core.data import get_dataset_info
+
+        n_train = get_dataset_info(base.dataset).n_train
+        for spec in forget_size_specs(options.get("sizes") or []):
+            count = spec.split(":", 1)[1]
+            if "." not in count and int(count) >= n_train:
+                raise ConfigError(f"sizes={count} is not valid: the training split of {base.dataset} has {n_train:,} "
+                                  f"points, so a forget set of at most {n_train - 1:,}")
+    if kind == "sensitivity":
+        for value in options.get("values") or []:
+            check_float("values", value, low=-1e300, high=1e300)
+    from unlearn_core.unlearners import get_unlearner, resolve_params
+
+    if kind == "sequential" and runs:
+        method = runs[0][0]
+        if "requests" not in {p.name for p in get_unlearner(method).schema}:
+            raise ConfigError(f"method {method!r} has no 'requests' hyperparameter: sequential needs one "
+                              "(e.g. certified_newton)")
+    for method, params in runs:
+        unlearner = get_unlearner(method)
+        resolved = resolve_params(unlearner.schema, dict(params), method=method)
+        check_estimate(dataclasses.replace(base, method=method), unlearner, resolved, device=device)
+    if kind == "sequential":
+        requests = options.get("requests")
+        check_int("requests", requests, low=1, high=MAX_SEED)
+        n_forget = forget_size(base)
+        if requests > n_forget:
+            raise ConfigError(f"requests={requests} is not valid: the forget set {abbreviate(base.forget)} has "
+                              f"{n_forget} points, so at most {n_forget} requests")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Threads
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def threads_for(config: Any, *, cores: int | None = None) -> int:
+    """torch's intra-op threads for ``config``'s training steps (:func:`unlearn_core.device.intra_op_threads` of the
+    step's arithmetic: 3 forward passes × the batch). One thread for the digits MLP, every core for a CNN on CIFAR."""
+    from unlearn_core.data import get_dataset_info
+    from unlearn_core.device import intra_op_threads
+
+    info = get_dataset_info(config.dataset)
+    shape = model_shape(config.model, input_shape=info.input_shape, num_classes=info.num_classes,
+                        hidden=tuple(config.hidden), norm=config.norm, width=config.width)
+    batch = min(config.train.batch_size, info.n_train)
+    return intra_op_threads(step_flops=3.0 * shape.flops * batch, cores=cores)
