@@ -577,3 +577,40 @@ def _assert_certificate_card_is_honest(at: AppTest, family: str) -> None:
         assert metrics["σ required"] != "∞" and metrics["Δ (sensitivity bound)"] != "∞", metrics
     else:
         assert any(w.value.startswith(("**not certified**", "**not certified by the bound**")) for w in at.warning)
+
+
+def test_accuracy_table_and_html_report_read_cleanly():
+    """Issue 12: the accuracy table showed "None" and a destroyed model's loss as 3.15e+21, and the HTML report had
+    no verdict. The display formats accuracies in %, losses above 1,000 as "> 1,000", missing values as "—"; the
+    report opens with the verdict, then the accuracy table and the certificate."""
+    from pages import _common as ui
+    from unlearn_core.certificate import Certificate, Condition
+    from unlearn_core.diagnostics import Diagnostics, SplitAccuracy
+
+    def acc(forget: float, test: float, loss: float) -> dict:
+        return {"acc_forget": forget, "acc_retain": 0.97, "acc_test": test, "loss_forget": loss, "loss_retain": loss,
+                "loss_test": loss}
+
+    cert = Certificate(method="certified_newton", theorem="t", epsilon=1.0, delta=1e-5, delta_guaranteed=1e-5,
+                       accountant="a", sigma_required=2.5e6, sigma_used=2.5e6, epsilon_certified=1.0,
+                       sensitivity=6.6e5, conditions=[Condition("noise", "noise σ_used ≥ σ_required", "ok", "ok",
+                                                                True)])
+    card = {
+        "method": {"name": "certified_newton", "family": "certified"},
+        "data": {"n_forget": 144, "n_test": 360, "num_classes": 10},
+        "models": {"original": acc(0.96, 0.95, 0.2), "retrained": acc(0.94, 0.94, 0.2),
+                   "unlearned": acc(0.1, 0.11, 3.15e21)},
+        "distance": {"unlearned_to_retrained": 1.5e8, "original_to_retrained": 1.0},
+        "timing_s": {"train": 0.5, "retrain": 0.5, "unlearn": 1.6},
+        "certificate": cert.to_dict(),
+        "diagnostics": Diagnostics(noiseless_accuracy=SplitAccuracy(forget=0.95, retain=0.97, test=0.95),
+                                   approx_error=1.0).to_dict(),
+    }
+    html = ui.accuracy_display(ui.accuracy_table(card)).to_html()
+    assert "None" not in html and "nan" not in html.lower() and "e+21" not in html
+    assert "> 1,000" in html and "11.0 %" in html and "—" in html  # the estimate before noise has no loss
+    report = ui.html_report("run", card, {})
+    body = report.split("<h2>Run card</h2>")[0]
+    assert body.index("<h2>Verdict</h2>") < body.index("<h2>Accuracy</h2>") < body.index("<h2>Certificate</h2>")
+    assert "destroyed the model: test accuracy 11.0 % vs 94.0 % retrained" in body
+    assert "e+21" not in body and "None" not in body
