@@ -17,7 +17,8 @@ from pages import _common as ui
 from unlearn_core import ui_state
 from unlearn_core.data import DATASETS
 from unlearn_core.errors import ConfigError
-from unlearn_core.verdict import verdicts_from_rows
+from unlearn_core.experiments import FRONTIER_EPSILONS, frontier_methods
+from unlearn_core.verdict import THRESHOLDS, frontier_first_epsilon, verdicts_from_rows
 
 PREFIX = "compare"
 COLUMNS = {
@@ -41,9 +42,20 @@ def _methods(text: str) -> list[str]:
     return names
 
 
+def _epsilons(text: str) -> list[float]:
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not 0 < v <= 1000 for v in values):
+        raise ConfigError(f"eps={text!r} is not valid: expected comma-separated numbers in (0, 1000], e.g. 0.1,1,10")
+    return values
+
+
 extras = ui.init_page(PREFIX, extra_fields={
     "methods": _methods, "seeds": ui_state.int_field("seeds", low=1, high=10), "mia": ui_state.bool_field("mia"),
-    "relearn": ui_state.bool_field("relearn"),
+    "relearn": ui_state.bool_field("relearn"), "fmethods": _methods, "eps": _epsilons,
+    "fseeds": ui_state.int_field("fseeds", low=1, high=10),
 })
 if not st.session_state.get(f"{PREFIX}._method_params"):
     # The URL's p.<method>.<name> (this page's own deep link) seeds each method's tab once.
@@ -78,9 +90,16 @@ with st.form(f"{PREFIX}.form", enter_to_submit=False):
     submitted = st.form_submit_button("Run comparison", type="primary", icon=":material/play_arrow:")
 
 params = {m: ui.read_params(PREFIX, m) for m in chosen}
+certified = frontier_methods()
+ui.seed_once("frontier.methods", [m for m in (extras.get("fmethods") or certified) if m in certified])
+ui.seed_once("frontier.eps", ",".join(f"{e:g}" for e in (extras.get("eps") or FRONTIER_EPSILONS)))
+ui.seed_once("frontier.nseeds", extras.get("fseeds", 1))
+frontier_chosen = list(st.session_state["frontier.methods"])
 cfg = ui.config_or_stop(PREFIX, method=all_methods[0], with_params=False, extra={
     "methods": ",".join(chosen), "seeds": int(n_seeds), "mia": bool(mia), "relearn": bool(relearn),
-    **ui_state.method_params_to_query(params),
+    "fmethods": ",".join(frontier_chosen), "eps": st.session_state["frontier.eps"],
+    "fseeds": int(st.session_state["frontier.nseeds"]),
+    **ui_state.method_params_to_query({m: ui.read_params(PREFIX, m) for m in dict.fromkeys(chosen + frontier_chosen)}),
 })
 
 if submitted:
@@ -112,3 +131,52 @@ def render(df, card, run_id) -> None:
 
 
 ui.experiment_panel(PREFIX, render)
+
+# -- the privacy–utility frontier: what certification costs ---------------------------------------------------------
+
+st.header("Privacy–utility frontier", anchor="frontier")
+st.caption("Each certified method's test accuracy against ε, on this configuration: the noise a smaller ε needs "
+           "costs accuracy. The retrained and original models are the reference lines; a star marks the first ε at "
+           f"which a method is within {100 * THRESHOLDS.accuracy_points:g} points of retraining. Each method runs with "
+           "its hyperparameters above (its tab), ε set to each value.")
+with st.form("frontier.form", enter_to_submit=False):
+    c1, c2, c3 = st.columns([3, 3, 1])
+    c1.multiselect("Certified methods", certified, key="frontier.methods")
+    c2.text_input("ε values (comma-separated)", key="frontier.eps", help="e.g. 0.1,0.3,1,3,10,30,100")
+    with c3:
+        frontier_seeds = ui.seeds_widget("frontier")
+    run_frontier = st.form_submit_button("Run frontier", type="primary", icon=":material/show_chart:")
+
+if run_frontier:
+    try:
+        epsilons = _epsilons(st.session_state["frontier.eps"])
+        if not frontier_chosen:
+            raise ConfigError("methods=[] is not valid: pick at least one certified method")
+    except ConfigError as exc:
+        ui.engine_error(exc)
+        st.stop()
+    frontier_params = {m: ui.read_params(PREFIX, m) for m in frontier_chosen}
+    for method_name in frontier_chosen:
+        ui.run_config_or_stop(dataclasses.replace(cfg, method=method_name, params=frontier_params[method_name]))
+    base, _ = ui.run_config_or_stop(cfg, method=frontier_chosen[0], params={})
+    ui.submit_experiment("frontier", "frontier", base, n_seeds=frontier_seeds, label=", ".join(frontier_chosen),
+                         methods=frontier_chosen, epsilons=epsilons, params=frontier_params)
+
+
+def render_frontier(df, card, run_id) -> None:
+    st.subheader("Frontier")
+    points = 100 * THRESHOLDS.accuracy_points
+    lines = []
+    for method_name, mark in frontier_first_epsilon(df).items():
+        if mark.first is None:
+            lines.append(f"- **{method_name}**: never within {points:g} points of retraining on this ε grid.")
+        elif mark.stays:
+            lines.append(f"- **{method_name}**: within {points:g} points of retraining from ε = {mark.first:g} on.")
+        else:
+            lines.append(f"- **{method_name}**: within {points:g} points of retraining at ε = {mark.first:g}, out "
+                         f"again at ε = {mark.leaves_at:g}.")
+    st.markdown("\n".join(lines))
+    ui.experiment_results("frontier", "frontier", df, card, name=f"frontier-{cfg.dataset}-{cfg.model}")
+
+
+ui.experiment_panel("frontier", render_frontier)

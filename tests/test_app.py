@@ -388,6 +388,26 @@ def test_compare_page_runs_an_experiment():
     assert len(at.get("plotly_chart")) == 4  # reopened with the experiment's figures
 
 
+def test_compare_page_draws_the_privacy_utility_frontier():
+    at = _app()
+    at.switch_page("pages/compare.py").run()
+    _tiny(at, "compare")
+    at.multiselect(key="frontier.methods").set_value(["noisy_finetune"])
+    at.text_input(key="frontier.eps").set_value("1,10")
+    at.button(key="FormSubmitter:frontier.form-Run frontier").click().run()
+    _poll(at, lambda a: any(s.value == "Frontier" for s in a.subheader))
+    assert not at.error, [e.value for e in at.error]
+    assert any(m.value.startswith("- **noisy_finetune**:") for m in at.markdown)
+    assert len(at.get("plotly_chart")) == 1
+    assert _q(at, "fmethods") == "noisy_finetune" and _q(at, "eps") == "1,10"
+    from pages import _common as ui
+
+    (stored,) = ui.get_store().list()
+    assert stored.kind == "frontier" and stored.card["experiment"]["options"]["epsilons"] == [1.0, 10.0]
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception and not at.error and len(at.get("plotly_chart")) == 1  # reopened with its figure
+
+
 def test_sequential_page_runs_requests():
     at = _app()
     at.switch_page("pages/sequential.py").run()

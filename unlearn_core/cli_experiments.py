@@ -1,4 +1,4 @@
-"""``python -m unlearn_core experiment compare|sequential|sensitivity|budget|audit ...``.
+"""``python -m unlearn_core experiment compare|sequential|sensitivity|budget|audit|frontier ...``.
 
 Each subcommand builds a :class:`~unlearn_core.pipeline.RunConfig` from the shared flags, runs one function of
 :mod:`unlearn_core.experiments`, prints the seed-averaged summary and writes ``<out>/<name>.csv`` (the tidy rows),
@@ -6,8 +6,8 @@ Each subcommand builds a :class:`~unlearn_core.pipeline.RunConfig` from the shar
 Bad input raises :class:`~unlearn_core.errors.ConfigError` before anything is trained; ``cli.main`` prints it as
 one line and exits with status 2.
 
-Hyperparameters: ``--set NAME=VALUE`` for single-method experiments, ``--set METHOD.NAME=VALUE`` for compare and
-budget (several methods).
+Hyperparameters: ``--set NAME=VALUE`` for single-method experiments, ``--set METHOD.NAME=VALUE`` for compare,
+budget and frontier (several methods).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_experiment_commands(subparsers: Any) -> None:
-    """Add ``experiment`` with its five subcommands to the CLI's subparsers."""
+    """Add ``experiment`` with its six subcommands to the CLI's subparsers."""
     from unlearn_core.cli import OneLineParser
 
     exp = subparsers.add_parser("experiment", help="run a paper experiment over seeds and write CSV/JSON")
@@ -127,6 +127,16 @@ def add_experiment_commands(subparsers: Any) -> None:
     p.add_argument("--statistic", default="projection", help="projection (white-box) or forget_loss (black-box)")
     p.add_argument("--alpha", type=float, default=0.05, help="1 − confidence of the Clopper–Pearson bounds")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("frontier", help="privacy–utility frontier: each certified method's accuracy against ε")
+    _common(p)
+    p.add_argument("--methods", type=_names, default=None,
+                   help="certified methods with an epsilon (default: every registered one)")
+    p.add_argument("--epsilons", type=_floats, default=[0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
+                   help="comma-separated ε values (default 0.1,0.3,1,3,10,30,100)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.NAME=VALUE",
+                   help="a hyperparameter of one method (repeatable), e.g. --set certified_newton.lam=1")
+    p.set_defaults(func=cmd_frontier)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -243,4 +253,27 @@ def cmd_audit(args: argparse.Namespace) -> int:
     df = audit(base, method=args.method, params=params, sigmas=args.sigmas, trials=args.trials, seeds=args.seeds,
                statistic=args.statistic, alpha=args.alpha, progress=_progress(args))
     _write(args, "audit", df, base=base, by=["sigma"], extra={"method": args.method, "params": params})
+    return 0
+
+
+def cmd_frontier(args: argparse.Namespace) -> int:
+    from unlearn_core.experiments import frontier, frontier_methods
+    from unlearn_core.verdict import THRESHOLDS, frontier_first_epsilon
+
+    base = _base(args)
+    methods = args.methods or frontier_methods()
+    params = _method_sets(args.sets, methods)
+    df = frontier(base, methods=methods, epsilons=args.epsilons, params=params, seeds=args.seeds,
+                  progress=_progress(args))
+    _write(args, "frontier", df, base=base, by=["method", "epsilon"],
+           extra={"methods": methods, "epsilons": args.epsilons, "params": params})
+    points = 100 * THRESHOLDS.accuracy_points
+    for method, mark in frontier_first_epsilon(df).items():
+        if mark.first is None:
+            print(f"{method}: never within {points:g} points of retraining on this ε grid")
+        elif mark.stays:
+            print(f"{method}: within {points:g} points of retraining from ε = {mark.first:g} on")
+        else:
+            print(f"{method}: within {points:g} points of retraining at ε = {mark.first:g}, out again at "
+                  f"ε = {mark.leaves_at:g}")
     return 0

@@ -10,6 +10,7 @@ into figures, and ``python -m unlearn_core experiment ...`` writes as CSV and JS
 * :func:`sensitivity` — a sweep over one numeric hyperparameter (Zhang et al. Fig. 4).
 * :func:`budget` — accuracy against the unlearning budget in epochs (Koloskova et al. Fig. 1).
 * :func:`audit` — an empirical lower bound on ε beside the certified ε (beyond the papers).
+* :func:`frontier` — the privacy–utility frontier: each certified method's accuracy against ε (beyond the papers).
 
 Seeds: seed ``s`` sets the model initialisation, the training shuffle and the unlearner's own randomness
 (``RunConfig.seed``), so each seed has its own original and retrained models; the forget set is fixed by
@@ -42,7 +43,8 @@ from unlearn_core.errors import ConfigError
 from unlearn_core.evaluation import evaluate, param_distance
 from unlearn_core.functional import get_flat_params, set_flat_params
 from unlearn_core.pipeline import Prepared, RunConfig, prepare, run_method
-from unlearn_core.unlearners import get_unlearner, resolve_params
+from unlearn_core.unlearners import get_unlearner, list_unlearners, resolve_params
+from unlearn_core.verdict import THRESHOLDS
 
 ProgressFn = Callable[[dict[str, Any]], None] | None
 
@@ -671,3 +673,98 @@ def audit(
             })
     return pd.DataFrame(rows)
 
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 6. frontier
+# ----------------------------------------------------------------------------------------------------------------
+
+#: ε values of :func:`frontier` by default: log-spaced over three decades around the papers' ε = 1.
+FRONTIER_EPSILONS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+#: The test-accuracy gap to the retrained model within which a method "stays like retraining" on the frontier: the
+#: verdict's 2 points (:data:`unlearn_core.verdict.THRESHOLDS`); :func:`unlearn_core.verdict.frontier_first_epsilon`.
+FRONTIER_POINTS = THRESHOLDS.accuracy_points
+
+
+def frontier_methods() -> list[str]:
+    """The registry's certified methods with an ``epsilon`` hyperparameter (what the frontier sweeps)."""
+    return [cls.name for cls in list_unlearners()
+            if cls.family == "certified" and any(p.name == "epsilon" for p in cls.schema)]
+
+
+def _frontier_reference_rows(base: RunConfig, prepared: Prepared, seed: int) -> list[dict[str, Any]]:
+    """The ``original`` and ``retrained`` rows of one seed: the frontier's horizontal reference lines."""
+    rows = []
+    for ref, model, t in (("original", prepared.original, prepared.timing_s.get("train")),
+                          ("retrained", prepared.retrained, prepared.timing_s.get("retrain"))):
+        rows.append({"seed": seed, "method": ref, "family": "reference", "epsilon": None,
+                     **prepared.metrics(model), "dist_to_retrained": param_distance(model, prepared.retrained),
+                     "time_s": t, "n_forget": int(prepared.forget_idx.numel()),
+                     "n_test": int(prepared.data.y_test.numel())})
+    return rows
+
+
+def _frontier_cell(prepared: Prepared, *, seed: int, method: str, params: Mapping[str, Any],
+                   epsilon: float) -> dict[str, Any]:
+    """One method at one ε on one seed's prepared models: the released model's accuracies and distance, the
+    certificate's status and σ, and the noise-free estimate's accuracies where the method reports them."""
+    result = run_method(prepared, method, {**params, "epsilon": float(epsilon)}, seed=seed)
+    card = result.card
+    row: dict[str, Any] = {"seed": seed, "method": method, "family": card["method"]["family"],
+                           **card["models"]["unlearned"],
+                           "dist_to_retrained": card["distance"]["unlearned_to_retrained"],
+                           "time_s": card["timing_s"]["unlearn"], "n_forget": int(prepared.forget_idx.numel()),
+                           "n_test": int(prepared.data.y_test.numel()), **_cert_columns(card["certificate"])}
+    row["epsilon"] = float(epsilon)  # the ε asked for (the certificate's own ε is the same number)
+    diag = result.result.diagnostics
+    row["approx_error"] = diag.approx_error
+    if diag.noiseless_accuracy is not None:
+        row.update({f"acc_{s}_noiseless": getattr(diag.noiseless_accuracy, s) for s in SPLITS})
+    return row
+
+
+def frontier(
+    base: RunConfig,
+    *,
+    methods: Sequence[str] | None = None,
+    epsilons: Sequence[float] = FRONTIER_EPSILONS,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    seeds: Sequence[int] = (0,),
+    progress: ProgressFn = None,
+) -> pd.DataFrame:
+    """The privacy–utility frontier: each certified method's released model against ε, on one configuration.
+
+    One row per (seed, method, ε) — test / forget / retain accuracy, distance to the retrained model, time, the
+    certificate's status, σ used and ε certified — plus the ``original`` and ``retrained`` reference rows of each
+    seed (``epsilon`` empty). Every method runs with ``params[method]`` and its ``epsilon`` set to each value; the
+    trained models are shared by every run of a seed. It answers "what does certification cost us?": how much
+    accuracy the noise of each ε takes, and from which ε on a method stays within :data:`FRONTIER_POINTS` of
+    retraining (:func:`unlearn_core.verdict.frontier_first_epsilon`). Beyond both papers, which report single ε
+    values.
+    """
+    seeds = _check_seeds(seeds)
+    methods = list(methods) if methods is not None else frontier_methods()
+    overrides = _check_methods(methods, params)
+    for name in methods:
+        if "epsilon" not in {p.name for p in get_unlearner(name).schema}:
+            raise ConfigError(f"method {name!r} has no 'epsilon' hyperparameter: the frontier sweeps ε of the "
+                              f"certified methods ({', '.join(frontier_methods())})")
+    epsilons = [float(e) for e in epsilons]
+    if not epsilons or any(not (math.isfinite(e) and e > 0) for e in epsilons):
+        raise ConfigError(f"epsilons={epsilons!r} is not valid: expected numbers > 0, at least one")
+    for name in methods:  # every (method, ε) validated before anything is trained
+        for e in epsilons:
+            resolve_params(get_unlearner(name).schema, {**overrides[name], "epsilon": e}, method=name)
+    rows: list[dict[str, Any]] = []
+    runs = len(methods) * len(epsilons)
+    for seed in seeds:
+        _report(progress, stage="prepare", seed=seed)
+        prepared = prepare_seed(base, seed)
+        rows += _frontier_reference_rows(base, prepared, seed)
+        for i, name in enumerate(methods):
+            for j, e in enumerate(epsilons):
+                _report(progress, stage="unlearn", seed=seed, method=name, epsilon=e, run=i * len(epsilons) + j + 1,
+                        runs=runs)
+                rows.append(_frontier_cell(prepared, seed=seed, method=name, params=overrides[name], epsilon=e))
+    return pd.DataFrame(rows)

@@ -409,7 +409,7 @@ def run_task(config: Any, *, key: str, store: Any = None, kind: str = "explore")
 
 
 #: Experiments of :mod:`unlearn_core.experiments` that the dashboard runs in the background.
-EXPERIMENT_KINDS = ("compare", "sequential", "sensitivity")
+EXPERIMENT_KINDS = ("compare", "sequential", "sensitivity", "frontier")
 
 
 def experiment_card(kind: str, base: Any, df: Any, *, seeds: Sequence[int], options: Mapping[str, Any],

@@ -63,14 +63,18 @@ def _layout(fig: go.Figure, title: str, *, height: int = 380, **kwargs: Any) -> 
     """Title (main line + subtitle, both wrapped: :func:`split_title`), margins, height, no legend title."""
     main, sub = split_title(title)
     lines = 1 + _wrap(main, TITLE_CHARS).count("<br>") + (1 + _wrap(sub, SUBTITLE_CHARS).count("<br>") if sub else 0)
+    # Subplot titles sit just above their plots, inside the top margin: leave them a line of their own.
+    subplot_titles = any(a.yref == "paper" and (a.y or 0) >= 1 for a in fig.layout.annotations)
+    top = 40 + 20 * lines + (24 if subplot_titles else 0)
     fig.update_layout(title=dict(text=_wrap(main, TITLE_CHARS), subtitle=dict(text=_wrap(sub, SUBTITLE_CHARS))),
-                      margin=dict(l=50, r=20, t=40 + 20 * lines, b=45), height=height + 20 * max(0, lines - 2),
+                      margin=dict(l=50, r=20, t=top, b=45), height=height + 20 * max(0, lines - 2),
                       legend_title_text="", **kwargs)
     return fig
 
 
 def _reference_line(fig: go.Figure, value: float, text: str, *, axis: str = "y", log: bool = False,
-                    line: dict[str, Any] | None = None, row: int | None = None, col: int | None = None) -> None:
+                    line: dict[str, Any] | None = None, row: int | None = None, col: int | None = None,
+                    side: str = "left") -> None:
     """A dashed reference line (the retrained model's value) with its label, on a linear or a log axis.
 
     Why not ``add_hline(annotation_text=...)``: on a log axis plotly places an annotation in log10 units while the
@@ -82,8 +86,8 @@ def _reference_line(fig: go.Figure, value: float, text: str, *, axis: str = "y",
     at = math.log10(value) if log and value > 0 else value
     if axis == "y":
         fig.add_hline(y=value, line=line, **where)
-        fig.add_annotation(x=0, xref="x domain", y=at, yref="y", text=text, showarrow=False, xanchor="left",
-                           yanchor="bottom", font=dict(color=line.get("color")), **where)
+        fig.add_annotation(x=0 if side == "left" else 1, xref="x domain", y=at, yref="y", text=text, showarrow=False,
+                           xanchor=side, yanchor="bottom", font=dict(color=line.get("color")), **where)
     else:
         fig.add_vline(x=value, line=line, **where)
         fig.add_annotation(x=at, xref="x", y=1, yref="y domain", text=text, showarrow=False, xanchor="left",
@@ -299,6 +303,62 @@ def compare_tradeoff_figure(df: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Time vs closeness to retraining — lower-left is better", showlegend=False)
 
 
+def frontier_figure(df: pd.DataFrame) -> go.Figure:
+    """The privacy–utility frontier: test accuracy (left) and distance to the retrained model (right) against ε.
+
+    One line per certified method (mean ± sd over seeds), ε on a log axis; the retrained model (dashed) and the
+    original (dotted) are the references, the band is "within 2 points of retraining", and a star marks the first
+    ε inside it, with the ε where the method falls out again if it does
+    (:func:`unlearn_core.verdict.frontier_first_epsilon`).
+    """
+    from unlearn_core.verdict import THRESHOLDS, frontier_first_epsilon
+
+    points = THRESHOLDS.accuracy_points
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("test accuracy of the release",
+                                                        "‖w − w_retrained‖ (ℓ2, parameters)"))
+    rows = df[~df["method"].isin(["original", "retrained"])].assign(
+        epsilon=lambda d: pd.to_numeric(d["epsilon"], errors="coerce"))
+    first = frontier_first_epsilon(df)
+    palette = ["#d9480f", "#7048e8", "#2f9e44", "#e8590c", "#1098ad"]
+    for i, method in enumerate(dict.fromkeys(rows["method"])):
+        part = rows[rows["method"] == method]
+        colour = palette[i % len(palette)]
+        acc = _agg(part, ["epsilon"], "acc_test").sort_values("epsilon")
+        fig.add_scatter(x=acc["epsilon"], y=acc["mean"], error_y=dict(type="data", array=acc["std"]),
+                        mode="lines+markers", name=str(method), legendgroup=str(method), line=dict(color=colour),
+                        row=1, col=1)
+        dist = _agg(part, ["epsilon"], "dist_to_retrained").sort_values("epsilon")
+        fig.add_scatter(x=dist["epsilon"], y=_num(dist["mean"]), mode="lines+markers", name=str(method),
+                        legendgroup=str(method), showlegend=False, line=dict(color=colour), row=1, col=2)
+        mark = first.get(str(method))
+        if mark is not None and mark.first is not None:
+            eps = mark.first
+            y = float(acc.loc[acc["epsilon"] == eps, "mean"].iloc[0])
+            text = f"ε = {eps:g}" + ("" if mark.stays else f" (out again at {mark.leaves_at:g})")
+            fig.add_scatter(x=[eps], y=[y], mode="markers+text", text=[text], textposition="bottom right",
+                            marker=dict(symbol="star", size=16, color=colour, line=dict(color="black", width=1)),
+                            name=f"{method}: first ε within {100 * points:g} points", legendgroup=str(method),
+                            showlegend=False, row=1, col=1)
+    for ref, style in (("retrained", REFERENCE), ("original", dict(color=COLOURS["original"], dash="dot", width=2))):
+        values = pd.to_numeric(df.loc[df["method"] == ref, "acc_test"], errors="coerce").dropna()
+        if len(values):
+            _reference_line(fig, float(values.mean()), ref, line=style, row=1, col=1,
+                            side="left" if ref == "retrained" else "right")
+            if ref == "retrained":
+                fig.add_hrect(y0=float(values.mean()) - points, y1=float(values.mean()) + points,
+                              fillcolor=COLOURS["retrained"], opacity=0.1, line_width=0, row=1, col=1)
+    original = pd.to_numeric(df.loc[df["method"] == "original", "dist_to_retrained"], errors="coerce").dropna()
+    if len(original) and float(original.mean()) > 0:
+        _reference_line(fig, float(original.mean()), "original", log=True, row=1, col=2,
+                        line=dict(color=COLOURS["original"], dash="dot", width=2))
+    fig.update_xaxes(title_text="ε (log scale; larger = weaker privacy)", type="log")
+    fig.update_yaxes(title_text="test accuracy (fraction)", range=[0, 1.05], row=1, col=1)
+    fig.update_yaxes(title_text="ℓ2 distance (log)", type="log", row=1, col=2)
+    return _layout(fig, f"Privacy–utility frontier — what certification costs: accuracy against ε; dashed: retrained, "
+                        f"dotted: original, band: within {100 * points:g} points of retraining, ★ the first ε in it",
+                   height=440)
+
+
 def has_mia(df: pd.DataFrame) -> bool:
     """Whether the rows carry membership-inference scores (compare runs with MIA switched on)."""
     return any(str(c).startswith("mia_") for c in df.columns)
@@ -321,6 +381,7 @@ EXPERIMENT_FIGURES: dict[str, tuple[tuple[str, Any, Any], ...]] = {
     "sensitivity": (("Sweep", sensitivity_figure, None), ("Bound vs actual", bound_vs_actual_figure, has_bound)),
     "budget": (("Budget", budget_figure, None),),
     "audit": (("Audit", audit_figure, None),),
+    "frontier": (("Frontier", frontier_figure, None),),
 }
 
 

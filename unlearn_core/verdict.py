@@ -42,14 +42,17 @@ __all__ = [
     "TONES",
     "Answer",
     "Evidence",
+    "FrontierMark",
     "Thresholds",
     "Verdict",
     "evidence_from_card",
     "evidence_from_rows",
+    "frontier_first_epsilon",
     "judge",
     "rules_text",
     "tolerance",
     "verdict_from_card",
+    "verdicts_from_rows",
 ]
 
 #: The verdict's colours, best first: the dashboard maps them to st.success / st.info / st.warning / st.error.
@@ -583,4 +586,37 @@ def verdicts_from_rows(
         evidence = evidence_from_rows(row, retrained=retrained, original=original, num_classes=num_classes)
         if evidence is not None:
             out[key] = judge(evidence, thresholds=thresholds)
+    return out
+
+
+@dataclass(frozen=True)
+class FrontierMark:
+    """Where one method's frontier meets retraining: ``first`` — the smallest ε of the grid whose mean test accuracy
+    is within the tolerance of the retrained model's (``None``: never); ``stays`` — whether every larger ε of the
+    grid is within it too; ``leaves_at`` — otherwise, the first larger ε that falls out again (a method whose noise
+    is also what re-initialises the model can lose accuracy when ε grows and σ shrinks)."""
+
+    first: float | None
+    stays: bool
+    leaves_at: float | None = None
+
+
+def frontier_first_epsilon(df: Any, *, points: float | None = None) -> dict[str, FrontierMark]:
+    """On a privacy–utility frontier (:func:`unlearn_core.experiments.frontier` rows), per method: the first ε of
+    the grid within ``points`` (default: the verdict's 2 points) of the retrained model's test accuracy, on the mean
+    over seeds, and whether the method stays within it for every larger ε (:class:`FrontierMark`)."""
+    import pandas as pd
+
+    points = THRESHOLDS.accuracy_points if points is None else float(points)
+    ref = pd.to_numeric(df.loc[df["method"] == "retrained", "acc_test"], errors="coerce").mean()
+    out: dict[str, FrontierMark] = {}
+    rows = df[~df["method"].isin(["original", "retrained"])]
+    for method, part in rows.groupby("method", sort=False):
+        part = part.assign(acc_test=pd.to_numeric(part["acc_test"], errors="coerce"),
+                           epsilon=pd.to_numeric(part["epsilon"], errors="coerce"))
+        mean = part.groupby("epsilon")["acc_test"].mean().sort_index()
+        within = [(float(eps), bool(abs(value - ref) <= points + 1e-12)) for eps, value in mean.items()]
+        first = next((eps for eps, ok in within if ok), None)
+        leaves = None if first is None else next((eps for eps, ok in within if eps > first and not ok), None)
+        out[str(method)] = FrontierMark(first=first, stays=first is not None and leaves is None, leaves_at=leaves)
     return out
