@@ -40,8 +40,9 @@ with st.sidebar:
     st.caption(f"Device (auto): **{describe_device(resolve_device('auto'))}**")
     st.caption(f"Cache: `{paths.cache_dir()}`")
 
-# Once per process, before any page can submit a job: the first job's lazy imports (≈ 2.5 s), here on the script
-# thread so that no job ever imports alongside them.
-ui.warm_up()
-
 page.run()
+
+# Once per process, after the first page is on screen (it was before it: the Quick demo button appeared ≈ 3 s later):
+# the first job's lazy imports (torch._dynamo, scikit-learn, the accountants; ≈ 2.5 s), on the script thread, so
+# that no job ever imports alongside them. A click during the warm-up waits for it: the rerun starts after it.
+ui.warm_up()

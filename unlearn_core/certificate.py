@@ -27,9 +27,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import dp_accounting
-from scipy.stats import norm
-
 from unlearn_core.errors import ConfigError
 from unlearn_core.jsonio import to_jsonable
 
@@ -229,6 +226,8 @@ def analytic_gaussian_delta(*, epsilon: float, sigma: float, sensitivity: float)
 
     Decreasing in σ, so the smallest σ with δ(ε) ≤ δ is found by bisection (:func:`sigma_analytic_bisection`).
     """
+    from scipy.stats import norm  # imported on first use: scipy.stats costs ≈ 0.5 s, the dashboard's page needs none
+
     if sensitivity == 0:
         return 0.0
     a = sensitivity / (2.0 * sigma)
@@ -249,6 +248,8 @@ def sigma_analytic(*, epsilon: float, delta: float, sensitivity: float) -> float
     _check_positive("sensitivity", sensitivity, allow_zero=True)
     if sensitivity == 0:
         return 0.0
+    import dp_accounting  # on first use: ≈ 1–2 s of imports (scipy.signal) the dashboard's first page does not need
+
     return sensitivity * float(dp_accounting.get_sigma_gaussian(epsilon, delta))
 
 
@@ -303,6 +304,8 @@ def epsilon_for_sigma(*, sigma: float, delta: float, sensitivity: float, mechani
         return sensitivity * math.sqrt(2.0 * math.log(1.25 / delta)) / sigma
     if mechanism != "analytic":
         raise ConfigError(f"mechanism={mechanism!r} is not valid: expected one of {', '.join(MECHANISMS)}")
+    import dp_accounting
+
     return float(dp_accounting.get_epsilon_gaussian(sigma / sensitivity, delta))
 
 
