@@ -137,8 +137,8 @@ ui.experiment_panel(PREFIX, render)
 st.header("Privacy–utility frontier", anchor="frontier")
 st.caption("Each certified method's test accuracy against ε, on this configuration: the noise a smaller ε needs "
            "costs accuracy. The retrained and original models are the reference lines; a star marks the first ε at "
-           f"which a method is within {100 * THRESHOLDS.accuracy_points:g} points of retraining. Each method runs with "
-           "its hyperparameters above (its tab), ε set to each value.")
+           f"which a method is at most {100 * THRESHOLDS.accuracy_points:g} points below retraining. Each method runs "
+           "with its hyperparameters above (its tab), ε set to each value.")
 with st.form("frontier.form", enter_to_submit=False):
     c1, c2, c3 = st.columns([3, 3, 1])
     c1.multiselect("Certified methods", certified, key="frontier.methods")
@@ -169,12 +169,13 @@ def render_frontier(df, card, run_id) -> None:
     lines = []
     for method_name, mark in frontier_first_epsilon(df).items():
         if mark.first is None:
-            lines.append(f"- **{method_name}**: never within {points:g} points of retraining on this ε grid.")
+            lines.append(f"- **{method_name}**: always more than {points:g} points below retraining on this ε grid.")
         elif mark.stays:
-            lines.append(f"- **{method_name}**: within {points:g} points of retraining from ε = {mark.first:g} on.")
+            lines.append(f"- **{method_name}**: at most {points:g} points below retraining from ε = {mark.first:g} "
+                         "on.")
         else:
-            lines.append(f"- **{method_name}**: within {points:g} points of retraining at ε = {mark.first:g}, out "
-                         f"again at ε = {mark.leaves_at:g}.")
+            lines.append(f"- **{method_name}**: at most {points:g} points below retraining from ε = {mark.first:g}, "
+                         f"but more again at ε = {mark.leaves_at:g}.")
     st.markdown("\n".join(lines))
     ui.experiment_results("frontier", "frontier", df, card, name=f"frontier-{cfg.dataset}-{cfg.model}")
 

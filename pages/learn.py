@@ -183,7 +183,8 @@ st.subheader("What certification costs: the privacy–utility frontier")
 st.markdown(
     "Smaller ε means more noise, and noise costs accuracy. The chart below was measured on digits (32-32 MLP, "
     "10 % random points forgotten, 3 seeds): each certified method's test accuracy against ε, the retrained model "
-    "dashed, the band ± 2 points around it. Noisy fine-tuning stays within 2 points of retraining at ε ≤ 1; both "
+    "dashed, the band ± 2 points around it. Noisy fine-tuning stays within 2 points of retraining from ε = 0.1 to "
+    "1; both "
     "Koloskova et al. methods then *lose* accuracy at large ε — their noise is also what re-initialises the "
     "projected model, and a small σ leaves it stuck near zero. Certified Newton's noise destroys the MLP at every ε "
     "(the vacuous bound above). Run it on your own configuration on the Compare page (section *Privacy–utility "

@@ -200,7 +200,7 @@ def test_frontier_on_digits_through_the_cli(tmp_path, capsys) -> None:
     marks = frontier_first_epsilon(df)
     for method, mark in marks.items():
         mean = df[df["method"] == method].groupby("epsilon")["acc_test"].mean()
-        gaps = (mean - ref["acc_test"]).abs()
+        gaps = ref["acc_test"] - mean  # how far below retraining (above it is no cost)
         if mark.first is None:
             assert (gaps > 0.02).all()
         else:

@@ -270,10 +270,10 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     points = 100 * THRESHOLDS.accuracy_points
     for method, mark in frontier_first_epsilon(df).items():
         if mark.first is None:
-            print(f"{method}: never within {points:g} points of retraining on this ε grid")
+            print(f"{method}: always more than {points:g} points below retraining on this ε grid")
         elif mark.stays:
-            print(f"{method}: within {points:g} points of retraining from ε = {mark.first:g} on")
+            print(f"{method}: at most {points:g} points below retraining from ε = {mark.first:g} on")
         else:
-            print(f"{method}: within {points:g} points of retraining at ε = {mark.first:g}, out again at "
+            print(f"{method}: at most {points:g} points below retraining from ε = {mark.first:g}, more again at "
                   f"ε = {mark.leaves_at:g}")
     return 0

@@ -307,8 +307,8 @@ def frontier_figure(df: pd.DataFrame) -> go.Figure:
     """The privacy–utility frontier: test accuracy (left) and distance to the retrained model (right) against ε.
 
     One line per certified method (mean ± sd over seeds), ε on a log axis; the retrained model (dashed) and the
-    original (dotted) are the references, the band is "within 2 points of retraining", and a star marks the first
-    ε inside it, with the ε where the method falls out again if it does
+    original (dotted) are the references, the band is ± 2 points around retraining, and a star marks the first ε
+    no more than 2 points below it, with the ε where the method falls out again if it does
     (:func:`unlearn_core.verdict.frontier_first_epsilon`).
     """
     from unlearn_core.verdict import THRESHOLDS, frontier_first_epsilon
@@ -354,9 +354,9 @@ def frontier_figure(df: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title_text="ε (log scale; larger = weaker privacy)", type="log")
     fig.update_yaxes(title_text="test accuracy (fraction)", range=[0, 1.05], row=1, col=1)
     fig.update_yaxes(title_text="ℓ2 distance (log)", type="log", row=1, col=2)
-    return _layout(fig, f"Privacy–utility frontier — what certification costs: accuracy against ε; dashed: retrained, "
-                        f"dotted: original, band: within {100 * points:g} points of retraining, ★ the first ε in it",
-                   height=440)
+    return _layout(fig, f"Privacy–utility frontier — what certification costs: accuracy against ε; dashed: "
+                        f"retrained, dotted: original, band: ± {100 * points:g} points, ★ the first ε at most "
+                        f"{100 * points:g} points below retraining", height=440)
 
 
 def has_mia(df: pd.DataFrame) -> bool:

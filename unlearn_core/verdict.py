@@ -592,7 +592,7 @@ def verdicts_from_rows(
 @dataclass(frozen=True)
 class FrontierMark:
     """Where one method's frontier meets retraining: ``first`` — the smallest ε of the grid whose mean test accuracy
-    is within the tolerance of the retrained model's (``None``: never); ``stays`` — whether every larger ε of the
+    is at most the tolerance below the retrained model's (``None``: never); ``stays`` — whether every larger ε of the
     grid is within it too; ``leaves_at`` — otherwise, the first larger ε that falls out again (a method whose noise
     is also what re-initialises the model can lose accuracy when ε grows and σ shrinks)."""
 
@@ -603,8 +603,10 @@ class FrontierMark:
 
 def frontier_first_epsilon(df: Any, *, points: float | None = None) -> dict[str, FrontierMark]:
     """On a privacy–utility frontier (:func:`unlearn_core.experiments.frontier` rows), per method: the first ε of
-    the grid within ``points`` (default: the verdict's 2 points) of the retrained model's test accuracy, on the mean
-    over seeds, and whether the method stays within it for every larger ε (:class:`FrontierMark`)."""
+    the grid whose mean test accuracy (over seeds) is at most ``points`` (default: the verdict's 2 points) below
+    the retrained model's, and whether the method stays there for every larger ε (:class:`FrontierMark`).
+
+    One-sided, like the verdict's "loses accuracy": a test accuracy above the retrained model's is no cost."""
     import pandas as pd
 
     points = THRESHOLDS.accuracy_points if points is None else float(points)
@@ -615,7 +617,7 @@ def frontier_first_epsilon(df: Any, *, points: float | None = None) -> dict[str,
         part = part.assign(acc_test=pd.to_numeric(part["acc_test"], errors="coerce"),
                            epsilon=pd.to_numeric(part["epsilon"], errors="coerce"))
         mean = part.groupby("epsilon")["acc_test"].mean().sort_index()
-        within = [(float(eps), bool(abs(value - ref) <= points + 1e-12)) for eps, value in mean.items()]
+        within = [(float(eps), bool(ref - value <= points + 1e-12)) for eps, value in mean.items()]
         first = next((eps for eps, ok in within if ok), None)
         leaves = None if first is None else next((eps for eps, ok in within if eps > first and not ok), None)
         out[str(method)] = FrontierMark(first=first, stays=first is not None and leaves is None, leaves_at=leaves)
