@@ -832,7 +832,7 @@ def headline_metrics(card: Mapping[str, Any]) -> None:
                  "model w̃*, as a fraction of the original model w*'s distance to it: 0 = it lands on the retrained "
                  "model, 1 = no closer than the original, above 1 = it moved away. One Newton step lands on the "
                  "retrained model only when both models are minimisers, e.g. trained by L-BFGS with a gradient "
-                 "tolerance (the Convex preset); models trained by a few epochs of Adam are not.",
+                 "tolerance (the Newton ≈ retrain preset); models trained by a few epochs of Adam are not.",
         )
         retrained = (card.get("training") or {}).get("retrained") or {}
         if retrained.get("grad_norm") is not None:
