@@ -680,10 +680,30 @@ def fmt_loss(value: Any) -> str:
 
 
 def accuracy_display(table: pd.DataFrame) -> Any:
-    """:func:`accuracy_table` for display: accuracies in %, losses readable, missing values as ``—`` (never
-    "None", never 3.15e+21). The numbers underneath are unchanged (sorting, AppTest and CSV read them)."""
+    """:func:`accuracy_table` for a report: accuracies in %, losses readable, missing values as ``—`` (never
+    "None", never 3.15e+21), as a pandas Styler (the HTML report)."""
     formats = {c: (fmt_accuracy if c.startswith("acc") else fmt_loss) for c in table.columns}
     return table.style.format(formats)
+
+
+def accuracy_frame(card: Mapping[str, Any]) -> pd.DataFrame:
+    """:func:`accuracy_table` for a page: accuracies stay numbers (shown in % by :func:`accuracy_dataframe`,
+    sortable, read by the tests), losses become text ("0.157", "> 1,000", "—"). Why not the Styler of
+    :func:`accuracy_display`: ``st.dataframe`` showed a missing value as "None" and a destroyed model's loss as
+    6.5e+22 whatever the Styler's display value said."""
+    table = accuracy_table(card)
+    shown = table.copy()
+    for column in table.columns:
+        if column.startswith("loss"):
+            shown[column] = [fmt_loss(v) for v in table[column]]
+    return shown
+
+
+def accuracy_dataframe(card: Mapping[str, Any]) -> None:
+    """The accuracy table on a page (:func:`accuracy_frame`, accuracies in %)."""
+    shown = accuracy_frame(card)
+    config = {c: st.column_config.NumberColumn(c, format="percent") for c in shown.columns if c.startswith("acc")}
+    st.dataframe(shown, column_config=config, width="stretch")
 
 
 #: How each certificate status is drawn: Streamlit's box, its icon and the badge colour (status → style).
@@ -770,14 +790,14 @@ def certificate_card(card: Mapping[str, Any]) -> None:
         c1, c2 = st.columns(2)
         c3, c4 = st.columns(2)
         if cert.sensitivity is not None:
-            c1.metric("Δ (sensitivity bound)", _fmt(cert.sensitivity),
+            c1.metric("Δ (sensitivity bound)", _fmt(cert.sensitivity, 3),
                       help="the bound on the distance the noise must hide; ∞ when a hypothesis of the bound fails")
         else:
             c1.metric("Δ (sensitivity bound)", "n/a", help="this guarantee has no single sensitivity: the noise is "
                       "added at every step (privacy amplification by iteration)")
-        c2.metric("σ required", _fmt(cert.sigma_required), help=f"accountant: {cert.accountant}")
-        c3.metric("σ used", _fmt(cert.sigma_used))
-        c4.metric("ε certified", _fmt(cert.epsilon_certified),
+        c2.metric("σ required", _fmt(cert.sigma_required, 3), help=f"accountant: {cert.accountant}")
+        c3.metric("σ used", _fmt(cert.sigma_used, 3))
+        c4.metric("ε certified", _fmt(cert.epsilon_certified, 3),
                   help="the ε that σ used certifies at δ, by the tightest valid accountant")
         if cert.sigma_required_by:
             st.caption("σ required by accountant: " + ", ".join(f"{k} {_fmt(v)}"
@@ -805,10 +825,10 @@ def headline_metrics(card: Mapping[str, Any]) -> None:
     timing = card.get("timing_s", {})
     c1, c2 = st.columns(2)
     c3, c4 = st.columns(2)
-    c1.metric("‖w_unlearned − w_retrained‖", _fmt(dist.get("unlearned_to_retrained")),
+    c1.metric("‖w_unlearned − w_retrained‖", _fmt(dist.get("unlearned_to_retrained"), 3),
               help="ℓ2 distance over trainable parameters; closer to 0 is better. The original model is at "
                    f"{_fmt(dist.get('original_to_retrained'))}.")
-    c2.metric("‖w_original − w_retrained‖", _fmt(dist.get("original_to_retrained")),
+    c2.metric("‖w_original − w_retrained‖", _fmt(dist.get("original_to_retrained"), 3),
               help="how far unlearning has to move the model")
     unlearn_s, retrain_s = timing.get("unlearn"), timing.get("retrain")
     c3.metric("unlearning time", f"{unlearn_s:.2f} s" if unlearn_s is not None else "—")
@@ -824,8 +844,8 @@ def headline_metrics(card: Mapping[str, Any]) -> None:
     ratio = newton_step_ratio(card)
     if ratio is not None:
         c5, c6 = st.columns(2)
-        closes = (f"the step closes {100 * (1 - ratio):.0f} % of the distance" if ratio < 1
-                  else f"{ratio:.2g}× the original's distance: the step moved away")
+        closes = (f"the step closes {100 * (1 - ratio):.0f} %" if ratio < 1
+                  else "no closer than the original")
         c5.metric(
             "‖w̃ − w̃*‖ / ‖w* − w̃*‖ (noise-free step)", _fmt(ratio, 3), delta=closes, delta_color="off",
             help="The noise-free Newton estimate w̃ (before the certificate's noise) measured against the retrained "

@@ -56,7 +56,7 @@ def render(card: dict, *, run_id: str | None, reused: bool = False) -> None:
         table, cert = st.columns([3, 2])
         with table:
             st.markdown("**Accuracy** — closer to the retrained model is better (over-forgetting is a failure too)")
-            st.dataframe(ui.accuracy_display(ui.accuracy_table(card)), width="stretch")
+            ui.accuracy_dataframe(card)
             ui.headline_metrics(card)
         with cert:
             ui.certificate_card(card)

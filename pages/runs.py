@@ -102,7 +102,7 @@ if "experiment" in card:
     ui.experiment_results(PREFIX, exp["kind"], df, card, name=f"run-{stored.id}")
 else:
     ui.verdict_box(card)
-    st.dataframe(ui.accuracy_display(ui.accuracy_table(card)), width="stretch")
+    ui.accuracy_dataframe(card)
     ui.certificate_card(card)
     ui.headline_metrics(card)
     figs = {title: fig for title, make in plots.CARD_FIGURES.items() if (fig := make(card)) is not None}

@@ -649,6 +649,10 @@ def test_accuracy_table_and_html_report_read_cleanly():
         "diagnostics": Diagnostics(noiseless_accuracy=SplitAccuracy(forget=0.95, retain=0.97, test=0.95),
                                    approx_error=1.0).to_dict(),
     }
+    shown = ui.accuracy_frame(card)  # what st.dataframe gets on Explore and Runs
+    assert list(shown.loc["unlearned", ["loss forget", "loss test"]]) == ["> 1,000", "> 1,000"]
+    assert list(shown.loc["unlearned before noise", ["loss forget", "loss retain", "loss test"]]) == ["—"] * 3
+    assert shown.loc["unlearned", "acc test"] == pytest.approx(0.11)  # accuracies stay numbers (shown in %)
     html = ui.accuracy_display(ui.accuracy_table(card)).to_html()
     assert "None" not in html and "nan" not in html.lower() and "e+21" not in html
     assert "> 1,000" in html and "11.0 %" in html and "—" in html  # the estimate before noise has no loss
