@@ -132,7 +132,8 @@ def test_quick_demo_in_a_real_browser(server):
             _experiment_page(page, url + "/sensitivity", "Run sweep", "Results", "sensitivity.png")
             page.goto(url + "/runs", wait_until="domcontentloaded")
             page.get_by_role("heading", name="Reopen a run").wait_for(timeout=60_000)
-            page.wait_for_timeout(1500)
+            page.get_by_role("button", name="Export all (JSON)").wait_for(timeout=60_000)  # drawn after the table
+            page.wait_for_timeout(3000)
             assert page.locator('[data-testid="stException"]').count() == 0
             page.screenshot(path=str(ARTIFACTS / "runs.png"), full_page=True)
         finally:
