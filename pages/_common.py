@@ -992,12 +992,49 @@ def submit_experiment(prefix: str, kind: str, base: Any, *, n_seeds: int, label:
     from unlearn_core.jobs import experiment_task, job_key
 
     seeds = [base.seed + i for i in range(int(n_seeds))]
+    # The executor changes where the cells run, never the rows: it is not part of the key.
     key = job_key({"page": kind, "config": base.to_json(), "seeds": seeds, "options": options})
+    executor = configured_executor()
     submit_or_reuse(
         prefix, key,
-        lambda: experiment_task(kind, base, seeds=seeds, key=key, store=get_store(), label=label, **options),
+        lambda: experiment_task(kind, base, seeds=seeds, key=key, store=get_store(), label=label,
+                                executor=executor, **options),
         label=f"{kind}: {label} on {base.dataset}/{base.model}, {len(seeds)} seed(s)",
     )
+
+
+def configured_executor() -> Any:
+    """The executor an operator configured (``UNLEARN_EXECUTOR`` & co., no widget), or ``None`` (serial).
+
+    A bad setting stops the page with one ``st.error`` line.
+    """
+    from unlearn_core.executors import executor_from_env
+
+    try:
+        return executor_from_env()
+    except ConfigError as exc:
+        engine_error(exc)
+        st.stop()
+
+
+def executor_caption() -> None:
+    """Say where the experiment's cells run — only when an operator configured an executor."""
+    executor = configured_executor()
+    if executor is not None:
+        st.caption(f"Cells run on **{executor.describe()}** (set by `UNLEARN_EXECUTOR`); results are the same as "
+                   "a serial run's.")
+
+
+def seed_params_once(prefix: str, method: str, values: Mapping[str, Any]) -> None:
+    """Preset some of a method's widgets on the page's first visit in a session (later, a user's edit is kept)."""
+    flag = _k(prefix, f"_seeded.{method}")
+    if st.session_state.get(flag):
+        return
+    by_name = {p.name: p for p in get_unlearner(method).schema}
+    for name, value in values.items():
+        if name in by_name:
+            _seed_param(prefix, method, by_name[name], value)
+    st.session_state[flag] = True
 
 
 def experiment_panel(prefix: str, render: Callable[[pd.DataFrame, dict[str, Any], str | None], None]) -> None:
@@ -1012,6 +1049,7 @@ def experiment_panel(prefix: str, render: Callable[[pd.DataFrame, dict[str, Any]
     def done(job: Job) -> None:
         render(job.result["table"], job.result["card"], job.result.get("run_id"))
 
+    executor_caption()
     stored_or_job(prefix, show_stored=show_stored, on_done=done)
 
 

@@ -3,7 +3,7 @@
 # reuses an environment built for the same pins and a change of pins builds a new one.
 py="${PYTHON:-python3.11}"
 command -v "$py" >/dev/null 2>&1 || py=python3
-hash=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+hash=$(cat requirements.txt requirements-dev.txt requirements-cluster.txt | sha256sum | cut -c1-16)
 VENV="${UNLEARN_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/unlearn-explorer/venv-$hash}"
 if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.complete" ]; then
   echo "== creating $VENV (first run: installs torch and friends, a few minutes)" >&2

@@ -20,8 +20,8 @@ from unlearn_core.jobs import shutdown_all
 from unlearn_core.unlearners import get_unlearner, list_unlearners
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGES = ["pages/explore.py", "pages/compare.py", "pages/sequential.py", "pages/sensitivity.py", "pages/learn.py",
-         "pages/runs.py"]
+PAGES = ["pages/explore.py", "pages/compare.py", "pages/sequential.py", "pages/sensitivity.py",
+         "pages/forget_size.py", "pages/audit.py", "pages/learn.py", "pages/runs.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -552,8 +552,7 @@ def _forms(node) -> list:
     return found
 
 
-@pytest.mark.parametrize("page", ["pages/explore.py", "pages/compare.py", "pages/sequential.py",
-                                  "pages/sensitivity.py"])
+@pytest.mark.parametrize("page", [p for p in PAGES if p not in ("pages/learn.py", "pages/runs.py")])
 def test_enter_in_a_field_does_not_start_a_run(page):
     at = _open(page, {})
     forms = _forms(at.main)

@@ -213,6 +213,26 @@ def test_progress_names_the_data_stage_the_request_and_the_method(monkeypatch):
     assert job.describe().startswith("unlearning · noisy_finetune, ε = 0.3 · run 1 of 6")
 
 
+def _cell(x: int, cancel=None) -> int:
+    return x * 2
+
+
+def test_experiment_cells_say_which_method_runs():
+    """Experiments run as cells (unlearn_core.executors): the serial executor reports the label of the cell that
+    runs now, and the dashboard's line names it with the cells done and the time left."""
+    from unlearn_core.executors import Cell, SerialExecutor
+    from unlearn_core.jobs import Job
+
+    records: list[dict] = []
+    cells = [Cell(_cell, {"x": i}, label=f"seed 0: method {i}") for i in range(3)]
+    assert SerialExecutor().map(cells, progress=records.append, phase="runs") == [0, 2, 4]
+    assert [r.get("cell") for r in records if r.get("cell")] == [f"seed 0: method {i}" for i in range(3)]
+    job = Job(key="k", label="x", fn=lambda p, c: None, state=RUNNING)
+    job.report({"stage": "cells", "phase": "runs", "step": 1, "steps": 4, "cell": "seed 0: certified_newton",
+                "eta_s": 9.0})
+    assert job.describe() == "runs: 1 of 4 done · seed 0: certified_newton · about 9 s left"
+
+
 def test_the_eta_covers_every_stage_of_a_run(monkeypatch):
     """The time left adds the current stage's remainder and the later stages: retraining ≈ training, unlearning ≈
     retraining; a stage loaded from the cache predicts nothing (then the ETA is a lower bound)."""

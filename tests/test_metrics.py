@@ -136,3 +136,112 @@ def test_relearn_time() -> None:
     assert already["steps"] == 0 and not already["capped"]
     capped = metrics.relearn_time(model, x, y, target_acc=1.01, max_steps=3)
     assert capped["capped"] and capped["steps"] == 3
+
+
+# -- distinguishing tests: the audit's bound, Triantafillou et al.'s per-example ε, offline LiRA ---------------
+
+
+def test_clopper_pearson_is_the_beta_quantile_interval() -> None:
+    from scipy.stats import beta
+
+    from unlearn_core.metrics import _cp_upper_all
+
+    assert _cp_upper_all(7, 0.1) == pytest.approx([metrics.clopper_pearson(k, 7, alpha=0.1)[1] for k in range(8)])
+    for k, n in ((0, 7), (3, 7), (7, 7), (1, 200), (120, 200)):
+        lo, hi = metrics.clopper_pearson(k, n, alpha=0.1)
+        assert lo == pytest.approx(0.0 if k == 0 else beta.ppf(0.05, k, n - k + 1), abs=1e-12)
+        assert hi == pytest.approx(1.0 if k == n else beta.ppf(0.95, k + 1, n - k), abs=1e-12)
+    with pytest.raises(ConfigError, match="0 ≤ k ≤ n"):
+        metrics.clopper_pearson(3, 2)
+
+
+def _gaussian_epsilon(mu: float, delta: float) -> float:
+    """Exact ε of N(0,1) vs N(μ,1) at δ (Balle & Wang 2018, Thm. 8), solved independently with brentq."""
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    def excess(eps: float) -> float:
+        return norm.cdf(-eps / mu + mu / 2) - math.exp(eps) * norm.cdf(-eps / mu - mu / 2) - delta
+
+    return 0.0 if excess(0.0) <= 0 else brentq(excess, 0.0, 100.0)
+
+
+def test_distinguishing_test_never_exceeds_the_exact_gaussian_epsilon() -> None:
+    rng = np.random.default_rng(0)
+    delta = 1e-5
+
+    def sample(mu: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return rng.normal(mu, 1.0, n), rng.normal(0.0, 1.0, n)
+
+    (sa, sb), (ea, eb) = sample(0.0, 500), sample(0.0, 500)
+    assert metrics.distinguishing_test(sa, sb, ea, eb, delta=delta)["epsilon_lower"] == 0.0  # identical arms
+    (sa, sb), (ea, eb) = sample(3.0, 2000), sample(3.0, 2000)
+    res = metrics.distinguishing_test(sa, sb, ea, eb, delta=delta)
+    exact = _gaussian_epsilon(3.0, delta)
+    assert 1.0 < res["epsilon_lower"] <= exact  # a real bound, below the truth
+    assert res["side"] == 1  # "A" when the score is high
+    (sa, sb), (ea, eb) = sample(50.0, 100), sample(50.0, 100)
+    far = metrics.distinguishing_test(sa, sb, ea, eb, delta=delta)
+    assert far["fpr"] == far["fnr"] == 0.0 and far["epsilon_lower"] == pytest.approx(far["epsilon_lower_cap"])
+    # the cap: no errors among 100 per arm, Clopper–Pearson 95 % upper limit 1 − 0.025^(1/100)
+    up = 1 - 0.025 ** (1 / 100)
+    assert far["epsilon_lower_cap"] == pytest.approx(math.log((1 - delta - up) / up), rel=1e-9)
+
+
+def test_per_example_epsilon_on_a_hand_computed_case() -> None:
+    # One example, four models per side: the best threshold calls "unlearned" at s ≤ 0, with FPR = FNR = 1/4
+    # (one retrained model at 0, one unlearned model at 1); the other thresholds have a zero rate (discarded)
+    # or are worse. ε = ln((1 − δ − 1/4) / (1/4)).
+    u = np.array([[0.0], [0.0], [0.0], [1.0]])
+    r = np.array([[0.0], [1.0], [1.0], [1.0]])
+    eps = metrics.per_example_epsilon(u, r, delta=0.01)
+    assert eps.shape == (1,) and eps[0] == pytest.approx(math.log(0.74 / 0.25))
+    assert metrics.per_example_epsilon(r, u, delta=0.01)[0] == pytest.approx(eps[0])  # both directions are tested
+    # identical samples: no threshold beats chance → 0; perfectly separated: FPR = FNR = 0 → ∞
+    same = np.arange(6.0).reshape(6, 1)
+    assert metrics.per_example_epsilon(same, same.copy())[0] == 0.0
+    assert metrics.per_example_epsilon(same, same + 10.0)[0] == math.inf
+    # several examples at once, each on its own column
+    both = metrics.per_example_epsilon(np.hstack([u, same[:4]]), np.hstack([r, same[:4]]), delta=0.01)
+    assert both[0] == pytest.approx(eps[0]) and both[1] == 0.0
+    with pytest.raises(ConfigError, match="same n"):
+        metrics.per_example_epsilon(np.zeros((3, 2)), np.zeros((3, 4)))
+
+
+def test_forgetting_quality_bins() -> None:
+    # bins of width 0.5: ε ∈ [0, .5) → 1, [.5, 1) → 1/2, [1, 1.5) → 1/4; ε ≥ 6 and ∞ share the last bin (2/2^13)
+    assert metrics.forgetting_quality([0.0, 0.49]) == 1.0
+    assert metrics.forgetting_quality([0.7]) == 0.5
+    assert metrics.forgetting_quality([math.log(0.74 / 0.25)]) == 0.25
+    assert metrics.forgetting_quality([6.0]) == metrics.forgetting_quality([math.inf]) == 2.0 / 2**13
+    assert metrics.forgetting_quality([0.0, 0.7, 1.2, math.inf]) == pytest.approx((1 + 0.5 + 0.25 + 2 / 2**13) / 4)
+
+
+def test_logit_confidence_is_the_log_odds_of_the_true_class() -> None:
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(20, 5))
+    y = rng.integers(0, 5, 20)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    py = p[np.arange(20), y]
+    assert metrics.logit_confidence(z, y) == pytest.approx(np.log(py / (1 - py)))
+    big = np.array([[200.0, 0.0, 0.0]])  # p_y rounds to 1 in float64; the logit form stays finite
+    assert metrics.logit_confidence(big, np.array([0]))[0] == pytest.approx(200.0 - math.log(2.0))
+
+
+def test_lira_separates_members_and_not_lookalikes() -> None:
+    rng = np.random.default_rng(2)
+    k, n = 16, 300
+    centre = rng.normal(0, 3, size=2 * n)  # each example has its own typical confidence
+    refs = centre + rng.normal(0, 1, size=(k, 2 * n))
+    member_shift = np.concatenate([np.full(n, 3.0), np.zeros(n)])
+    leaky = centre + member_shift + rng.normal(0, 1, size=2 * n)
+    clean = centre + rng.normal(0, 1, size=2 * n)
+    res = metrics.lira_mia(leaky[:n], leaky[n:], refs[:, :n], refs[:, n:])
+    assert res["auc"] > 0.95 and res["tpr_at_1fpr"] > 0.2
+    assert abs(metrics.lira_mia(clean[:n], clean[n:], refs[:, :n], refs[:, n:])["auc"] - 0.5) < 0.08
+    # the score is the standardised distance to the references' mean (global variance below 64 references)
+    scores = metrics.lira_offline_scores(clean, refs)
+    var = refs.var(axis=0, ddof=1).mean()
+    assert scores == pytest.approx((clean - refs.mean(axis=0)) / math.sqrt(var))
+    with pytest.raises(ConfigError, match="at least 2 reference"):
+        metrics.lira_offline_scores(clean, refs[:1])

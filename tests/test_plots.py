@@ -77,7 +77,7 @@ def test_sequential_and_sensitivity_figures() -> None:
     assert bva.data[1].name == "bound = actual"
 
 
-def test_budget_and_audit_figures() -> None:
+def test_budget_figure() -> None:
     df = pd.DataFrame({"seed": [0, 1, 0, 1], "method": ["noisy_finetune"] * 2 + ["retrain"] * 2,
                        "budget_epochs": [1, 1, 1, 1], "acc_test": [0.8, 0.9, 0.5, 0.7]})
     fig = plots.budget_figure(df)
@@ -85,12 +85,42 @@ def test_budget_and_audit_figures() -> None:
     assert fig.data[1].line.dash == "dash"
     assert fig.data[0].error_y.array[0] == pytest.approx(1.96 * 0.0707107 / 2**0.5, rel=1e-4)
     assert fig.layout.xaxis.title.text.startswith("unlearning budget")
-    audit = pd.DataFrame({"seed": [0, 0], "sigma": [1e-3, 100.0], "epsilon_certified": [1e9, 1.0],
-                          "epsilon_gaussian_at_actual": [1e3, 1e-3], "epsilon_lower": [4.9, 0.0],
-                          "epsilon_target": [1.0, 1.0]})
-    fig = plots.audit_figure(audit)
-    assert len(fig.data) == 3 and fig.layout.xaxis.type == "log"
-    assert fig.data[0].y[0] == pytest.approx(1e6)  # capped for display
+
+
+def test_audit_figures() -> None:
+    audit = pd.DataFrame({"seed": [0, 0], "method": ["certified_newton"] * 2, "sigma_factor": [1.0, 1e-10],
+                          "epsilon": [1.0, 1.0], "epsilon_certified": [1.0, 1e18], "epsilon_lower": [0.0, 1.6],
+                          "epsilon_lower_cap": [1.6, 1.6], "pe_epsilon_median": [1.3, 4.0],
+                          "pe_epsilon_median_null": [1.3, 1.3], "lira_auc": [0.5, 0.6],
+                          "lira_auc_reference": [0.5, 0.5]})
+    fig = plots.audit_epsilon_figure(audit)
+    names = [tr.name for tr in fig.data]
+    assert names == ["ε certified at this σ", "ε lower bound (audit, Clopper–Pearson)", "claimed ε (target)",
+                     "largest ε these runs can show"]
+    top = fig.layout.yaxis.range[1]
+    assert top == pytest.approx(1.3 * 1.6)  # just above the runs' cap: the 1e18 bar is clipped, its value written
+    assert fig.data[0].y[1] == pytest.approx(top) and fig.data[0].text[1] == "1e+18"
+    assert list(fig.data[1].y) == [0.0, 1.6] and list(fig.data[0].x) == ["certified_newton<br>σ × 1",
+                                                                           "certified_newton<br>σ × 1e-10"]
+    assert plots.has_lira(audit) and not plots.has_lira(audit.drop(columns="lira_auc"))
+    attacks = plots.audit_attacks_figure(audit)
+    assert [tr.name for tr in attacks.data] == ["unlearned vs noisy retrain (ε̂)", "noisy retrain vs itself (ε̂)",
+                                                "unlearned vs noisy retrain (AUC)", "noisy retrain vs itself (AUC)"]
+    assert list(attacks.data[0].y) == [1.3, 4.0] and attacks.data[1].marker.color == plots.COLOURS["retrained"]
+    assert set(plots.experiment_figures("audit", audit)) == {"Audit", "Per-example ε and LiRA"}
+
+
+def test_forget_size_figure() -> None:
+    df = pd.DataFrame({"seed": [0] * 4, "n_forget": [10, 10, 50, 50], "method": ["retrained", "m"] * 2,
+                       "time_s": [2.0, 0.1, 2.0, 0.3], "acc_test": [0.9, 0.8, 0.9, 0.7],
+                       "sigma_required": [None, 1.0, None, 4.0]})
+    fig = plots.forget_size_figure(df)
+    ref = [tr for tr in fig.data if tr.name == "retraining (reference)"]
+    assert len(ref) == 2 and all(tr.line.dash == "dash" for tr in ref)  # time and accuracy references
+    sigma = [tr for tr in fig.data if tr.xaxis == "x3"]
+    assert len(sigma) == 1 and list(sigma[0].y) == [1.0, 4.0]  # only the certified method has a σ
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis3.type == "log"
+    assert list(plots.experiment_figures("forget_size", df)) == ["Forget-set size"]
 
 
 def _lissa() -> LissaTrace:

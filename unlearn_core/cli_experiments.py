@@ -1,4 +1,4 @@
-"""``python -m unlearn_core experiment compare|sequential|sensitivity|budget|audit|frontier ...``.
+"""``python -m unlearn_core experiment compare|sequential|sensitivity|budget|audit|forget-size|frontier ...``.
 
 Each subcommand builds a :class:`~unlearn_core.pipeline.RunConfig` from the shared flags, runs one function of
 :mod:`unlearn_core.experiments`, prints the seed-averaged summary and writes ``<out>/<name>.csv`` (the tidy rows),
@@ -7,7 +7,12 @@ Bad input raises :class:`~unlearn_core.errors.ConfigError` before anything is tr
 one line and exits with status 2.
 
 Hyperparameters: ``--set NAME=VALUE`` for single-method experiments, ``--set METHOD.NAME=VALUE`` for compare,
-budget and frontier (several methods).
+budget, audit, forget-size and frontier (several methods).
+
+Every subcommand takes the executor flags (:mod:`unlearn_core.executors`): ``--executor serial|processes|ray``,
+``--workers N``, ``--address ray://HOST:10001`` (or ``RAY_ADDRESS``), ``--gpus-per-cell 0.25``,
+``--threads-per-cell``. Progress is one line per finished cell on stderr: cells done / total, cells per second,
+ETA. Only this process writes the output files.
 """
 
 from __future__ import annotations
@@ -42,10 +47,6 @@ def _names(text: str) -> list[str]:
     return _csv(text, str, "names")
 
 
-def _sigmas(text: str) -> list[float | None]:
-    return _csv(text, lambda t: None if t.lower() in ("none", "auto", "default") else float(t), "numbers or 'none'")
-
-
 def _method_sets(items: list[str], methods: list[str]) -> dict[str, dict[str, str]]:
     """``["certified_newton.depth=100"]`` → ``{"certified_newton": {"depth": "100"}}``."""
     from unlearn_core.cli import parse_sets
@@ -73,10 +74,21 @@ def _common(p: argparse.ArgumentParser) -> None:
     e.add_argument("--name", default=None, help="file name stem (default: the experiment's name)")
     e.add_argument("--html", action="store_true", help="also write each figure as a standalone HTML file")
     e.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    x = p.add_argument_group("execution (where the experiment's independent cells run)")
+    x.add_argument("--executor", default="serial", help="serial (default), processes (local worker processes) or "
+                   "ray (a local Ray, or a cluster with --address)")
+    x.add_argument("--workers", type=int, default=None, help="worker processes (processes) or CPUs of a local Ray "
+                   "(default: all cores)")
+    x.add_argument("--address", default=None, help="Ray cluster address, e.g. ray://HOST:10001 (default: "
+                   "$RAY_ADDRESS, else a local Ray)")
+    x.add_argument("--gpus-per-cell", type=float, default=0.0, help="GPUs per cell with ray, fractional allowed "
+                   "(e.g. 0.25: four cells share a GPU)")
+    x.add_argument("--threads-per-cell", type=int, default=None, help="torch threads per cell (default 1 in "
+                   "workers; serial leaves torch's setting)")
 
 
 def add_experiment_commands(subparsers: Any) -> None:
-    """Add ``experiment`` with its six subcommands to the CLI's subparsers."""
+    """Add ``experiment`` with its seven subcommands to the CLI's subparsers."""
     from unlearn_core.cli import OneLineParser
 
     exp = subparsers.add_parser("experiment", help="run a paper experiment over seeds and write CSV/JSON")
@@ -118,15 +130,30 @@ def add_experiment_commands(subparsers: Any) -> None:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.NAME=VALUE")
     p.set_defaults(func=cmd_budget)
 
-    p = sub.add_parser("audit", help="empirical lower bound on ε vs the certified ε (noisy release vs noisy retrain)")
+    p = sub.add_parser("audit", help="every certified method: empirical lower bound on ε vs the certified (ε, δ), "
+                                     "per-example ε and LiRA, from many runs of the unlearner and the noisy retrain")
     _common(p)
-    p.add_argument("--method", default="certified_newton", help="certified_newton or output_perturbation")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--sigmas", type=_sigmas, default=[None], help="σ values; 'none' = the method's σ (default)")
-    p.add_argument("--trials", type=int, default=2000, help="noise draws per arm (default 2000)")
-    p.add_argument("--statistic", default="projection", help="projection (white-box) or forget_loss (black-box)")
+    p.add_argument("--methods", type=_names, default=None,
+                   help="certified methods to audit (default: every certified method of the registry)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.NAME=VALUE")
+    p.add_argument("--sigma-factors", type=_floats, default=[1.0],
+                   help="audited σ = factor × the method's σ (1 = as certified; e.g. 1,1e-6 adds an under-noised "
+                        "run)")
+    p.add_argument("--runs", type=int, default=100, help="independent runs per arm (unlearned, noisy retrain; "
+                   "default 100; half choose the test, half count its errors)")
+    p.add_argument("--runs-per-cell", type=int, default=10, help="runs per cell (default 10)")
+    p.add_argument("--statistic", default="auto", help="auto, projection (white-box) or forget_loss (black-box)")
     p.add_argument("--alpha", type=float, default=0.05, help="1 − confidence of the Clopper–Pearson bounds")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("forget-size", help="cost, accuracy and the certificate as the forget set grows")
+    _common(p)
+    p.add_argument("--methods", type=_names, default=["certified_newton", "noisy_finetune"],
+                   help="comma-separated method names (default certified_newton,noisy_finetune)")
+    p.add_argument("--sizes", type=_floats, default=[10, 50, 100, 200],
+                   help="forget-set sizes: counts ≥ 1 or fractions < 1 (default 10,50,100,200)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.NAME=VALUE")
+    p.set_defaults(func=cmd_forget_size)
 
     p = sub.add_parser("frontier", help="privacy–utility frontier: each certified method's accuracy against ε")
     _common(p)
@@ -151,14 +178,52 @@ def _base(args: argparse.Namespace):
     return config
 
 
-def _progress(args: argparse.Namespace):
-    if args.quiet:
-        return None
+def _executor(args: argparse.Namespace):
+    from unlearn_core.executors import get_executor
 
-    def show(info: dict[str, Any]) -> None:
-        print("  " + ", ".join(f"{k}={v}" for k, v in info.items()), file=sys.stderr)
+    return get_executor(args.executor, workers=args.workers, address=args.address,
+                        gpus_per_cell=args.gpus_per_cell, threads_per_cell=args.threads_per_cell)
 
-    return show
+
+class CellProgress:
+    """One stderr line per finished cell (at most about one a second): phase, cells done / total, rate, ETA."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.last = 0.0
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        import time
+
+        if not self.enabled or info.get("stage") != "cells":
+            return
+        done, total = info.get("step", 0), info.get("steps", 0)
+        now = time.monotonic()
+        if done not in (0, total) and now - self.last < 1.0:
+            return
+        self.last = now
+        rate, eta = info.get("cells_per_s"), info.get("eta_s")
+        parts = [f"  {info.get('phase', 'cells')}: {done}/{total} cells"]
+        if rate:
+            parts.append(f"{rate:.2f} cells/s")
+        if eta is not None and done < total:
+            parts.append(f"ETA {eta:.0f} s")
+        print(" · ".join(parts), file=sys.stderr)
+
+
+def _progress(args: argparse.Namespace) -> CellProgress | None:
+    return None if args.quiet else CellProgress(True)
+
+
+def _run(args: argparse.Namespace, fn: Any, *fn_args: Any, **kwargs: Any) -> Any:
+    """Call an experiment on the chosen executor (validated first), closing what the executor started."""
+    executor = _executor(args)
+    if not args.quiet:
+        print(f"executor: {executor.describe()}", file=sys.stderr)
+    try:
+        return fn(*fn_args, progress=_progress(args), executor=executor, **kwargs)
+    finally:
+        executor.close()
 
 
 def _write(
@@ -189,7 +254,7 @@ def _write(
             written.append(path)
     cols = [c for c in summary.columns if c.endswith("_mean") and any(
         k in c for k in ("acc_", "dist_to_retrained", "mia_loss_auc", "time_s", "delta_bound", "epsilon", "grad_norm",
-                         "approx_error"))]
+                         "lira", "approx_error"))]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(summary[by + cols].to_string(index=False) if len(summary) else "(no rows)")
     print("written: " + ", ".join(str(p) for p in written))
@@ -200,8 +265,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     base = _base(args)
     params = _method_sets(args.sets, args.methods)
-    df = compare(base, args.methods, params=params, seeds=args.seeds, mia=not args.no_mia,
-                 relearn=not args.no_relearn, relearn_max_steps=args.relearn_max_steps, progress=_progress(args))
+    df = _run(args, compare, base, args.methods, params=params, seeds=args.seeds, mia=not args.no_mia,
+              relearn=not args.no_relearn, relearn_max_steps=args.relearn_max_steps)
     _write(args, "compare", df, base=base, by=["method"], extra={"methods": args.methods, "params": params})
     return 0
 
@@ -212,8 +277,8 @@ def cmd_sequential(args: argparse.Namespace) -> int:
 
     base = _base(args)
     params = parse_sets(args.sets)
-    df = sequential(base, requests=args.requests, method=args.method, params=params, seeds=args.seeds,
-                    retrain_each_step=not args.no_retrain_each_step, progress=_progress(args))
+    df = _run(args, sequential, base, requests=args.requests, method=args.method, params=params, seeds=args.seeds,
+              retrain_each_step=not args.no_retrain_each_step)
     _write(args, "sequential", df, base=base, by=["step"],
            extra={"method": args.method, "params": params, "requests": args.requests})
     return 0
@@ -225,8 +290,8 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 
     base = _base(args)
     params = parse_sets(args.sets)
-    df = sensitivity(base, method=args.method, param=args.param, values=args.values, params=params,
-                     seeds=args.seeds, mia=args.mia, progress=_progress(args))
+    df = _run(args, sensitivity, base, method=args.method, param=args.param, values=args.values, params=params,
+              seeds=args.seeds, mia=args.mia)
     _write(args, "sensitivity", df, base=base, by=["value"],
            extra={"method": args.method, "param": args.param, "params": params})
     return 0
@@ -238,21 +303,32 @@ def cmd_budget(args: argparse.Namespace) -> int:
     base = _base(args)
     methods = list(dict.fromkeys([*args.methods, "retrain"]))
     params = _method_sets(args.sets, methods)
-    df = budget(base, methods=methods, budgets=args.budgets, params=params, seeds=args.seeds,
-                progress=_progress(args))
+    df = _run(args, budget, base, methods=methods, budgets=args.budgets, params=params, seeds=args.seeds)
     _write(args, "budget", df, base=base, by=["method", "budget_epochs"], extra={"methods": methods, "params": params})
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from unlearn_core.cli import parse_sets
-    from unlearn_core.experiments import audit
+    from unlearn_core.experiments import audit, certified_methods
 
     base = _base(args)
-    params = parse_sets(args.sets)
-    df = audit(base, method=args.method, params=params, sigmas=args.sigmas, trials=args.trials, seeds=args.seeds,
-               statistic=args.statistic, alpha=args.alpha, progress=_progress(args))
-    _write(args, "audit", df, base=base, by=["sigma"], extra={"method": args.method, "params": params})
+    methods = args.methods or certified_methods()
+    params = _method_sets(args.sets, methods)
+    df = _run(args, audit, base, methods=methods, params=params, sigma_factors=args.sigma_factors, runs=args.runs,
+              seeds=args.seeds, statistic=args.statistic, alpha=args.alpha, runs_per_cell=args.runs_per_cell)
+    _write(args, "audit", df, base=base, by=["method", "sigma_factor"],
+           extra={"methods": methods, "params": params, "sigma_factors": args.sigma_factors, "runs": args.runs})
+    return 0
+
+
+def cmd_forget_size(args: argparse.Namespace) -> int:
+    from unlearn_core.experiments import forget_size
+
+    base = _base(args)
+    params = _method_sets(args.sets, args.methods)
+    df = _run(args, forget_size, base, methods=args.methods, sizes=args.sizes, params=params, seeds=args.seeds)
+    _write(args, "forget_size", df, base=base, by=["method", "n_forget"],
+           extra={"methods": args.methods, "params": params, "sizes": args.sizes})
     return 0
 
 
@@ -263,8 +339,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     base = _base(args)
     methods = args.methods or frontier_methods()
     params = _method_sets(args.sets, methods)
-    df = frontier(base, methods=methods, epsilons=args.epsilons, params=params, seeds=args.seeds,
-                  progress=_progress(args))
+    df = _run(args, frontier, base, methods=methods, epsilons=args.epsilons, params=params, seeds=args.seeds)
     _write(args, "frontier", df, base=base, by=["method", "epsilon"],
            extra={"methods": methods, "epsilons": args.epsilons, "params": params})
     points = 100 * THRESHOLDS.accuracy_points

@@ -1,4 +1,4 @@
-r"""The papers' figures as reusable experiments, plus an empirical audit of a certificate.
+r"""The papers' figures as reusable experiments, an audit of every certified method, and a forget-set size sweep.
 
 Every experiment is a plain function of a base :class:`~unlearn_core.pipeline.RunConfig`, method names from the
 registry, hyperparameter overrides and a list of seeds; it returns a *tidy* :class:`pandas.DataFrame` (one row per
@@ -9,8 +9,18 @@ into figures, and ``python -m unlearn_core experiment ...`` writes as CSV and JS
 * :func:`sequential` — k removal requests in a row (Zhang et al. Fig. 3).
 * :func:`sensitivity` — a sweep over one numeric hyperparameter (Zhang et al. Fig. 4).
 * :func:`budget` — accuracy against the unlearning budget in epochs (Koloskova et al. Fig. 1).
-* :func:`audit` — an empirical lower bound on ε beside the certified ε (beyond the papers).
+* :func:`audit` — every certified method: many runs of the unlearner and of the noisy retrain, an empirical lower
+  bound on ε beside the certified (ε, δ), per-example ε and an offline LiRA (beyond the papers).
+* :func:`forget_size` — cost, accuracy and the certificate as the forget set grows.
 * :func:`frontier` — the privacy–utility frontier: each certified method's accuracy against ε (beyond the papers).
+
+**Cells and executors.** Every experiment is a list of independent *cells* (seed × setting × method), each a
+module-level ``_*_cell`` function of plain arguments that returns plain rows. An executor
+(:mod:`unlearn_core.executors`: ``serial`` by default, ``processes``, ``ray``) maps them and the rows are gathered
+in cell order, so every executor gives the same rows in the same order with the same values for the same seeds.
+A first phase of *prepare* cells trains (or loads) each seed's original and retrained models, in parallel where
+the executor allows; later cells find them in the disk cache (whose file lock trains a model once). Workers only
+return rows; the caller writes files and the run store.
 
 Seeds: seed ``s`` sets the model initialisation, the training shuffle and the unlearner's own randomness
 (``RunConfig.seed``), so each seed has its own original and retrained models; the forget set is fixed by
@@ -20,14 +30,18 @@ second experiment on the same configuration trains nothing.
 Every row carries the retrained model's value of the same metric (rows with ``method == "retrained"``, or
 ``*_retrained`` columns), because every unlearning metric is read against retraining: closer is better, and
 "better than retraining" (e.g. a lower forget accuracy) is over-unlearning, not success.
+
+Certificates are read only from a run card's ``certificate`` dict (``epsilon``, ``delta``, ``sigma_used``,
+``sigma_required``, ``epsilon_certified``, ``certified``, and ``status`` / ``delta_guaranteed`` where present).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -37,11 +51,16 @@ import torch
 from torch import nn
 
 from unlearn_core import metrics as mt
+from unlearn_core.cache import config_hash
 from unlearn_core.certificate import Certificate
 from unlearn_core.diagnostics import SPLITS, Diagnostics
 from unlearn_core.errors import ConfigError
 from unlearn_core.evaluation import evaluate, param_distance
-from unlearn_core.functional import get_flat_params, set_flat_params
+from unlearn_core.executors import Cell, Executor
+from unlearn_core.executors import resolve as resolve_executor
+from unlearn_core.forget import parse_forget_spec
+from unlearn_core.functional import get_flat_params
+from unlearn_core.paths import cache_dir, data_dir
 from unlearn_core.pipeline import Prepared, RunConfig, prepare, run_method
 from unlearn_core.unlearners import get_unlearner, list_unlearners, resolve_params
 from unlearn_core.verdict import THRESHOLDS
@@ -51,6 +70,9 @@ ProgressFn = Callable[[dict[str, Any]], None] | None
 #: Metric columns of :func:`compare` rows (also what :func:`summarize` aggregates by default).
 ACCURACY_COLUMNS = ("acc_forget", "acc_retain", "acc_test")
 
+#: Columns that measure wall time: the only ones that differ between two runs of the same cells.
+TIMING_COLUMNS = ("time_s", "speedup", "retrain_time_s", "runs_s", "pilot_s")
+
 #: The hyperparameter that sets each method's unlearning budget in epochs (:func:`budget`).
 BUDGET_PARAM = {
     "noisy_finetune": "finetune_epochs",
@@ -59,6 +81,9 @@ BUDGET_PARAM = {
     "neggrad_plus": "epochs",
     "retrain": "epochs",
 }
+
+#: Test examples (a fixed, seeded subsample) on which the cross-model metrics (LiRA) score non-members.
+OUTPUT_TEST_POINTS = 500
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -89,15 +114,110 @@ def _check_methods(methods: Sequence[str], params: Mapping[str, Mapping[str, Any
     return out
 
 
-def _report(progress: ProgressFn, **info: Any) -> None:
-    if progress is not None:
-        progress(info)
+def certified_methods() -> list[str]:
+    """The registry's certified methods (``family == "certified"``), in registry order: what :func:`audit` audits."""
+    return [cls.name for cls in list_unlearners() if cls.family == "certified"]
 
 
-def prepare_seed(base: RunConfig, seed: int, *, progress: ProgressFn = None) -> Prepared:
-    """The prepared configuration (data, split, cached original and retrained models) of ``base`` at ``seed``."""
+# -- prepared configurations, memoised per process -----------------------------------------------------------
+
+#: Prepared configurations kept per process (a worker runs many cells of one seed; the driver of a serial run
+#: every cell). Two entries bound memory (MNIST's tensors are ≈ 200 MB per entry).
+PREPARED_MEMO = 2
+_PREPARED: OrderedDict[str, Prepared] = OrderedDict()
+_DERIVED: dict[str, dict[str, Any]] = {}
+_MEMO_LOCK = threading.Lock()
+
+
+def _memo_key(config: RunConfig) -> str:
+    return config_hash({"config": config.to_json(), "cache": str(cache_dir(config.cache_dir)),
+                        "data": str(data_dir(config.data_dir)), "use_cache": config.use_cache,
+                        "retrained": config.compute_retrained})
+
+
+def prepare_seed(base: RunConfig, seed: int, *, progress: ProgressFn = None, cancel: Any = None) -> Prepared:
+    """The prepared configuration (data, split, cached original and retrained models) of ``base`` at ``seed``.
+
+    Memoised per process (:data:`PREPARED_MEMO` entries): the models are never mutated, so cells of one seed
+    share them, as one loop over seeds would.
+    """
     config = dataclasses.replace(base, seed=int(seed), compute_retrained=True)
-    return prepare(config, progress=progress)
+    key = _memo_key(config)
+    with _MEMO_LOCK:
+        if key in _PREPARED:
+            _PREPARED.move_to_end(key)
+            return _PREPARED[key]
+    prepared = prepare(config, progress=progress, cancel=cancel)
+    with _MEMO_LOCK:
+        _PREPARED[key] = prepared
+        while len(_PREPARED) > PREPARED_MEMO:
+            old, _ = _PREPARED.popitem(last=False)
+            _DERIVED.pop(old, None)
+    return prepared
+
+
+def _derived(prepared: Prepared, name: str, make: Callable[[], Any]) -> Any:
+    """A value computed once per prepared configuration and process (e.g. the retrained model's MIA)."""
+    key = _memo_key(prepared.config)
+    with _MEMO_LOCK:
+        store = _DERIVED.setdefault(key, {})
+        if name in store:
+            return store[name]
+    value = make()
+    with _MEMO_LOCK:
+        _DERIVED.setdefault(key, {})[name] = value
+    return value
+
+
+def clear_prepared() -> None:
+    """Forget the memoised configurations of this process (the driver does after each experiment)."""
+    with _MEMO_LOCK:
+        _PREPARED.clear()
+        _DERIVED.clear()
+
+
+def _prepare_cell(*, base: RunConfig, seed: int, cancel: Any = None) -> dict[str, Any]:
+    """Phase 1 of every experiment: train (or load) one seed's original and retrained models."""
+    prepared = prepare_seed(base, seed, cancel=cancel)
+    return {"seed": int(seed), "timing_s": dict(prepared.timing_s), "cached": dict(prepared.cached)}
+
+
+def _run_cells(
+    executor: Executor,
+    cells: list[Cell],
+    *,
+    progress: ProgressFn,
+    cancel: Any,
+    phase: str,
+) -> list[Any]:
+    return executor.map(cells, progress=progress, cancel=cancel, phase=phase)
+
+
+def _prepare_all(executor: Executor, configs: Sequence[tuple[RunConfig, int]], *, progress: ProgressFn,
+                 cancel: Any) -> None:
+    cells = [Cell(_prepare_cell, {"base": b, "seed": s}, label=f"prepare seed {s}") for b, s in configs]
+    _run_cells(executor, cells, progress=progress, cancel=cancel, phase="prepare")
+
+
+class _Scope:
+    """Resolve the executor; forget the driver's memoised models when the experiment ends (also on error)."""
+
+    def __init__(self, executor: Executor | str | None) -> None:
+        self.executor = resolve_executor(executor)
+
+    def __enter__(self) -> Executor:
+        return self.executor
+
+    def __exit__(self, *exc: Any) -> None:
+        clear_prepared()
+
+
+def _status(cert: Mapping[str, Any]) -> str:
+    """The certificate's status; older cards without ``status`` map ``certified`` to the two-label form."""
+    status = cert.get("status")
+    if status:
+        return str(status)
+    return "certified" if cert.get("certified") else "not certified"
 
 
 def _cert_columns(cert: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -135,6 +255,24 @@ def _sensitivity_extras(cert: Mapping[str, Any] | None, diag: Diagnostics) -> di
     return out
 
 
+def _test_subsample(prepared: Prepared) -> torch.Tensor:
+    """Fixed test indices (the same for every seed and model) on which cross-model metrics score non-members."""
+    n = int(prepared.data.y_test.numel())
+    if n <= OUTPUT_TEST_POINTS:
+        return torch.arange(n)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(20231))
+    return perm[:OUTPUT_TEST_POINTS].sort().values
+
+
+def _outputs(prepared: Prepared, model: nn.Module) -> dict[str, np.ndarray]:
+    """Per-example forget-set loss and φ, and test-subsample φ, of one model (for per-example ε and LiRA)."""
+    splits = mt.prepared_splits(prepared)
+    sub = _test_subsample(prepared).to(splits["x_test"].device)
+    forget = mt.example_outputs(model, splits["x_forget"], splits["y_forget"])
+    test = mt.example_outputs(model, splits["x_test"][sub], splits["y_test"][sub])
+    return {"loss_forget": forget["loss"], "phi_forget": forget["phi"], "phi_test": test["phi"]}
+
+
 def _model_row(
     prepared: Prepared,
     model: nn.Module,
@@ -149,9 +287,9 @@ def _model_row(
 ) -> dict[str, Any]:
     """Accuracies, distances, MIA, output distance and relearn time of one model of a prepared configuration.
 
-    ``original_metrics``: ``prepared.metrics(prepared.original)``, measured once per seed (the original's row and
-    the relearn target). ``card``: the run card of ``model`` when it is a method's output; its
-    ``models.unlearned`` block and ``distance`` are the same functions of the same models, so they are reused.
+    ``original_metrics``: ``prepared.metrics(prepared.original)`` (the original's row and the relearn target).
+    ``card``: the run card of ``model`` when it is a method's output; its ``models.unlearned`` block and
+    ``distance`` are the same functions of the same models, so they are reused.
     """
     retrained = prepared.retrained
     if card is not None:
@@ -196,18 +334,94 @@ def summarize(
                    and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
     grouped = df.groupby(keys, sort=False, dropna=False)[list(columns)]
     mean, std, n = grouped.mean(), grouped.std(ddof=1), grouped.count()
-    out = pd.DataFrame(index=mean.index)
+    out: dict[str, pd.Series] = {}
     for c in columns:
         out[f"{c}_mean"] = mean[c]
         out[f"{c}_std"] = std[c]
         out[f"{c}_n"] = n[c]
         out[f"{c}_ci95"] = 1.96 * std[c] / np.sqrt(n[c].clip(lower=1))
-    return out.reset_index()
+    return pd.DataFrame(out, index=mean.index).reset_index()
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # 1. compare
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def _compare_common(base: RunConfig, prepared: Prepared, seed: int) -> dict[str, Any]:
+    return {"seed": seed, "dataset": base.dataset, "model": base.model, "forget": base.forget,
+            "n_forget": int(prepared.forget_idx.numel())}
+
+
+def _compare_row_kwargs(prepared: Prepared, seed: int, mia: bool, relearn: bool,
+                        relearn_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    original_metrics = _derived(prepared, "original_metrics", lambda: prepared.metrics(prepared.original))
+    return {"splits": mt.prepared_splits(prepared), "original_metrics": original_metrics, "mia": mia,
+            "relearn": relearn, "relearn_kwargs": relearn_kwargs, "seed": seed}
+
+
+def _compare_reference_cell(*, base: RunConfig, seed: int, mia: bool, relearn: bool,
+                            relearn_kwargs: Mapping[str, Any], outputs: bool, cancel: Any = None) -> dict[str, Any]:
+    """The ``original`` and ``retrained`` rows of one seed (the cached models themselves)."""
+    prepared = prepare_seed(base, seed, cancel=cancel)
+    kwargs = _compare_row_kwargs(prepared, seed, mia, relearn, relearn_kwargs)
+    common = _compare_common(base, prepared, seed)
+    rows, outs = [], []
+    for ref, model, t in (("original", prepared.original, prepared.timing_s.get("train")),
+                          ("retrained", prepared.retrained, prepared.timing_s.get("retrain"))):
+        row = {**common, "method": ref, "family": "reference", "time_s": t, "speedup": None, **_cert_columns(None)}
+        row.update(_model_row(prepared, model, **kwargs))
+        rows.append(row)
+        outs.append(_outputs(prepared, model) if outputs else None)
+    return {"rows": rows, "outputs": outs}
+
+
+def _compare_method_cell(*, base: RunConfig, seed: int, method: str, params: Mapping[str, Any], mia: bool,
+                         relearn: bool, relearn_kwargs: Mapping[str, Any], outputs: bool,
+                         cancel: Any = None) -> dict[str, Any]:
+    """One method's row at one seed."""
+    prepared = prepare_seed(base, seed, cancel=cancel)
+    kwargs = _compare_row_kwargs(prepared, seed, mia, relearn, relearn_kwargs)
+    result = run_method(prepared, method, dict(params), seed=seed, cancel=cancel)
+    retrain_s = prepared.timing_s.get("retrain")
+    t = result.card["timing_s"]["unlearn"]
+    row = {**_compare_common(base, prepared, seed), "method": method, "family": result.card["method"]["family"],
+           "time_s": t, "speedup": (retrain_s / t) if retrain_s and t else None,
+           **_cert_columns(result.card["certificate"])}
+    row.update(_model_row(prepared, result.unlearned, card=result.card, **kwargs))
+    return {"rows": [row], "outputs": [_outputs(prepared, result.unlearned) if outputs else None]}
+
+
+def _cross_seed_metrics(rows: list[dict[str, Any]], outputs: list[dict[str, np.ndarray] | None]) -> None:
+    """Add LiRA (per row) and Triantafillou et al.'s per-example ε (per method) across seeds, in place.
+
+    LiRA: each model is the target, the *other* seeds' retrained models are the OUT references (never the
+    target's own seed, whose retrained model shares its initialisation). Per-example ε: the K seeds' models of a
+    method against the K seeds' retrained models, on each forget example's loss.
+    """
+    seeds = sorted({r["seed"] for r in rows})
+    retrained = {r["seed"]: o for r, o in zip(rows, outputs, strict=True) if r["method"] == "retrained"}
+    for row, out in zip(rows, outputs, strict=True):
+        refs = [retrained[s] for s in seeds if s != row["seed"]]
+        if out is None or len(refs) < 2:
+            continue
+        res = mt.lira_mia(out["phi_forget"], out["phi_test"], np.stack([r["phi_forget"] for r in refs]),
+                          np.stack([r["phi_test"] for r in refs]))
+        row["mia_lira_auc"], row["mia_lira_tpr_at_1fpr"] = res["auc"], res["tpr_at_1fpr"]
+    by_method: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for row, out in zip(rows, outputs, strict=True):
+        if out is not None and row["method"] != "retrained":
+            by_method.setdefault(row["method"], []).append((row["seed"], out["loss_forget"]))
+    reference = np.stack([retrained[s]["loss_forget"] for s in seeds])
+    for method, items in by_method.items():
+        if len(items) < 2:
+            continue
+        eps = mt.per_example_epsilon(np.stack([v for _, v in sorted(items, key=lambda t: t[0])]), reference)
+        summary = {"pe_epsilon_median": float(np.median(eps)), "pe_epsilon_max": float(np.max(eps)),
+                   "forgetting_quality": mt.forgetting_quality(eps)}
+        for row in rows:
+            if row["method"] == method:
+                row.update(summary)
 
 
 def compare(
@@ -222,6 +436,8 @@ def compare(
     relearn_batch: int = 32,
     relearn_max_steps: int = 200,
     progress: ProgressFn = None,
+    cancel: Any = None,
+    executor: Executor | str | None = None,
 ) -> pd.DataFrame:
     """Methods against retraining on one configuration (Zhang et al. Table 1 and Fig. 2).
 
@@ -230,41 +446,48 @@ def compare(
     and test; ``dist_to_retrained`` / ``dist_to_original`` (ℓ2 over parameters); ``kl_*``/``js_*`` to the
     retrained model's predictions; ``mia_*`` (held-out attacks, see :func:`unlearn_core.metrics.model_mia`);
     ``relearn_steps``/``relearn_capped``; ``time_s`` and ``speedup`` (retrain time / unlearning time); and the
-    certificate's ``certified``, ``epsilon``, ``sigma_used``, ``delta_bound`` where the method has one.
+    certificate's ``certified``, ``status``, ``epsilon``, ``sigma_used``, ``delta_bound`` where the method has one.
+
+    With MIA and several seeds, the cross-seed metrics are added: ``mia_lira_auc`` / ``mia_lira_tpr_at_1fpr``
+    (offline LiRA against the other seeds' retrained models, ≥ 3 seeds) and, per method, the per-example ε of
+    Triantafillou et al. (``pe_epsilon_median``, ``pe_epsilon_max``, ``forgetting_quality``; ≥ 2 seeds, and
+    meaningful only with many). One cell per seed for the reference rows and one per (seed, method).
     """
     seeds = _check_seeds(seeds)
     overrides = _check_methods(methods, params)
     relearn_kwargs = {"lr": relearn_lr, "batch_size": relearn_batch, "max_steps": relearn_max_steps}
-    rows: list[dict[str, Any]] = []
+    outputs = bool(mia) and len(seeds) >= 2
+    common = {"base": base, "mia": mia, "relearn": relearn, "relearn_kwargs": relearn_kwargs, "outputs": outputs}
+    cells: list[Cell] = []
     for seed in seeds:
-        _report(progress, stage="prepare", seed=seed)
-        prepared = prepare_seed(base, seed)
-        splits = mt.prepared_splits(prepared)
-        retrain_s = prepared.timing_s.get("retrain")
-        row_kwargs = {"splits": splits, "original_metrics": prepared.metrics(prepared.original), "mia": mia,
-                      "relearn": relearn, "relearn_kwargs": relearn_kwargs, "seed": seed}
-        common = {"seed": seed, "dataset": base.dataset, "model": base.model, "forget": base.forget,
-                  "n_forget": int(prepared.forget_idx.numel())}
-        for ref, model, t in (("original", prepared.original, prepared.timing_s.get("train")),
-                              ("retrained", prepared.retrained, retrain_s)):
-            row = {**common, "method": ref, "family": "reference", "time_s": t, "speedup": None,
-                   **_cert_columns(None)}
-            row.update(_model_row(prepared, model, **row_kwargs))
-            rows.append(row)
-        for i, name in enumerate(methods):
-            _report(progress, stage="unlearn", seed=seed, method=name, run=i + 1, runs=len(methods))
-            result = run_method(prepared, name, overrides[name], seed=seed)
-            t = result.card["timing_s"]["unlearn"]
-            row = {**common, "method": name, "family": result.card["method"]["family"], "time_s": t,
-                   "speedup": (retrain_s / t) if retrain_s and t else None, **_cert_columns(result.card["certificate"])}
-            row.update(_model_row(prepared, result.unlearned, card=result.card, **row_kwargs))
-            rows.append(row)
+        cells.append(Cell(_compare_reference_cell, {**common, "seed": seed}, label=f"seed {seed}: references"))
+        cells += [Cell(_compare_method_cell, {**common, "seed": seed, "method": name, "params": overrides[name]},
+                       label=f"seed {seed}: {name}") for name in methods]
+    with _Scope(executor) as ex:
+        _prepare_all(ex, [(base, s) for s in seeds], progress=progress, cancel=cancel)
+        results = _run_cells(ex, cells, progress=progress, cancel=cancel, phase="runs")
+    rows = [row for r in results for row in r["rows"]]
+    if outputs:
+        _cross_seed_metrics(rows, [o for r in results for o in r["outputs"]])
     return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # 2. sequential
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def _sequential_cell(*, base: RunConfig, seed: int, method: str, requests: int, params: Mapping[str, Any],
+                     cancel: Any = None) -> list[dict[str, Any]]:
+    prepared = prepare_seed(base, seed, cancel=cancel)
+    result = run_method(prepared, method, dict(params), seed=seed, cancel=cancel)
+    ref = result.card["models"]["retrained"]  # prepared.metrics(prepared.retrained), computed by run_method
+    rows = []
+    for rec in result.result.diagnostics.requests:
+        row = {"seed": seed, "method": method, "requests": int(requests), **rec.to_row()}
+        row.update({f"{k}_retrained": ref[k] for k in ACCURACY_COLUMNS})
+        rows.append(row)
+    return rows
 
 
 def sequential(
@@ -276,8 +499,10 @@ def sequential(
     seeds: Sequence[int] = (0,),
     retrain_each_step: bool = True,
     progress: ProgressFn = None,
+    cancel: Any = None,
+    executor: Executor | str | None = None,
 ) -> pd.DataFrame:
-    """k removal requests in a row (Zhang et al. Fig. 3): one row per (seed, step).
+    """k removal requests in a row (Zhang et al. Fig. 3): one row per (seed, step); one cell per seed.
 
     Uses the method's own ``requests`` hyperparameter (certified_newton splits the forget set into k seeded chunks
     and chains the steps, §2.5) and its per-step diagnostics: ``grad_norm`` ‖∇L(w̃_{k−1}, D_{r_k})‖,
@@ -295,23 +520,41 @@ def sequential(
     if "retrain_each_step" in {p.name for p in unlearner.schema}:
         overrides["retrain_each_step"] = bool(retrain_each_step)
     resolve_params(unlearner.schema, overrides, method=method)
-    rows: list[dict[str, Any]] = []
-    for seed in seeds:
-        _report(progress, stage="prepare", seed=seed)
-        prepared = prepare_seed(base, seed)
-        _report(progress, stage="unlearn", seed=seed, method=method)
-        result = run_method(prepared, method, overrides, seed=seed)
-        ref = result.card["models"]["retrained"]  # prepared.metrics(prepared.retrained), computed by run_method
-        for rec in result.result.diagnostics.requests:
-            row = {"seed": seed, "method": method, "requests": int(requests), **rec.to_row()}
-            row.update({f"{k}_retrained": ref[k] for k in ACCURACY_COLUMNS})
-            rows.append(row)
-    return pd.DataFrame(rows)
+    cells = [Cell(_sequential_cell, {"base": base, "seed": s, "method": method, "requests": int(requests),
+                                     "params": overrides}, label=f"seed {s}") for s in seeds]
+    with _Scope(executor) as ex:
+        _prepare_all(ex, [(base, s) for s in seeds], progress=progress, cancel=cancel)
+        results = _run_cells(ex, cells, progress=progress, cancel=cancel, phase="runs")
+    return pd.DataFrame([row for rows in results for row in rows])
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # 3. sensitivity
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def _sensitivity_cell(*, base: RunConfig, seed: int, method: str, param: str, value: float,
+                      params: Mapping[str, Any], mia: bool, cancel: Any = None) -> dict[str, Any]:
+    prepared = prepare_seed(base, seed, cancel=cancel)
+    splits = mt.prepared_splits(prepared)
+    ref = _derived(prepared, "retrained_metrics", lambda: prepared.metrics(prepared.retrained))
+    result = run_method(prepared, method, {**params, param: value}, seed=seed, cancel=cancel)
+    diag = result.result.diagnostics
+    row: dict[str, Any] = {"seed": seed, "method": method, "param": param, "value": float(value)}
+    row.update(_cert_columns(result.card["certificate"]))
+    row["approx_error"] = diag.approx_error
+    row["dist_to_retrained"] = result.card["distance"]["unlearned_to_retrained"]
+    row.update(_sensitivity_extras(result.card["certificate"], diag))
+    row.update(result.card["models"]["unlearned"])
+    row.update({f"{k}_retrained": ref[k] for k in ACCURACY_COLUMNS})
+    row["time_s"] = result.card["timing_s"]["unlearn"]
+    if mia:
+        ref_mia = _derived(prepared, f"retrained_mia_{seed}", lambda: mt.model_mia(
+            prepared.retrained, original=prepared.original, seed=seed, **splits))
+        m = mt.model_mia(result.unlearned, original=prepared.original, seed=seed, **splits)
+        row.update({f"mia_{k}": x for k, x in m.items()})
+        row.update({f"mia_{k}_retrained": x for k, x in ref_mia.items()})
+    return row
 
 
 def sensitivity(
@@ -324,8 +567,11 @@ def sensitivity(
     seeds: Sequence[int] = (0,),
     mia: bool = False,
     progress: ProgressFn = None,
+    cancel: Any = None,
+    executor: Executor | str | None = None,
 ) -> pd.DataFrame:
-    """A sweep over one numeric hyperparameter of ``method`` (Zhang et al. Fig. 4): one row per (seed, value).
+    """A sweep over one numeric hyperparameter of ``method`` (Zhang et al. Fig. 4): one row (and cell) per
+    (seed, value).
 
     Columns: ``value``; the certificate's ``delta_bound``, ``sigma_required``, ``sigma_used``, ``certified``;
     ``approx_error`` (‖w̃ − w̃*‖ before noise, from the method's diagnostics where it reports it) and
@@ -344,35 +590,37 @@ def sensitivity(
     fixed = dict(params or {})
     for v in values:
         resolve_params(unlearner.schema, {**fixed, param: v}, method=method)
-    rows: list[dict[str, Any]] = []
-    for seed in seeds:
-        prepared = prepare_seed(base, seed)
-        splits = mt.prepared_splits(prepared)
-        ref = prepared.metrics(prepared.retrained)
-        ref_mia = mt.model_mia(prepared.retrained, original=prepared.original, seed=seed, **splits) if mia else {}
-        for j, v in enumerate(values):
-            _report(progress, stage="unlearn", seed=seed, value=v, run=j + 1, runs=len(values))
-            result = run_method(prepared, method, {**fixed, param: v}, seed=seed)
-            diag = result.result.diagnostics
-            row: dict[str, Any] = {"seed": seed, "method": method, "param": param, "value": float(v)}
-            row.update(_cert_columns(result.card["certificate"]))
-            row["approx_error"] = diag.approx_error
-            row["dist_to_retrained"] = result.card["distance"]["unlearned_to_retrained"]
-            row.update(_sensitivity_extras(result.card["certificate"], diag))
-            row.update(result.card["models"]["unlearned"])
-            row.update({f"{k}_retrained": ref[k] for k in ACCURACY_COLUMNS})
-            row["time_s"] = result.card["timing_s"]["unlearn"]
-            if mia:
-                m = mt.model_mia(result.unlearned, original=prepared.original, seed=seed, **splits)
-                row.update({f"mia_{k}": x for k, x in m.items()})
-                row.update({f"mia_{k}_retrained": x for k, x in ref_mia.items()})
-            rows.append(row)
+    cells = [Cell(_sensitivity_cell, {"base": base, "seed": s, "method": method, "param": param, "value": v,
+                                      "params": fixed, "mia": mia}, label=f"seed {s}: {param}={v:g}")
+             for s in seeds for v in values]
+    with _Scope(executor) as ex:
+        _prepare_all(ex, [(base, s) for s in seeds], progress=progress, cancel=cancel)
+        rows = _run_cells(ex, cells, progress=progress, cancel=cancel, phase="runs")
     return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # 4. budget
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def _budget_cell(*, base: RunConfig, seed: int, method: str, budget: int, params: Mapping[str, Any],
+                 cancel: Any = None) -> dict[str, Any]:
+    prepared = prepare_seed(base, seed, cancel=cancel)
+    n_r = int(prepared.retain_idx.numel())
+    result = run_method(prepared, method, {**params, BUDGET_PARAM[method]: budget}, seed=seed, cancel=cancel)
+    cert = result.card["certificate"] or {}
+    batch = int(resolve_params(get_unlearner(method).schema, dict(params), method=method).get(
+        "batch_size", prepared.train_config.batch_size))
+    noisy_steps = int((cert.get("details") or {}).get("T") or 0)
+    return {
+        "seed": seed, "method": method, "budget_epochs": budget,
+        "noisy_epochs": noisy_steps / max(1, math.ceil(n_r / batch)),
+        **result.card["models"]["unlearned"],
+        "dist_to_retrained": result.card["distance"]["unlearned_to_retrained"],
+        "time_s": result.card["timing_s"]["unlearn"],
+        **_cert_columns(result.card["certificate"]),
+    }
 
 
 def budget(
@@ -383,8 +631,11 @@ def budget(
     params: Mapping[str, Mapping[str, Any]] | None = None,
     seeds: Sequence[int] = (0,),
     progress: ProgressFn = None,
+    cancel: Any = None,
+    executor: Executor | str | None = None,
 ) -> pd.DataFrame:
-    """Accuracy against the unlearning budget in epochs (Koloskova et al. Fig. 1): one row per (seed, method, b).
+    """Accuracy against the unlearning budget in epochs (Koloskova et al. Fig. 1): one row (and cell) per
+    (seed, method, b).
 
     Each method's budget is set through its epoch hyperparameter (:data:`BUDGET_PARAM`): the fine-tuning epochs of
     noisy fine-tuning and output perturbation (their noisy phase is reported in ``noisy_epochs`` = T / steps per
@@ -404,26 +655,11 @@ def budget(
     budgets = [int(b) for b in budgets]
     if not budgets or any(b < 0 for b in budgets):
         raise ConfigError(f"budgets={budgets!r} is not valid: expected integers ≥ 0")
-    rows: list[dict[str, Any]] = []
-    for seed in seeds:
-        prepared = prepare_seed(base, seed)
-        n_r = int(prepared.retain_idx.numel())
-        for name in methods:
-            for b in budgets:
-                _report(progress, stage="unlearn", seed=seed, method=name, budget=b)
-                result = run_method(prepared, name, {**overrides[name], BUDGET_PARAM[name]: b}, seed=seed)
-                cert = result.card["certificate"] or {}
-                batch = int(resolve_params(get_unlearner(name).schema, overrides[name], method=name).get(
-                    "batch_size", prepared.train_config.batch_size))
-                noisy_steps = int((cert.get("details") or {}).get("T") or 0)
-                rows.append({
-                    "seed": seed, "method": name, "budget_epochs": b,
-                    "noisy_epochs": noisy_steps / max(1, math.ceil(n_r / batch)),
-                    **result.card["models"]["unlearned"],
-                    "dist_to_retrained": result.card["distance"]["unlearned_to_retrained"],
-                    "time_s": result.card["timing_s"]["unlearn"],
-                    **_cert_columns(result.card["certificate"]),
-                })
+    cells = [Cell(_budget_cell, {"base": base, "seed": s, "method": name, "budget": b, "params": overrides[name]},
+                  label=f"seed {s}: {name}, {b} epochs") for s in seeds for name in methods for b in budgets]
+    with _Scope(executor) as ex:
+        _prepare_all(ex, [(base, s) for s in seeds], progress=progress, cancel=cancel)
+        rows = _run_cells(ex, cells, progress=progress, cancel=cancel, phase="runs")
     return pd.DataFrame(rows)
 
 
@@ -431,259 +667,392 @@ def budget(
 # 5. audit
 # ----------------------------------------------------------------------------------------------------------------
 
-AUDIT_METHODS = ("certified_newton", "output_perturbation")
-AUDIT_STATISTICS = ("projection", "forget_loss")
+#: Scalar statistics the audit's distinguishing test may use; ``auto`` picks one on the selection half.
+AUDIT_STATISTICS = ("auto", "projection", "forget_loss")
+#: Above this many parameters, the white-box statistic sees a fixed random subset of this many coordinates.
+AUDIT_MAX_COORDS = 20_000
+#: Unlearner runs per audit cell (several runs per cell amortise a cell's fixed cost; more cells balance load).
+AUDIT_RUNS_PER_CELL = 10
+#: At most this many target models per arm enter the LiRA average (its cost grows with targets × references).
+AUDIT_LIRA_TARGETS = 64
+#: The reference each arm is compared with, stated in every audit row.
+AUDIT_REFERENCE = ("the same unlearner applied to the retrained model on the same retain set, U(A(D_r), D_r), "
+                   "with σ pinned to the audited σ: the 'noisy retrain' of the unlearning definition")
 
 
-def _threshold_test(scores_a: np.ndarray, scores_b: np.ndarray, *, delta: float, alpha: float) -> dict[str, Any]:
-    """Pick a one-sided threshold test on the first half of the trials, count its errors on the second half.
+def _run_seed(seed: int, arm: int, run: int) -> int:
+    """The unlearner's seed of run ``run`` of ``arm`` (0 = unlearned, 1 = noisy retrain): distinct streams."""
+    return 1_000_000 * (int(seed) + 1) + 2 * int(run) + int(arm)
 
-    The test says "A" (the unlearned arm) when the score is on A's side of the threshold. The threshold and its
-    side are chosen to maximise the Clopper–Pearson ε lower bound on the first halves (selection half); FPR and
-    FNR are then counted on the held-out halves, so the selection cannot inflate the reported bound.
-    """
-    ha, hb = len(scores_a) // 2, len(scores_b) // 2
-    sel_a, sel_b, ev_a, ev_b = scores_a[:ha], scores_b[:hb], scores_a[ha:], scores_b[hb:]
-    candidates = np.unique(np.quantile(np.concatenate([sel_a, sel_b]), np.linspace(0.005, 0.995, 199)))
-    best = (-1.0, -1.0, 0.0, 1)
-    for sign in (1, -1):
-        for t in candidates:
-            fp = int((sign * sel_b > sign * t).sum())  # B called "A"
-            fn = int((sign * sel_a <= sign * t).sum())  # A called "B"
-            eps = mt.epsilon_lower_bound(fpr=mt.clopper_pearson(fp, hb, alpha=alpha)[1],
-                                         fnr=mt.clopper_pearson(fn, ha, alpha=alpha)[1], delta=delta)
-            # Ties (typically all zero when the arms are indistinguishable) go to the most accurate threshold.
-            key = (eps, 1.0 - 0.5 * (fp / hb + fn / ha))
-            if key > best[:2]:
-                best = (*key, float(t), sign)
-    _, _, t, sign = best
-    fp = int((sign * ev_b > sign * t).sum())
-    fn = int((sign * ev_a <= sign * t).sum())
-    na, nb = len(ev_a), len(ev_b)
-    fpr_lo, fpr_hi = mt.clopper_pearson(fp, nb, alpha=alpha)
-    fnr_lo, fnr_hi = mt.clopper_pearson(fn, na, alpha=alpha)
-    # The largest ε_lower these many trials can show (a perfect test: no error at all).
-    cap = mt.epsilon_lower_bound(fpr=mt.clopper_pearson(0, nb, alpha=alpha)[1],
-                                 fnr=mt.clopper_pearson(0, na, alpha=alpha)[1], delta=delta)
+
+def _coords(p: int) -> np.ndarray | None:
+    """Coordinates the white-box statistic sees: all (None) up to :data:`AUDIT_MAX_COORDS`, else a fixed subset."""
+    if p <= AUDIT_MAX_COORDS:
+        return None
+    return np.sort(np.random.default_rng(7).choice(p, size=AUDIT_MAX_COORDS, replace=False))
+
+
+def _cert_summary(cert: Mapping[str, Any] | None) -> dict[str, Any]:
+    cert = cert or {}
     return {
-        "threshold": t, "side": sign, "fpr": fp / nb, "fnr": fn / na, "fpr_ci": (fpr_lo, fpr_hi),
-        "fnr_ci": (fnr_lo, fnr_hi), "n_eval": na + nb,
-        "epsilon_lower": mt.epsilon_lower_bound(fpr=fpr_hi, fnr=fnr_hi, delta=delta),
-        "epsilon_lower_cap": cap,
+        "epsilon": cert.get("epsilon"),
+        "delta": cert.get("delta"),
+        "delta_guaranteed": cert.get("delta_guaranteed", cert.get("delta")),
+        "status": _status(cert) if cert else None,
+        "certified": cert.get("certified"),
+        "epsilon_certified": cert.get("epsilon_certified"),
+        "sigma_used": cert.get("sigma_used"),
+        "sigma_required": cert.get("sigma_required"),
     }
 
 
-def gaussian_release_audit(
-    w_unlearned: torch.Tensor,
-    w_retrained: torch.Tensor,
-    *,
-    sigma: float,
-    delta: float,
-    trials: int = 2000,
-    seed: int = 0,
-    alpha: float = 0.05,
-    statistic: str = "projection",
-    score_fn: Callable[[torch.Tensor], float] | None = None,
-) -> dict[str, Any]:
-    r"""Audit the release :math:`w + N(0, \sigma^2 I)` of two fixed endpoints: how distinguishable are they?
+def _release(prepared: Prepared, method: str, params: Mapping[str, Any], *, run_seed: int, from_retrained: bool,
+             cancel: Any) -> tuple[nn.Module, dict[str, Any] | None]:
+    """One run of the unlearner: from the trained model A(D), or — the noisy retrain — from A(D_r).
 
-    Draws ``trials`` releases of each arm, A = w_unlearned + ξ and B = w_retrained + ξ' (independent noise, one
-    seeded generator), reduces each to a scalar statistic, and runs :func:`_threshold_test`.
-
-    ``statistic="projection"``: the release's projection on the unlearning direction u = (w_A − w_B)/‖w_A − w_B‖.
-    For two isotropic Gaussians this is the likelihood-ratio statistic, so no test on the parameters does better;
-    its exact privacy curve is the Gaussian mechanism at sensitivity ‖w_A − w_B‖, returned as
-    ``epsilon_gaussian_at_actual`` (the ε the *actual* distance implies at δ; the audit's ε_lower should not
-    exceed it, beyond the 1 − α confidence). ``statistic="forget_loss"``: ``score_fn`` of each release, e.g. the
-    mean loss on the forget set — a black-box attacker's view, weaker.
+    Both see the same retain set D_r; ``from_retrained`` swaps the starting model only (an UnlearnContext whose
+    model is the retrained one), which is U(A(D_r), D_r) of the unlearning definition. The oracle is not
+    attached (no per-run distances to compute).
     """
-    from unlearn_core.certificate import epsilon_for_sigma
-
-    if statistic not in AUDIT_STATISTICS:
-        raise ConfigError(f"statistic={statistic!r} is not valid: choose one of {', '.join(AUDIT_STATISTICS)}")
-    if trials < 20:
-        raise ConfigError(f"trials={trials!r} is not valid: expected an integer ≥ 20")
-    if not sigma > 0:
-        raise ConfigError(f"sigma={sigma!r} is not valid for an audit: expected a number > 0")
-    a = w_unlearned.detach().double().cpu()
-    b = w_retrained.detach().double().cpu()
-    diff = a - b
-    dist = float(torch.linalg.vector_norm(diff))
-    u = diff / dist if dist > 0 else torch.zeros_like(diff)
-    gen = torch.Generator().manual_seed(int(seed))
-    chunk = max(1, min(trials, 2**22 // max(1, a.numel())))
-    scores = {"A": [], "B": []}
-    for arm, centre in (("A", a), ("B", b)):
-        done = 0
-        while done < trials:
-            m = min(chunk, trials - done)
-            releases = centre.unsqueeze(0) + sigma * torch.randn(m, a.numel(), generator=gen, dtype=torch.float64)
-            if statistic == "projection":
-                scores[arm].extend(((releases - b) @ u).tolist())
-            else:
-                if score_fn is None:
-                    raise ConfigError("statistic=forget_loss needs a score function")
-                scores[arm].extend(score_fn(r) for r in releases)
-            done += m
-    test = _threshold_test(np.asarray(scores["A"]), np.asarray(scores["B"]), delta=delta, alpha=alpha)
-    test.update({
-        "statistic": statistic, "trials": int(trials), "sigma": float(sigma), "delta": float(delta),
-        "alpha": float(alpha), "actual_distance": dist,
-        "epsilon_gaussian_at_actual": epsilon_for_sigma(sigma=sigma, delta=delta, sensitivity=dist)
-        if dist > 0 else 0.0,
-    })
-    return test
+    unlearner = get_unlearner(method)
+    resolved = resolve_params(unlearner.schema, dict(params), method=method)
+    unlearner.check_supported(prepared.original, resolved, model_name=prepared.config.model)
+    ctx = prepared.context(seed=run_seed, cancel=cancel)
+    start = prepared.retrained if from_retrained else prepared.original
+    ctx = dataclasses.replace(ctx, model=start, retrained=None)
+    result = unlearner.unlearn(ctx, **resolved)
+    return result.model.eval(), None if result.certificate is None else result.certificate.to_dict()
 
 
-def _audit_endpoints(prepared: Prepared, method: str, params: Mapping[str, Any], seed: int) -> dict[str, Any]:
-    """The noise-free endpoints of ``method``, its σ and the bound on their distance."""
-    if method == "certified_newton":
-        resolved = resolve_params(get_unlearner(method).schema, dict(params), method=method)
-        if resolved["requests"] != 1:
-            raise ConfigError("the audit covers one request: set requests=1")
-        # σ = 0 returns the noise-free estimate w̃ with the same certificate (Δ and σ_required do not depend on σ).
-        result = run_method(prepared, method, {**params, "sigma": 0.0}, seed=seed)
-        cert = Certificate.from_dict(result.card["certificate"])
-        # A bound that does not apply (λ + λ_min ≤ 0) is Δ = ∞: no σ certifies anything.
-        bound = math.inf if cert.sensitivity is None else float(cert.sensitivity)
-        sigma = resolved["sigma"] if resolved["sigma"] is not None else (
-            cert.sigma_required if math.isfinite(cert.sigma_required) else None)
-        return {"w_a": get_flat_params(result.unlearned), "w_b": get_flat_params(prepared.retrained),
-                "sigma": None if sigma is None else float(sigma), "delta": float(resolved["delta"]), "bound": bound,
-                "epsilon_target": float(resolved["epsilon"]),
-                "note": "LiSSA batches held fixed (the unlearner's seed): w̃ is one draw of the solver's randomness"}
-    if method == "output_perturbation":
-        unlearner = get_unlearner(method)
-        resolved = resolve_params(unlearner.schema, dict(params), method=method)
-        plan = unlearner.plan(resolved)  # type: ignore[attr-defined]
-        from unlearn_core.training import project_to_ball
-
-        ends = []
-        for model in (prepared.original, prepared.retrained):
-            m = copy.deepcopy(model)
-            project_to_ball(m, float(resolved["C0"]))
-            ends.append(get_flat_params(m))
-        return {"w_a": ends[0], "w_b": ends[1], "sigma": float(plan.sigma_used), "delta": float(resolved["delta"]),
-                "bound": 2.0 * float(resolved["C0"]), "epsilon_target": float(resolved["epsilon"]),
-                "note": "audits the noisy release before fine-tuning (fine-tuning is post-processing)"}
-    raise ConfigError(f"method {method!r} cannot be audited: choose one of {', '.join(AUDIT_METHODS)}")
+def _audit_pilot_cell(*, base: RunConfig, seed: int, method: str, params: Mapping[str, Any],
+                      cancel: Any = None) -> dict[str, Any]:
+    """Prepare the seed and run the unlearner once as configured: the σ the audit scales and the certificate."""
+    prepared = prepare_seed(base, seed, cancel=cancel)
+    tic = time.perf_counter()
+    # The pilot is run 0 of the unlearned arm at the configured σ: with σ pinned to its σ_used, that run repeats it.
+    _, cert = _release(prepared, method, params, run_seed=_run_seed(seed, 0, 0), from_retrained=False,
+                       cancel=cancel)
+    return {**_cert_summary(cert), "pilot_s": time.perf_counter() - tic}
 
 
-def _forget_loss_scorer(work: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[torch.Tensor], float]:
-    """Mean forget-set loss of the model whose flat parameters are ``w`` (``work`` is a private scratch copy)."""
+def _audit_runs_cell(*, base: RunConfig, seed: int, method: str, params: Mapping[str, Any], arm: int,
+                     runs: Sequence[int], cancel: Any = None) -> dict[str, Any]:
+    """Several independent runs of one arm: per run, the release's (sub)coordinates, per-example outputs on the
+    forget set and a test subsample, its test accuracy and its time; plus the first run's certificate."""
+    prepared = prepare_seed(base, seed, cancel=cancel)
+    splits = mt.prepared_splits(prepared)
+    sub = _test_subsample(prepared).to(splits["x_test"].device)
+    coords = None
+    out: dict[str, list] = {"coords": [], "loss_forget": [], "phi_forget": [], "phi_test": [], "acc_test": [],
+                            "time_s": []}
+    cert_first = None
+    for r in runs:
+        tic = time.perf_counter()
+        model, cert = _release(prepared, method, params, run_seed=_run_seed(seed, arm, r), from_retrained=arm == 1,
+                               cancel=cancel)
+        out["time_s"].append(time.perf_counter() - tic)
+        if cert_first is None:
+            cert_first = _cert_summary(cert)
+        flat = get_flat_params(model).detach()
+        if coords is None:
+            coords = _coords(int(flat.numel()))
+        flat = flat if coords is None else flat[torch.as_tensor(coords, device=flat.device)]
+        out["coords"].append(flat.float().cpu().numpy())  # the release's own precision (float32 models)
+        forget = mt.example_outputs(model, splits["x_forget"], splits["y_forget"])
+        out["loss_forget"].append(forget["loss"])
+        out["phi_forget"].append(forget["phi"])
+        out["phi_test"].append(mt.example_outputs(model, splits["x_test"][sub], splits["y_test"][sub])["phi"])
+        out["acc_test"].append(evaluate(model, splits["x_test"], splits["y_test"])[1])
+    return {**{k: np.asarray(v) for k, v in out.items()}, "cert": cert_first}
 
-    def score(w: torch.Tensor) -> float:
-        set_flat_params(work, w.to(dtype=x.dtype, device=x.device))
-        return evaluate(work, x, y)[0]
 
-    return score
+def _gather_arm(chunks: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([c[k] for c in chunks]) for k in ("coords", "loss_forget", "phi_forget", "phi_test",
+                                                                 "acc_test", "time_s")}
 
 
-def _epsilon_certified(*, sigma: float, delta: float, bound: float) -> float:
-    """The ε that noise σ certifies at δ for the bound Δ (analytic Gaussian); ∞ when Δ is."""
-    from unlearn_core.certificate import epsilon_for_sigma
+def _audit_statistics(a: dict[str, np.ndarray], b: dict[str, np.ndarray], half_a: int,
+                      half_b: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each candidate statistic of every run of both arms (A = unlearned, B = noisy retrain).
 
-    if not math.isfinite(bound):
-        return math.inf
-    return epsilon_for_sigma(sigma=sigma, delta=delta, sensitivity=bound)
+    ``projection`` (white-box): the release's projection on the difference of the arms' means *estimated on the
+    selection halves*, centred between them — for two Gaussians around fixed points, the likelihood-ratio test.
+    ``forget_loss`` (black-box): the release's mean loss on the forget set.
+    """
+    xa, xb = a["coords"].astype(np.float64), b["coords"].astype(np.float64)
+    mean_a, mean_b = xa[:half_a].mean(axis=0), xb[:half_b].mean(axis=0)
+    u = mean_a - mean_b
+    centre = 0.5 * (mean_a + mean_b)
+    return {
+        "projection": ((xa - centre) @ u, (xb - centre) @ u),
+        "forget_loss": (a["loss_forget"].mean(axis=1), b["loss_forget"].mean(axis=1)),
+    }
+
+
+def _audit_lira(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, float]:
+    """Offline LiRA: unlearned releases as targets against the noisy-retrain releases as OUT references, and the
+    noisy retrain against itself (leave-one-out) as the value to read it against."""
+    k_b = len(b["phi_forget"])
+    if k_b < 3:
+        return {}
+
+    def spaced(n: int) -> np.ndarray:
+        return np.unique(np.linspace(0, n - 1, min(n, AUDIT_LIRA_TARGETS)).astype(int))
+
+    def lira(target: int, arm: dict[str, np.ndarray], refs: np.ndarray) -> dict[str, float]:
+        return mt.lira_mia(arm["phi_forget"][target], arm["phi_test"][target], b["phi_forget"][refs],
+                           b["phi_test"][refs])
+
+    all_b = np.arange(k_b)
+    on_a = [lira(i, a, all_b) for i in spaced(len(a["phi_forget"]))]
+    on_b = [lira(i, b, all_b[all_b != i]) for i in spaced(k_b)]
+    return {"lira_auc": float(np.mean([r["auc"] for r in on_a])),
+            "lira_tpr_at_1fpr": float(np.mean([r["tpr_at_1fpr"] for r in on_a])),
+            "lira_auc_reference": float(np.mean([r["auc"] for r in on_b]))}
+
+
+def _audit_row(*, seed: int, method: str, factor: float, sigma: float | None, pilot: Mapping[str, Any],
+               chunks_a: list[dict[str, Any]], chunks_b: list[dict[str, Any]], statistic: str,
+               alpha: float) -> dict[str, Any]:
+    a, b = _gather_arm(chunks_a), _gather_arm(chunks_b)
+    cert = chunks_a[0]["cert"] or {}
+    runs = len(a["acc_test"])
+    half = runs // 2
+    delta_g = cert.get("delta_guaranteed")
+    delta_g = float(delta_g) if delta_g is not None else float(cert.get("delta") or 0.0)
+    stats = _audit_statistics(a, b, half, half)
+    names = list(stats) if statistic == "auto" else [statistic]
+    tests = {n: mt.distinguishing_test(stats[n][0][:half], stats[n][1][:half], stats[n][0][half:],
+                                       stats[n][1][half:], delta=delta_g, alpha=alpha) for n in names}
+    # The statistic is chosen on the selection half only, so the held-out bound stays valid.
+    chosen = max(names, key=lambda n: (tests[n]["epsilon_selection"], tests[n]["accuracy_selection"]))
+    test = tests[chosen]
+    eps_claim = cert.get("epsilon")
+    eps_cert = cert.get("epsilon_certified")
+    # Per-example ε on the held-out halves, and the same estimate between the two halves of the noisy retrain:
+    # the value identical distributions give with this many models (the estimate is biased upwards).
+    pe = mt.per_example_epsilon(a["loss_forget"][half:], b["loss_forget"][half:])
+    pe_null = mt.per_example_epsilon(b["loss_forget"][:half], b["loss_forget"][half:])
+    pe_q90 = float(np.quantile(pe, 0.9, method="inverted_cdf"))  # an observed value: ∞ stays ∞, never NaN
+    row: dict[str, Any] = {
+        "seed": seed, "method": method, "sigma_factor": float(factor), "sigma": sigma,
+        "sigma_required": pilot.get("sigma_required"), "epsilon": eps_claim, "delta": cert.get("delta"),
+        "delta_guaranteed": delta_g, "status": cert.get("status"), "certified": cert.get("certified"),
+        "epsilon_certified": eps_cert, "runs": runs, "n_eval": runs - half, "alpha": float(alpha),
+        "statistic": chosen, "epsilon_lower": test["epsilon_lower"], "epsilon_lower_cap": test["epsilon_lower_cap"],
+        "fpr": test["fpr"], "fnr": test["fnr"], "fpr_hi": test["fpr_hi"], "fnr_hi": test["fnr_hi"],
+        "refutes_claim": bool(eps_claim is not None and test["epsilon_lower"] > float(eps_claim) + 1e-9),
+        "refutes_certificate": bool(eps_cert is not None and test["epsilon_lower"] > float(eps_cert) + 1e-9),
+        "pe_epsilon_median": float(np.median(pe)), "pe_epsilon_q90": pe_q90,
+        "pe_epsilon_max": float(np.max(pe)), "forgetting_quality": mt.forgetting_quality(pe),
+        "pe_epsilon_median_null": float(np.median(pe_null)), "forgetting_quality_null": mt.forgetting_quality(pe_null),
+        **_audit_lira(a, b),
+        "acc_test": float(np.mean(a["acc_test"])), "acc_test_reference": float(np.mean(b["acc_test"])),
+        "time_s": float(np.mean(a["time_s"])), "runs_s": float(np.sum(a["time_s"]) + np.sum(b["time_s"])),
+        "pilot_s": pilot.get("pilot_s"), "reference": AUDIT_REFERENCE,
+    }
+    return row
 
 
 def audit(
     base: RunConfig,
     *,
-    method: str = "certified_newton",
-    params: Mapping[str, Any] | None = None,
-    sigmas: Sequence[float | None] = (None,),
-    trials: int = 2000,
+    methods: Sequence[str] | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    sigma_factors: Sequence[float] = (1.0,),
+    runs: int = 100,
     seeds: Sequence[int] = (0,),
-    statistic: str = "projection",
+    statistic: str = "auto",
     alpha: float = 0.05,
+    runs_per_cell: int = AUDIT_RUNS_PER_CELL,
     progress: ProgressFn = None,
+    cancel: Any = None,
+    executor: Executor | str | None = None,
 ) -> pd.DataFrame:
-    r"""An empirical lower bound on ε beside the certified ε: one row per (seed, σ).
+    r"""An empirical lower bound on ε beside the certified (ε, δ), for every certified method: one row per
+    (seed, method, σ factor).
 
-    **Method.** A certified release is (ε, δ)-indistinguishable from the *noisy retrain*: the retrained model
-    plus the same Gaussian noise. Both releases are "fixed endpoint + N(0, σ²I)", so after computing the two
-    noise-free endpoints once (the unlearner run with σ = 0 — for certified_newton — or the C₀-projections of the
-    original and retrained models — for output perturbation) each trial costs one noise draw. A threshold test on
-    a scalar statistic (by default the projection on the unlearning direction, the likelihood-ratio test for this
-    pair) is chosen on half the trials and evaluated on the other half; Clopper–Pearson upper limits on its FPR
-    and FNR give, by the standard DP-auditing conversion (:func:`unlearn_core.metrics.epsilon_lower_bound`),
-    ``epsilon_lower``, a lower bound on the ε of this pair that holds with confidence ≈ 1 − α.
+    **What is compared.** A certificate claims that the unlearner's output U(A(D), D_r) is (ε, δ)-indistinguishable
+    from the *noisy retrain*, the same mechanism applied to the retrained model, U(A(D_r), D_r) — the definition
+    both Zhang et al. and Koloskova et al. certify (for certified Newton, U(A(D_r), D_r) is w̃* + N(0, σ²I) up to
+    the Newton step at w̃*, which vanishes at a minimiser). So the audit runs the unlearner ``runs`` times from the
+    trained model (arm A) and ``runs`` times from the retrained model (arm B), every run with its own seed (LiSSA
+    batches, noise, fine-tuning order: all of the method's randomness) and the *same* σ in both arms.
 
-    **Reading it.** ``epsilon_gaussian_at_actual`` is the exact ε of this pair (the Gaussian mechanism at the
-    actual distance ‖w̃ − w̃*‖); ``epsilon_certified`` is what the bound Δ certifies at σ. With a valid bound,
-    ε_lower ≲ ε_actual ≤ ε_certified; ε_lower > ε_certified would refute the certificate for this pair. The
-    gap ε_actual ≪ ε_certified measures how loose the worst-case bound is here. ``sigmas`` overrides σ (``None`` =
-    the σ the method uses), e.g. to show that the reference code's σ = 0.001 is audibly not private.
+    **σ.** A pilot run with the given hyperparameters fixes the reference σ (its ``sigma_used``: the σ the
+    certificate requires, or the user's ``sigma``); each audited σ is ``factor × σ_ref`` (``sigma_factors``;
+    1 = as released, 1e-6 = deliberately under-noised). Methods without a ``sigma`` hyperparameter allow factor 1
+    only.
 
-    **Limits.** One (D, D_u) pair and one training run: the certificate is a worst case over data sets, this is one
-    point. The unlearner's own randomness (LiSSA's mini-batches) and the training randomness are held fixed, so
-    the audit tests the Gaussian release given them, not the failure probability ρ of the LiSSA bound. A lower
-    bound can only refute a certificate, never confirm it. Noisy fine-tuning (noise at every step) would need a
-    full re-run per trial and is not audited here.
+    **The test.** Each run is reduced to a scalar (``statistic``: ``projection`` on the difference of the arm
+    means — white-box —, ``forget_loss`` — black-box —, or ``auto``: whichever separates better on the selection
+    half). The threshold test is chosen on the first half of the runs and its errors counted on the second
+    (:func:`unlearn_core.metrics.distinguishing_test`); Clopper–Pearson limits give ``epsilon_lower``, a lower bound
+    on ε at the claimed ``delta_guaranteed`` holding with confidence ≈ 1 − α.
+
+    **Reading it.** ``epsilon_lower`` > ``epsilon`` (the claimed ε) refutes the claim (``refutes_claim``);
+    > ``epsilon_certified`` (what the bound certifies at this σ) refutes the certificate (``refutes_certificate``).
+    ``epsilon_lower`` ≤ both refutes nothing and confirms nothing: a lower bound can only refute. It is capped
+    by the number of runs (``epsilon_lower_cap``). Beside it: Triantafillou et al.'s per-example ε on the forget
+    losses of the counted halves (``pe_epsilon_*``, ``forgetting_quality``: an estimate, not a bound, read against
+    ``pe_epsilon_median_null`` / ``forgetting_quality_null``, the same estimate between the two halves of the noisy
+    retrain) and an offline LiRA with the noisy retrain as references (``lira_auc``, read against
+    ``lira_auc_reference``, the noisy retrain scored against itself).
+
+    **Limits.** One (D, D_u) pair and one trained model per seed, whereas the certificate is a worst case over
+    data sets; finitely many runs, so a small ε is invisible (the cap); the hypotheses behind the certificate
+    (e.g. assumed constants) are what the certificate's ``status`` reports, not what the audit checks.
+
+    Cells: one pilot per (seed, method) (which also trains the seed's models), then chunks of ``runs_per_cell``
+    runs per (seed, method, σ, arm).
     """
     seeds = _check_seeds(seeds)
-    if method not in AUDIT_METHODS:
-        raise ConfigError(f"method {method!r} cannot be audited: choose one of {', '.join(AUDIT_METHODS)}")
+    certified = certified_methods()
+    methods = list(methods) if methods is not None else certified
+    for name in methods:
+        cls = get_unlearner(name)
+        if cls.family != "certified":
+            raise ConfigError(f"method {name!r} cannot be audited: it carries no certificate (family {cls.family}); "
+                              f"choose from {', '.join(certified)}")
+    overrides = _check_methods(methods, params)
     if statistic not in AUDIT_STATISTICS:
         raise ConfigError(f"statistic={statistic!r} is not valid: choose one of {', '.join(AUDIT_STATISTICS)}")
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha={alpha!r} is not valid: expected a number in (0, 1)")
-    for s in sigmas:
-        if s is not None and not (isinstance(s, (int, float)) and s > 0):
-            raise ConfigError(f"sigma={s!r} is not valid: expected a number > 0 or none")
-    params = dict(params or {})
-    resolve_params(get_unlearner(method).schema, params, method=method)
+    if not isinstance(runs, int) or runs < 8:
+        raise ConfigError(f"runs={runs!r} is not valid: expected an integer ≥ 8 (half select the test, half count)")
+    if not isinstance(runs_per_cell, int) or runs_per_cell < 1:
+        raise ConfigError(f"runs_per_cell={runs_per_cell!r} is not valid: expected an integer ≥ 1")
+    factors = [float(f) for f in sigma_factors]
+    if not factors or any(not (math.isfinite(f) and f > 0) for f in factors):
+        raise ConfigError(f"sigma_factors={list(sigma_factors)!r} is not valid: expected numbers > 0")
+    for name in methods:
+        if any(f != 1.0 for f in factors) and "sigma" not in {p.name for p in get_unlearner(name).schema}:
+            raise ConfigError(f"method {name!r} has no 'sigma' hyperparameter: only sigma_factors=1 applies")
 
-    rows: list[dict[str, Any]] = []
-    for seed in seeds:
-        prepared = prepare_seed(base, seed)
-        _report(progress, stage="endpoints", seed=seed)
-        start = time.perf_counter()
-        ends = _audit_endpoints(prepared, method, params, seed)
-        endpoints_s = time.perf_counter() - start
-        score_fn = None
-        if statistic == "forget_loss":
-            splits = mt.prepared_splits(prepared)
-            score_fn = _forget_loss_scorer(copy.deepcopy(prepared.original).eval(), splits["x_forget"],
-                                           splits["y_forget"])
-
-        for s in sigmas:
-            if s is None and ends["sigma"] is None:
-                raise ConfigError(f"{method}'s bound Δ is infinite here (λ + λ_min ≤ 0), so it requires no finite σ: "
-                                  "give explicit sigmas or a larger lam")
-            sigma = float(s) if s is not None else float(ends["sigma"])
-            eps_cert = _epsilon_certified(sigma=sigma, delta=ends["delta"], bound=ends["bound"])
-            _report(progress, stage="audit", seed=seed, sigma=sigma)
-            start = time.perf_counter()
-            res = gaussian_release_audit(ends["w_a"], ends["w_b"], sigma=sigma, delta=ends["delta"], trials=trials,
-                                         seed=seed, alpha=alpha, statistic=statistic, score_fn=score_fn)
-            rows.append({
-                "seed": seed, "method": method, "statistic": statistic, "sigma": sigma,
-                "sigma_is_method_default": s is None, "delta": ends["delta"], "trials": trials, "alpha": alpha,
-                "bound": ends["bound"], "actual_distance": res["actual_distance"],
-                "epsilon_target": ends["epsilon_target"],
-                "epsilon_certified": eps_cert,
-                "epsilon_gaussian_at_actual": res["epsilon_gaussian_at_actual"],
-                "epsilon_lower": res["epsilon_lower"], "epsilon_lower_cap": res["epsilon_lower_cap"],
-                "fpr": res["fpr"], "fnr": res["fnr"], "fpr_hi": res["fpr_ci"][1], "fnr_hi": res["fnr_ci"][1],
-                "refuted": bool(res["epsilon_lower"] > eps_cert + 1e-9),
-                "endpoints_s": endpoints_s, "audit_s": time.perf_counter() - start, "note": ends["note"],
-            })
+    pairs = [(s, m) for s in seeds for m in methods]
+    with _Scope(executor) as ex:
+        pilots = _run_cells(ex, [Cell(_audit_pilot_cell, {"base": base, "seed": s, "method": m,
+                                                          "params": overrides[m]}, label=f"seed {s}: {m} pilot")
+                                 for s, m in pairs], progress=progress, cancel=cancel, phase="prepare")
+        plan: list[tuple[int, str, float, float | None, dict[str, Any]]] = []
+        cells: list[Cell] = []
+        keys: list[tuple[int, int]] = []
+        for (s, m), pilot in zip(pairs, pilots, strict=True):
+            has_sigma = "sigma" in {p.name for p in get_unlearner(m).schema}
+            for f in factors:
+                sigma_ref = pilot.get("sigma_used")
+                sigma = None if not has_sigma else f * float(sigma_ref or 0.0)
+                run_params = {**overrides[m], **({"sigma": sigma} if has_sigma else {})}
+                plan.append((s, m, f, sigma, pilot))
+                for arm in (0, 1):
+                    for start in range(0, runs, runs_per_cell):
+                        chunk = list(range(start, min(runs, start + runs_per_cell)))
+                        cells.append(Cell(_audit_runs_cell, {"base": base, "seed": s, "method": m,
+                                                             "params": run_params, "arm": arm, "runs": chunk},
+                                          label=f"seed {s}: {m} ×{f:g}, arm {'AB'[arm]}, runs {chunk[0]}–"))
+                        keys.append((len(plan) - 1, arm))
+        results = _run_cells(ex, cells, progress=progress, cancel=cancel, phase="runs")
+    by_plan: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for key, res in zip(keys, results, strict=True):
+        by_plan.setdefault(key, []).append(res)
+    rows = []
+    for i, (s, m, f, sigma, pilot) in enumerate(plan):
+        rows.append(_audit_row(seed=s, method=m, factor=f, sigma=sigma, pilot=pilot, chunks_a=by_plan[(i, 0)],
+                               chunks_b=by_plan[(i, 1)], statistic=statistic, alpha=alpha))
     return pd.DataFrame(rows)
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# 6. forget-set size
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _size_spec(size: float) -> str:
+    """``random:N`` for a count ≥ 1, ``random:F`` for a fraction in (0, 1)."""
+    if size >= 1:
+        if not float(size).is_integer():
+            raise ConfigError(f"size {size!r} is not valid: expected a count (integer ≥ 1) or a fraction in (0, 1)")
+        return f"random:{int(size)}"
+    if size <= 0:
+        raise ConfigError(f"size {size!r} is not valid: expected a count (integer ≥ 1) or a fraction in (0, 1)")
+    return f"random:{size:g}"
+
+
+def _forget_size_reference_cell(*, base: RunConfig, seed: int, cancel: Any = None) -> dict[str, Any]:
+    prepared = prepare_seed(base, seed, cancel=cancel)
+    retrain_s = prepared.timing_s.get("retrain")
+    return {"seed": seed, "forget": base.forget, "n_forget": int(prepared.forget_idx.numel()), "method": "retrained",
+            "family": "reference", "time_s": retrain_s, "retrain_time_s": retrain_s, "speedup": None,
+            **prepared.metrics(prepared.retrained), "dist_to_retrained": 0.0, **_cert_columns(None)}
+
+
+def _forget_size_method_cell(*, base: RunConfig, seed: int, method: str, params: Mapping[str, Any],
+                             cancel: Any = None) -> dict[str, Any]:
+    prepared = prepare_seed(base, seed, cancel=cancel)
+    result = run_method(prepared, method, dict(params), seed=seed, cancel=cancel)
+    retrain_s = prepared.timing_s.get("retrain")
+    t = result.card["timing_s"]["unlearn"]
+    return {"seed": seed, "forget": base.forget, "n_forget": int(prepared.forget_idx.numel()), "method": method,
+            "family": result.card["method"]["family"], "time_s": t, "retrain_time_s": retrain_s,
+            "speedup": (retrain_s / t) if retrain_s and t else None, **result.card["models"]["unlearned"],
+            "dist_to_retrained": result.card["distance"]["unlearned_to_retrained"],
+            **{f"{k}_retrained": result.card["models"]["retrained"][k] for k in ACCURACY_COLUMNS},
+            **_cert_columns(result.card["certificate"])}
+
+
+def forget_size(
+    base: RunConfig,
+    *,
+    methods: Sequence[str] = ("certified_newton", "noisy_finetune"),
+    sizes: Sequence[float] = (10, 50, 100, 200),
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    seeds: Sequence[int] = (0,),
+    progress: ProgressFn = None,
+    cancel: Any = None,
+    executor: Executor | str | None = None,
+) -> pd.DataFrame:
+    """How cost, accuracy and the certificate scale with the forget-set size n_u (as in the MUSE and Guo et al.
+    suites): one row per (seed, size, method) plus a ``retrained`` reference row per (seed, size).
+
+    Each size is a random forget set (``random:N``, or a fraction below 1) drawn with ``base.forget_seed``; each
+    needs its own retrained model (trained once, cached), while the original model is shared. Columns:
+    ``n_forget``; ``time_s`` (unlearning; retraining for the reference row), ``retrain_time_s``, ``speedup``;
+    accuracies and ``dist_to_retrained`` with the retrained ``acc_*_retrained``; the certificate's ``status``,
+    ``epsilon_certified``, ``sigma_required``, ``sigma_used``, ``delta_bound``, ``delta_guaranteed``.
+    """
+    seeds = _check_seeds(seeds)
+    overrides = _check_methods(methods, params)
+    if not sizes:
+        raise ConfigError("sizes is empty: give at least one forget-set size (a count or a fraction)")
+    specs = [_size_spec(float(s)) for s in sizes]
+    for spec in specs:
+        parse_forget_spec(spec)
+    if len(set(specs)) != len(specs):
+        raise ConfigError(f"sizes={list(sizes)!r} is not valid: the sizes must be distinct")
+    configs = [(dataclasses.replace(base, forget=spec), s) for s in seeds for spec in specs]
+    cells: list[Cell] = []
+    for config, s in configs:
+        cells.append(Cell(_forget_size_reference_cell, {"base": config, "seed": s},
+                          label=f"seed {s}: {config.forget} retrained"))
+        cells += [Cell(_forget_size_method_cell, {"base": config, "seed": s, "method": m, "params": overrides[m]},
+                       label=f"seed {s}: {config.forget} {m}") for m in methods]
+    with _Scope(executor) as ex:
+        _prepare_all(ex, configs, progress=progress, cancel=cancel)
+        rows = _run_cells(ex, cells, progress=progress, cancel=cancel, phase="runs")
+    return pd.DataFrame(rows)
+
 
 # ----------------------------------------------------------------------------------------------------------------
-# 6. frontier
+# 7. frontier
 # ----------------------------------------------------------------------------------------------------------------
 
 #: ε values of :func:`frontier` by default: log-spaced over three decades around the papers' ε = 1.
 FRONTIER_EPSILONS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
-#: The test-accuracy gap to the retrained model within which a method "stays like retraining" on the frontier: the
-#: verdict's 2 points (:data:`unlearn_core.verdict.THRESHOLDS`); :func:`unlearn_core.verdict.frontier_first_epsilon`.
+#: How far below the retrained model's test accuracy a method may be and still count as "like retraining" on the
+#: frontier: the verdict's 2 points (:data:`unlearn_core.verdict.THRESHOLDS`, one-sided as its "loses accuracy";
+#: :func:`unlearn_core.verdict.frontier_first_epsilon`).
 FRONTIER_POINTS = THRESHOLDS.accuracy_points
 
 
@@ -693,8 +1062,9 @@ def frontier_methods() -> list[str]:
             if cls.family == "certified" and any(p.name == "epsilon" for p in cls.schema)]
 
 
-def _frontier_reference_rows(base: RunConfig, prepared: Prepared, seed: int) -> list[dict[str, Any]]:
+def _frontier_reference_cell(*, base: RunConfig, seed: int, cancel: Any = None) -> dict[str, Any]:
     """The ``original`` and ``retrained`` rows of one seed: the frontier's horizontal reference lines."""
+    prepared = prepare_seed(base, seed, cancel=cancel)
     rows = []
     for ref, model, t in (("original", prepared.original, prepared.timing_s.get("train")),
                           ("retrained", prepared.retrained, prepared.timing_s.get("retrain"))):
@@ -702,14 +1072,15 @@ def _frontier_reference_rows(base: RunConfig, prepared: Prepared, seed: int) -> 
                      **prepared.metrics(model), "dist_to_retrained": param_distance(model, prepared.retrained),
                      "time_s": t, "n_forget": int(prepared.forget_idx.numel()),
                      "n_test": int(prepared.data.y_test.numel())})
-    return rows
+    return {"rows": rows}
 
 
-def _frontier_cell(prepared: Prepared, *, seed: int, method: str, params: Mapping[str, Any],
-                   epsilon: float) -> dict[str, Any]:
-    """One method at one ε on one seed's prepared models: the released model's accuracies and distance, the
-    certificate's status and σ, and the noise-free estimate's accuracies where the method reports them."""
-    result = run_method(prepared, method, {**params, "epsilon": float(epsilon)}, seed=seed)
+def _frontier_cell(*, base: RunConfig, seed: int, method: str, params: Mapping[str, Any], epsilon: float,
+                   cancel: Any = None) -> dict[str, Any]:
+    """One method at one ε on one seed's models: the released model's accuracies and distance, the certificate's
+    status and σ, and the noise-free estimate's accuracies where the method reports them."""
+    prepared = prepare_seed(base, seed, cancel=cancel)
+    result = run_method(prepared, method, {**params, "epsilon": float(epsilon)}, seed=seed, cancel=cancel)
     card = result.card
     row: dict[str, Any] = {"seed": seed, "method": method, "family": card["method"]["family"],
                            **card["models"]["unlearned"],
@@ -721,7 +1092,7 @@ def _frontier_cell(prepared: Prepared, *, seed: int, method: str, params: Mappin
     row["approx_error"] = diag.approx_error
     if diag.noiseless_accuracy is not None:
         row.update({f"acc_{s}_noiseless": getattr(diag.noiseless_accuracy, s) for s in SPLITS})
-    return row
+    return {"rows": [row]}
 
 
 def frontier(
@@ -732,16 +1103,18 @@ def frontier(
     params: Mapping[str, Mapping[str, Any]] | None = None,
     seeds: Sequence[int] = (0,),
     progress: ProgressFn = None,
+    cancel: Any = None,
+    executor: Executor | str | None = None,
 ) -> pd.DataFrame:
     """The privacy–utility frontier: each certified method's released model against ε, on one configuration.
 
     One row per (seed, method, ε) — test / forget / retain accuracy, distance to the retrained model, time, the
     certificate's status, σ used and ε certified — plus the ``original`` and ``retrained`` reference rows of each
     seed (``epsilon`` empty). Every method runs with ``params[method]`` and its ``epsilon`` set to each value; the
-    trained models are shared by every run of a seed. It answers "what does certification cost us?": how much
-    accuracy the noise of each ε takes, and from which ε on a method stays within :data:`FRONTIER_POINTS` of
-    retraining (:func:`unlearn_core.verdict.frontier_first_epsilon`). Beyond both papers, which report single ε
-    values.
+    trained models are shared by every run of a seed. One cell per seed for the references and one per (seed,
+    method, ε). It answers "what does certification cost us?": how much accuracy the noise of each ε takes, and from
+    which ε on a method is at most :data:`FRONTIER_POINTS` below retraining
+    (:func:`unlearn_core.verdict.frontier_first_epsilon`). Beyond both papers, which report single ε values.
     """
     seeds = _check_seeds(seeds)
     methods = list(methods) if methods is not None else frontier_methods()
@@ -756,15 +1129,13 @@ def frontier(
     for name in methods:  # every (method, ε) validated before anything is trained
         for e in epsilons:
             resolve_params(get_unlearner(name).schema, {**overrides[name], "epsilon": e}, method=name)
-    rows: list[dict[str, Any]] = []
-    runs = len(methods) * len(epsilons)
+    cells: list[Cell] = []
     for seed in seeds:
-        _report(progress, stage="prepare", seed=seed)
-        prepared = prepare_seed(base, seed)
-        rows += _frontier_reference_rows(base, prepared, seed)
-        for i, name in enumerate(methods):
-            for j, e in enumerate(epsilons):
-                _report(progress, stage="unlearn", seed=seed, method=name, epsilon=e, run=i * len(epsilons) + j + 1,
-                        runs=runs)
-                rows.append(_frontier_cell(prepared, seed=seed, method=name, params=overrides[name], epsilon=e))
-    return pd.DataFrame(rows)
+        cells.append(Cell(_frontier_reference_cell, {"base": base, "seed": seed}, label=f"seed {seed}: references"))
+        cells += [Cell(_frontier_cell, {"base": base, "seed": seed, "method": name, "params": overrides[name],
+                                        "epsilon": e}, label=f"seed {seed}: {name}, ε = {e:g}")
+                  for name in methods for e in epsilons]
+    with _Scope(executor) as ex:
+        _prepare_all(ex, [(base, s) for s in seeds], progress=progress, cancel=cancel)
+        results = _run_cells(ex, cells, progress=progress, cancel=cancel, phase="runs")
+    return pd.DataFrame([row for r in results for row in r["rows"]])

@@ -53,6 +53,7 @@ STAGE_LABELS = {
     "retrain_step": "retraining at this request",
     "metrics": "computing metrics",
     "prepare": "preparing the models",
+    "cells": "cells done",
 }
 
 #: The stages of one run, in order (:func:`unlearn_core.pipeline.run`, then the metrics): what the total ETA adds up.
@@ -217,6 +218,14 @@ class Job:
         p = self.progress
         stage = p.get("stage")
         parts = [STAGE_LABELS.get(stage, str(stage)) if stage else "starting"]
+        if stage == "cells":  # an experiment's cells (unlearn_core.executors): which one, how many done, ETA
+            parts = [f"{p.get('phase', 'cells')}: {p.get('step', 0)} of {p.get('steps', '?')} done"]
+            if p.get("cell"):
+                parts.append(str(p["cell"]))
+            eta = p.get("eta_s")
+            if isinstance(eta, (int, float)) and eta >= 1:
+                parts.append(f"about {eta:.0f} s left")
+            return " · ".join(parts)
         if stage == "data" and p.get("dataset"):
             parts[0] += f" ({p['dataset']})"
         if p.get("method"):  # experiments: which method, which setting, which run
@@ -519,7 +528,7 @@ def run_task(config: Any, *, key: str, store: Any = None, kind: str = "explore")
 
 
 #: Experiments of :mod:`unlearn_core.experiments` that the dashboard runs in the background.
-EXPERIMENT_KINDS = ("compare", "sequential", "sensitivity", "frontier")
+EXPERIMENT_KINDS = ("compare", "sequential", "sensitivity", "audit", "forget_size", "frontier")
 
 
 def experiment_card(kind: str, base: Any, df: Any, *, seeds: Sequence[int], options: Mapping[str, Any],
@@ -546,16 +555,18 @@ def experiment_task(
     key: str,
     store: Any = None,
     label: str = "",
+    executor: Any = None,
     **options: Any,
 ) -> WorkerFn:
     """A worker for ``unlearn_core.experiments.<kind>(base, seeds=seeds, **options)`` (Compare, Sequential,
     Sensitivity pages): several seeds, tidy DataFrame out, the same code path as the CLI's ``experiment``.
 
-    Why the models are prepared here first: the experiment functions train (or load) each seed's original and
-    retrained models without a progress or cancel hook, so the worker calls :func:`unlearn_core.pipeline.prepare`
-    for every seed beforehand — with the live loss chart and Cancel — and the experiment then finds them in the
-    disk cache. Between runs the experiment's own progress records are forwarded, and a pending cancel raises
-    :class:`~unlearn_core.progress.Cancelled` at the next one.
+    Why the models are prepared here first (serial executor): the experiment's prepare cells report no training
+    progress, so the worker calls :func:`unlearn_core.pipeline.prepare` for every seed beforehand — with the live
+    loss chart — and the experiment then finds them in the disk cache. With a parallel executor
+    (``executor``, e.g. :func:`unlearn_core.executors.executor_from_env`) the experiment's own prepare cells train
+    the seeds in parallel instead. The experiment's cell progress (cells done / total, ETA) is forwarded, and the
+    cancel event reaches the running cells.
 
     Returns ``{"kind", "table" (DataFrame), "card" (JSON, see :func:`experiment_card`), "run_id"}``.
     """
@@ -569,7 +580,8 @@ def experiment_task(
         from unlearn_core import experiments
         from unlearn_core.pipeline import prepare
 
-        for seed in seeds:
+        serial = executor is None or getattr(executor, "name", "serial") == "serial"
+        for seed in seeds if serial and kind != "forget_size" else ():  # forget_size prepares one model per size
             if cancel.is_set():
                 raise Cancelled("cancelled")
             prepare(dataclasses.replace(base, seed=seed, compute_retrained=True), progress=progress, cancel=cancel)
@@ -582,7 +594,8 @@ def experiment_task(
                 record.update(step=record["run"] - 1, steps=record["runs"])  # drives the progress bar
             progress(record)
 
-        df = getattr(experiments, kind)(base, seeds=seeds, progress=forward, **options)
+        df = getattr(experiments, kind)(base, seeds=seeds, progress=forward, cancel=cancel, executor=executor,
+                                        **options)
         card = experiment_card(kind, base, df, seeds=seeds, options=options, label=label or kind)
         run_id = store.save(card, config_hash=key, kind=kind, label=label or kind) if store is not None else None
         return {"kind": kind, "table": df, "card": card, "run_id": run_id}

@@ -503,14 +503,17 @@ def mia_report(result: Any, *, seed: int = 0, max_per_class: int = 1000, folds: 
 
 
 def clopper_pearson(k: int, n: int, *, alpha: float = 0.05) -> tuple[float, float]:
-    """Two-sided exact (Clopper–Pearson) 1 − α confidence interval for a binomial proportion k/n."""
-    from scipy.stats import beta
+    """Two-sided exact (Clopper–Pearson) 1 − α confidence interval for a binomial proportion k/n.
+
+    Computed by ``scipy.stats.binomtest(k, n).proportion_ci(1 − α, method="exact")`` (tested against the
+    beta-quantile form ``[B(α/2; k, n−k+1), B(1−α/2; k+1, n−k)]``).
+    """
+    from scipy.stats import binomtest
 
     if n <= 0 or not 0 <= k <= n:
         raise ConfigError(f"clopper_pearson needs 0 ≤ k ≤ n and n > 0; got k={k}, n={n}")
-    lo = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
-    return lo, hi
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=1.0 - alpha, method="exact")
+    return float(ci.low), float(ci.high)
 
 
 def epsilon_lower_bound(*, fpr: float, fnr: float, delta: float) -> float:
@@ -533,3 +536,274 @@ def epsilon_lower_bound(*, fpr: float, fnr: float, delta: float) -> float:
             continue
         vals.append(math.inf if b <= 0 else math.log(num / b))
     return max(vals)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Distinguishing tests between two sets of models (the audit, per-example ε, LiRA)
+# ----------------------------------------------------------------------------------------------------------------
+
+#: Sides of a one-sided threshold test: "A" when the score is above (+1) or at/below (−1) the threshold.
+SIDES = (1, -1)
+
+
+def _threshold_counts(a: np.ndarray, b: np.ndarray, thresholds: np.ndarray, side: int) -> tuple[np.ndarray, ...]:
+    """(false positives, false negatives) of the test "call A when side·(s − t) > 0" at every threshold t.
+
+    A false positive is a B sample called A; a false negative an A sample called B. Side −1 calls A when s ≤ t.
+    """
+    a_sorted, b_sorted = np.sort(a), np.sort(b)
+    a_le = np.searchsorted(a_sorted, thresholds, side="right")  # #(A ≤ t)
+    b_le = np.searchsorted(b_sorted, thresholds, side="right")  # #(B ≤ t)
+    if side == 1:
+        return len(b) - b_le, a_le  # B > t called A; A ≤ t called B
+    return b_le, len(a) - a_le  # B ≤ t called A; A > t called B
+
+
+def _candidate_thresholds(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One threshold per distinct decision: −∞ (everything on one side), the midpoints between consecutive finite
+    observed values, and the largest finite and overall values (midpoints keep a chosen threshold away from the
+    samples it was chosen on)."""
+    values = np.unique(np.concatenate([a, b]))
+    finite = values[np.isfinite(values)]
+    mids = 0.5 * (finite[:-1] + finite[1:]) if finite.size > 1 else finite[:0]
+    return np.unique(np.concatenate([[-np.inf], mids, finite[-1:], values[-1:]]))
+
+
+def _finite(scores: ArrayLike) -> np.ndarray:
+    """Scores as float64 with NaN mapped to +∞ (a diverged model's loss): still ordered, still countable."""
+    out = _np(scores).astype(np.float64).reshape(-1)
+    return np.where(np.isnan(out), np.inf, out)
+
+
+def distinguishing_test(
+    select_a: ArrayLike,
+    select_b: ArrayLike,
+    eval_a: ArrayLike,
+    eval_b: ArrayLike,
+    *,
+    delta: float,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    r"""An empirical lower bound on ε from two samples of a scalar statistic (A = unlearned, B = reference).
+
+    The one-sided threshold test and its side are chosen on the *selection* samples to maximise the bound there;
+    its false-positive and false-negative counts are then taken on the held-out *evaluation* samples, so the
+    choice cannot inflate the reported bound. Clopper–Pearson upper limits (:func:`clopper_pearson`, confidence
+    1 − α each) of both rates go through :func:`epsilon_lower_bound`: if A and B are (ε, δ)-indistinguishable,
+    ``epsilon_lower`` exceeds ε with probability at most about α. ``epsilon_lower_cap`` is the largest value these
+    evaluation sizes can show at all (a test without a single error).
+
+    Returns ``threshold``, ``side``, ``fpr``, ``fnr`` (held-out point estimates), ``fpr_hi``, ``fnr_hi``,
+    ``n_eval_a``, ``n_eval_b``, ``epsilon_selection`` and ``accuracy_selection`` (the bound and the balanced
+    accuracy on the selection half, for choosing between statistics without looking at the evaluation half),
+    ``epsilon_lower`` and ``epsilon_lower_cap``.
+    """
+    sa, sb, ea, eb = (_finite(v) for v in (select_a, select_b, eval_a, eval_b))
+    if min(len(sa), len(sb), len(ea), len(eb)) < 1:
+        raise ConfigError("a distinguishing test needs at least one selection and one evaluation sample per arm")
+    na, nb = len(sa), len(sb)
+    up_a, up_b = _cp_upper_all(na, alpha), _cp_upper_all(nb, alpha)
+    thresholds = _candidate_thresholds(sa, sb)
+    best: tuple[float, float, float, int] = (-1.0, -1.0, -np.inf, 1)
+    for side in SIDES:
+        fp, fn = _threshold_counts(sa, sb, thresholds, side)
+        eps = _epsilon_lower_bounds(up_b[fp], up_a[fn], delta)
+        # Ties (all zero when the arms look alike) go to the most accurate threshold.
+        acc = 1.0 - 0.5 * (fp / nb + fn / na)
+        top = np.flatnonzero((eps == eps.max()) & (acc == acc[eps == eps.max()].max()))
+        i = int(top[len(top) // 2])  # the middle of a plateau of equally good thresholds
+        if (eps[i], acc[i]) > best[:2]:
+            best = (float(eps[i]), float(acc[i]), float(thresholds[i]), side)
+    eps_sel, acc_sel, t, side = best
+    fp, fn = (int(c[0]) for c in _threshold_counts(ea, eb, np.array([t]), side))
+    n_ea, n_eb = len(ea), len(eb)
+    fpr_hi, fnr_hi = clopper_pearson(fp, n_eb, alpha=alpha)[1], clopper_pearson(fn, n_ea, alpha=alpha)[1]
+    cap = epsilon_lower_bound(fpr=clopper_pearson(0, n_eb, alpha=alpha)[1],
+                              fnr=clopper_pearson(0, n_ea, alpha=alpha)[1], delta=delta)
+    return {
+        "threshold": t, "side": side, "fpr": fp / n_eb, "fnr": fn / n_ea, "fpr_hi": fpr_hi, "fnr_hi": fnr_hi,
+        "n_eval_a": n_ea, "n_eval_b": n_eb, "epsilon_selection": eps_sel, "accuracy_selection": acc_sel,
+        "epsilon_lower": epsilon_lower_bound(fpr=fpr_hi, fnr=fnr_hi, delta=delta), "epsilon_lower_cap": cap,
+    }
+
+
+def _cp_upper_all(n: int, alpha: float) -> np.ndarray:
+    """Clopper–Pearson upper limits for k = 0…n at once (the beta-quantile form of :func:`clopper_pearson`)."""
+    from scipy.stats import beta
+
+    k = np.arange(n + 1)
+    out = np.ones(n + 1)
+    out[:-1] = beta.ppf(1 - alpha / 2, k[:-1] + 1, n - k[:-1])
+    return out
+
+
+def _epsilon_lower_bounds(fpr: np.ndarray, fnr: np.ndarray, delta: float) -> np.ndarray:
+    """:func:`epsilon_lower_bound` over arrays of (FPR, FNR) upper limits."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e1 = np.where(1 - delta - fpr > 0, np.log(np.maximum(1 - delta - fpr, 1e-300)) - np.log(fnr), -np.inf)
+        e2 = np.where(1 - delta - fnr > 0, np.log(np.maximum(1 - delta - fnr, 1e-300)) - np.log(fpr), -np.inf)
+    return np.maximum(0.0, np.maximum(e1, e2))
+
+
+def _pair_epsilon(fpr: np.ndarray, fnr: np.ndarray, delta: float) -> float:
+    """max over tests of ε(FPR, FNR) with Triantafillou et al.'s conventions (see :func:`per_example_epsilon`)."""
+    both_zero = (fpr == 0) & (fnr == 0)
+    if both_zero.any():
+        return math.inf
+    keep = (fpr > 0) & (fnr > 0)
+    if not keep.any():
+        return 0.0
+    f, n = fpr[keep], fnr[keep]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e1 = np.log(1.0 - delta - f) - np.log(n)
+        e2 = np.log(1.0 - delta - n) - np.log(f)
+    values = np.concatenate([e1, e2])
+    values = values[np.isfinite(values)]
+    return float(max(0.0, values.max())) if values.size else 0.0
+
+
+def per_example_epsilon(
+    scores_unlearned: ArrayLike,
+    scores_retrained: ArrayLike,
+    *,
+    delta: float = 0.01,
+) -> np.ndarray:
+    r"""Per-example ε of Triantafillou et al. (NeurIPS 2023 unlearning challenge), one value per forget example.
+
+    Triantafillou, Kairouz, Pedregosa, Hayes et al., "Are we making progress in unlearning? Findings from the
+    first NeurIPS unlearning competition" (arXiv 2406.09073, §3): for every forget example x, each of K unlearned
+    and K retrained models gives one scalar (here: a column of ``scores_*``, shape ``(K, n)``, e.g. the
+    example's loss); a family of attacks tries to tell the two sets of K numbers apart, and each attack's
+    false-positive / false-negative rates give
+
+    .. math:: \hat\varepsilon(x) = \max_{\text{attacks}}\ \max\Big(\ln\frac{1-\delta-\mathrm{FPR}}{\mathrm{FNR}},
+              \ \ln\frac{1-\delta-\mathrm{FNR}}{\mathrm{FPR}}\Big),
+
+    floored at 0. The attacks here are every one-sided threshold on the scalar, in both directions (the
+    competition also fits a logistic regression on the scalar, itself a threshold rule). Their conventions are
+    kept: an attack with FPR = FNR = 0 separates the samples perfectly (ε̂ = ∞); an attack with exactly one zero
+    rate is discarded (with K samples a zero rate says little); the competition used δ = 0.01.
+
+    This is an *estimate* from point rates, maximised over many thresholds, not a confidence bound: with few
+    models it is biased upwards. For a bound with a stated confidence use :func:`distinguishing_test`.
+    """
+    u = _np(scores_unlearned)
+    r = _np(scores_retrained)
+    if u.ndim != 2 or r.ndim != 2 or u.shape[1] != r.shape[1]:
+        raise ConfigError(f"per-example ε needs (K, n) score arrays with the same n; got {u.shape} and {r.shape}")
+    if u.shape[0] < 1 or r.shape[0] < 1:
+        raise ConfigError("per-example ε needs at least one model in each set")
+    out = np.empty(u.shape[1])
+    for j in range(u.shape[1]):
+        a, b = _finite(u[:, j]), _finite(r[:, j])
+        thresholds = _candidate_thresholds(a, b)
+        fprs, fnrs = [], []
+        for side in SIDES:
+            fp, fn = _threshold_counts(a, b, thresholds, side)
+            fprs.append(fp / len(b))
+            fnrs.append(fn / len(a))
+        out[j] = _pair_epsilon(np.concatenate(fprs), np.concatenate(fnrs), delta)
+    return out
+
+
+def forgetting_quality(epsilons: ArrayLike, *, bin_width: float = 0.5, bins: int = 13) -> float:
+    r"""Triantafillou et al.'s aggregate of per-example ε: the mean of :math:`H(\varepsilon) = 2 / 2^{b(\varepsilon)}`.
+
+    :math:`b(\varepsilon)` is the 1-based bin of ε among bins of width 0.5 starting at 0, the last one open
+    (ε ≥ 6, and ε = ∞, land in bin 13): ε < 0.5 scores 1, [0.5, 1) scores ½, [1, 1.5) ¼, … So the value is in
+    (0, 1], higher is better, and 1 means every example has ε̂ < 0.5 (arXiv 2406.09073, §3).
+    """
+    eps = _np(epsilons).reshape(-1)
+    if eps.size == 0:
+        raise ConfigError("forgetting quality needs at least one per-example ε")
+    edges = np.arange(int(bins)) * float(bin_width)
+    index = np.digitize(np.where(np.isnan(eps), np.inf, eps), edges)
+    return float(np.mean(2.0 / 2.0 ** index))
+
+
+def logit_confidence(logits: ArrayLike, labels: ArrayLike) -> np.ndarray:
+    r"""LiRA's per-example statistic :math:`\phi = \ln\frac{p_y}{1-p_y} = z_y - \log\sum_{j\ne y} e^{z_j}`.
+
+    Carlini et al. (2022, "Membership inference attacks from first principles", §IV-B) logit-scale the
+    true-class confidence so that its distribution over models is close to Gaussian; computed from the logits
+    directly, it stays finite where ``p_y`` rounds to 1.
+    """
+    z = _np(logits)
+    y = _np(labels).astype(int)
+    rows = np.arange(len(y))
+    true = z[rows, y]
+    others = z.copy()
+    others[rows, y] = -np.inf
+    m = others.max(axis=1, keepdims=True)
+    lse = (m[:, 0] + np.log(np.exp(others - m).sum(axis=1)))
+    out = true - lse
+    return np.where(np.isfinite(out), out, np.where(np.isnan(out), 0.0, np.sign(out) * 1e6))
+
+
+def lira_offline_scores(
+    target: ArrayLike,
+    references: ArrayLike,
+    *,
+    global_variance: bool | None = None,
+) -> np.ndarray:
+    r"""Offline LiRA scores of one target model (Carlini et al. 2022, §IV-C, offline variant).
+
+    ``target`` (n,) is the target model's :func:`logit_confidence` on n examples; ``references`` (K, n) the same
+    statistic of K models that did *not* train on those examples ("OUT" models: here the retrained models).
+    Per example, φ_out ~ N(μ, σ²) is fitted to the references and the score is the standardised
+    :math:`(\phi - \mu)/\sigma`, monotone in the one-sided likelihood ratio Λ = Φ((φ − μ)/σ): high = looks like a
+    member. With fewer than 64 references σ² is one global variance (Carlini et al.'s advice for few shadow
+    models); ``global_variance`` forces either choice.
+    """
+    t = _np(target).reshape(-1)
+    refs = _np(references)
+    if refs.ndim != 2 or refs.shape[1] != t.shape[0]:
+        raise ConfigError(f"LiRA needs references of shape (K, {t.shape[0]}); got {refs.shape}")
+    k = refs.shape[0]
+    if k < 2:
+        raise ConfigError(f"LiRA needs at least 2 reference models; got {k}")
+    mu = refs.mean(axis=0)
+    var = refs.var(axis=0, ddof=1)
+    if global_variance if global_variance is not None else k < 64:
+        var = np.full_like(var, var.mean())
+    return (t - mu) / np.sqrt(var + 1e-12)
+
+
+def lira_mia(
+    target_members: ArrayLike,
+    target_nonmembers: ArrayLike,
+    ref_members: ArrayLike,
+    ref_nonmembers: ArrayLike,
+    *,
+    global_variance: bool | None = None,
+) -> dict[str, float]:
+    """Offline LiRA as a membership attack on one target model: ROC-AUC and TPR at 1 % FPR.
+
+    Members (label 1) are the forget-set examples the original model trained on, non-members (label 0) held-out
+    test examples; every reference model is OUT for both (retrained models never saw the forget set). Nothing is
+    fitted on the target's scores, so the AUC needs no cross-validation. A model that forgot scores the forget
+    set like unseen data: its AUC sits at the retrained model's value (near 0.5 for a random forget set).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    refs = np.concatenate([_np(ref_members), _np(ref_nonmembers)], axis=1)
+    target = np.concatenate([_np(target_members).reshape(-1), _np(target_nonmembers).reshape(-1)])
+    scores = lira_offline_scores(target, refs, global_variance=global_variance)
+    labels = np.concatenate([np.ones(_np(target_members).size, dtype=int),
+                             np.zeros(_np(target_nonmembers).size, dtype=int)])
+    return {"auc": float(roc_auc_score(labels, scores)), "tpr_at_1fpr": tpr_at_fpr(labels, scores, fpr=0.01)}
+
+
+@torch.no_grad()
+def example_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per-example cross-entropy loss and :func:`logit_confidence` of ``model`` on (x, y), as float64 arrays.
+
+    What the per-example ε and LiRA need from each model; a diverged model's non-finite values are kept as
+    ordered extremes (loss +∞, φ ±1e6) so the tests still count them.
+    """
+    from unlearn_core.evaluation import predict_logits
+
+    logits = predict_logits(model, x).double()
+    loss = torch.nn.functional.cross_entropy(logits, y, reduction="none").cpu().numpy()
+    loss = np.where(np.isnan(loss), np.inf, loss)
+    return {"loss": loss, "phi": logit_confidence(logits.cpu().numpy(), y.cpu().numpy())}

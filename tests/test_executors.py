@@ -1,0 +1,237 @@
+"""Executors: the same cells give the same DataFrame on every executor, cancellation reaches running cells, and
+the CLI / dashboard settings are validated before any work.
+
+Identity is exact (``assert_frame_equal``) on every column but wall time: the cells are the same functions of the
+same seeds, torch runs one thread in every cell (``threads_per_cell=1``), and all executors share one model cache.
+Ray tests start one local Ray (2 CPUs) for the module and shut it down afterwards; without the optional extra they
+are skipped — except under ``CI=true``, where CI installs it (``requirements-cluster.txt``) and they must run.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import threading
+import time
+
+import pandas as pd
+import pytest
+from skips import skip_or_fail
+
+from unlearn_core import experiments as ex
+from unlearn_core.errors import ConfigError
+from unlearn_core.executors import (
+    FileFlag,
+    ProcessExecutor,
+    SerialExecutor,
+    executor_from_env,
+    get_executor,
+)
+from unlearn_core.pipeline import RunConfig
+from unlearn_core.progress import Cancelled
+from unlearn_core.training import TrainConfig
+
+BASE = RunConfig(dataset="synthetic", model="mlp", hidden=(8,), forget="random:40", train=TrainConfig(epochs=3),
+                 device="cpu")
+#: Retraining this for 10,000 epochs (≈ 120,000 steps, minutes): the running cell cancellation must interrupt.
+SLOW = RunConfig(dataset="digits", model="mlp", hidden=(128, 128), forget="random:40", train=TrainConfig(epochs=1),
+                 device="cpu")
+SLOW_EPOCHS = 10_000
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    cols = [c for c in a.columns if c not in ex.TIMING_COLUMNS]
+    assert list(a.columns) == list(b.columns)
+    pd.testing.assert_frame_equal(a[cols], b[cols], check_exact=True)
+
+
+def _compare(executor) -> pd.DataFrame:
+    return ex.compare(BASE, ["retrain", "finetune"], params={"finetune": {"epochs": 1}}, seeds=[0, 1, 2],
+                      relearn_max_steps=20, executor=executor)
+
+
+def _audit(executor) -> pd.DataFrame:
+    return ex.audit(BASE, methods=["output_perturbation"], params={"output_perturbation": {"finetune_epochs": 1}},
+                    sigma_factors=[1.0, 1e-6], runs=12, runs_per_cell=4, executor=executor)
+
+
+@pytest.fixture(scope="module")
+def processes():
+    return ProcessExecutor(workers=2, threads_per_cell=1)
+
+
+def test_serial_and_processes_give_identical_dataframes(processes) -> None:
+    serial = SerialExecutor(threads_per_cell=1)
+    records = []
+    a = _compare(serial)
+    b = ex.compare(BASE, ["retrain", "finetune"], params={"finetune": {"epochs": 1}}, seeds=[0, 1, 2],
+                   relearn_max_steps=20, executor=processes, progress=records.append)
+    _same(a, b)
+    assert list(a["method"]) == ["original", "retrained", "retrain", "finetune"] * 3  # the serial loop's order
+    assert {"mia_lira_auc", "pe_epsilon_median", "forgetting_quality"} <= set(a.columns)  # cross-seed metrics
+    # progress: cells done / total with an ETA, for the prepare phase (3 seeds) and the runs (3 × 3 cells)
+    runs = [r for r in records if r["phase"] == "runs"]
+    assert [r["step"] for r in runs] == list(range(10)) and {r["steps"] for r in runs} == {9}
+    assert runs[-1]["eta_s"] == 0 and runs[-1]["cells_per_s"] > 0
+    assert [r["step"] for r in records if r["phase"] == "prepare"] == [0, 1, 2, 3]
+    _same(_audit(serial), _audit(processes))
+
+
+def test_cancellation_reaches_a_running_cell(processes) -> None:
+    """A cell training a large model for minutes stops within seconds of the cancel, on both local executors."""
+    for executor in (SerialExecutor(threads_per_cell=1), processes):
+        cancel = threading.Event()
+        started = threading.Event()
+
+        def progress(info, _started=started):
+            if info["phase"] == "runs":
+                _started.set()
+
+        box: dict = {}
+
+        def work(_executor=executor, _cancel=cancel, _progress=progress, _box=box):
+            try:
+                ex.budget(SLOW, methods=["retrain"], budgets=[SLOW_EPOCHS], executor=_executor, cancel=_cancel,
+                          progress=_progress)
+            except BaseException as exc:
+                _box["error"] = exc
+            _box["end"] = time.perf_counter()
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        assert started.wait(120), "the run phase did not start"
+        time.sleep(1.0)  # the cell is now inside its training loop
+        tic = time.perf_counter()
+        cancel.set()
+        thread.join(60)
+        assert not thread.is_alive()
+        assert isinstance(box.get("error"), Cancelled), box
+        assert box["end"] - tic < 20.0
+    # the workers are free again: a small map runs at once
+    tic = time.perf_counter()
+    assert ex.budget(BASE, methods=["finetune"], budgets=[0], executor=processes)["budget_epochs"].tolist() == [0, 0]
+    assert time.perf_counter() - tic < 60.0
+
+
+def test_a_failing_cell_raises_its_own_error_in_the_driver(processes) -> None:
+    with pytest.raises(ConfigError, match="lr·lam"):
+        ex.budget(BASE, methods=["noisy_finetune"], budgets=[0], params={"noisy_finetune": {"lam": 200.0}},
+                  executor=processes)
+
+
+def test_executor_settings_are_validated() -> None:
+    assert isinstance(get_executor("serial"), SerialExecutor)
+    assert get_executor("processes", workers=2).describe().startswith("processes (2 workers")
+    for kwargs, match in (({"name": "dask"}, "executor 'dask' is not valid"),
+                          ({"name": "processes", "workers": 0}, "workers=0"),
+                          ({"name": "processes", "gpus_per_cell": 0.5}, "needs executor 'ray'"),
+                          ({"name": "serial", "address": "ray://h:10001"}, "needs executor 'ray'"),
+                          ({"name": "ray", "gpus_per_cell": -1.0}, "gpus_per_cell")):
+        with pytest.raises(ConfigError, match=match):
+            get_executor(**kwargs)
+    assert executor_from_env({}) is None
+    env = executor_from_env({"UNLEARN_EXECUTOR": "processes", "UNLEARN_WORKERS": "3"})
+    assert isinstance(env, ProcessExecutor) and env.workers == 3
+    ray = executor_from_env({"UNLEARN_EXECUTOR": "ray", "UNLEARN_RAY_ADDRESS": "ray://head:10001",
+                             "UNLEARN_GPUS_PER_CELL": "0.25"})
+    assert ray.describe() == "ray (cluster ray://head:10001, 1 CPU per cell, 0.25 GPU per cell)"
+    with pytest.raises(ConfigError, match="UNLEARN_WORKERS"):
+        executor_from_env({"UNLEARN_EXECUTOR": "processes", "UNLEARN_WORKERS": "two"})
+
+
+def test_ray_without_the_extra_is_a_one_line_error(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the cluster extra were not installed
+    with pytest.raises(ConfigError, match=r"needs the optional cluster extra: pip install -r requirements-cluster"):
+        ex.budget(BASE, methods=["finetune"], budgets=[0], executor=get_executor("ray"))
+
+
+def test_file_flag_crosses_processes_as_a_path(tmp_path) -> None:
+    flag = FileFlag(tmp_path / "cancel")
+    copy = pickle.loads(pickle.dumps(flag))
+    assert not copy.is_set()
+    flag.set()
+    assert copy.is_set() and (tmp_path / "cancel").exists()
+
+
+def test_cli_executor_flags(tmp_path, capsys) -> None:
+    from unlearn_core.cli import main
+
+    common = ["--dataset", "synthetic", "--hidden", "8", "--epochs", "3", "--forget", "random:40", "--device", "cpu",
+              "--methods", "finetune", "--budgets", "0,1", "--seeds", "0,1", "--quiet"]
+    assert main(["experiment", "budget", *common, "--out", str(tmp_path / "s"), "--threads-per-cell", "1"]) == 0
+    assert main(["experiment", "budget", *common, "--out", str(tmp_path / "p"), "--executor", "processes",
+                 "--workers", "2"]) == 0
+    serial, parallel = (pd.read_csv(tmp_path / d / "budget.csv") for d in ("s", "p"))
+    _same(serial, parallel)
+    capsys.readouterr()
+    for flags, message in ((["--executor", "nope"], "error: executor 'nope' is not valid"),
+                           (["--executor", "processes", "--gpus-per-cell", "0.5"], "needs executor 'ray'"),
+                           (["--address", "ray://head:10001"], "needs executor 'ray'")):
+        assert main(["experiment", "budget", *common, "--out", str(tmp_path / "x"), *flags]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err
+    assert not (tmp_path / "x").exists()  # nothing written
+
+
+def test_cli_audit_and_forget_size(tmp_path, capsys) -> None:
+    from unlearn_core.cli import main
+
+    common = ["--dataset", "synthetic", "--hidden", "8", "--epochs", "3", "--forget", "random:40", "--device", "cpu",
+              "--out", str(tmp_path)]
+    assert main(["experiment", "audit", *common, "--methods", "output_perturbation", "--runs", "24",
+                 "--sigma-factors", "1,1e-10", "--set", "output_perturbation.finetune_epochs=0",
+                 "--executor", "processes", "--workers", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "executor: processes (2 workers" in err and "runs: 12/12 cells" in err  # 2 σ × 2 arms × 3 cells of ≤ 10 runs
+    rows = pd.read_csv(tmp_path / "audit.csv")
+    assert list(rows["sigma_factor"]) == [1.0, 1e-10] and list(rows["refutes_claim"]) == [False, True]
+    payload = json.loads((tmp_path / "audit.json").read_text())
+    assert payload["methods"] == ["output_perturbation"] and payload["runs"] == 24
+    assert main(["experiment", "forget-size", *common, "--methods", "finetune", "--sizes", "10,20",
+                 "--set", "finetune.epochs=1", "--quiet"]) == 0
+    sweep = pd.read_csv(tmp_path / "forget_size.csv")
+    assert list(sweep["n_forget"]) == [10, 10, 20, 20] and list(sweep["method"]) == ["retrained", "finetune"] * 2
+    assert main(["experiment", "audit", *common, "--methods", "finetune", "--quiet"]) == 2
+    assert "cannot be audited" in capsys.readouterr().err
+
+
+# -- Ray (the optional cluster extra): one local Ray for the module -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    try:
+        import ray
+    except ImportError:
+        skip_or_fail("ray is not installed (pip install -r requirements-cluster.txt)")
+    executor = get_executor("ray", workers=2)
+    yield executor
+    executor.close()
+    assert not ray.is_initialized()
+
+
+def test_ray_local_gives_the_serial_dataframe_and_cancels(local_ray) -> None:
+    serial = SerialExecutor(threads_per_cell=1)
+    _same(_compare(serial), _compare(local_ray))
+    assert local_ray.start_s is not None and local_ray.describe() == "ray (local Ray, 1 CPU per cell)"
+    cancel = threading.Event()
+    started = threading.Event()
+    box: dict = {}
+
+    def work():
+        try:
+            ex.budget(SLOW, methods=["retrain"], budgets=[SLOW_EPOCHS], executor=local_ray, cancel=cancel,
+                      progress=lambda info: info["phase"] == "runs" and started.set())
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    assert started.wait(120)
+    time.sleep(1.0)
+    tic = time.perf_counter()
+    cancel.set()
+    thread.join(60)
+    assert isinstance(box.get("error"), Cancelled) and time.perf_counter() - tic < 30.0
