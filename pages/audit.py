@@ -39,8 +39,8 @@ if not methods:
 if f"{PREFIX}.methods" not in st.session_state:
     st.session_state[f"{PREFIX}.methods"] = list(methods)
 for m in methods:
-    quick = ui_state.quick_params(m)
-    if quick:  # the method's fast demo settings (certified Newton's finite-Δ LiSSA settings on digits)
+    quick = ui_state.quick_params(m)  # the method's own fast demo settings (Unlearner.demo_params)
+    if quick:
         ui.seed_params_once(PREFIX, m, quick)
 
 with st.form(f"{PREFIX}.form", enter_to_submit=False):

@@ -35,6 +35,12 @@ def _fresh_app(tmp_path, monkeypatch):
     st.cache_data.clear()
 
 
+def _errors(at: AppTest) -> list[str]:
+    """The page's error boxes that report a failure: a destroyed model's verdict is drawn red (st.error) too, and
+    is a result, not a failure."""
+    return [e.value for e in at.error if "**Like retraining?**" not in e.value]
+
+
 def _app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
@@ -58,7 +64,7 @@ def test_every_page_loads(page):
     at = _app()
     at.switch_page(page).run()
     assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
+    assert not _errors(at), _errors(at)
     assert at.title, "each page has a title"
 
 
@@ -158,7 +164,7 @@ def test_quick_demo_shows_a_method_that_works():
     assert ss["explore.fclasses"] == [3] and ss["explore.method"] == ui_state.preset(ui_state.QUICK_DEMO).method
     at.button(key="FormSubmitter:explore.form-Run").click().run()
     _poll(at, lambda a: any(s.value.startswith("Results") for s in a.subheader))
-    assert not at.error, [e.value for e in at.error]
+    assert not _errors(at), _errors(at)
     tone, text = _verdict(at)
     assert tone == "success" and text.startswith("**Works: behaves like retraining"), text
     assert "**Certified?** Yes — certified at ε = 1" in text and "**Cost?** Unlearning" in text
@@ -175,7 +181,7 @@ def test_quick_demo_shows_a_method_that_works():
     assert any("Reused the finished run" in i.value for i in at.info)
     assert _verdict(at)[0] == "success"
     at.switch_page("pages/runs.py").run()
-    assert not at.exception and not at.error
+    assert not at.exception and not _errors(at)
     runs_table = at.dataframe[0].value
     # key columns first: what ran, λ/ε/δ, the verdict, the test accuracy gap, the time
     assert list(runs_table.columns[:12]) == ["select", "method", "dataset", "model", "forget", "λ", "ε", "δ",
@@ -186,7 +192,7 @@ def test_quick_demo_shows_a_method_that_works():
 
 def test_certified_and_useful_preset_is_certified_within_two_points_of_retraining():
     at = _run_preset(ui_state.CERTIFIED_AND_USEFUL)
-    assert not at.error, [e.value for e in at.error]
+    assert not _errors(at), _errors(at)
     tone, text = _verdict(at)
     assert tone == "success" and text.startswith("**Works:"), text
     table = at.dataframe[0].value
@@ -259,7 +265,7 @@ def test_paper_preset_does_not_forget_and_is_not_certified():
     assert at.session_state["explore.dataset"] == "mnist" and at.session_state["explore.epochs"] == 50
     at.button(key="FormSubmitter:explore.form-Run").click().run()
     _poll(at, lambda a: any(s.value.startswith("Results") for s in a.subheader) or bool(a.error), timeout=1500)
-    assert not at.error, [e.value for e in at.error]
+    assert not _errors(at), _errors(at)
     tone, text = _verdict(at)
     assert tone == "warning" and ("still remembers" in text or "Does not forget" in text), text
     assert "**Certified?** No — λ + λ_min > 0" in text
@@ -362,7 +368,7 @@ def test_reference_code_form_is_shown_as_not_certified():
     assert at.session_state["explore.p.certified_newton.reg_form"] == "official"
     at.button(key="FormSubmitter:explore.form-Run").click().run()
     _poll(at, lambda a: any(s.value.startswith("Results") for s in a.subheader))
-    assert not at.error, [e.value for e in at.error]
+    assert not _errors(at), _errors(at)
     assert not at.success, "nothing may be labelled certified"
     assert any(w.value.startswith("**not certified** — the step is the paper's (local convex term λI) fails")
                for w in at.warning), [w.value for w in at.warning]
@@ -385,7 +391,7 @@ def test_compare_page_runs_an_experiment():
     at.number_input(key="compare.p.finetune.epochs").set_value(2)  # each method runs with its own tab's settings
     at.button(key="FormSubmitter:compare.form-Run comparison").click().run()
     _poll(at, lambda a: any(s.value == "Results" for s in a.subheader))
-    assert not at.error, [e.value for e in at.error]
+    assert not _errors(at), _errors(at)
     table = at.dataframe[0].value
     assert list(table.index) == ["original", "retrained", "finetune", "neggrad"]
     assert table.columns[0] == "verdict" and table.loc["retrained", "verdict"] == "reference"
@@ -407,7 +413,7 @@ def test_compare_page_runs_an_experiment():
     _poll(at, lambda a: any(s.value == "Results" for s in a.subheader))
     assert len(ui.get_store().list()) == 1  # computed and stored again
     at.switch_page("pages/runs.py").run()
-    assert not at.exception and not at.error
+    assert not at.exception and not _errors(at)
     assert len(at.get("plotly_chart")) == 4  # reopened with the experiment's figures
 
 
@@ -419,7 +425,7 @@ def test_compare_page_draws_the_privacy_utility_frontier():
     at.text_input(key="frontier.eps").set_value("1,10")
     at.button(key="FormSubmitter:frontier.form-Run frontier").click().run()
     _poll(at, lambda a: any(s.value == "Frontier" for s in a.subheader))
-    assert not at.error, [e.value for e in at.error]
+    assert not _errors(at), _errors(at)
     assert any(m.value.startswith("- **noisy_finetune**:") for m in at.markdown)
     assert len(at.get("plotly_chart")) == 1
     assert _q(at, "fmethods") == "noisy_finetune" and _q(at, "eps") == "1,10"
@@ -428,7 +434,7 @@ def test_compare_page_draws_the_privacy_utility_frontier():
     (stored,) = ui.get_store().list()
     assert stored.kind == "frontier" and stored.card["experiment"]["options"]["epsilons"] == [1.0, 10.0]
     at.switch_page("pages/runs.py").run()
-    assert not at.exception and not at.error and len(at.get("plotly_chart")) == 1  # reopened with its figure
+    assert not at.exception and not _errors(at) and len(at.get("plotly_chart")) == 1  # reopened with its figure
 
 
 def test_sequential_page_runs_requests():
@@ -443,7 +449,7 @@ def test_sequential_page_runs_requests():
     at.slider(key="sequential.requests").set_value(3)
     at.button(key="FormSubmitter:sequential.form-Run requests").click().run()
     _poll(at, lambda a: any(s.value == "Per request" for s in a.subheader))
-    assert not at.error, [e.value for e in at.error]
+    assert not _errors(at), _errors(at)
     table = at.dataframe[0].value
     assert list(table.index) == [1, 2, 3]
     assert (table["Δ bound"] > 0).all()  # λ = 1 of the quick demo: a finite bound at every request
@@ -460,7 +466,7 @@ def test_sensitivity_page_runs_a_sweep():
     at.slider(key="sensitivity.n").set_value(2)
     at.button(key="FormSubmitter:sensitivity.form-Run sweep").click().run()
     _poll(at, lambda a: any(s.value == "Results" for s in a.subheader))
-    assert not at.error, [e.value for e in at.error]
+    assert not _errors(at), _errors(at)
     table = at.dataframe[0].value
     assert list(table.index) == [1.0, 10.0]
     bounds = table["Δ bound"]
@@ -591,14 +597,14 @@ def test_every_method_runs_from_a_deep_link_and_reopens_on_runs(method):
     assert not at.exception and not at.warning, [w.value for w in at.warning]
     at.button(key="FormSubmitter:explore.form-Run").click().run()
     _poll(at, lambda a: any(s.value.startswith("Results") for s in a.subheader) or bool(a.error))
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not _errors(at), _errors(at)
     _assert_certificate_card_is_honest(at, cls.family)
     from pages import _common as ui
 
     (stored,) = ui.get_store().list()
     assert stored.method == method
     at.switch_page("pages/runs.py").run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not _errors(at), _errors(at)
     assert any(m.label == "σ used" for m in at.metric) == (cls.family == "certified")
     _assert_certificate_card_is_honest(at, cls.family)
 
