@@ -44,7 +44,8 @@ from unlearn_core.pipeline import validate_config
 from unlearn_core.runstore import RunStore, card_row, rows_to_csv
 from unlearn_core.training import CONVEX_GRAD_TOL, OPTIMIZERS
 from unlearn_core.ui_state import UIConfig
-from unlearn_core.unlearners import HyperParam, get_unlearner, list_unlearners
+from unlearn_core.unlearners import HyperParam, get_unlearner, list_unlearners, resolve_params
+from unlearn_core.verdict import Verdict, verdict_from_card
 
 POLL_SECONDS = 0.5
 FAMILY_BADGE = {
@@ -141,15 +142,26 @@ def _placeholder(p: HyperParam) -> float | int:
     return int(value) if p.type is int else float(value)
 
 
+def _three_way(p: HyperParam) -> bool:
+    """A parameter that takes 'auto', 'none' and numbers (e.g. NegGrad's stop_forget_acc): a mode radio plus a
+    number. Every other 'auto' or optional parameter is one number input, left empty for 'auto' / 'none'."""
+    return p.auto and p.optional
+
+
 def _seed_param(prefix: str, method: str, p: HyperParam, value: Any) -> None:
     key = _param_key(prefix, method, p.name)
-    if p.auto or p.optional:
-        special = "auto" if p.auto else "none"
-        is_special = value == "auto" or value is None
-        st.session_state[key + ".mode"] = special if is_special else "value"
-        st.session_state[key] = _placeholder(p) if is_special else (int(value) if p.type is int else float(value))
+
+    def number(v: Any) -> int | float:
+        return int(v) if p.type is int else float(v)
+
+    if _three_way(p):
+        mode = "auto" if value == "auto" else "none" if value is None else "value"
+        st.session_state[key + ".mode"] = mode
+        st.session_state[key] = _placeholder(p) if mode != "value" else number(value)
+    elif p.auto or p.optional:
+        st.session_state[key] = None if value == "auto" or value is None else number(value)
     elif p.type in (int, float):
-        st.session_state[key] = int(value) if p.type is int else float(value)
+        st.session_state[key] = number(value)
     else:
         st.session_state[key] = value
 
@@ -189,14 +201,25 @@ def seed_widgets(prefix: str, cfg: UIConfig) -> None:
 def init_page(prefix: str, *, extra_fields: Mapping[str, Callable[[str], Any]] | None = None) -> dict[str, Any]:
     """First visit of a page in a session: restore the configuration from the URL (deep link).
 
-    Bad parameters become one-line warnings (kept until the next Run) and fall back to defaults. Returns the
-    page-specific extras parsed from the URL (only on the first visit; ``{}`` afterwards).
+    ``?preset=<slug>`` (e.g. ``?preset=quick-demo``, the links on the Learn page) loads a preset first; the other
+    parameters of the URL then override it. Bad parameters become one-line warnings (kept until the next Run) and
+    fall back to defaults. Returns the page-specific extras parsed from the URL (only on the first visit; ``{}``
+    afterwards).
     """
     ss = st.session_state
     extras: dict[str, Any] = {}
     if not ss.get(_k(prefix, "_init")):
+        query = st.query_params.to_dict()
         base = ss.get("shared_config") or UIConfig(method=ui_state.default_method())
-        cfg, extras, warnings = ui_state.from_query(st.query_params.to_dict(), base=base, extra_fields=extra_fields)
+        warnings: list[str] = []
+        if "preset" in query:
+            raw = query.pop("preset")
+            try:
+                base = preset_config(prefix, ui_state.parse_preset(raw[-1] if isinstance(raw, list) else str(raw)))
+            except ConfigError as exc:
+                warnings.append(str(exc))
+        cfg, extras, parsed = ui_state.from_query(query, base=base, extra_fields=extra_fields)
+        warnings += parsed
         seed_widgets(prefix, cfg)
         ss[_k(prefix, "_warnings")] = warnings
         ss[_k(prefix, "_extras")] = extras
@@ -209,33 +232,66 @@ def init_page(prefix: str, *, extra_fields: Mapping[str, Callable[[str], Any]] |
         seed_widgets(prefix, ss.get(_k(prefix, "_cfg")) or ss.get("shared_config")
                      or UIConfig(method=ui_state.default_method()))
     for line in ss.get(_k(prefix, "_warnings"), []):
-        st.warning(line, icon="⚠️")
+        st.warning(line, icon=":material/warning:")
     return ss.get(_k(prefix, "_extras"), {})
 
 
-def apply_preset(prefix: str, name: str) -> None:
-    """Button callback: load a preset into the page's widgets."""
+def seed_once(key: str, value: Any) -> None:
+    """Give widget ``key`` its value before the widget exists (a URL value or a default), unless it has one.
+
+    Widgets seeded this way are created without ``value=``: Streamlit warns when both set a widget's value.
+    """
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def preset_config(prefix: str, name: str) -> UIConfig:
+    """Preset ``name`` as this page uses it.
+
+    Pages with their own method list (Compare, Sequential, Sensitivity) keep their method and take the preset's
+    settings for it (:func:`unlearn_core.ui_state.preset_params`). On Sequential, requests chain from the noiseless
+    estimate: with a certified σ (≈ 10⁶ for certified Newton on an MLP) a noised chain starts request 2 from
+    noise, where LiSSA diverges; the noiseless chain is the method's other documented mode.
+    """
     cfg = ui_state.preset(name)
     method = st.session_state.get(_k(prefix, "method"))
     if prefix != "explore" and method in ui_state.method_names() and method != cfg.method:
-        # Pages with their own method list keep the method; the quick demo's fast settings follow it.
         cfg = dataclasses.replace(cfg, method=method, params=ui_state.preset_params(name, method))
     chains = any(p.name == "chain_from" for p in get_unlearner(cfg.method).schema)
-    if prefix == "sequential" and name == "Quick demo" and chains:
-        # With the certified σ (≈ 10⁶ here) a noised chain starts request 2 from noise, where LiSSA diverges;
-        # the noiseless chain is the method's other documented mode (methods.md §2.5).
+    if prefix == "sequential" and chains:
         cfg = dataclasses.replace(cfg, params={**cfg.params, "chain_from": "noiseless"})
-    seed_widgets(prefix, cfg)
+    return cfg
+
+
+def seed_method_params(prefix: str, method: str, params: Mapping[str, Any]) -> None:
+    """Write ``method``'s hyperparameters (defaults, updated by ``params``) into the page's widgets."""
+    values = resolve_params(get_unlearner(method).schema, dict(params), method=method)
+    for p in get_unlearner(method).schema:
+        _seed_param(prefix, method, p, values[p.name])
+
+
+def apply_preset(prefix: str, name: str) -> None:
+    """Button callback: load a preset into the page's widgets (on Compare: every method's hyperparameters)."""
+    seed_widgets(prefix, preset_config(prefix, name))
+    if prefix == "compare":
+        for method in ui_state.method_names():
+            seed_method_params(prefix, method, ui_state.preset_params(name, method))
     st.session_state[_k(prefix, "_warnings")] = []
+    st.session_state[_k(prefix, "_preset")] = name
 
 
-def presets_sidebar(prefix: str) -> None:
-    """One button per preset, in the sidebar."""
-    with st.sidebar:
-        st.subheader("Presets")
-        for name, text in ui_state.PRESETS.items():
-            st.button(name, key=_k(prefix, f"preset.{name}"), help=text, on_click=apply_preset, args=(prefix, name),
-                      width="stretch")
+#: The quick demo's button icon (Material Symbols: headless Chromium has no emoji font). The other presets have
+#: none, so that all five fit in one row at 1024 px.
+PRESET_ICONS = {ui_state.QUICK_DEMO: ":material/bolt:"}
+
+
+def presets_row(prefix: str) -> None:
+    """One button per preset, in a row at the top of the page (each tells one story; the tooltip says which)."""
+    with st.container(horizontal=True, gap="xsmall", vertical_alignment="center"):
+        st.markdown("**Try:**", width="content")
+        for name, story in ui_state.PRESETS.items():
+            st.button(name, key=_k(prefix, f"preset.{name}"), help=story, on_click=apply_preset, args=(prefix, name),
+                      icon=PRESET_ICONS.get(name), width="content")
 
 
 def _forget_spec_from_widgets(prefix: str) -> str:
@@ -252,25 +308,24 @@ def _forget_spec_from_widgets(prefix: str) -> str:
     return "indices:" + ss[_k(prefix, "findices")].replace(" ", "")
 
 
+FORGET_KINDS = {"random": "random points", "class": "whole classes", "class-fraction": "part of a class",
+                "indices": "given indices"}
+
+
 def config_widgets(prefix: str, *, method: bool = True) -> None:
-    """Dataset, model, forget set and training recipe (outside any form: they trigger no work)."""
+    """The setup: dataset, model, forget set (and the method) in one row; widths, seeds, epochs and the training
+    recipe in a "Details" expander. Outside any form: changing them starts no work."""
     ss = st.session_state
-    col_data, col_forget, col_train = st.columns(3)
-    with col_data:
-        st.selectbox("Dataset", list(DATASETS), key=_k(prefix, "dataset"),
-                     help="\n\n".join(f"**{k}**: {v.description}" for k, v in DATASETS.items()))
-        st.selectbox("Model", list(MODELS), key=_k(prefix, "model"),
-                     help="\n\n".join(f"**{k}**: {v.description}" for k, v in MODELS.items()))
-        if ss[_k(prefix, "model")] == "mlp":
-            st.text_input("Hidden widths", key=_k(prefix, "hidden"), help="MLP hidden layer widths, e.g. 32-32")
-    with col_forget:
-        num_classes = DATASETS[ss[_k(prefix, "dataset")]].num_classes
-        st.selectbox(
-            "Forget set", ["random", "class", "class-fraction", "indices"], key=_k(prefix, "fkind"),
-            format_func={"random": "random points", "class": "whole classes", "class-fraction": "part of a class",
-                         "indices": "given indices"}.get,
-        )
-        kind = ss[_k(prefix, "fkind")]
+    cols = st.columns([1, 1, 1.1, 1.2, 2.2] if method else [1, 1, 1.1, 1.2])
+    cols[0].selectbox("Dataset", list(DATASETS), key=_k(prefix, "dataset"),
+                      help="\n\n".join(f"**{k}**: {v.description}" for k, v in DATASETS.items()))
+    cols[1].selectbox("Model", list(MODELS), key=_k(prefix, "model"),
+                      help="\n\n".join(f"**{k}**: {v.description}" for k, v in MODELS.items()))
+    num_classes = DATASETS[ss[_k(prefix, "dataset")]].num_classes
+    cols[2].selectbox("Forget set", list(FORGET_KINDS), key=_k(prefix, "fkind"), format_func=FORGET_KINDS.get,
+                      help="Which training points are to be forgotten.")
+    kind = ss[_k(prefix, "fkind")]
+    with cols[3]:
         if kind == "random":
             st.number_input("Fraction (< 1) or count (≥ 1)", min_value=0.0001, max_value=1e6, step=0.05,
                             format="%g", key=_k(prefix, "famount"))
@@ -285,112 +340,148 @@ def config_widgets(prefix: str, *, method: bool = True) -> None:
             st.slider("Fraction of the class", 0.01, 0.99, key=_k(prefix, "ffrac"))
         else:
             st.text_input("Indices (comma-separated)", key=_k(prefix, "findices"))
-        st.number_input("Forget-set seed", min_value=0, max_value=limits.MAX_SEED, step=1,
-                        key=_k(prefix, "forget_seed"))
-    with col_train:
-        st.number_input("Epochs", min_value=0, max_value=limits.MAX_EPOCHS, step=1, key=_k(prefix, "epochs"),
-                        help="The same recipe trains the original model and the retrained oracle. Epochs of "
-                             "Adam/SGD; L-BFGS counts iterations instead (Training recipe).")
-        with st.expander("Training recipe"):
-            st.selectbox(
-                "Optimiser", list(OPTIMIZERS), key=_k(prefix, "optimizer"),
-                help="**auto**: full-batch L-BFGS until ‖∇‖ ≤ the tolerance for the convex model (logistic "
-                     f"regression; tolerance {CONVEX_GRAD_TOL:g} unless set below), Adam for the others. **lbfgs**: "
-                     "full-batch L-BFGS with a line search on cross-entropy + (wd/2)‖w‖² — it reaches a minimiser, "
-                     "where one Newton step lands on the retrained model; it ignores the epochs, learning rate and "
-                     "batch size. **adam**, **sgd**: mini-batch, as in the paper.",
-            )
-            st.checkbox("Stop at a gradient tolerance", key=_k(prefix, "use_tol"),
-                        help="Train until ‖∇(L(w, D) + wd/2‖w‖²)‖ ≤ tolerance on the whole training set (checked "
-                             "after every L-BFGS iteration, every Adam/SGD epoch), for the original and the "
-                             "retrained model alike. A retrained model that meets it makes G = tolerance a bound.")
-            st.number_input("Gradient tolerance", min_value=1e-12, max_value=limits.GRAD_TOL_RANGE[1], format="%g",
-                            key=_k(prefix, "grad_tol"))
-            st.number_input("Max L-BFGS iterations", min_value=0, max_value=limits.MAX_LBFGS_ITER, step=50,
-                            key=_k(prefix, "max_iter"), help="The cap of the lbfgs optimiser (Adam/SGD run epochs).")
-            # The bounds are limits.py's, the URL parser's too: a deep-linked value is never clamped silently.
-            st.number_input("Learning rate", min_value=limits.LR_RANGE[0], max_value=limits.LR_RANGE[1], format="%g",
-                            key=_k(prefix, "lr"))
-            st.number_input("Batch size", min_value=1, max_value=limits.MAX_BATCH_SIZE, step=1,
-                            key=_k(prefix, "batch_size"))
-            st.number_input("Weight decay", min_value=0.0, max_value=limits.MAX_WEIGHT_DECAY, format="%g",
-                            key=_k(prefix, "wd"))
-            st.checkbox("Norm constraint ‖w‖ ≤ C", key=_k(prefix, "use_C"),
-                        help="Zhang et al. project onto the C-ball after every step; the certificate assumes it.")
-            st.number_input("C", min_value=limits.NORM_BOUND_RANGE[0], max_value=limits.NORM_BOUND_RANGE[1],
-                            format="%g", key=_k(prefix, "C"))
-            st.number_input("Seed", min_value=0, max_value=limits.MAX_SEED, step=1, key=_k(prefix, "seed"))
-            st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=_k(prefix, "device"))
     if method:
         names = ui_state.method_names()
         if ss.get(_k(prefix, "method")) not in names:
             ss[_k(prefix, "method")] = ui_state.default_method()
         families = {cls.name: cls for cls in list_unlearners()}
-        st.selectbox(
+        cols[4].selectbox(
             "Unlearning method", names, key=_k(prefix, "method"),
             format_func=lambda n: f"{n} — {families[n].family}",
         )
         cls = families[ss[_k(prefix, "method")]]
-        st.caption(f"{FAMILY_BADGE.get(cls.family, cls.family)} {cls.summary} *({cls.paper})*")
+        st.caption(f"{FAMILY_BADGE.get(cls.family, cls.family)} {cls.summary}", help=cls.paper)
+    with st.expander("Details: widths, seeds, epochs, training recipe", icon=":material/tune:"):
+        c1, c2, c3, c4 = st.columns(4)
+        if ss[_k(prefix, "model")] == "mlp":
+            c1.text_input("Hidden widths", key=_k(prefix, "hidden"), help="MLP hidden layer widths, e.g. 32-32")
+        c2.number_input("Epochs", min_value=0, max_value=limits.MAX_EPOCHS, step=1, key=_k(prefix, "epochs"),
+                        help="The same recipe trains the original model and the retrained oracle. Epochs of "
+                             "Adam/SGD; L-BFGS counts iterations instead (Max L-BFGS iterations).")
+        c3.number_input("Forget-set seed", min_value=0, max_value=limits.MAX_SEED, step=1,
+                        key=_k(prefix, "forget_seed"))
+        c4.number_input("Seed", min_value=0, max_value=limits.MAX_SEED, step=1, key=_k(prefix, "seed"),
+                        help="Initialisation, shuffling and the unlearner's own randomness.")
+        st.markdown("**Training recipe** — the same for the original model and the retrained oracle")
+        c1, c2, c3, c4 = st.columns(4)
+        c1.selectbox(
+            "Optimiser", list(OPTIMIZERS), key=_k(prefix, "optimizer"),
+            help="**auto**: full-batch L-BFGS until ‖∇‖ ≤ the tolerance for the convex model (logistic "
+                 f"regression; tolerance {CONVEX_GRAD_TOL:g} unless set below), Adam for the others. **lbfgs**: "
+                 "full-batch L-BFGS with a line search on cross-entropy + (wd/2)‖w‖² — it reaches a minimiser, "
+                 "where one Newton step lands on the retrained model; it ignores the epochs, learning rate and "
+                 "batch size. **adam**, **sgd**: mini-batch, as in the paper.",
+        )
+        c1.number_input("Max L-BFGS iterations", min_value=0, max_value=limits.MAX_LBFGS_ITER, step=50,
+                        key=_k(prefix, "max_iter"), help="The cap of the lbfgs optimiser (Adam/SGD run epochs).")
+        c2.checkbox("Stop at a gradient tolerance", key=_k(prefix, "use_tol"),
+                    help="Train until ‖∇(L(w, D) + wd/2‖w‖²)‖ ≤ tolerance on the whole training set (checked "
+                         "after every L-BFGS iteration, every Adam/SGD epoch), for the original and the "
+                         "retrained model alike. A retrained model that meets it makes G = tolerance a bound.")
+        c2.number_input("Gradient tolerance", min_value=1e-12, max_value=limits.GRAD_TOL_RANGE[1], format="%g",
+                        key=_k(prefix, "grad_tol"))
+        # The bounds are limits.py's, the URL parser's too: a deep-linked value is never clamped silently.
+        c3.number_input("Learning rate", min_value=limits.LR_RANGE[0], max_value=limits.LR_RANGE[1], format="%g",
+                        key=_k(prefix, "lr"))
+        c3.number_input("Batch size", min_value=1, max_value=limits.MAX_BATCH_SIZE, step=1,
+                        key=_k(prefix, "batch_size"))
+        c4.number_input("Weight decay", min_value=0.0, max_value=limits.MAX_WEIGHT_DECAY, format="%g",
+                        key=_k(prefix, "wd"))
+        c4.checkbox("Project onto ‖w‖ ≤ C while training", key=_k(prefix, "use_C"),
+                    help="Zhang et al. project onto the C-ball after every step; the certificate assumes it.")
+        c4.number_input("Training norm bound C", min_value=limits.NORM_BOUND_RANGE[0],
+                        max_value=limits.NORM_BOUND_RANGE[1], format="%g", key=_k(prefix, "C"),
+                        help="The radius of the training projection (not the method's own C, which is the radius "
+                             "the bound assumes; the certificate checks that the two agree).")
+        c1.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=_k(prefix, "device"))
 
 
-def param_widgets(prefix: str, method: str, *, skip: tuple[str, ...] = ()) -> None:
-    """The method's hyperparameters as widgets, built from its schema (call inside a form)."""
+def param_widgets(prefix: str, method: str, *, skip: tuple[str, ...] = (), columns: int = 3) -> None:
+    """The method's hyperparameters as widgets, built from its schema (call inside a form).
+
+    The ``basic`` ones (λ, ε, δ, iteration counts, the method's main knobs) come first with their human labels;
+    the ``advanced`` ones wait in an "Advanced" expander. The widget keys carry the schema's names, which stay the
+    names of the CLI, the JSON card and the URL (the label is display only).
+    """
     schema = [p for p in get_unlearner(method).schema if p.name not in skip]
     if not schema:
         st.caption("This method has no hyperparameters.")
         return
+    basic = [p for p in schema if p.level == "basic"]
+    advanced = [p for p in schema if p.level != "basic"]
+    _param_grid(prefix, method, basic, columns)
+    if advanced:
+        with st.expander(f"Advanced: {len(advanced)} more", icon=":material/settings:"):
+            _param_grid(prefix, method, advanced, columns)
+
+
+def _param_grid(prefix: str, method: str, params: list[HyperParam], columns: int) -> None:
     cols: list[Any] = []
-    for i, p in enumerate(schema):
+    for i, p in enumerate(params):
         key = _param_key(prefix, method, p.name)
-        if key not in st.session_state or (
-            (p.auto or p.optional) and key + ".mode" not in st.session_state
-        ):
+        if key not in st.session_state or (_three_way(p) and key + ".mode" not in st.session_state):
             _seed_param(prefix, method, p, p.default)
-        if i % 3 == 0:
-            cols = st.columns(3)  # one row of three, so that a two-widget 'auto' parameter keeps its row aligned
-        with cols[i % 3]:
-            label = p.name
-            if p.type is bool:
-                st.checkbox(label, key=key, help=p.help)
-            elif p.type is str:
-                if p.choices:
-                    st.selectbox(label, list(p.choices), key=key, help=p.help)
-                else:
-                    st.text_input(label, key=key, help=p.help)
-            else:
-                if p.auto or p.optional:
-                    special = "auto" if p.auto else "none"
-                    st.radio(f"{label}", [special, "value"], key=key + ".mode", horizontal=True, help=p.help)
-                    label = f"{label} (used when 'value')"
-                bounded = p.low is not None and p.high is not None
-                if bounded and not p.log and p.type is int and p.high - p.low <= 1000:
-                    st.slider(label, int(p.low), int(p.high), key=key, help=p.help)
-                elif bounded and not p.log and p.type is float:
-                    st.slider(label, float(p.low), float(p.high), key=key, help=p.help, format="%g")
-                elif p.type is int:
-                    st.number_input(
-                        label, min_value=None if p.low is None else int(p.low),
-                        max_value=None if p.high is None else int(p.high), step=1, key=key, help=p.help,
-                    )
-                else:
-                    st.number_input(
-                        label, min_value=None if p.low is None else float(p.low),
-                        max_value=None if p.high is None else float(p.high), format="%g", key=key, help=p.help,
-                    )
+        if i % columns == 0:
+            cols = st.columns(columns)  # one row at a time, so that a two-widget 'auto' parameter keeps its row
+        with cols[i % columns]:
+            _param_widget(p, key)
+
+
+def _param_widget(p: HyperParam, key: str) -> None:
+    label = p.display
+    help_text = (f"{p.help}\n\nName in the CLI, the JSON card and the URL: `{p.name}` (`--set {p.name}=…`, "
+                 f"`p.{p.name}=…`).")
+    if p.type is bool:
+        st.checkbox(label, key=key, help=help_text)
+        return
+    if p.type is str:
+        if p.choices:
+            st.selectbox(label, list(p.choices), key=key, help=help_text)
+        else:
+            st.text_input(label, key=key, help=help_text)
+        return
+    number_kwargs: dict[str, Any] = dict(
+        min_value=None if p.low is None else (int(p.low) if p.type is int else float(p.low)),
+        max_value=None if p.high is None else (int(p.high) if p.type is int else float(p.high)),
+        key=key, help=help_text,
+    )
+    if p.type is int:
+        number_kwargs["step"] = 1
+    else:
+        number_kwargs["format"] = "%g"
+    if _three_way(p):
+        st.radio(label, ["auto", "none", "value"], key=key + ".mode", horizontal=True, help=help_text)
+        st.number_input(f"{p.label or p.name} (used when 'value')", **number_kwargs)
+        return
+    if p.auto or p.optional:
+        special = "auto" if p.auto else "none"
+        st.number_input(label, placeholder=special, **{
+            **number_kwargs, "help": f"{help_text}\n\nLeave it empty for '{special}'."})
+        return
+    bounded = p.low is not None and p.high is not None
+    if bounded and not p.log and p.type is int and p.high - p.low <= 100:
+        st.slider(label, int(p.low), int(p.high), key=key, help=help_text)
+    elif bounded and not p.log and p.type is float:
+        st.slider(label, float(p.low), float(p.high), key=key, help=help_text, format="%g")
+    else:
+        st.number_input(label, **number_kwargs)
 
 
 def read_params(prefix: str, method: str) -> dict[str, Any]:
-    """The hyperparameter values in the widgets, typed (``auto``/``None`` where the mode says so)."""
+    """The hyperparameter values in the widgets, typed (``auto``/``None`` for an empty 'auto'/optional input)."""
     out: dict[str, Any] = {}
     for p in get_unlearner(method).schema:
         key = _param_key(prefix, method, p.name)
         if key not in st.session_state:
             continue
-        if (p.auto or p.optional) and st.session_state.get(key + ".mode") in ("auto", "none"):
-            out[p.name] = "auto" if st.session_state[key + ".mode"] == "auto" else None
+        value = st.session_state[key]
+        if _three_way(p):
+            mode = st.session_state.get(key + ".mode")
+            out[p.name] = "auto" if mode == "auto" else None if mode == "none" else value
+        elif (p.auto or p.optional) and value is None:
+            out[p.name] = "auto" if p.auto else None
         else:
-            out[p.name] = st.session_state[key]
+            out[p.name] = value
     return out
 
 
@@ -425,8 +516,12 @@ def sync_url(cfg: UIConfig, *, extra: Mapping[str, Any] | None = None) -> None:
         st.query_params.from_dict(query)
 
 
-def config_or_stop(prefix: str, *, method: str | None = None, extra: Mapping[str, Any] | None = None) -> UIConfig:
-    """Read the page's configuration and mirror it into the URL; a malformed value stops the page with st.error."""
+def config_or_stop(prefix: str, *, method: str | None = None, extra: Mapping[str, Any] | None = None,
+                   with_params: bool = True) -> UIConfig:
+    """Read the page's configuration and mirror it into the URL; a malformed value stops the page with st.error.
+
+    ``with_params=False``: the URL leaves out ``p.<name>`` (Compare carries ``p.<method>.<name>`` in ``extra``).
+    """
     try:
         cfg = read_config(prefix, method=method)
     except ConfigError as exc:
@@ -439,7 +534,7 @@ def config_or_stop(prefix: str, *, method: str | None = None, extra: Mapping[str
         # results, so the page goes on with the last valid configuration (the URL keeps it too).
         return last
     st.session_state["_config_invalid"] = False
-    sync_url(cfg, extra=extra)
+    sync_url(cfg if with_params else dataclasses.replace(cfg, params={}), extra=extra)
     return cfg
 
 
@@ -457,16 +552,24 @@ def run_config_or_stop(cfg: UIConfig, **overrides: Any) -> tuple[Any, dict[str, 
         st.stop()
 
 
-def method_select(prefix: str, methods: list[str], *, empty: str) -> str:
+def method_select(prefix: str, methods: list[str], *, empty: str, why: str = "it does not fit this page") -> str:
     """A method selectbox restricted to ``methods`` (e.g. those with a ``requests`` hyperparameter).
 
-    A method carried over from another page or a deep link that is not in ``methods`` falls back to the first.
+    A method carried over from another page or a deep link that is not in ``methods`` falls back to the first,
+    with a warning that names it, says why (``why``) and what is used instead — never silently.
     """
     if not methods:
         st.info(empty)
         st.stop()
-    if st.session_state.get(_k(prefix, "method")) not in methods:
+    current = st.session_state.get(_k(prefix, "method"))
+    if current not in methods:
+        if current is not None:
+            line = (f"method={current!r} cannot be used here: {why} — using {methods[0]} (choose one of "
+                    f"{', '.join(methods)})")
+            st.session_state.setdefault(_k(prefix, "_warnings"), []).append(line)
+            st.warning(line, icon=":material/warning:")
         st.session_state[_k(prefix, "method")] = methods[0]
+        seed_method_params(prefix, methods[0], {})
     config_widgets(prefix, method=False)
     return st.selectbox("Method", methods, key=_k(prefix, "method"))
 
@@ -613,10 +716,10 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def accuracy_table(card: Mapping[str, Any]) -> pd.DataFrame:
-    """Accuracy (and loss) of the original, retrained and unlearned models on forget, retain and test.
+    """Accuracy (and loss) of the original, retrained and unlearned models on forget, retain and test (numbers).
 
     A method that reports its noise-free estimate (certified Newton) adds the row "unlearned before noise", so the
-    cost of the certificate's noise is visible next to the step itself.
+    cost of the certificate's noise is visible next to the step itself. :func:`accuracy_display` formats it.
     """
     rows = []
     for name in ("original", "retrained", "unlearned"):
@@ -636,6 +739,48 @@ def accuracy_table(card: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", *columns]).set_index("model").astype(float)
 
 
+def fmt_accuracy(value: Any) -> str:
+    """An accuracy as a percentage (``—`` when missing)."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "—"
+    return f"{100 * value:.1f} %"
+
+
+def fmt_loss(value: Any) -> str:
+    """A loss with 3 significant digits; above 1,000 only "> 1,000": a destroyed model's cross-entropy reaches
+    10²¹, a number that says nothing more than "destroyed" and reads as a bug."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "—"
+    return "> 1,000" if value > 1000 else f"{value:.3g}"
+
+
+def accuracy_display(table: pd.DataFrame) -> Any:
+    """:func:`accuracy_table` for a report: accuracies in %, losses readable, missing values as ``—`` (never
+    "None", never 3.15e+21), as a pandas Styler (the HTML report)."""
+    formats = {c: (fmt_accuracy if c.startswith("acc") else fmt_loss) for c in table.columns}
+    return table.style.format(formats)
+
+
+def accuracy_frame(card: Mapping[str, Any]) -> pd.DataFrame:
+    """:func:`accuracy_table` for a page: accuracies stay numbers (shown in % by :func:`accuracy_dataframe`,
+    sortable, read by the tests), losses become text ("0.157", "> 1,000", "—"). Why not the Styler of
+    :func:`accuracy_display`: ``st.dataframe`` showed a missing value as "None" and a destroyed model's loss as
+    6.5e+22 whatever the Styler's display value said."""
+    table = accuracy_table(card)
+    shown = table.copy()
+    for column in table.columns:
+        if column.startswith("loss"):
+            shown[column] = [fmt_loss(v) for v in table[column]]
+    return shown
+
+
+def accuracy_dataframe(card: Mapping[str, Any]) -> None:
+    """The accuracy table on a page (:func:`accuracy_frame`, accuracies in %)."""
+    shown = accuracy_frame(card)
+    config = {c: st.column_config.NumberColumn(c, format="percent") for c in shown.columns if c.startswith("acc")}
+    st.dataframe(shown, column_config=config, width="stretch")
+
+
 #: How each certificate status is drawn: Streamlit's box, its icon and the badge colour (status → style).
 STATUS_STYLE = {
     CERTIFIED: (st.success, ":material/verified:", "green"),
@@ -651,6 +796,34 @@ def status_badge(status: str | None) -> str:
     if not status:
         return "—"
     return f":{STATUS_STYLE.get(status, STATUS_STYLE[NOT_CERTIFIED])[2]}-badge[{status}]"
+
+
+#: How each verdict tone is drawn: Streamlit's box and its icon (the colour follows the verdict, not the certificate).
+VERDICT_STYLE = {
+    "success": (st.success, ":material/check_circle:"),
+    "info": (st.info, ":material/info:"),
+    "warning": (st.warning, ":material/warning:"),
+    "error": (st.error, ":material/cancel:"),
+}
+#: The icon in front of each answer, by the answer's own tone.
+ANSWER_ICON = {"success": ":green[:material/check_circle:]", "info": ":blue[:material/info:]",
+               "warning": ":orange[:material/warning:]", "error": ":red[:material/cancel:]"}
+
+
+def verdict_box(card: Mapping[str, Any]) -> Verdict | None:
+    """The verdict at the top of a result: a headline, then "Like retraining? Certified? Cost?" in a few words each
+    (:func:`unlearn_core.verdict.verdict_from_card`), the numbers behind them in an expander, the rules stated."""
+    verdict = verdict_from_card(card)
+    if verdict is None:
+        return None
+    box, icon = VERDICT_STYLE[verdict.tone]
+    lines = "\n".join(f"- {ANSWER_ICON[a.tone]} **{a.question}** {a.short}" for a in verdict.answers)
+    box(f"**{verdict.headline}**\n\n{lines}", icon=icon)
+    with st.expander("Why: the numbers behind the verdict", icon=":material/help:"):
+        for a in verdict.answers:
+            st.markdown(f"**{a.question}** {a.detail}")
+        st.caption(f"How the verdict is decided — {verdict.rules}")
+    return verdict
 
 
 def certificate_card(card: Mapping[str, Any]) -> None:
@@ -692,14 +865,14 @@ def certificate_card(card: Mapping[str, Any]) -> None:
         c1, c2 = st.columns(2)
         c3, c4 = st.columns(2)
         if cert.sensitivity is not None:
-            c1.metric("Δ (sensitivity bound)", _fmt(cert.sensitivity),
+            c1.metric("Δ (sensitivity bound)", _fmt(cert.sensitivity, 3),
                       help="the bound on the distance the noise must hide; ∞ when a hypothesis of the bound fails")
         else:
             c1.metric("Δ (sensitivity bound)", "n/a", help="this guarantee has no single sensitivity: the noise is "
                       "added at every step (privacy amplification by iteration)")
-        c2.metric("σ required", _fmt(cert.sigma_required), help=f"accountant: {cert.accountant}")
-        c3.metric("σ used", _fmt(cert.sigma_used))
-        c4.metric("ε certified", _fmt(cert.epsilon_certified),
+        c2.metric("σ required", _fmt(cert.sigma_required, 3), help=f"accountant: {cert.accountant}")
+        c3.metric("σ used", _fmt(cert.sigma_used, 3))
+        c4.metric("ε certified", _fmt(cert.epsilon_certified, 3),
                   help="the ε that σ used certifies at δ, by the tightest valid accountant")
         if cert.sigma_required_by:
             st.caption("σ required by accountant: " + ", ".join(f"{k} {_fmt(v)}"
@@ -727,10 +900,10 @@ def headline_metrics(card: Mapping[str, Any]) -> None:
     timing = card.get("timing_s", {})
     c1, c2 = st.columns(2)
     c3, c4 = st.columns(2)
-    c1.metric("‖w_unlearned − w_retrained‖", _fmt(dist.get("unlearned_to_retrained")),
+    c1.metric("‖w_unlearned − w_retrained‖", _fmt(dist.get("unlearned_to_retrained"), 3),
               help="ℓ2 distance over trainable parameters; closer to 0 is better. The original model is at "
                    f"{_fmt(dist.get('original_to_retrained'))}.")
-    c2.metric("‖w_original − w_retrained‖", _fmt(dist.get("original_to_retrained")),
+    c2.metric("‖w_original − w_retrained‖", _fmt(dist.get("original_to_retrained"), 3),
               help="how far unlearning has to move the model")
     unlearn_s, retrain_s = timing.get("unlearn"), timing.get("retrain")
     c3.metric("unlearning time", f"{unlearn_s:.2f} s" if unlearn_s is not None else "—")
@@ -746,15 +919,15 @@ def headline_metrics(card: Mapping[str, Any]) -> None:
     ratio = newton_step_ratio(card)
     if ratio is not None:
         c5, c6 = st.columns(2)
-        closes = (f"the step closes {100 * (1 - ratio):.0f} % of the distance" if ratio < 1
-                  else f"{ratio:.2g}× the original's distance: the step moved away")
+        closes = (f"the step closes {100 * (1 - ratio):.0f} %" if ratio < 1
+                  else "no closer than the original")
         c5.metric(
             "‖w̃ − w̃*‖ / ‖w* − w̃*‖ (noise-free step)", _fmt(ratio, 3), delta=closes, delta_color="off",
             help="The noise-free Newton estimate w̃ (before the certificate's noise) measured against the retrained "
                  "model w̃*, as a fraction of the original model w*'s distance to it: 0 = it lands on the retrained "
                  "model, 1 = no closer than the original, above 1 = it moved away. One Newton step lands on the "
                  "retrained model only when both models are minimisers, e.g. trained by L-BFGS with a gradient "
-                 "tolerance (the Convex preset); models trained by a few epochs of Adam are not.",
+                 "tolerance (the Newton ≈ retrain preset); models trained by a few epochs of Adam are not.",
         )
         retrained = (card.get("training") or {}).get("retrained") or {}
         if retrained.get("grad_norm") is not None:
@@ -787,8 +960,14 @@ def html_report(title: str, card: Mapping[str, Any], figures: Mapping[str, Any])
     # Everything from the card is escaped: a card is data (a label, a forget spec, a note), never markup.
     safe_title = html.escape(title)
     parts = [f"<html><head><meta charset='utf-8'><title>{safe_title}</title></head><body>", f"<h1>{safe_title}</h1>"]
+    verdict = verdict_from_card(card)
+    if verdict is not None:
+        parts.append("<h2>Verdict</h2><p><b>" + html.escape(verdict.headline) + "</b></p><ul>"
+                     + "".join(f"<li><b>{html.escape(a.question)}</b> {html.escape(a.detail)}</li>"
+                               for a in verdict.answers)
+                     + "</ul><p><i>" + html.escape(verdict.rules) + "</i></p>")
     if card.get("models"):
-        parts.append("<h2>Accuracy</h2>" + accuracy_table(card).to_html(float_format=lambda v: f"{v:.4f}"))
+        parts.append("<h2>Accuracy</h2>" + accuracy_display(accuracy_table(card)).to_html())
     cert = certificate_from_card(dict(card)) if "certificate" in card else None
     if cert is not None:
         parts.append("<h2>Certificate</h2><p><b>" + html.escape(cert.headline()) + "</b></p>")
@@ -850,7 +1029,8 @@ def engine_error(exc: BaseException) -> None:
 
 def seeds_widget(prefix: str) -> int:
     """How many seeds to run (each seed trains its own original and retrained models once, then caches them)."""
-    return int(st.number_input("Seeds", min_value=1, max_value=10, value=1, step=1, key=_k(prefix, "nseeds"),
+    seed_once(_k(prefix, "nseeds"), 1)
+    return int(st.number_input("Seeds", min_value=1, max_value=10, step=1, key=_k(prefix, "nseeds"),
                                help="Seeds s, s+1, … (s = the training seed): each trains its own models; tables "
                                     "and charts show the mean (± sd) over seeds."))
 

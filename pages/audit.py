@@ -30,7 +30,7 @@ st.info(
     "own value.", icon="🔎")
 
 ui.init_page(PREFIX)
-ui.presets_sidebar(PREFIX)
+ui.presets_row(PREFIX)
 ui.config_widgets(PREFIX, method=False)
 methods = certified_methods()  # the registry's certified family, never a hand list
 if not methods:
@@ -43,7 +43,7 @@ for m in methods:
     if quick:
         ui.seed_params_once(PREFIX, m, quick)
 
-with st.form(f"{PREFIX}.form"):
+with st.form(f"{PREFIX}.form", enter_to_submit=False):
     st.multiselect("Certified methods", methods, key=f"{PREFIX}.methods")
     c1, c2, c3 = st.columns(3)
     runs = c1.slider("Runs per arm", 16, 500, 100, step=4, key=f"{PREFIX}.runs",
@@ -55,8 +55,9 @@ with st.form(f"{PREFIX}.form"):
                                   "under-noised σ is what a correct audit must catch.")
     with c3:
         n_seeds = ui.seeds_widget(PREFIX)
-    for m in methods:
-        with st.expander(f"Hyperparameters of `{m}`"):
+    st.markdown("**Hyperparameters of each method**")
+    for tab, m in zip(st.tabs(methods), methods, strict=True):  # tabs: each holds its own "Advanced" expander
+        with tab:
             ui.param_widgets(PREFIX, m)
     submitted = st.form_submit_button("Run audit", type="primary", icon=":material/play_arrow:")
 

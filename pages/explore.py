@@ -1,4 +1,10 @@
-"""Explore: one configuration, one unlearner — accuracies, distance to retraining, certificate, diagnostics."""
+"""Explore: one configuration, one unlearner — a verdict first, then accuracies, distance to retraining, the
+certificate and diagnostics.
+
+Layout (why): at 1024 × 768 the setup, the Run button and the verdict must all be visible without scrolling, so
+the setup is one row, the method's basic hyperparameters sit in a form on the left and the verdict appears on the
+right; the details follow at full width below.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +18,18 @@ PREFIX = "explore"
 
 st.title("Explore")
 st.caption("Train a model, forget part of its training set with one method, and compare it with retraining from "
-           "scratch — the gold standard every number below is measured against.")
+           "scratch, the gold standard.")
 ui.init_page(PREFIX)
-ui.presets_sidebar(PREFIX)
+ui.presets_row(PREFIX)
 ui.config_widgets(PREFIX)
 
 method = st.session_state[f"{PREFIX}.method"]
-with st.form(f"{PREFIX}.form", border=True):
-    st.markdown(f"**Hyperparameters of `{method}`**")
-    ui.param_widgets(PREFIX, method)
+left, right = st.columns([5, 6], gap="large")
+with left, st.form(f"{PREFIX}.form", border=True, enter_to_submit=False):
+    ui.param_widgets(PREFIX, method, columns=2)
     submitted = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
+top = right.container()
+details = st.container()
 
 cfg = ui.config_or_stop(PREFIX)
 
@@ -34,37 +42,40 @@ if submitted:
 
 
 def render(card: dict, *, run_id: str | None, reused: bool = False) -> None:
-    """The results of one run, from its JSON run card."""
+    """The results of one run, from its JSON run card: the verdict on the right, the details below."""
     method = card["method"]
-    st.subheader(f"Results: {method['name']}")
-    if reused:
-        st.info(f"Reused the finished run {run_id} with this exact configuration (nothing was recomputed). "
-                "Change a value or delete it on the Runs page to recompute.", icon="♻️")
-    for warning in card.get("warnings") or []:
-        st.warning(warning, icon="⚠️")
-    left, right = st.columns([3, 2])
-    with left:
-        st.markdown("**Accuracy** — closer to the retrained model is better (over-forgetting is a failure too)")
-        st.dataframe(ui.accuracy_table(card).style.format("{:.4g}", na_rep="—"), width="stretch")
-        ui.headline_metrics(card)
-    with right:
-        ui.certificate_card(card)
+    with top:
+        st.subheader(f"Results: {method['name']}")
+        ui.verdict_box(card)
+        if reused:
+            st.info(f"Reused the finished run {run_id} with this exact configuration (nothing was recomputed). "
+                    "Change a value, or delete it on the Runs page, to recompute.", icon=":material/recycling:")
+    with details:
+        for warning in card.get("warnings") or []:
+            st.warning(warning, icon=":material/warning:")
+        table, cert = st.columns([3, 2])
+        with table:
+            st.markdown("**Accuracy** — closer to the retrained model is better (over-forgetting is a failure too)")
+            ui.accuracy_dataframe(card)
+            ui.headline_metrics(card)
+        with cert:
+            ui.certificate_card(card)
 
-    # Each figure returns None when the card lacks its data (e.g. no LiSSA curve after an exact solve).
-    figures = {title: fig for title, make in plots.CARD_FIGURES.items() if (fig := make(card)) is not None}
-    names = list(figures)
-    for i in range(0, len(names), 2):
-        cols = st.columns(2)
-        for col, title in zip(cols, names[i : i + 2], strict=False):
-            with col:
-                st.plotly_chart(figures[title], width="stretch", theme="streamlit", key=f"{PREFIX}.fig.{title}")
-    if "mia" not in card:
-        st.caption("Membership inference: not computed for this run (the MIA module is not available).")
-    with st.expander("Diagnostics (JSON)"):
-        st.json(card.get("diagnostics") or {}, expanded=False)
-    ui.downloads(PREFIX, card, figures=figures,
-                 weights=(lambda: ui.load_weights_bytes(run_id)) if run_id else None,
-                 name=f"{card['config']['dataset']}-{card['config']['model']}-{method['name']}")
+        # Each figure returns None when the card lacks its data (e.g. no LiSSA curve after an exact solve).
+        figures = {title: fig for title, make in plots.CARD_FIGURES.items() if (fig := make(card)) is not None}
+        names = list(figures)
+        for i in range(0, len(names), 2):
+            cols = st.columns(2)
+            for col, title in zip(cols, names[i : i + 2], strict=False):
+                with col:
+                    st.plotly_chart(figures[title], width="stretch", theme="streamlit", key=f"{PREFIX}.fig.{title}")
+        if "mia" not in card:
+            st.caption("Membership inference: not computed for this run (the MIA module is not available).")
+        with st.expander("Diagnostics (JSON)"):
+            st.json(card.get("diagnostics") or {}, expanded=False)
+        ui.downloads(PREFIX, card, figures=figures,
+                     weights=(lambda: ui.load_weights_bytes(run_id)) if run_id else None,
+                     name=f"{card['config']['dataset']}-{card['config']['model']}-{method['name']}")
 
 
 def on_done(job) -> None:
@@ -72,5 +83,12 @@ def on_done(job) -> None:
     render(result["card"], run_id=result.get("run_id"))
 
 
-ui.stored_or_job(PREFIX, show_stored=lambda stored: render(stored.card, run_id=stored.id, reused=True),
-                 on_done=on_done)
+with right:
+    ui.stored_or_job(PREFIX, show_stored=lambda stored: render(stored.card, run_id=stored.id, reused=True),
+                     on_done=on_done)
+    if ui.current_job(PREFIX) is None and not st.session_state.get(f"{PREFIX}.stored"):
+        st.markdown("**Results appear here**, starting with a verdict in plain words: *does the unlearned model "
+                    "behave like retraining, is it certified, and what did it cost?*")
+        st.caption("New here? Press **Quick demo** above, then **Run**: a certified method forgets every image of "
+                   "the digit 3 in a few seconds. The other presets each tell one story; the Learn page explains "
+                   "them.")

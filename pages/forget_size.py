@@ -25,7 +25,7 @@ st.caption("Random forget sets of growing size n_u, each with its own retrained 
            "certificate requires.")
 
 ui.init_page(PREFIX)
-ui.presets_sidebar(PREFIX)
+ui.presets_row(PREFIX)
 ui.config_widgets(PREFIX, method=False)
 all_methods = [n for n in ui_state.method_names() if n != "retrain"]  # retraining is the reference row
 if f"{PREFIX}.methods" not in st.session_state:
@@ -36,15 +36,16 @@ for m in all_methods:
     if quick:
         ui.seed_params_once(PREFIX, m, quick)
 
-with st.form(f"{PREFIX}.form"):
+with st.form(f"{PREFIX}.form", enter_to_submit=False):
     st.multiselect("Methods", all_methods, key=f"{PREFIX}.methods")
     c1, c2 = st.columns(2)
     sizes_text = c1.text_input("Forget-set sizes (points, comma-separated)", value="10,50,100,200",
                                key=f"{PREFIX}.sizes", help="Counts ≥ 1, or fractions below 1 of the training set.")
     with c2:
         n_seeds = ui.seeds_widget(PREFIX)
-    for m in all_methods:
-        with st.expander(f"Hyperparameters of `{m}`"):
+    st.markdown("**Hyperparameters of each method**")
+    for tab, m in zip(st.tabs(all_methods), all_methods, strict=True):  # tabs: each holds its own "Advanced" expander
+        with tab:
             ui.param_widgets(PREFIX, m)
     submitted = st.form_submit_button("Run sweep", type="primary", icon=":material/play_arrow:")
 

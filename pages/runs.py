@@ -9,6 +9,7 @@ import streamlit as st
 
 from pages import _common as ui
 from unlearn_core import plots
+from unlearn_core.verdict import verdict_from_card
 
 PREFIX = "runs"
 
@@ -17,26 +18,52 @@ store = ui.get_store()
 st.caption(f"Every finished run is stored in `{store.path}`; it survives restarts, and Explore reuses a run with an "
            "identical configuration instead of recomputing it.")
 
+
+
+def run_row(r) -> dict:
+    """One row of the history, key columns first: what ran (method, data, forget set, λ/ε/δ), the verdict, the test
+    accuracy gap to the retrained model and the time; the bookkeeping (certificate, when, id...) after them."""
+    card = r.card
+    params = (card.get("config") or {}).get("params") or {}
+    models = card.get("models") or {}
+    unl, ref = models.get("unlearned") or {}, models.get("retrained") or {}
+    verdict = verdict_from_card(card)
+    cert = card.get("certificate") or {}
+    gap = (100 * (unl["acc_test"] - ref["acc_test"]) if isinstance(unl.get("acc_test"), (int, float))
+           and isinstance(ref.get("acc_test"), (int, float)) else None)
+    timing = card.get("timing_s") or {}
+    return {
+        "method": r.method, "dataset": r.dataset, "model": r.model, "forget": r.forget,
+        "λ": params.get("lam"), "ε": params.get("epsilon"), "δ": params.get("delta"),
+        "verdict": verdict.label if verdict is not None else ("experiment" if "experiment" in card else "—"),
+        "test acc. gap (points)": gap, "acc test": unl.get("acc_test"), "unlearn (s)": timing.get("unlearn"),
+        "retrain (s)": timing.get("retrain"),
+        "certificate": cert.get("status", "— (none)") if cert else "— (none)",
+        "‖w − w_retrained‖": (card.get("distance") or {}).get("unlearned_to_retrained"),
+        "when": dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M:%S"), "page": r.kind,
+        "label": r.label, "device": card.get("device"), "id": r.id,
+    }
+
+
 runs = store.list()
 if not runs:
     st.info("No runs yet: run something on the Explore page (try the “Quick demo” preset).")
     st.stop()
 
-rows = []
-for r in runs:
-    models = r.card.get("models", {})
-    unl = models.get("unlearned", {})
-    cert = r.card.get("certificate") or {}
-    rows.append({
-        "select": False, "id": r.id,
-        "when": dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M:%S"),
-        "page": r.kind, "dataset": r.dataset, "model": r.model, "method": r.method, "forget": r.forget,
-        "label": r.label, "acc test": unl.get("acc_test"), "acc forget": unl.get("acc_forget"),
-        "‖w − w_retrained‖": (r.card.get("distance") or {}).get("unlearned_to_retrained"),
-        "certificate": cert.get("status", "— (none)") if cert else "— (none)", "device": r.card.get("device"),
-    })
-table = st.data_editor(pd.DataFrame(rows), hide_index=True, width="stretch", key=f"{PREFIX}.table",
-                       disabled=[c for c in rows[0] if c != "select"])
+rows = [{"select": False, **run_row(r)} for r in runs]
+table = st.data_editor(
+    pd.DataFrame(rows), hide_index=True, width="stretch", key=f"{PREFIX}.table",
+    disabled=[c for c in rows[0] if c != "select"],
+    column_config={
+        "λ": st.column_config.NumberColumn(format="%g"), "ε": st.column_config.NumberColumn(format="%g"),
+        "δ": st.column_config.NumberColumn(format="%g"),
+        "test acc. gap (points)": st.column_config.NumberColumn(
+            format="%+.1f", help="unlearned − retrained test accuracy, in points"),
+        "acc test": st.column_config.NumberColumn(format="percent"),
+        "unlearn (s)": st.column_config.NumberColumn(format="%.2f"),
+        "retrain (s)": st.column_config.NumberColumn(format="%.2f"),
+    },
+)
 selected = [row["id"] for _, row in table.iterrows() if row["select"]]
 
 c1, c2, c3 = st.columns(3)
@@ -95,7 +122,8 @@ if "experiment" in card:
     st.dataframe(df, width="stretch", hide_index=True)
     ui.experiment_results(PREFIX, exp["kind"], df, card, name=f"run-{stored.id}")
 else:
-    st.dataframe(ui.accuracy_table(card), width="stretch")
+    ui.verdict_box(card)
+    ui.accuracy_dataframe(card)
     ui.certificate_card(card)
     ui.headline_metrics(card)
     figs = {title: fig for title, make in plots.CARD_FIGURES.items() if (fig := make(card)) is not None}

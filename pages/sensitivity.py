@@ -26,28 +26,46 @@ st.title("Sensitivity")
 st.caption("Larger λ gives a smaller bound but a more biased step; smaller ε or δ demand more noise and cost "
            "utility (Zhang et al. Fig. 4). The trained models are shared by every value; one run per value.")
 
-ui.init_page(PREFIX)
-ui.presets_sidebar(PREFIX)
+# The sweep travels in the URL too (?sweep=lam&from=0.1&to=10&n=4&seeds=1), so a link reproduces the run.
+extras = ui.init_page(PREFIX, extra_fields={
+    "sweep": ui_state.choice_field("sweep", SWEEPABLE),
+    "from": ui_state.float_field("from", low=0.0, high=1e6, low_open=True),
+    "to": ui_state.float_field("to", low=0.0, high=1e6, low_open=True),
+    "n": ui_state.int_field("n", low=2, high=12), "seeds": ui_state.int_field("seeds", low=1, high=10),
+})
+ui.presets_row(PREFIX)
 methods = [n for n in ui_state.method_names() if any(p.name in SWEEPABLE for p in get_unlearner(n).schema)]
-method = ui.method_select(PREFIX, methods, empty="No registered method has λ, ε or δ to sweep yet.")
+method = ui.method_select(PREFIX, methods, empty="No registered method has λ, ε or δ to sweep yet.",
+                          why="it has no λ, ε or δ to sweep")
 schema = {p.name: p for p in get_unlearner(method).schema}
 names = [n for n in SWEEPABLE if n in schema]
-with st.form(f"{PREFIX}.form"):
+if extras.get("sweep") is not None and extras["sweep"] not in names and not st.session_state.get(f"{PREFIX}._swept"):
+    st.warning(f"sweep={extras['sweep']!r} is not a hyperparameter of {method}: choose one of {', '.join(names)} — "
+               f"using {names[0]}", icon=":material/warning:")
+ui.seed_once(f"{PREFIX}.sweep", extras["sweep"] if extras.get("sweep") in names else names[0])
+ui.seed_once(f"{PREFIX}.n", extras.get("n", 4))
+ui.seed_once(f"{PREFIX}.nseeds", extras.get("seeds", 1))
+with st.form(f"{PREFIX}.form", enter_to_submit=False):
     c1, c2, c3, c4, c5 = st.columns(5)
     name = c1.selectbox("Sweep", names, key=f"{PREFIX}.sweep")
     p = schema[name]
     default = float(p.default)
-    low = c2.number_input("from", value=default / 10, format="%g", key=f"{PREFIX}.lo.{name}")
-    high = c3.number_input("to", value=min(default * 100, p.high or default * 100), format="%g",
-                           key=f"{PREFIX}.hi.{name}")
-    count = c4.slider("values (log-spaced)", 2, 12, 4, key=f"{PREFIX}.n")
+    first = extras.get("sweep") == name and not st.session_state.get(f"{PREFIX}._swept")
+    ui.seed_once(f"{PREFIX}.lo.{name}", extras["from"] if first and "from" in extras else default / 10)
+    ui.seed_once(f"{PREFIX}.hi.{name}", extras["to"] if first and "to" in extras
+                 else min(default * 100, p.high or default * 100))
+    low = c2.number_input("from", format="%g", key=f"{PREFIX}.lo.{name}")
+    high = c3.number_input("to", format="%g", key=f"{PREFIX}.hi.{name}")
+    count = c4.slider("values (log-spaced)", 2, 12, key=f"{PREFIX}.n")
     with c5:
         n_seeds = ui.seeds_widget(PREFIX)
     st.markdown(f"**Other hyperparameters of `{method}`**")
     ui.param_widgets(PREFIX, method, skip=(name,))
     submitted = st.form_submit_button("Run sweep", type="primary", icon=":material/play_arrow:")
+st.session_state[f"{PREFIX}._swept"] = True  # the URL's sweep range seeds the widgets on the first visit only
 
-cfg = ui.config_or_stop(PREFIX, method=method)
+cfg = ui.config_or_stop(PREFIX, method=method, extra={"sweep": name, "from": float(low), "to": float(high),
+                                                      "n": int(count), "seeds": int(n_seeds)})
 
 if submitted:
     try:

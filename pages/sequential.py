@@ -25,24 +25,33 @@ st.title("Sequential unlearning")
 st.caption("The forget set is split into k requests served one after another, each starting from the previous "
            "released model. Zhang et al. claim the bound Δ (so σ) stays constant while the gradient norm shrinks.")
 
-ui.init_page(PREFIX)
-ui.presets_sidebar(PREFIX)
+# The page's own settings travel in the URL too (?requests=5&each=false&seeds=1), so a link reproduces the run.
+extras = ui.init_page(PREFIX, extra_fields={
+    "requests": ui_state.int_field("requests", low=2, high=20), "each": ui_state.bool_field("each"),
+    "seeds": ui_state.int_field("seeds", low=1, high=10),
+})
+ui.seed_once(f"{PREFIX}.requests", extras.get("requests", 5))
+ui.seed_once(f"{PREFIX}.each", extras.get("each", False))
+ui.seed_once(f"{PREFIX}.nseeds", extras.get("seeds", 1))
+ui.presets_row(PREFIX)
 sequential_methods = [n for n in ui_state.method_names()
                       if any(p.name == "requests" for p in get_unlearner(n).schema)]
-method = ui.method_select(PREFIX, sequential_methods, empty="No registered method supports sequential requests yet.")
-with st.form(f"{PREFIX}.form"):
+method = ui.method_select(PREFIX, sequential_methods, empty="No registered method supports sequential requests yet.",
+                          why="it has no sequential requests (no 'requests' hyperparameter)")
+with st.form(f"{PREFIX}.form", enter_to_submit=False):
     c1, c2, c3 = st.columns(3)
-    requests = c1.slider("Requests k", 2, 20, 5, key=f"{PREFIX}.requests")
+    requests = c1.slider("Requests k", 2, 20, key=f"{PREFIX}.requests")
     with c2:
         n_seeds = ui.seeds_widget(PREFIX)
-    each = c3.checkbox("Retrain at every request (slow)", value=False, key=f"{PREFIX}.each",
+    each = c3.checkbox("Retrain at every request (slow)", key=f"{PREFIX}.each",
                        help="Measures the actual error ‖w̃_k − w̃*_k‖ at every k by retraining k times; otherwise "
                             "only the last request has its retrained reference.")
     st.markdown(f"**Hyperparameters of `{method}`**")
     ui.param_widgets(PREFIX, method, skip=OWN_CONTROLS)
     submitted = st.form_submit_button("Run requests", type="primary", icon=":material/play_arrow:")
 
-cfg = ui.config_or_stop(PREFIX, method=method)
+cfg = ui.config_or_stop(PREFIX, method=method, extra={"requests": int(requests), "each": bool(each),
+                                                      "seeds": int(n_seeds)})
 
 if submitted:
     st.session_state[f"{PREFIX}._warnings"] = []

@@ -42,7 +42,14 @@ def test_run_retrain_writes_every_documented_key(tmp_path, capsys) -> None:
     # Retraining with seed offset 0 reproduces the oracle exactly (deterministic CPU training).
     assert card["distance"]["unlearned_to_retrained"] == 0.0
     assert card["models"]["original"]["acc_test"] >= 0.9
-    assert "acc_test" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "acc_test" in out_text
+    # The summary starts with the verdict in words (unlearn_core.verdict), then the numbers.
+    lines = out_text.splitlines()
+    assert lines[0].startswith("verdict: Exact unlearning: the model was retrained from scratch")
+    assert lines[1:4] == ["  Like retraining? It is retraining.",
+                          "  Certified? Not needed: retrained without the forget set.",
+                          f"  Cost? Retraining: {card['timing_s']['unlearn']:.2f} s."]
 
 
 @pytest.mark.parametrize(
@@ -89,7 +96,10 @@ def test_methods_json_is_the_schema(capsys) -> None:
     assert "retrain" in methods and methods["retrain"]["family"] == "oracle"
     for method in methods.values():
         for param in method["hyperparameters"]:
-            assert {"name", "type", "default", "low", "high", "choices", "help"} <= set(param)
+            assert {"name", "type", "default", "low", "high", "choices", "help", "level", "label", "unit"} <= set(param)
+        levels = [p["level"] for p in method["hyperparameters"]]
+        assert set(levels) <= {"basic", "advanced"}
+        assert not method["hyperparameters"] or "basic" in levels, method["name"]  # the form starts with its basics
 
 
 @pytest.mark.usefixtures("shared_data")
@@ -143,6 +153,7 @@ def test_a_measured_gradient_bound_is_checked_against_the_retrained_model(tmp_pa
     assert conditions["curvature_floor"]["holds"] and conditions["noise"]["holds"]
     assert not conditions["gradient_bound"]["holds"]
     assert cert["status"] == "not certified" and "G bounds the retrained model's retain gradient" in text
+    assert text.startswith("verdict: ") and "  Certified? No — G bounds the retrained model's retain gradient" in text
     tags = {c["name"]: c["tag"] for c in cert["constants"]}
     assert tags["G"] == tags["λ_min"] == "estimate" and tags["‖r‖"] == "bound"
     assert cert["delta_guaranteed"] == cert["delta"]  # the residual bound is deterministic: no ρ

@@ -77,6 +77,20 @@ def test_serial_and_processes_give_identical_dataframes(processes) -> None:
     _same(_audit(serial), _audit(processes))
 
 
+def test_the_frontier_is_the_same_on_every_executor(processes) -> None:
+    """The privacy–utility frontier is cells too (a reference cell per seed, one per method and ε): the same rows on
+    the serial and the process executor."""
+
+    def frontier(executor) -> pd.DataFrame:
+        return ex.frontier(BASE, methods=["output_perturbation"], epsilons=[1.0, 10.0], seeds=[0, 1],
+                           params={"output_perturbation": {"finetune_epochs": 1}}, executor=executor)
+
+    a = frontier(SerialExecutor(threads_per_cell=1))
+    _same(a, frontier(processes))
+    assert list(a["method"]) == ["original", "retrained", "output_perturbation", "output_perturbation"] * 2
+    assert list(a["epsilon"].iloc[2:4]) == [1.0, 10.0]
+
+
 def test_cancellation_reaches_a_running_cell(processes) -> None:
     """A cell training a large model for minutes stops within seconds of the cancel, on both local executors."""
     for executor in (SerialExecutor(threads_per_cell=1), processes):

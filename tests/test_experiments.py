@@ -203,3 +203,64 @@ def test_cli_experiment_writes_csv_json_and_refuses_bad_input(tmp_path, capsys) 
     assert main(["experiment", "compare", "--methods", "finetune", "--set", "lr=1", *common]) == 2
     assert "METHOD.NAME=VALUE" in capsys.readouterr().err
     assert not (tmp_path / "compare.csv").exists()
+
+
+# -- the privacy–utility frontier (issue 12) -----------------------------------------------------------------------
+
+
+def test_frontier_on_digits_through_the_cli(tmp_path, capsys) -> None:
+    """``experiment frontier`` on digits: reference rows, one row per (method, ε), σ shrinking with ε by the
+    mechanisms' closed forms, the marks consistent with the rows, and the figure drawn from the written CSV."""
+    from unlearn_core import plots
+    from unlearn_core.certificate import sigma_classical
+    from unlearn_core.cli import main
+    from unlearn_core.verdict import frontier_first_epsilon
+
+    epsilons = [0.3, 1.0, 10.0]
+    code = main(["experiment", "frontier", "--dataset", "digits", "--model", "mlp", "--hidden", "16", "--epochs", "5",
+                 "--forget", "random:0.1", "--methods", "noisy_finetune,output_perturbation",
+                 "--epsilons", ",".join(map(str, epsilons)), "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    df = pd.read_csv(tmp_path / "frontier.csv")
+    assert (tmp_path / "frontier.json").exists()
+    assert list(df["method"].iloc[:2]) == ["original", "retrained"] and df["epsilon"].iloc[:2].isna().all()
+    ref = df.set_index("method").loc["retrained"]
+    assert ref["dist_to_retrained"] == 0.0
+    for method in ("noisy_finetune", "output_perturbation"):
+        rows = df[df["method"] == method].sort_values("epsilon")
+        assert list(rows["epsilon"]) == epsilons
+        assert rows["sigma_used"].is_monotonic_decreasing and rows["sigma_used"].iloc[0] > rows["sigma_used"].iloc[-1]
+    # Output perturbation's σ is the classical Gaussian mechanism at sensitivity 2·C₀ (C₀ = 0.01, δ = 1e-5).
+    for _, row in df[df["method"] == "output_perturbation"].iterrows():
+        expected = sigma_classical(epsilon=row["epsilon"], delta=1e-5, sensitivity=2 * 0.01)
+        assert row["sigma_used"] == pytest.approx(expected, rel=1e-9)
+    noisy = df[df["method"] == "noisy_finetune"]
+    assert (noisy["status"] == "certified").all()
+    assert np.allclose(noisy["epsilon_certified"], noisy["epsilon"], rtol=1e-6)  # σ is the one ε needs, no more
+    marks = frontier_first_epsilon(df)
+    for method, mark in marks.items():
+        mean = df[df["method"] == method].groupby("epsilon")["acc_test"].mean()
+        gaps = ref["acc_test"] - mean  # how far below retraining (above it is no cost)
+        if mark.first is None:
+            assert (gaps > 0.02).all()
+        else:
+            assert gaps[mark.first] <= 0.02 and (gaps[gaps.index < mark.first] > 0.02).all()
+            assert mark.stays == bool((gaps[gaps.index >= mark.first] <= 0.02).all())
+        assert f"{method}: " in out
+    fig = plots.frontier_figure(df)
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type == "log"
+    names = {t.name for t in fig.data}
+    assert {"noisy_finetune", "output_perturbation"} <= names
+    stars = [t for t in fig.data if t.marker.symbol == "star"]
+    assert len(stars) == sum(m.first is not None for m in marks.values())
+    assert [a.text for a in fig.layout.annotations if a.text in ("retrained", "original")] == ["retrained",
+                                                                                             "original", "original"]
+
+
+def test_frontier_refuses_a_method_without_epsilon() -> None:
+    with pytest.raises(ConfigError, match="has no 'epsilon' hyperparameter"):
+        ex.frontier(BASE, methods=["finetune"])
+    with pytest.raises(ConfigError, match="epsilons"):
+        ex.frontier(BASE, methods=["noisy_finetune"], epsilons=[0.0])
+    assert "retrain" not in ex.frontier_methods() and "noisy_finetune" in ex.frontier_methods()

@@ -186,8 +186,97 @@ def test_describe_running_label():
 
     job = Job(key="k", label="x", fn=lambda p, c: None, state=RUNNING)
     job.report({"stage": "retrain", "epoch": 3, "epochs": 20, "loss": 0.5, "eta_s": 7.2})
-    assert job.describe() == "retraining the oracle on the retain set · epoch 3/20 · loss 0.5000 · ETA 7 s"
+    # 7.2 s of retraining left, then unlearning, estimated as long as retraining: ≈ 14 s for the whole job
+    assert job.describe() == "retraining the oracle on the retain set · epoch 3/20 · loss 0.5000 · about 14 s left"
     assert job.fraction() == pytest.approx(0.15)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_names_the_data_stage_the_request_and_the_method(monkeypatch):
+    """Issue 12: "starting 0 %" while MNIST loaded, "unlearning" without the request, "step 0/4" without the method."""
+    from unlearn_core.jobs import Job
+
+    job = Job(key="k", label="x", fn=lambda p, c: None, state=RUNNING)
+    job.report({"stage": "data", "dataset": "mnist"})
+    assert job.describe() == "loading the data (mnist)"
+    job.report({"stage": "unlearn", "request": 2, "requests": 5, "step": 100, "steps": 500})
+    assert job.describe().startswith("unlearning · request 2 of 5 · step 100/500")
+    job.report({"stage": "unlearn", "method": "certified_newton", "run": 2, "runs": 4, "step": 1, "steps": 4})
+    assert job.describe().startswith("unlearning · certified_newton · run 2 of 4")
+    job.report({"stage": "unlearn", "method": "noisy_finetune", "epsilon": 0.3, "run": 1, "runs": 6})
+    assert job.describe().startswith("unlearning · noisy_finetune, ε = 0.3 · run 1 of 6")
+
+
+def _cell(x: int, cancel=None) -> int:
+    return x * 2
+
+
+def test_experiment_cells_say_which_method_runs():
+    """Experiments run as cells (unlearn_core.executors): the serial executor reports the label of the cell that
+    runs now, and the dashboard's line names it with the cells done and the time left."""
+    from unlearn_core.executors import Cell, SerialExecutor
+    from unlearn_core.jobs import Job
+
+    records: list[dict] = []
+    cells = [Cell(_cell, {"x": i}, label=f"seed 0: method {i}") for i in range(3)]
+    assert SerialExecutor().map(cells, progress=records.append, phase="runs") == [0, 2, 4]
+    assert [r.get("cell") for r in records if r.get("cell")] == [f"seed 0: method {i}" for i in range(3)]
+    job = Job(key="k", label="x", fn=lambda p, c: None, state=RUNNING)
+    job.report({"stage": "cells", "phase": "runs", "step": 1, "steps": 4, "cell": "seed 0: certified_newton",
+                "eta_s": 9.0})
+    assert job.describe() == "runs: 1 of 4 done · seed 0: certified_newton · about 9 s left"
+
+
+def test_the_eta_covers_every_stage_of_a_run(monkeypatch):
+    """The time left adds the current stage's remainder and the later stages: retraining ≈ training, unlearning ≈
+    retraining; a stage loaded from the cache predicts nothing (then the ETA is a lower bound)."""
+    from unlearn_core import jobs
+
+    clock = _Clock()
+    monkeypatch.setattr(jobs.time, "time", clock)
+    job = jobs.Job(key="k", label="x", fn=lambda p, c: None, state=RUNNING)
+    job.report({"stage": "data"})  # the training's work starts when the data are in (its first record is later)
+    for epoch in range(1, 6):  # 5 of 10 epochs, one second each
+        clock.now += 1.0
+        job.report({"stage": "train", "epoch": epoch, "epochs": 10})
+    eta, complete = job.eta_s()
+    assert complete and eta == pytest.approx(5.0 + 10.0 + 10.0)  # train left, retrain ≈ train, unlearn ≈ retrain
+    assert job.describe().endswith("about 25 s left")
+
+    cached = jobs.Job(key="c", label="x", fn=lambda p, c: None, state=RUNNING)
+    cached.report({"stage": "train", "epoch": 20, "epochs": 20})  # loaded from the cache: no time at all
+    clock.now += 0.01
+    cached.report({"stage": "retrain", "epoch": 2, "epochs": 20})
+    for epoch in range(3, 5):
+        clock.now += 0.5
+        cached.report({"stage": "retrain", "epoch": epoch, "epochs": 20})
+    eta, complete = cached.eta_s()
+    left = 1.0 / 0.2 * 0.8  # one second for 20 % of the epochs
+    assert complete and eta == pytest.approx(left + (1.0 + left), rel=0.02)  # unlearning ≈ the retraining, whole
+
+    unknown = jobs.Job(key="u", label="x", fn=lambda p, c: None, state=RUNNING)
+    unknown.report({"stage": "train", "epoch": 20, "epochs": 20})
+    clock.now += 0.01
+    unknown.report({"stage": "retrain", "epoch": 20, "epochs": 20})  # both cached
+    clock.now += 0.01
+    unknown.report({"stage": "noisy", "step": 1, "steps": 10})
+    clock.now += 1.0
+    unknown.report({"stage": "noisy", "step": 5, "steps": 10})
+    eta, complete = unknown.eta_s()
+    assert eta == pytest.approx(1.01) and complete  # the method's own stage, by its rate (it began at 0.01 s)
+
+    runs = jobs.Job(key="r", label="x", fn=lambda p, c: None, state=RUNNING)
+    runs.report({"stage": "unlearn", "method": "a", "run": 1, "runs": 5})
+    clock.now += 20.0
+    runs.report({"stage": "unlearn", "method": "b", "run": 3, "runs": 5})
+    assert runs.eta_s() == (pytest.approx(30.0), True)  # 10 s per run, 3 runs to go
 
 
 def test_finished_jobs_are_bounded():
@@ -276,8 +365,8 @@ def test_warm_imports_imports_and_never_raises() -> None:
 
 def test_after_the_warm_up_a_quick_demo_job_imports_none_of_the_slow_packages(tmp_path) -> None:
     """The warm-up list is complete: in a fresh interpreter, a quick-demo job run after :func:`warm_imports`
-    imports nothing more from torch._dynamo, torchvision or scikit-learn (the imports that cost the first click
-    ≈ 2.5 s before the dashboard warmed them up)."""
+    imports nothing more from torch._dynamo, torchvision, scikit-learn, scipy, dp_accounting or opacus (the imports
+    that cost the first click ≈ 3 s before the dashboard warmed them up)."""
     code = """
 import sys, threading
 from unlearn_core import ui_state
@@ -285,7 +374,7 @@ from unlearn_core.jobs import LAZY_IMPORTS, run_task, warm_imports
 assert warm_imports() == [], "every warm-up module imports"
 before = set(sys.modules)
 run_task(ui_state.preset("Quick demo").to_run_config(), key="k")(lambda info: None, threading.Event())
-slow = ("torch._dynamo", "torchvision", "sklearn")
+slow = ("torch._dynamo", "torchvision", "sklearn", "scipy", "dp_accounting", "opacus")
 print(sorted(m for m in set(sys.modules) - before if m.split(".")[0] in slow or m.startswith(slow)))
 """
     env = {"UNLEARN_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}

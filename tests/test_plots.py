@@ -19,6 +19,12 @@ def _ref_lines(fig: go.Figure) -> list:
     return [s for s in fig.layout.shapes if s.line.dash == "dash"]
 
 
+def _title(fig: go.Figure) -> str:
+    """The figure's title and subtitle as one line of text (the title is split in two and wrapped)."""
+    t = fig.layout.title
+    return f"{t.text} — {t.subtitle.text or ''}".replace("<br>", " ")
+
+
 def _compare_df() -> pd.DataFrame:
     rows = []
     for seed in (0, 1):
@@ -37,7 +43,7 @@ def test_compare_figures() -> None:
     assert len(fig.data) == 3 and list(fig.data[0].x) == ["original", "certified_newton", "finetune"]
     assert fig.data[0].y[1] == pytest.approx(0.825)  # mean over the two seeds
     assert len(_ref_lines(fig)) == 3
-    assert "closer to retrained is better" in fig.layout.title.text
+    assert "closer to retrained is better" in _title(fig)
     assert fig.layout.yaxis.title.text == "accuracy (fraction)"
     t = plots.compare_time_figure(df)
     assert list(t.data[0].x) == ["certified_newton", "finetune"]
@@ -46,7 +52,7 @@ def test_compare_figures() -> None:
     m = plots.compare_mia_figure(df)
     assert len(m.data) == 3 and len(_ref_lines(m)) == 3
     assert "original" not in list(m.data[1].x)  # no posterior-difference score for the original itself
-    assert "over-unlearning" in m.layout.title.text
+    assert "over-unlearning" in _title(m)
 
 
 def test_sequential_and_sensitivity_figures() -> None:
@@ -184,7 +190,7 @@ def test_time_bars() -> None:
     assert list(fig.data[0].x) == ["train", "retrain", "unlearn"] and list(fig.data[0].y) == [2.0, 1.8, 0.1]
     assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.title.text == "wall time (s, log scale)"
     assert _ref_lines(fig)[0].y0 == pytest.approx(1.8)  # retraining is the reference
-    assert "lower is better" in fig.layout.title.text
+    assert "lower is better" in _title(fig)
     assert plots.time_bars({"timing_s": {"train": 1.0}}) is None  # nothing was unlearned
 
 
@@ -194,7 +200,7 @@ def test_gradient_norms() -> None:
     assert list(fig.data[0].y) == [0.4, 0.05, 0.02]
     assert _ref_lines(fig)[0].y0 == pytest.approx(0.02)
     assert fig.layout.yaxis.type == "log" and "‖∇L(w, D_r)‖" in fig.layout.yaxis.title.text
-    assert CLOSER in fig.layout.title.text
+    assert CLOSER in _title(fig)
     only_before = plots.gradient_norms({"diagnostics": Diagnostics(grad_norm=0.3).to_dict()})
     assert list(only_before.data[0].y) == [0.3] and not _ref_lines(only_before)
     assert plots.gradient_norms({"diagnostics": {}}) is None
@@ -213,7 +219,7 @@ def test_mia_bars() -> None:
     assert list(fig.data[0].x) == ["loss MIA AUC", "SVC: forget called non-member"]
     assert list(fig.data[2].y) == [0.53, 0.56, 0.3]
     assert [s.y0 for s in _ref_lines(fig)] == [0.51, 0.5, 0.3]  # one dashed retrained target per attack
-    assert fig.layout.yaxis.title.text == "attack score (AUC or rate, 0–1)" and CLOSER in fig.layout.title.text
+    assert fig.layout.yaxis.title.text == "attack score (AUC or rate, 0–1)" and CLOSER in _title(fig)
     assert plots.mia_bars(_card()) is None  # no MIA block in the card
 
 
@@ -245,7 +251,7 @@ def test_compare_tradeoff_figure() -> None:
     assert list(fig.data[0].text) == ["certified_newton", "finetune"]
     assert list(fig.data[0].x) == [1.0, 2.0] and list(fig.data[0].y) == [0.5, 1.0]
     assert _ref_lines(fig)[0].x0 == pytest.approx(9.0)
-    assert fig.layout.yaxis.title.text.startswith("‖w − w_retrained‖") and "lower-left" in fig.layout.title.text
+    assert fig.layout.yaxis.title.text.startswith("‖w − w_retrained‖") and "lower-left" in _title(fig)
 
 
 def test_experiment_figures_leave_out_charts_without_data() -> None:
@@ -275,3 +281,70 @@ def test_step_curves_draw_every_metric_and_phase() -> None:
     assert titles == ["gradient norm", "‖w‖", "mini-batch loss"]
     assert (fig.data[0].name, list(fig.data[0].y)) == ("noisy", [1.0, 0.5, 1.0 / 3])
     assert plots.step_curves({"diagnostics": Diagnostics().to_dict()}) is None
+
+
+# -- the chart defects of issue 12 --------------------------------------------------------------------------------
+
+
+def _category_order(fig: go.Figure) -> list[str]:
+    """The x categories in the order plotly draws them: the given array, else first seen over the traces."""
+    axis = fig.layout.xaxis
+    if axis.categoryorder == "array":
+        return list(axis.categoryarray)
+    order: list[str] = []
+    for trace in fig.data:
+        order += [x for x in trace.x if x not in order]
+    return order
+
+
+def test_mia_bars_reference_lines_sit_on_their_own_attack() -> None:
+    """With the posterior-difference score missing from the first (original) trace, plotly would order the
+    categories loss, SVC, posterior; the dashed retrained line of each attack must still sit on that attack."""
+    card = _full_card()
+    retrained = card["mia"]["retrained"]
+    assert card["mia"]["original"]["posterior_auc"] is None  # the case of the bug
+    fig = plots.mia_bars(card)
+    order = _category_order(fig)
+    label_to_key = {label: key for key, label in plots.MIA_SCORES.items()}
+    for line in _ref_lines(fig):
+        category = order[round((line.x0 + line.x1) / 2)]
+        assert line.y0 == pytest.approx(retrained[label_to_key[category]]), (category, line.y0)
+
+
+def test_reference_labels_on_log_axes_are_placed_in_log_units() -> None:
+    """A label at y on a log axis is placed at log10(y) by plotly: 'retrain' at 18 s must be annotated at
+    log10(18), not at 18 (which stretched the time axis to 10^18 s)."""
+    card = _full_card()
+    card["timing_s"] = {"train": 2.0, "retrain": 18.0, "unlearn": 0.1}
+    fig = plots.time_bars(card)
+    (label,) = [a for a in fig.layout.annotations if a.text == "retrain"]
+    assert label.y == pytest.approx(math.log10(18.0)) and _ref_lines(fig)[0].y0 == pytest.approx(18.0)
+    grad = plots.gradient_norms(_full_card())
+    (label,) = [a for a in grad.layout.annotations if a.text == "retrained"]
+    assert label.y == pytest.approx(math.log10(0.02))
+    df = _compare_df().assign(dist_to_retrained=1.0)
+    time_fig = plots.compare_time_figure(df)
+    (label,) = [a for a in time_fig.layout.annotations if a.text.startswith("retrain")]
+    assert label.y == pytest.approx(math.log10(9.0))
+    trade = plots.compare_tradeoff_figure(df)
+    (label,) = [a for a in trade.layout.annotations if a.text.startswith("retrain")]
+    assert label.x == pytest.approx(math.log10(9.0)) and label.xref == "x"
+    # a linear axis keeps data units
+    acc = plots.compare_figure(df)
+    assert all(a.y <= 1.05 for a in acc.layout.annotations if a.text == "retrained")
+
+
+def test_titles_fit_and_subplot_titles_are_words() -> None:
+    """Every title's first line is short (the rest goes to the subtitle, wrapped), and no subplot is titled with a
+    raw column key such as svc_forget_nonmember_rate."""
+    df = _compare_df().assign(dist_to_retrained=1.0)
+    figures = [*plots.experiment_figures("compare", df).values(),
+               *(make(_full_card()) for make in plots.CARD_FIGURES.values())]
+    for fig in figures:
+        for line in fig.layout.title.text.split("<br>"):
+            assert len(line) <= plots.TITLE_CHARS, fig.layout.title.text
+        for line in (fig.layout.title.subtitle.text or "").split("<br>"):
+            assert len(line) <= plots.SUBTITLE_CHARS, fig.layout.title.subtitle.text
+    mia = plots.compare_mia_figure(df)
+    titles = [a.text for a in mia.layout.annotations if a.yref == "paper"]
+    assert titles and not any("_" in t for t in titles), titles

@@ -252,7 +252,13 @@ def training_lines(training: dict[str, Any]) -> list[str]:
 
 def _print_summary(card: dict[str, Any]) -> None:
     from unlearn_core.certificate import certificate_from_card
+    from unlearn_core.verdict import verdict_from_card
 
+    verdict = verdict_from_card(card)
+    if verdict is not None:  # first: the result in words (unlearn_core.verdict), then the numbers behind it
+        print(f"verdict: {verdict.headline}")
+        for answer in verdict.answers:
+            print(f"  {answer.question} {answer.short}")
     print(f"device: {card['device']}")
     header = f"{'model':<10} {'acc_forget':>10} {'acc_retain':>10} {'acc_test':>10}"
     print(header)

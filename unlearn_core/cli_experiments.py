@@ -1,4 +1,4 @@
-"""``python -m unlearn_core experiment compare|sequential|sensitivity|budget|audit|forget-size ...``.
+"""``python -m unlearn_core experiment compare|sequential|sensitivity|budget|audit|forget-size|frontier ...``.
 
 Each subcommand builds a :class:`~unlearn_core.pipeline.RunConfig` from the shared flags, runs one function of
 :mod:`unlearn_core.experiments`, prints the seed-averaged summary and writes ``<out>/<name>.csv`` (the tidy rows),
@@ -7,7 +7,7 @@ Bad input raises :class:`~unlearn_core.errors.ConfigError` before anything is tr
 one line and exits with status 2.
 
 Hyperparameters: ``--set NAME=VALUE`` for single-method experiments, ``--set METHOD.NAME=VALUE`` for compare,
-budget, audit and forget-size (several methods).
+budget, audit, forget-size and frontier (several methods).
 
 Every subcommand takes the executor flags (:mod:`unlearn_core.executors`): ``--executor serial|processes|ray``,
 ``--workers N``, ``--address ray://HOST:10001`` (or ``RAY_ADDRESS``), ``--gpus-per-cell 0.25``,
@@ -88,7 +88,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_experiment_commands(subparsers: Any) -> None:
-    """Add ``experiment`` with its six subcommands to the CLI's subparsers."""
+    """Add ``experiment`` with its seven subcommands to the CLI's subparsers."""
     from unlearn_core.cli import OneLineParser
 
     exp = subparsers.add_parser("experiment", help="run a paper experiment over seeds and write CSV/JSON")
@@ -154,6 +154,16 @@ def add_experiment_commands(subparsers: Any) -> None:
                    help="forget-set sizes: counts ≥ 1 or fractions < 1 (default 10,50,100,200)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.NAME=VALUE")
     p.set_defaults(func=cmd_forget_size)
+
+    p = sub.add_parser("frontier", help="privacy–utility frontier: each certified method's accuracy against ε")
+    _common(p)
+    p.add_argument("--methods", type=_names, default=None,
+                   help="certified methods with an epsilon (default: every registered one)")
+    p.add_argument("--epsilons", type=_floats, default=[0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
+                   help="comma-separated ε values (default 0.1,0.3,1,3,10,30,100)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.NAME=VALUE",
+                   help="a hyperparameter of one method (repeatable), e.g. --set certified_newton.lam=1")
+    p.set_defaults(func=cmd_frontier)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -355,4 +365,26 @@ def cmd_forget_size(args: argparse.Namespace) -> int:
     df = _run(args, forget_size, base, methods=args.methods, sizes=args.sizes, params=params, seeds=args.seeds)
     _write(args, "forget_size", df, base=base, by=["method", "n_forget"],
            extra={"methods": args.methods, "params": params, "sizes": args.sizes})
+    return 0
+
+
+def cmd_frontier(args: argparse.Namespace) -> int:
+    from unlearn_core.experiments import frontier, frontier_methods
+    from unlearn_core.verdict import THRESHOLDS, frontier_first_epsilon
+
+    base = _base(args)
+    methods = args.methods or frontier_methods()
+    params = _method_sets(args.sets, methods)
+    df = _run(args, frontier, base, methods=methods, epsilons=args.epsilons, params=params, seeds=args.seeds)
+    _write(args, "frontier", df, base=base, by=["method", "epsilon"],
+           extra={"methods": methods, "epsilons": args.epsilons, "params": params})
+    points = 100 * THRESHOLDS.accuracy_points
+    for method, mark in frontier_first_epsilon(df).items():
+        if mark.first is None:
+            print(f"{method}: always more than {points:g} points below retraining on this ε grid")
+        elif mark.stays:
+            print(f"{method}: at most {points:g} points below retraining from ε = {mark.first:g} on")
+        else:
+            print(f"{method}: at most {points:g} points below retraining from ε = {mark.first:g}, more again at "
+                  f"ε = {mark.leaves_at:g}")
     return 0

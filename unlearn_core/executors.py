@@ -30,7 +30,9 @@ which the engine checks every step. Worker processes cannot see an event, so loc
 stop within ``grace_s`` seconds has its worker processes killed.
 
 **Progress.** After every finished cell the executor reports ``{"stage": "cells", "phase", "step": done, "steps":
-total, "cells_per_s", "eta_s"}`` — what the CLI prints and the dashboard's progress bar shows.
+total, "cells_per_s", "eta_s"}`` — what the CLI prints and the dashboard's progress bar shows — with ``"cell"``, the
+label of the cell that runs now (serial) or has just finished (in parallel), so that a page can say which method
+and setting it is at.
 """
 
 from __future__ import annotations
@@ -141,18 +143,21 @@ class _Meter:
         self.start = time.perf_counter()
         self.report()
 
-    def tick(self) -> None:
+    def tick(self, cell: str = "") -> None:
         self.done += 1
-        self.report()
+        self.report(cell)
 
-    def report(self) -> None:
+    def report(self, cell: str = "") -> None:
         if self.progress is None:
             return
         elapsed = time.perf_counter() - self.start
         rate = self.done / elapsed if self.done and elapsed > 0 else None
         eta = (self.total - self.done) / rate if rate else None
-        self.progress({"stage": "cells", "phase": self.phase, "step": self.done, "steps": self.total,
-                       "elapsed_s": elapsed, "cells_per_s": rate, "eta_s": eta})
+        record = {"stage": "cells", "phase": self.phase, "step": self.done, "steps": self.total,
+                  "elapsed_s": elapsed, "cells_per_s": rate, "eta_s": eta}
+        if cell:
+            record["cell"] = cell
+        self.progress(record)
 
 
 class Executor(ABC):
@@ -201,6 +206,8 @@ class SerialExecutor(Executor):
             previous = torch.get_num_threads()
         try:
             for cell in cells:
+                if cell.label:
+                    meter.report(cell.label)  # which cell runs now (the page names the method and setting)
                 out.append(run_cell(cell.fn, cell.kwargs, cancel, self.threads))
                 meter.tick()
         finally:
@@ -249,7 +256,7 @@ class ProcessExecutor(Executor):
                                                         return_when=concurrent.futures.FIRST_COMPLETED)
                 for f in done:
                     results[index[f]] = f.result()  # a cell's error is raised here, in the driver
-                    meter.tick()
+                    meter.tick(cells[index[f]].label)
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("cancelled")
             if cancel is not None and cancel.is_set():
@@ -366,7 +373,7 @@ class RayExecutor(Executor):
                         results[index[r]] = ray.get(r)
                     except Exception as exc:
                         raise _unwrap(exc) from None
-                    meter.tick()
+                    meter.tick(cells[index[r]].label)
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("cancelled")
             if cancel is not None and cancel.is_set():

@@ -12,6 +12,7 @@ into figures, and ``python -m unlearn_core experiment ...`` writes as CSV and JS
 * :func:`audit` — every certified method: many runs of the unlearner and of the noisy retrain, an empirical lower
   bound on ε beside the certified (ε, δ), per-example ε and an offline LiRA (beyond the papers).
 * :func:`forget_size` — cost, accuracy and the certificate as the forget set grows.
+* :func:`frontier` — the privacy–utility frontier: each certified method's accuracy against ε (beyond the papers).
 
 **Cells and executors.** Every experiment is a list of independent *cells* (seed × setting × method), each a
 module-level ``_*_cell`` function of plain arguments that returns plain rows. An executor
@@ -50,7 +51,6 @@ import torch
 from torch import nn
 
 from unlearn_core import metrics as mt
-from unlearn_core.limits import AUDIT_RUNS_RANGE
 from unlearn_core.cache import config_hash
 from unlearn_core.certificate import Certificate
 from unlearn_core.diagnostics import SPLITS, Diagnostics
@@ -60,9 +60,11 @@ from unlearn_core.executors import Cell, Executor
 from unlearn_core.executors import resolve as resolve_executor
 from unlearn_core.forget import parse_forget_spec
 from unlearn_core.functional import get_flat_params
+from unlearn_core.limits import AUDIT_RUNS_RANGE
 from unlearn_core.paths import cache_dir, data_dir
 from unlearn_core.pipeline import Prepared, RunConfig, prepare, run_method
 from unlearn_core.unlearners import get_unlearner, list_unlearners, resolve_params
+from unlearn_core.verdict import THRESHOLDS
 
 ProgressFn = Callable[[dict[str, Any]], None] | None
 
@@ -1075,3 +1077,101 @@ def forget_size(
         _prepare_all(ex, configs, progress=progress, cancel=cancel)
         rows = _run_cells(ex, cells, progress=progress, cancel=cancel, phase="runs")
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 7. frontier
+# ----------------------------------------------------------------------------------------------------------------
+
+#: ε values of :func:`frontier` by default: log-spaced over three decades around the papers' ε = 1.
+FRONTIER_EPSILONS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+#: How far below the retrained model's test accuracy a method may be and still count as "like retraining" on the
+#: frontier: the verdict's 2 points (:data:`unlearn_core.verdict.THRESHOLDS`, one-sided as its "loses accuracy";
+#: :func:`unlearn_core.verdict.frontier_first_epsilon`).
+FRONTIER_POINTS = THRESHOLDS.accuracy_points
+
+
+def frontier_methods() -> list[str]:
+    """The registry's certified methods with an ``epsilon`` hyperparameter (what the frontier sweeps)."""
+    return [cls.name for cls in list_unlearners()
+            if cls.family == "certified" and any(p.name == "epsilon" for p in cls.schema)]
+
+
+def _frontier_reference_cell(*, base: RunConfig, seed: int, cancel: Any = None) -> dict[str, Any]:
+    """The ``original`` and ``retrained`` rows of one seed: the frontier's horizontal reference lines."""
+    prepared = prepare_seed(base, seed, cancel=cancel)
+    rows = []
+    for ref, model, t in (("original", prepared.original, prepared.timing_s.get("train")),
+                          ("retrained", prepared.retrained, prepared.timing_s.get("retrain"))):
+        rows.append({"seed": seed, "method": ref, "family": "reference", "epsilon": None,
+                     **prepared.metrics(model), "dist_to_retrained": param_distance(model, prepared.retrained),
+                     "time_s": t, "n_forget": int(prepared.forget_idx.numel()),
+                     "n_test": int(prepared.data.y_test.numel())})
+    return {"rows": rows}
+
+
+def _frontier_cell(*, base: RunConfig, seed: int, method: str, params: Mapping[str, Any], epsilon: float,
+                   cancel: Any = None) -> dict[str, Any]:
+    """One method at one ε on one seed's models: the released model's accuracies and distance, the certificate's
+    status and σ, and the noise-free estimate's accuracies where the method reports them."""
+    prepared = prepare_seed(base, seed, cancel=cancel)
+    result = run_method(prepared, method, {**params, "epsilon": float(epsilon)}, seed=seed, cancel=cancel)
+    card = result.card
+    row: dict[str, Any] = {"seed": seed, "method": method, "family": card["method"]["family"],
+                           **card["models"]["unlearned"],
+                           "dist_to_retrained": card["distance"]["unlearned_to_retrained"],
+                           "time_s": card["timing_s"]["unlearn"], "n_forget": int(prepared.forget_idx.numel()),
+                           "n_test": int(prepared.data.y_test.numel()), **_cert_columns(card["certificate"])}
+    row["epsilon"] = float(epsilon)  # the ε asked for (the certificate's own ε is the same number)
+    diag = result.result.diagnostics
+    row["approx_error"] = diag.approx_error
+    if diag.noiseless_accuracy is not None:
+        row.update({f"acc_{s}_noiseless": getattr(diag.noiseless_accuracy, s) for s in SPLITS})
+    return {"rows": [row]}
+
+
+def frontier(
+    base: RunConfig,
+    *,
+    methods: Sequence[str] | None = None,
+    epsilons: Sequence[float] = FRONTIER_EPSILONS,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    seeds: Sequence[int] = (0,),
+    progress: ProgressFn = None,
+    cancel: Any = None,
+    executor: Executor | str | None = None,
+) -> pd.DataFrame:
+    """The privacy–utility frontier: each certified method's released model against ε, on one configuration.
+
+    One row per (seed, method, ε) — test / forget / retain accuracy, distance to the retrained model, time, the
+    certificate's status, σ used and ε certified — plus the ``original`` and ``retrained`` reference rows of each
+    seed (``epsilon`` empty). Every method runs with ``params[method]`` and its ``epsilon`` set to each value; the
+    trained models are shared by every run of a seed. One cell per seed for the references and one per (seed,
+    method, ε). It answers "what does certification cost us?": how much accuracy the noise of each ε takes, and from
+    which ε on a method is at most :data:`FRONTIER_POINTS` below retraining
+    (:func:`unlearn_core.verdict.frontier_first_epsilon`). Beyond both papers, which report single ε values.
+    """
+    seeds = _check_seeds(seeds)
+    methods = list(methods) if methods is not None else frontier_methods()
+    overrides = _check_methods(methods, params)
+    for name in methods:
+        if "epsilon" not in {p.name for p in get_unlearner(name).schema}:
+            raise ConfigError(f"method {name!r} has no 'epsilon' hyperparameter: the frontier sweeps ε of the "
+                              f"certified methods ({', '.join(frontier_methods())})")
+    epsilons = [float(e) for e in epsilons]
+    if not epsilons or any(not (math.isfinite(e) and e > 0) for e in epsilons):
+        raise ConfigError(f"epsilons={epsilons!r} is not valid: expected numbers > 0, at least one")
+    for name in methods:  # every (method, ε) validated before anything is trained
+        for e in epsilons:
+            resolve_params(get_unlearner(name).schema, {**overrides[name], "epsilon": e}, method=name)
+    cells: list[Cell] = []
+    for seed in seeds:
+        cells.append(Cell(_frontier_reference_cell, {"base": base, "seed": seed}, label=f"seed {seed}: references"))
+        cells += [Cell(_frontier_cell, {"base": base, "seed": seed, "method": name, "params": overrides[name],
+                                        "epsilon": e}, label=f"seed {seed}: {name}, ε = {e:g}")
+                  for name in methods for e in epsilons]
+    with _Scope(executor) as ex:
+        _prepare_all(ex, [(base, s) for s in seeds], progress=progress, cancel=cancel)
+        results = _run_cells(ex, cells, progress=progress, cancel=cancel, phase="runs")
+    return pd.DataFrame([row for r in results for row in r["rows"]])

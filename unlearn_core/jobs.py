@@ -60,12 +60,37 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, DataUnavailableErro
 WorkerFn = Callable[[Callable[[dict[str, Any]], None], threading.Event], Any]
 
 STAGE_LABELS = {
+    "data": "loading the data",
     "train": "training the original model",
     "retrain": "retraining the oracle on the retain set",
     "unlearn": "unlearning",
+    "noisy": "unlearning: the noisy phase",
+    "finetune": "unlearning: fine-tuning",
+    "retrain_step": "retraining at this request",
     "metrics": "computing metrics",
+    "prepare": "preparing the models",
     "cells": "cells done",
 }
+
+#: The stages of one run, in order (:func:`unlearn_core.pipeline.run`, then the metrics): what the total ETA adds up.
+#: A method's own stages ("noisy", "finetune", "cure_newton"...) all count as "unlearn".
+RUN_STAGES = ("data", "train", "retrain", "unlearn", "metrics")
+#: A stage that took less than this was loaded from the cache rather than computed: its duration predicts nothing.
+CACHED_STAGE_S = 0.3
+
+
+def run_stage(stage: Any) -> str:
+    """The run stage (:data:`RUN_STAGES`) a progress record's ``stage`` belongs to."""
+    return stage if stage in RUN_STAGES else "unlearn"
+
+
+def stage_fraction(record: Mapping[str, Any]) -> float | None:
+    """How far a progress record is through its stage (``step/steps``, ``iteration/iterations`` or
+    ``epoch/epochs``), or ``None`` when it does not say."""
+    for num, den in (("step", "steps"), ("iteration", "iterations"), ("epoch", "epochs"), ("it", "its")):
+        if isinstance(record.get(num), (int, float)) and isinstance(record.get(den), (int, float)) and record[den] > 0:
+            return float(min(1.0, max(0.0, record[num] / record[den])))
+    return None
 
 
 def job_key(payload: Any) -> str:
@@ -91,6 +116,11 @@ class Job:
     finished_at: float | None = None
     progress: dict[str, Any] = field(default_factory=dict)
     history: deque = field(default_factory=lambda: deque(maxlen=2000))
+    #: Per run stage (:data:`RUN_STAGES`): ``[first seen, last seen, fraction reached]`` (``time.time()``), kept
+    #: apart from the bounded history so that a long run still knows when each stage started (the total ETA).
+    stage_marks: dict[str, list[float]] = field(default_factory=dict)
+    #: When the first experiment run began (records with ``run``/``runs``): the ETA over all runs.
+    first_run_at: float | None = None
     result: Any = None
     error: str | None = None
     traceback: str | None = None
@@ -112,10 +142,20 @@ class Job:
     # -- called from the worker thread -------------------------------------------------------------------
     def report(self, info: dict[str, Any]) -> None:
         """The progress callback handed to the engine: keep the latest record and a bounded history."""
-        record = {**info, "t": time.time()}
+        now = time.time()
+        record = {**info, "t": now}
         with self._lock:
+            previous = self.progress.get("t", now)  # a stage's work began when the record before its first ended
             self.progress = record
             self.history.append(record)
+            if "stage" in record:
+                mark = self.stage_marks.setdefault(run_stage(record["stage"]), [previous, now, 0.0])
+                mark[1] = now
+                fraction = stage_fraction(record)
+                if fraction is not None:
+                    mark[2] = fraction
+            if isinstance(record.get("run"), int) and self.first_run_at is None:
+                self.first_run_at = now
 
     # -- called from the UI ------------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -136,14 +176,65 @@ class Job:
         """Progress in [0, 1] within the current stage (``step/steps``, else ``epoch/epochs``); 1 when done."""
         if self.state == DONE:
             return 1.0
+        fraction = stage_fraction(self.progress)
+        return 0.0 if fraction is None else fraction
+
+    def eta_s(self, now: float | None = None) -> tuple[float | None, bool]:
+        """The time left for the whole job, and whether that estimate covers every remaining stage.
+
+        An experiment (records with ``run`` of ``runs``) extrapolates from the runs done so far. A run adds the
+        current stage's remainder (the engine's ``eta_s`` where it gives one, else the stage's own rate) and an
+        estimate of each later stage: retraining takes about
+        as long as training did, unlearning about as long as retraining (the only prior there is before it has
+        run); a stage is only used as an estimate if it was computed, not loaded from the cache
+        (:data:`CACHED_STAGE_S`). ``(None, False)`` before anything can be estimated.
+        """
+        now = time.time() if now is None else now
         p = self.progress
-        for num, den in (("step", "steps"), ("epoch", "epochs"), ("it", "its")):
-            if isinstance(p.get(num), (int, float)) and isinstance(p.get(den), (int, float)) and p[den] > 0:
-                return float(min(1.0, max(0.0, p[num] / p[den])))
-        return 0.0
+        if isinstance(p.get("run"), int) and isinstance(p.get("runs"), int) and p["runs"] > 0:
+            done = p["run"] - 1
+            if done <= 0 or self.first_run_at is None:
+                return None, False
+            per_run = (now - self.first_run_at) / done
+            return per_run * (p["runs"] - done), True
+        current = run_stage(p.get("stage")) if "stage" in p else None
+        if current is None:
+            return None, False
+        marks = {k: list(v) for k, v in self.stage_marks.items()}
+        start, _, fraction = marks.get(current, [now, now, 0.0])
+        elapsed = now - start
+        left: float | None = None
+        if isinstance(p.get("eta_s"), (int, float)):  # the engine's own estimate for this stage (training)
+            left = max(0.0, float(p["eta_s"]) - (now - float(p.get("t", now))))
+        elif fraction >= 0.02 and elapsed > 0:
+            left = elapsed / fraction * (1.0 - fraction)
+        durations = {k: v[1] - v[0] for k, v in marks.items() if k != current}
+        durations[current] = elapsed + (left or 0.0)
+
+        def estimate(stage: str) -> float | None:
+            for source in {"retrain": ("train",), "unlearn": ("retrain", "train")}.get(stage, ()):
+                if durations.get(source, 0.0) >= CACHED_STAGE_S:
+                    return durations[source]
+            return None
+
+        later = RUN_STAGES[RUN_STAGES.index(current) + 1:] if current in RUN_STAGES else ()
+        complete = left is not None
+        total = left or 0.0
+        for stage in later:
+            if stage == "metrics":
+                continue  # the metrics take about a second: not worth a guess
+            guess = estimate(stage)
+            if guess is None:
+                complete = False
+            else:
+                total += guess
+        if left is None and total == 0.0:
+            return None, False
+        return total, complete
 
     def describe(self) -> str:
-        """One line for ``st.status``/``st.progress``: stage, epoch, loss and ETA."""
+        """One line for ``st.status``/``st.progress``: stage, which method / request / value, epoch or step, loss,
+        and the time left for the whole job (:meth:`eta_s`)."""
         if self.state == QUEUED:
             return "queued"
         if self.state in FINAL_STATES:
@@ -152,16 +243,39 @@ class Job:
         p = self.progress
         stage = p.get("stage")
         parts = [STAGE_LABELS.get(stage, str(stage)) if stage else "starting"]
+        if stage == "cells":  # an experiment's cells (unlearn_core.executors): which one, how many done, ETA
+            parts = [f"{p.get('phase', 'cells')}: {p.get('step', 0)} of {p.get('steps', '?')} done"]
+            if p.get("cell"):
+                parts.append(str(p["cell"]))
+            eta = p.get("eta_s")
+            if isinstance(eta, (int, float)) and eta >= 1:
+                parts.append(f"about {eta:.0f} s left")
+            return " · ".join(parts)
+        if stage == "data" and p.get("dataset"):
+            parts[0] += f" ({p['dataset']})"
+        if p.get("method"):  # experiments: which method, which setting, which run
+            what = str(p["method"])
+            for key, name in (("epsilon", "ε"), ("value", "value"), ("budget", "budget")):
+                if isinstance(p.get(key), (int, float)):
+                    what += f", {name} = {p[key]:g}"
+            parts.append(what)
+        if isinstance(p.get("run"), int) and isinstance(p.get("runs"), int):
+            parts.append(f"run {p['run']} of {p['runs']}")
+        elif isinstance(p.get("seed"), int) and stage == "prepare":
+            parts.append(f"seed {p['seed']}")
+        if isinstance(p.get("request"), int) and isinstance(p.get("requests"), int) and p["requests"] > 1:
+            parts.append(f"request {p['request']} of {p['requests']}")
         if "iteration" in p and "iterations" in p:  # full-batch L-BFGS
             parts.append(f"L-BFGS iteration {p['iteration']}/{p['iterations']}")
         elif "epoch" in p and "epochs" in p:
             parts.append(f"epoch {p['epoch']}/{p['epochs']}")
-        elif "step" in p and "steps" in p:
+        elif "step" in p and "steps" in p and not isinstance(p.get("run"), int):
             parts.append(f"step {p['step']}/{p['steps']}")
         if isinstance(p.get("loss"), (int, float)):
             parts.append(f"loss {p['loss']:.4f}")
-        if isinstance(p.get("eta_s"), (int, float)):
-            parts.append(f"ETA {p['eta_s']:.0f} s")
+        eta, complete = self.eta_s()
+        if eta is not None and eta >= 1:
+            parts.append(f"about {eta:.0f} s left" if complete else f"at least {eta:.0f} s left")
         return " · ".join(parts)
 
 
@@ -451,11 +565,15 @@ def default_torch_threads() -> int | None:
 
 #: Modules the first job of a fresh process would import lazily, on the user's clock: torch.optim's first
 #: optimizer imports ``torch._dynamo`` (≈ 2 s on a 2-core CPU); the data loaders import torchvision, the digits
-#: loader and the membership-inference attacks scikit-learn (≈ 0.6 s), the run store sqlite3.
+#: loader and the membership-inference attacks scikit-learn (≈ 0.6 s), the run store sqlite3, the certificates
+#: dp_accounting and scipy.stats, noisy fine-tuning's accountant opacus.
 LAZY_IMPORTS = (
     "torch._dynamo",
     "dp_accounting",  # the Gaussian mechanism's σ (unlearn_core.certificate imports it when first needed)
     "torchvision.datasets",
+    "dp_accounting",  # σ of the analytic Gaussian mechanism (certificate.sigma_analytic), ≈ 1 s with scipy.signal
+    "scipy.stats",
+    "opacus.accountants.analysis.rdp",  # noisy fine-tuning's RDP accountant (the quick demo), ≈ 0.6 s
     "sqlite3",
     "sklearn.datasets",
     "sklearn.datasets.data",  # the digits files' resource packages
@@ -556,7 +674,7 @@ def run_task(config: Any, *, key: str, store: Any = None, kind: str = "explore")
 
 
 #: Experiments of :mod:`unlearn_core.experiments` that the dashboard runs in the background.
-EXPERIMENT_KINDS = ("compare", "sequential", "sensitivity", "audit", "forget_size")
+EXPERIMENT_KINDS = ("compare", "sequential", "sensitivity", "audit", "forget_size", "frontier")
 
 
 def experiment_card(kind: str, base: Any, df: Any, *, seeds: Sequence[int], options: Mapping[str, Any],

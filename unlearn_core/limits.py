@@ -72,7 +72,8 @@ AUDIT_RUNS_RANGE = (8, 1_000_000)
 #: ``experiment compare --relearn-max-steps``: SGD steps until the forget accuracy returns (≥ 1, or nothing is
 #: measured); 100,000 is 70 epochs of MNIST's 1,000-point forget set at batch 32.
 RELEARN_STEPS_RANGE = (1, 100_000)
-#: ``experiment sensitivity --values`` / ``experiment budget --budgets`` / ``--sigma-factors`` / ``experiment forget-size --sizes``: points on one curve.
+#: ``experiment sensitivity --values`` / ``experiment budget --budgets`` / ``experiment audit --sigma-factors`` /
+#: ``experiment forget-size --sizes``: points on one curve.
 MAX_SWEEP_POINTS = 100
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -442,9 +443,8 @@ def check_experiment_options(
                          statistic=options.get("statistic", "auto"), alpha=options.get("alpha"),
                          runs_per_cell=options.get("runs_per_cell", 1))
     if kind in ("forget-size", "forget_size"):
-        from unlearn_core.experiments import forget_size_specs
-
         from unlearn_core.data import get_dataset_info
+        from unlearn_core.experiments import forget_size_specs
 
         n_train = get_dataset_info(base.dataset).n_train
         for spec in forget_size_specs(options.get("sizes") or []):

@@ -230,6 +230,8 @@ def prepare(
     """Load data, draw the forget set, and train (or load from the cache) the original and retrained models."""
     validate_config(config)
     device = resolve_device(config.device)
+    if progress is not None:  # MNIST takes seconds to load: say so instead of "starting"
+        progress({"stage": "data", "dataset": config.dataset})
     data = load_dataset(
         config.dataset, data_dir=config.data_dir, download=config.download, device=device,
         split_seed=config.split_seed,

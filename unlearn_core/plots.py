@@ -33,10 +33,65 @@ REFERENCE = dict(color=COLOURS["retrained"], dash="dash", width=2)
 CLOSER = "closer to retrained is better"
 
 
+#: The longest title line a figure gets: longer titles were cut off at the edge of a half-width chart at 1024 px.
+TITLE_CHARS = 48
+SUBTITLE_CHARS = 80
+
+
+def _wrap(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` characters at spaces (plotly's ``<br>``)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
+
+
+def split_title(title: str) -> tuple[str, str]:
+    """A figure title as (main line, subtitle): the part before the first " — " (else "; ", ": ", " (") is the main
+    line, the rest the subtitle — so that "what" stays in large type and "how to read it" goes below it."""
+    for sep in (" — ", "; ", ": ", " ("):
+        head, found, tail = title.partition(sep)
+        if found and len(head) <= TITLE_CHARS:
+            return head, (tail if sep != " (" else "(" + tail)
+    return title, ""
+
+
 def _layout(fig: go.Figure, title: str, *, height: int = 380, **kwargs: Any) -> go.Figure:
-    fig.update_layout(title=title, margin=dict(l=50, r=20, t=60, b=45), height=height, legend_title_text="",
-                      **kwargs)
+    """Title (main line + subtitle, both wrapped: :func:`split_title`), margins, height, no legend title."""
+    main, sub = split_title(title)
+    lines = 1 + _wrap(main, TITLE_CHARS).count("<br>") + (1 + _wrap(sub, SUBTITLE_CHARS).count("<br>") if sub else 0)
+    # Subplot titles sit just above their plots, inside the top margin: leave them a line of their own.
+    subplot_titles = any(a.yref == "paper" and (a.y or 0) >= 1 for a in fig.layout.annotations)
+    top = 40 + 20 * lines + (24 if subplot_titles else 0)
+    fig.update_layout(title=dict(text=_wrap(main, TITLE_CHARS), subtitle=dict(text=_wrap(sub, SUBTITLE_CHARS))),
+                      margin=dict(l=50, r=20, t=top, b=45), height=height + 20 * max(0, lines - 2),
+                      legend_title_text="", **kwargs)
     return fig
+
+
+def _reference_line(fig: go.Figure, value: float, text: str, *, axis: str = "y", log: bool = False,
+                    line: dict[str, Any] | None = None, row: int | None = None, col: int | None = None,
+                    side: str = "left") -> None:
+    """A dashed reference line (the retrained model's value) with its label, on a linear or a log axis.
+
+    Why not ``add_hline(annotation_text=...)``: on a log axis plotly places an annotation in log10 units while the
+    line is in data units, so the label of a line at 20 s sat at 10²⁰ s and stretched the axis to it. The label is
+    added here in the axis's own units.
+    """
+    line = line or REFERENCE
+    where = {} if row is None else {"row": row, "col": col}
+    at = math.log10(value) if log and value > 0 else value
+    if axis == "y":
+        fig.add_hline(y=value, line=line, **where)
+        fig.add_annotation(x=0 if side == "left" else 1, xref="x domain", y=at, yref="y", text=text, showarrow=False,
+                           xanchor=side, yanchor="bottom", font=dict(color=line.get("color")), **where)
+    else:
+        fig.add_vline(x=value, line=line, **where)
+        fig.add_annotation(x=at, xref="x", y=1, yref="y domain", text=text, showarrow=False, xanchor="left",
+                           yanchor="top", font=dict(color=line.get("color")), **where)
 
 
 def _agg(df: pd.DataFrame, by: Sequence[str], col: str) -> pd.DataFrame:
@@ -87,8 +142,7 @@ def compare_time_figure(df: pd.DataFrame) -> go.Figure:
                            text=[f"{v:.3g} s" for v in agg["mean"]], textposition="outside"))
     ref = df[df["method"] == "retrained"]["time_s"].dropna()
     if len(ref):
-        fig.add_hline(y=float(ref.mean()), line=REFERENCE, annotation_text=f"retrain {ref.mean():.3g} s",
-                      annotation_position="top left")
+        _reference_line(fig, float(ref.mean()), f"retrain {ref.mean():.3g} s", log=True)
     fig.update_xaxes(title_text="method")
     fig.update_yaxes(title_text="wall time (s, log scale)", type="log")
     return _layout(fig, "Unlearning time vs retraining (dashed) — lower is better")
@@ -103,7 +157,9 @@ def compare_mia_figure(df: pd.DataFrame, *, columns: Sequence[str] | None = None
         columns = [c for c in ("mia_loss_auc", "mia_posterior_auc", "mia_svc_forget_nonmember_rate") if c in df]
     columns = list(columns)
     methods = [m for m in dict.fromkeys(df["method"]) if m != "retrained"]
-    fig = make_subplots(rows=1, cols=max(1, len(columns)), subplot_titles=[c.removeprefix("mia_") for c in columns])
+    fig = make_subplots(rows=1, cols=max(1, len(columns)),
+                        subplot_titles=[MIA_SCORES.get(c.removeprefix("mia_"), c.removeprefix("mia_").replace("_", " "))
+                                        for c in columns])
     for j, col in enumerate(columns, start=1):
         agg = _agg(df, ["method"], col).set_index("method")
         shown = [m for m in methods if m in agg.index and np.isfinite(agg.loc[m, "mean"])]
@@ -317,11 +373,66 @@ def compare_tradeoff_figure(df: pd.DataFrame) -> go.Figure:
                                marker=dict(size=12, color=COLOURS["unlearned"])))
     ref = df[df["method"] == "retrained"]["time_s"].dropna()
     if len(ref):
-        fig.add_vline(x=float(ref.mean()), line=REFERENCE, annotation_text=f"retrain {ref.mean():.3g} s",
-                      annotation_position="top right")
+        _reference_line(fig, float(ref.mean()), f"retrain {ref.mean():.3g} s", axis="x", log=True)
     fig.update_xaxes(title_text="unlearning wall time (s, log scale)", type="log")
     fig.update_yaxes(title_text="‖w − w_retrained‖ (ℓ2 in parameter space, log)", type="log")
     return _layout(fig, "Time vs closeness to retraining — lower-left is better", showlegend=False)
+
+
+def frontier_figure(df: pd.DataFrame) -> go.Figure:
+    """The privacy–utility frontier: test accuracy (left) and distance to the retrained model (right) against ε.
+
+    One line per certified method (mean ± sd over seeds), ε on a log axis; the retrained model (dashed) and the
+    original (dotted) are the references, the band is ± 2 points around retraining, and a star marks the first ε
+    no more than 2 points below it, with the ε where the method falls out again if it does
+    (:func:`unlearn_core.verdict.frontier_first_epsilon`).
+    """
+    from unlearn_core.verdict import THRESHOLDS, frontier_first_epsilon
+
+    points = THRESHOLDS.accuracy_points
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("test accuracy of the release",
+                                                        "‖w − w_retrained‖ (ℓ2, parameters)"))
+    rows = df[~df["method"].isin(["original", "retrained"])].assign(
+        epsilon=lambda d: pd.to_numeric(d["epsilon"], errors="coerce"))
+    first = frontier_first_epsilon(df)
+    palette = ["#d9480f", "#7048e8", "#2f9e44", "#e8590c", "#1098ad"]
+    for i, method in enumerate(dict.fromkeys(rows["method"])):
+        part = rows[rows["method"] == method]
+        colour = palette[i % len(palette)]
+        acc = _agg(part, ["epsilon"], "acc_test").sort_values("epsilon")
+        fig.add_scatter(x=acc["epsilon"], y=acc["mean"], error_y=dict(type="data", array=acc["std"]),
+                        mode="lines+markers", name=str(method), legendgroup=str(method), line=dict(color=colour),
+                        row=1, col=1)
+        dist = _agg(part, ["epsilon"], "dist_to_retrained").sort_values("epsilon")
+        fig.add_scatter(x=dist["epsilon"], y=_num(dist["mean"]), mode="lines+markers", name=str(method),
+                        legendgroup=str(method), showlegend=False, line=dict(color=colour), row=1, col=2)
+        mark = first.get(str(method))
+        if mark is not None and mark.first is not None:
+            eps = mark.first
+            y = float(acc.loc[acc["epsilon"] == eps, "mean"].iloc[0])
+            text = f"ε = {eps:g}" + ("" if mark.stays else f" (out again at {mark.leaves_at:g})")
+            fig.add_scatter(x=[eps], y=[y], mode="markers+text", text=[text], textposition="bottom right",
+                            marker=dict(symbol="star", size=16, color=colour, line=dict(color="black", width=1)),
+                            name=f"{method}: first ε within {100 * points:g} points", legendgroup=str(method),
+                            showlegend=False, row=1, col=1)
+    for ref, style in (("retrained", REFERENCE), ("original", dict(color=COLOURS["original"], dash="dot", width=2))):
+        values = pd.to_numeric(df.loc[df["method"] == ref, "acc_test"], errors="coerce").dropna()
+        if len(values):
+            _reference_line(fig, float(values.mean()), ref, line=style, row=1, col=1,
+                            side="left" if ref == "retrained" else "right")
+            if ref == "retrained":
+                fig.add_hrect(y0=float(values.mean()) - points, y1=float(values.mean()) + points,
+                              fillcolor=COLOURS["retrained"], opacity=0.1, line_width=0, row=1, col=1)
+    original = pd.to_numeric(df.loc[df["method"] == "original", "dist_to_retrained"], errors="coerce").dropna()
+    if len(original) and float(original.mean()) > 0:
+        _reference_line(fig, float(original.mean()), "original", log=True, row=1, col=2,
+                        line=dict(color=COLOURS["original"], dash="dot", width=2))
+    fig.update_xaxes(title_text="ε (log scale; larger = weaker privacy)", type="log")
+    fig.update_yaxes(title_text="test accuracy (fraction)", range=[0, 1.05], row=1, col=1)
+    fig.update_yaxes(title_text="ℓ2 distance (log)", type="log", row=1, col=2)
+    return _layout(fig, f"Privacy–utility frontier — what certification costs: accuracy against ε; dashed: "
+                        f"retrained, dotted: original, band: ± {100 * points:g} points, ★ the first ε at most "
+                        f"{100 * points:g} points below retraining", height=440)
 
 
 def has_mia(df: pd.DataFrame) -> bool:
@@ -347,6 +458,7 @@ EXPERIMENT_FIGURES: dict[str, tuple[tuple[str, Any, Any], ...]] = {
     "budget": (("Budget", budget_figure, None),),
     "audit": (("Audit", audit_epsilon_figure, None), ("Per-example ε and LiRA", audit_attacks_figure, has_lira)),
     "forget_size": (("Forget-set size", forget_size_figure, None),),
+    "frontier": (("Frontier", frontier_figure, None),),
 }
 
 
@@ -412,7 +524,7 @@ def time_bars(card: Mapping[str, Any]) -> go.Figure | None:
     fig = go.Figure(go.Bar(x=names, y=[timing[k] for k in names], text=[f"{timing[k]:.3g} s" for k in names],
                            textposition="outside", marker_color=[colours[k] for k in names], name="wall time"))
     if "retrain" in names:
-        fig.add_hline(y=timing["retrain"], line=REFERENCE, annotation_text="retrain", annotation_position="top left")
+        _reference_line(fig, float(timing["retrain"]), "retrain", log=True)
     fig.update_xaxes(title_text="stage")
     fig.update_yaxes(title_text="wall time (s, log scale)", type="log")
     return _layout(fig, "Unlearning vs retraining time (dashed: retrain) — lower is better", height=340)
@@ -432,8 +544,7 @@ def gradient_norms(card: Mapping[str, Any]) -> go.Figure | None:
     fig = go.Figure(go.Bar(x=names, y=values, text=[f"{v:.3g}" for v in values], textposition="outside",
                            marker_color=colours, name="gradient norm"))
     if diag.retrained_grad_norm is not None:
-        fig.add_hline(y=diag.retrained_grad_norm, line=REFERENCE, annotation_text="retrained",
-                      annotation_position="top left")
+        _reference_line(fig, float(diag.retrained_grad_norm), "retrained", log=True)
     fig.update_xaxes(title_text="model")
     fig.update_yaxes(title_text="‖∇L(w, D_r)‖ (weight decay included, log)", type="log")
     return _layout(fig, f"Gradient norm on the retain set (dashed: retrained) — {CLOSER}", height=340)
@@ -533,7 +644,10 @@ def mia_bars(card: Mapping[str, Any]) -> go.Figure | None:
         for i, k in enumerate(keys):
             if isinstance(retrained.get(k), (int, float)):
                 fig.add_shape(type="line", x0=i - 0.45, x1=i + 0.45, y0=retrained[k], y1=retrained[k], line=REFERENCE)
-    fig.update_xaxes(title_text="attack (held-out folds)")
+    # The categories in ``keys`` order, so that line i sits on category i. Without it plotly orders categories as
+    # the traces first meet them: a score missing from the first trace moved to the end, under another's line.
+    fig.update_xaxes(title_text="attack (held-out folds)", categoryorder="array",
+                     categoryarray=[MIA_SCORES[k] for k in keys])
     fig.update_yaxes(title_text="attack score (AUC or rate, 0–1)", range=[0, 1.1])
     return _layout(fig, f"Membership inference (dashed: retrained) — {CLOSER}", barmode="group", height=340)
 
@@ -563,8 +677,7 @@ def cards_tradeoff(cards: Sequence[Mapping[str, Any]], labels: Sequence[str]) ->
                                marker=dict(size=12, color=COLOURS["unlearned"])))
     retrain = [c["timing_s"]["retrain"] for c in cards if (c.get("timing_s") or {}).get("retrain")]
     if retrain:
-        fig.add_vline(x=float(np.mean(retrain)), line=REFERENCE, annotation_text="retrain time",
-                      annotation_position="top right")
+        _reference_line(fig, float(np.mean(retrain)), "retrain time", axis="x", log=True)
     fig.update_xaxes(title_text="unlearning wall time (s, log scale)", type="log")
     fig.update_yaxes(title_text="‖w − w_retrained‖ (ℓ2 in parameter space, log)", type="log")
     return _layout(fig, "Time vs closeness to retraining — lower-left is better", showlegend=False, height=340)

@@ -38,6 +38,9 @@ from unlearn_core.functional import num_params
 from unlearn_core.progress import Cancelled, ProgressCallback
 
 FAMILIES = ("certified", "approximate", "heuristic", "oracle")
+#: How prominently the dashboard shows a hyperparameter: ``basic`` ones first, with their human label; ``advanced``
+#: ones in an "Advanced" expander. The CLI and the URL treat both alike.
+LEVELS = ("basic", "advanced")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,11 @@ class HyperParam:
         log: the UI should use a log scale (``lam``, ``epsilon``, ``delta``...).
         auto: the string ``"auto"`` is accepted in place of a number (e.g. LiSSA's scale ``H=auto``).
         optional: ``None`` is accepted (e.g. a σ override that defaults to "use the required one").
+        level: ``basic`` (shown first in the dashboard: λ, ε, δ, iteration counts, the method's main knobs) or
+            ``advanced`` (in the "Advanced" expander).
+        label: the human label of the dashboard's widget, e.g. "λ — local convex term"; display only: the name
+            stays the identifier everywhere. ``None`` shows the name.
+        unit: the unit shown after the label ("epochs", "HVP steps", "points"...), when there is one.
     """
 
     name: str
@@ -66,6 +74,22 @@ class HyperParam:
     log: bool = False
     auto: bool = False
     optional: bool = False
+    level: str = "advanced"
+    label: str | None = None
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"HyperParam {self.name!r}: level={self.level!r} is not one of {', '.join(LEVELS)}")
+
+    @property
+    def display(self) -> str:
+        """The widget label: the human label (or the name) and the unit in brackets unless the label says it (the
+        dashboard's tooltip adds the name, which the CLI, the JSON card and the URL use)."""
+        text = self.label or self.name
+        if self.unit and self.unit not in text:
+            text += f" ({self.unit})"
+        return text
 
     def allowed(self) -> str:
         """A short human description of the allowed values, used in every error message."""
@@ -160,6 +184,9 @@ class HyperParam:
             "log": self.log,
             "auto": self.auto,
             "optional": self.optional,
+            "level": self.level,
+            "label": self.label,
+            "unit": self.unit,
             "help": self.help,
         }
 

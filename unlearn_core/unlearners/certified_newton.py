@@ -88,52 +88,65 @@ class CertifiedNewton(Unlearner):
     paper = "Zhang, Dong, Wang & Li, Towards Certified Unlearning for Deep Neural Networks, ICML 2024"
     summary = "One regularised Newton step (LiSSA inverse-HVP) on the retain set, then Gaussian noise from (ε, δ, Δ)."
     schema = (
-        HyperParam("lam", float, 0.01, "local convex term λ added as λI to the Hessian", low=0.0, log=True),
+        HyperParam("lam", float, 0.01, "The local convex term: λI is added to the Hessian so that H + λI is "
+                   "invertible. The bound needs λ + λ_min > 0; a larger λ gives a smaller bound Δ but a more biased "
+                   "step.", low=0.0, log=True, level="basic", label="λ — local convex term"),
         HyperParam("C", float, 20.0, "norm radius C assumed by the bound (train with the same norm bound)",
-                   low=1e-9, log=True),
+                   low=1e-9, log=True, label="C — norm radius the bound assumes"),
         HyperParam("H", float, 1000.0, "LiSSA scale H, above the mini-batch λ_max; 'auto' measures it",
-                   low=1e-9, log=True, auto=True),
-        HyperParam("depth", int, 1000, "LiSSA recursion depth s", low=1, high=1_000_000, log=True),
-        HyperParam("reps", int, 10, "independent LiSSA repetitions, averaged (run together)", low=1, high=1000),
+                   low=1e-9, log=True, auto=True, label="H — LiSSA scale"),
+        HyperParam("depth", int, 1000, "LiSSA's recursion depth s. The LiSSA lemma needs s ≥ 2κ ln(κS₁) with "
+                   "κ = H/(λ + λ_min); the certificate checks it.", low=1, high=1_000_000, log=True,
+                   level="basic", label="LiSSA depth s", unit="steps"),
+        HyperParam("reps", int, 10, "independent LiSSA repetitions, averaged (run together)", low=1, high=1000,
+                   label="LiSSA repetitions S₁"),
         HyperParam("batch", int, 10, "points per sampled Hessian (drawn with replacement)", low=1, high=100_000,
-                   log=True),
-        HyperParam("epsilon", float, 1.0, "privacy budget ε of the certificate", low=1e-6, high=1e3, log=True),
-        HyperParam("delta", float, 1e-5, "privacy budget δ of the certificate", low=1e-15, high=0.5, log=True),
+                   log=True, label="Hessian sample size", unit="points"),
+        HyperParam("epsilon", float, 1.0, "The privacy budget ε of the certificate: smaller is stronger and needs "
+                   "more noise.", low=1e-6, high=1e3, log=True, level="basic", label="ε — privacy budget"),
+        HyperParam("delta", float, 1e-5, "The failure probability δ of the certificate; with the LiSSA lemma the "
+                   "guarantee is δ + ρ.", low=1e-15, high=0.5, log=True, level="basic",
+                   label="δ — failure probability"),
         HyperParam("rho", float, 0.05, "LiSSA failure probability ρ (the bound holds with prob. ≥ 1 − ρ)",
-                   low=1e-12, high=0.5, log=True),
-        HyperParam("M", float, 1.0, "Hessian-Lipschitz constant (an assumption)", low=0.0),
+                   low=1e-12, high=0.5, log=True, label="ρ — LiSSA failure probability"),
+        HyperParam("M", float, 1.0, "Hessian-Lipschitz constant (an assumption)", low=0.0,
+                   label="M — Hessian-Lipschitz constant"),
         HyperParam("L", float, "auto", "gradient-Lipschitz constant; 'auto' = Lanczos λ_max at w* (local)",
-                   low=0.0, auto=True),
+                   low=0.0, auto=True, label="L — gradient-Lipschitz constant"),
         HyperParam("lambda_min", float, "auto", "smallest Hessian eigenvalue at w*; 'auto' = weight decay for a "
                    "convex model (a bound), the dense eigenvalue with solver=exact, else Lanczos (an estimate)",
-                   auto=True),
+                   auto=True, label="λ_min — smallest Hessian eigenvalue"),
         HyperParam("lanczos_steps", int, LANCZOS_STEPS, "Lanczos steps (HVPs) measuring λ_min and L when 'auto'; "
-                   "fewer is faster, and λ_min is then less negative than the truth", low=2, high=10_000, log=True),
+                   "fewer is faster, and λ_min is then less negative than the truth", low=2, high=10_000, log=True,
+                   label="Lanczos steps", unit="HVPs"),
         HyperParam("curvature_points", int, CURVATURE_POINTS, "retain points (seeded subsample) of the Hessian "
-                   "whose λ_min and L are measured", low=1, high=10_000_000, log=True),
+                   "whose λ_min and L are measured", low=1, high=10_000_000, log=True,
+                   label="Curvature subsample", unit="points"),
         HyperParam("G", float, "auto", "bound on the retrained model's retain gradient; 'auto' = the training "
                    "recipe's grad_tol when it has one (a bound), else measured at the unlearned model (an estimate)",
-                   low=0.0, auto=True),
-        HyperParam("mechanism", str, "analytic", "Gaussian mechanism calibrating σ", choices=("analytic", "classical")),
+                   low=0.0, auto=True, label="G — retrained model's gradient bound"),
+        HyperParam("mechanism", str, "analytic", "Gaussian mechanism calibrating σ", choices=("analytic", "classical"),
+                   label="Gaussian mechanism"),
         HyperParam("lissa_bound", str, "agarwal", "LiSSA's error term: the lemma (Agarwal et al. form, or the r2d "
                    "transcription; probability 1 − ρ, needs its depth) or the deterministic a-posteriori residual "
                    "bound ‖r‖/(λ + λ_min) (one full-data HVP); solver=exact/cg always use the residual bound",
-                   choices=SOLVE_BOUNDS),
+                   choices=SOLVE_BOUNDS, label="Solve-error bound"),
         HyperParam("sigma", float, None, "noise std override; none = the σ the bound requires", low=0.0,
-                   optional=True),
+                   optional=True, label="σ override — noise std"),
         HyperParam("grad_mode", str, "retain", "gradient: exact retain gradient, or the forget-set shortcut "
-                   "(valid only at a minimiser)", choices=("retain", "forget_shortcut")),
-        HyperParam("solver", str, "lissa", "inverse-HVP solver: LiSSA, dense exact solve (small models) or CG",
-                   choices=("lissa", "exact", "cg")),
+                   "(valid only at a minimiser)", choices=("retain", "forget_shortcut"), label="Gradient"),
+        HyperParam("solver", str, "lissa", "How (H + λI)⁻¹g is computed: LiSSA (stochastic, any model size), a "
+                   "dense exact solve (small models only) or conjugate gradients.",
+                   choices=("lissa", "exact", "cg"), level="basic", label="Inverse-Hessian solver"),
         HyperParam("reg_form", str, "paper", "local convex term: 'paper' adds λI (certified); 'official' adds the "
                    "reference code's (λ+wd)·Σ‖w_l‖ Hessian and wd·ŵ_l gradient, a comparison the bound does not cover",
-                   choices=("paper", "official")),
+                   choices=("paper", "official"), label="Form of the local convex term"),
         HyperParam("requests", int, 1, "sequential requests k: the forget set is removed in k equal chunks",
-                   low=1, high=10_000),
+                   low=1, high=10_000, label="Sequential requests k"),
         HyperParam("chain_from", str, "noised", "sequential: start each step from the noised or noiseless model",
-                   choices=("noised", "noiseless")),
+                   choices=("noised", "noiseless"), label="Chain requests from"),
         HyperParam("retrain_each_step", bool, False, "sequential: retrain on each step's retain set to measure "
-                   "the actual error (slow)"),
+                   "the actual error (slow)", label="Retrain at every request (slow)"),
     )
 
     dense_solver = ("exact", "solver=cg or solver=lissa")

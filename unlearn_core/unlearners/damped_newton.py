@@ -72,14 +72,16 @@ class DampedNewton(Unlearner):
     summary = "Approximate (uncertified): w* − (H + λI)⁻¹∇L(w*; D_r) with a hand-set damping λ."
     schema = (
         HyperParam("lam", float, 1.0, "damping λ added to the Hessian (small λ → huge steps)", low=0.0, high=1e6,
-                   log=True),
+                   log=True, level="basic", label="λ — damping"),
         HyperParam("solver", str, "minres", "MINRES (indefinite OK), CG (needs H+λI ≻ 0), or dense (tiny models)",
-                   choices=SOLVERS),
-        HyperParam("tol", float, 1e-6, "relative residual of the iterative solve", low=1e-12, high=0.5, log=True),
-        HyperParam("max_iter", int, 500, "maximum HVPs of the iterative solve", low=1, high=100_000),
+                   choices=SOLVERS, level="basic", label="Solver"),
+        HyperParam("tol", float, 1e-6, "relative residual of the iterative solve", low=1e-12, high=0.5, log=True,
+                   label="Solver tolerance"),
+        HyperParam("max_iter", int, 500, "maximum HVPs of the iterative solve", low=1, high=100_000,
+                   label="Solver iterations", unit="HVPs"),
         HyperParam(
             "weight_decay", float, None, "coupled weight decay in g and H; none = the training recipe's",
-            low=0.0, high=1.0, optional=True,
+            low=0.0, high=1.0, optional=True, label="Weight decay",
         ),
     )
 

@@ -214,15 +214,17 @@ class FineTune(Unlearner):
     paper = "fine-tuning baseline (e.g. Golatkar et al. 2020; Zhang et al. 2024)"
     summary = "Keep training on the retain set only (heuristic, no guarantee)."
     schema = (
-        HyperParam("epochs", int, 5, "epochs of SGD on the retain set (R2D port: 10)", low=0, high=1000),
-        HyperParam("lr", float, 0.01, "SGD learning rate", low=1e-6, high=10.0, log=True),
-        HyperParam("momentum", float, 0.9, "SGD momentum", low=0.0, high=0.999),
-        HyperParam("batch_size", int, 128, "mini-batch size", low=1, high=65536),
+        HyperParam("epochs", int, 5, "epochs of SGD on the retain set (R2D port: 10)", low=0, high=1000,
+                   level="basic", label="Epochs", unit="epochs"),
+        HyperParam("lr", float, 0.01, "SGD learning rate", low=1e-6, high=10.0, log=True,
+                   level="basic", label="Learning rate"),
+        HyperParam("momentum", float, 0.9, "SGD momentum", low=0.0, high=0.999, label="Momentum"),
+        HyperParam("batch_size", int, 128, "mini-batch size", low=1, high=65536, label="Batch size", unit="points"),
         HyperParam(
             "weight_decay", float, None, "coupled weight decay; none = the training recipe's", low=0.0, high=1.0,
-            optional=True,
+            optional=True, label="Weight decay",
         ),
-        HyperParam("schedule", str, "constant", "learning-rate schedule", choices=SCHEDULES),
+        HyperParam("schedule", str, "constant", "learning-rate schedule", choices=SCHEDULES, label="Schedule"),
     )
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:

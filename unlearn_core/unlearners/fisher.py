@@ -102,9 +102,11 @@ class FisherForgetting(Unlearner):
     paper = "Golatkar, Achille, Soatto, CVPR 2020 (Fisher forgetting)"
     summary = "Noise scaled by the inverse diagonal Fisher of the retain set (heuristic, no guarantee)."
     schema = (
-        HyperParam("alpha", float, 1e-6, "noise scale α of var = α·min(1/F, 1e3)", low=0.0, high=1.0, log=True),
+        HyperParam("alpha", float, 1e-6, "noise scale α of var = α·min(1/F, 1e3)", low=0.0, high=1.0, log=True,
+                   level="basic", label="α — noise scale"),
         HyperParam("max_samples", int, 2000, "retain examples in the Monte-Carlo estimate of the diagonal Fisher "
-                   "(seeded random subset; 0 = all, slow on large data)", low=0, high=10_000_000),
+                   "(seeded random subset; 0 = all, slow on large data)", low=0, high=10_000_000,
+                   label="Fisher samples", unit="points"),
     )
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:

@@ -35,7 +35,7 @@ from unlearn_core.unlearners.registry import register_unlearner
 
 _WD = HyperParam(
     "weight_decay", float, None, "coupled weight decay; none = the training recipe's", low=0.0, high=1.0,
-    optional=True,
+    optional=True, label="Weight decay",
 )
 
 
@@ -90,16 +90,20 @@ class NegGrad(Unlearner):
     summary = "Gradient ascent on the forget set, stopped early (heuristic, no guarantee; easily over-forgets)."
     schema = (
         HyperParam("epochs", int, 20, "maximum epochs of gradient ascent over the forget set (the early stop "
-                   "usually ends it sooner)", low=0, high=10_000),
-        HyperParam("lr", float, 0.01, "SGD learning rate", low=1e-6, high=10.0, log=True),
+                   "usually ends it sooner)", low=0, high=10_000,
+                   level="basic", label="Epochs (at most)", unit="epochs"),
+        HyperParam("lr", float, 0.01, "SGD learning rate", low=1e-6, high=10.0, log=True,
+                   level="basic", label="Learning rate"),
         HyperParam("momentum", float, 0.0, "SGD momentum (momentum accelerates the ascent past the stop)",
-                   low=0.0, high=0.999),
-        HyperParam("batch_size", int, 64, "mini-batch size on the forget set", low=1, high=65536),
+                   low=0.0, high=0.999, label="Momentum"),
+        HyperParam("batch_size", int, 64, "mini-batch size on the forget set", low=1, high=65536,
+                   label="Batch size", unit="points"),
         HyperParam("max_grad_norm", float, 1.0, "clip each mini-batch gradient to this norm; none = no clipping",
-                   low=1e-9, log=True, optional=True),
+                   low=1e-9, log=True, optional=True, label="Gradient clipping norm"),
         HyperParam("stop_forget_acc", float, "auto", "stop once the forget accuracy is at or below this; 'auto' = "
                    "a retrained model's expected level (original per-class test accuracy, 0 for a removed "
-                   "class); none = run every epoch", low=0.0, high=1.0, auto=True, optional=True),
+                   "class); none = run every epoch", low=0.0, high=1.0, auto=True, optional=True,
+                   level="basic", label="Stop at forget accuracy"),
         _WD,
     )
 
@@ -153,11 +157,14 @@ class NegGradPlus(Unlearner):
     summary = "Descend on the retain set while ascending on the forget set (heuristic, no guarantee)."
     schema = (
         HyperParam("alpha", float, 0.9, "weight of the retain descent; 1 − alpha weights the forget ascent",
-                   low=0.0, high=1.0),
-        HyperParam("epochs", int, 3, "epochs over the retain set", low=0, high=10_000),
-        HyperParam("lr", float, 0.01, "SGD learning rate", low=1e-6, high=10.0, log=True),
-        HyperParam("momentum", float, 0.9, "SGD momentum", low=0.0, high=0.999),
-        HyperParam("batch_size", int, 64, "mini-batch size on each of the two sets", low=1, high=65536),
+                   low=0.0, high=1.0, level="basic", label="α — retain weight"),
+        HyperParam("epochs", int, 3, "epochs over the retain set", low=0, high=10_000,
+                   level="basic", label="Epochs", unit="epochs"),
+        HyperParam("lr", float, 0.01, "SGD learning rate", low=1e-6, high=10.0, log=True,
+                   level="basic", label="Learning rate"),
+        HyperParam("momentum", float, 0.9, "SGD momentum", low=0.0, high=0.999, label="Momentum"),
+        HyperParam("batch_size", int, 64, "mini-batch size on each of the two sets", low=1, high=65536,
+                   label="Batch size", unit="points"),
         _WD,
     )
 

@@ -63,20 +63,24 @@ def finetune_schema(*, epochs: int, lr: float) -> tuple[HyperParam, ...]:
     return (
         HyperParam(
             "finetune_epochs", int, epochs,
-            "epochs of noise-free fine-tuning on D_r after the noise (free post-processing; 0 = release as is)",
-            low=0, high=1000,
+            "Epochs of noise-free fine-tuning on the retained data after the noise. It is post-processing, "
+            "so it costs no privacy; 0 releases the noisy model as is.",
+            low=0, high=1000, level="basic", label="Fine-tuning epochs", unit="epochs",
         ),
         HyperParam(
             "finetune_lr", float, lr, "max learning rate of the fine-tuning phase (paper: one-cycle SGD, 0.1)",
-            low=1e-6, high=10.0, log=True,
+            low=1e-6, high=10.0, log=True, label="Fine-tuning learning rate",
         ),
-        HyperParam("finetune_schedule", str, "onecycle", "fine-tuning learning-rate schedule", choices=SCHEDULES),
-        HyperParam("finetune_momentum", float, 0.9, "SGD momentum of the fine-tuning phase", low=0.0, high=0.999),
+        HyperParam("finetune_schedule", str, "onecycle", "fine-tuning learning-rate schedule", choices=SCHEDULES,
+                   label="Fine-tuning schedule"),
+        HyperParam("finetune_momentum", float, 0.9, "SGD momentum of the fine-tuning phase", low=0.0, high=0.999,
+                   label="Fine-tuning momentum"),
         HyperParam(
             "finetune_weight_decay", float, 5e-4, "weight decay of the fine-tuning phase (paper: 5e-4)",
-            low=0.0, high=1.0,
+            low=0.0, high=1.0, label="Fine-tuning weight decay",
         ),
-        HyperParam("batch_size", int, 128, "mini-batch size of every phase (paper: 128)", low=1, high=65536),
+        HyperParam("batch_size", int, 128, "mini-batch size of every phase (paper: 128)", low=1, high=65536,
+                   label="Batch size", unit="points"),
     )
 
 
@@ -115,42 +119,48 @@ class NoisyFineTune(Unlearner):
     paper = "Koloskova, Allouah, Jha, Guerraoui, Koyejo, ICML 2025 (arXiv 2506.06985)"
     summary = "Project, then noisy clipped SGD on the retain set, then noise-free fine-tuning: (ε, δ)-certified."
     schema = (
-        HyperParam("variant", str, "grad_clip", "gradient clipping (PABI) or model clipping", choices=VARIANTS),
-        HyperParam("epsilon", float, 1.0, "target ε of the (ε, δ) certificate", low=1e-3, high=100.0, log=True),
-        HyperParam("delta", float, 1e-5, "target δ of the (ε, δ) certificate", low=1e-12, high=0.5, log=True),
+        HyperParam("variant", str, "grad_clip", "gradient clipping (PABI) or model clipping", choices=VARIANTS,
+                   label="Variant"),
+        HyperParam("epsilon", float, 1.0, "The privacy budget ε of the certificate: smaller is stronger and needs "
+                   "more noise.", low=1e-3, high=100.0, log=True, level="basic", label="ε — privacy budget"),
+        HyperParam("delta", float, 1e-5, "The failure probability δ of the certificate.", low=1e-12, high=0.5,
+                   log=True, level="basic", label="δ — failure probability"),
         HyperParam(
             "accountant", str, "tightest",
             "grad_clip: which σ is used — the tightest valid accountant (default), the paper's closed form (valid "
             "only inside its conditions), the RDP accountant (Opacus conversion, valid everywhere), or the official "
             "code's (K1, comparison only; it never certifies)",
-            choices=accounting.ACCOUNTANT_CHOICES,
+            choices=accounting.ACCOUNTANT_CHOICES, label="Accountant",
         ),
-        HyperParam("C0", float, 0.3, "radius of the initial projection x_0 = Π_C0(A(D))", low=1e-6, high=1e4, log=True),
+        HyperParam("C0", float, 0.3, "radius of the initial projection x_0 = Π_C0(A(D))", low=1e-6, high=1e4, log=True,
+                   label="C₀ — initial projection radius"),
         HyperParam("C1", float, 0.3, "grad_clip: the batch-mean gradient is clipped to norm C1", low=1e-6, high=1e4,
-                   log=True),
+                   log=True, label="C₁ — gradient clipping norm"),
         HyperParam("C2", float, 0.3, "model_clip: radius of the projection after every step", low=1e-6, high=1e4,
-                   log=True),
+                   log=True, label="C₂ — model clipping radius"),
         HyperParam("lr", float, 0.01, "step size γ of the noisy phase (plain SGD, no momentum)", low=1e-6, high=10.0,
-                   log=True),
+                   log=True, label="γ — noisy-phase step size"),
         HyperParam("lam", float, 50.0, "contraction term λ (x ← x − γ(g + λx)); needs lr·lam < 1", low=0.0,
-                   high=1e6),
+                   high=1e6, label="λ — contraction term"),
         HyperParam(
-            "T", int, "auto", "number of noisy steps; auto = the code's rule (grad_clip) or the δ accountant "
-            "(model_clip)", low=1, high=1_000_000, auto=True,
+            "T", int, "auto", "The number of noisy steps T. 'auto' uses the code's rule (gradient clipping) or the δ "
+            "accountant (model clipping); σ is calibrated for this T.", low=1, high=1_000_000, auto=True,
+            level="basic", label="T — noisy steps", unit="steps",
         ),
         HyperParam(
             "sigma", float, None, "noise std override; none = the required σ (grad_clip) or σ = C2 (model_clip); a "
             "σ below the required one is labelled 'not certified by the bound'", low=0.0, high=1e6, optional=True,
+            label="σ override — noise std",
         ),
         HyperParam("sigma0", float, 0.0, "model_clip: noise std added after the initial projection (configs: 0)",
-                   low=0.0, high=1e6),
+                   low=0.0, high=1e6, label="σ₀ — noise after the projection"),
         HyperParam("max_noisy_steps", int, 10_000, "model_clip: cap on the steps the δ accountant may ask for",
-                   low=1, high=1_000_000),
+                   low=1, high=1_000_000, label="Cap on noisy steps", unit="steps"),
         *finetune_schema(epochs=10, lr=0.1),
         HyperParam("eval_every", int, 0, "retain loss/accuracy on a fixed subsample every this many noisy steps; "
-                   "0 = about 50 points", low=0, high=1_000_000),
+                   "0 = about 50 points", low=0, high=1_000_000, label="Diagnostics every", unit="steps"),
         HyperParam("eval_size", int, 512, "size of the fixed retain subsample for the per-step diagnostics",
-                   low=1, high=1_000_000),
+                   low=1, high=1_000_000, label="Diagnostics subsample", unit="points"),
     )
 
     def unsupported_reason(self, model: nn.Module, params: dict[str, Any]) -> str | None:

@@ -49,16 +49,19 @@ class OutputPerturbation(Unlearner):
     paper = "Koloskova et al., ICML 2025 (output-perturbation baseline, arXiv 2506.06985)"
     summary = "Project to the C0-ball, add calibrated Gaussian noise once, then fine-tune on D_r: (ε, δ)-certified."
     schema = (
-        HyperParam("epsilon", float, 1.0, "target ε of the (ε, δ) certificate", low=1e-3, high=100.0, log=True),
-        HyperParam("delta", float, 1e-5, "target δ of the (ε, δ) certificate", low=1e-12, high=0.5, log=True),
-        HyperParam("C0", float, 0.01, "projection radius; the sensitivity is 2·C0", low=1e-6, high=1e4, log=True),
+        HyperParam("epsilon", float, 1.0, "The privacy budget ε of the certificate: smaller is stronger.", low=1e-3,
+                   high=100.0, log=True, level="basic", label="ε — privacy budget"),
+        HyperParam("delta", float, 1e-5, "The failure probability δ of the certificate.", low=1e-12, high=0.5,
+                   log=True, level="basic", label="δ — failure probability"),
+        HyperParam("C0", float, 0.01, "The projection radius C₀; the sensitivity is 2·C₀.", low=1e-6, high=1e4,
+                   log=True, level="basic", label="C₀ — projection radius"),
         HyperParam(
             "mechanism", str, "classical", "σ formula: the paper's classical Gaussian or the tight analytic one",
-            choices=MECHANISMS,
+            choices=MECHANISMS, label="Gaussian mechanism",
         ),
         HyperParam(
             "sigma", float, None, "noise std override; none = the required σ; a smaller σ is labelled "
-            "'not certified by the bound'", low=0.0, high=1e6, optional=True,
+            "'not certified by the bound'", low=0.0, high=1e6, optional=True, label="σ override — noise std",
         ),
         *finetune_schema(epochs=10, lr=0.1),
     )

@@ -27,11 +27,11 @@ class Retrain(Unlearner):
     schema = (
         HyperParam(
             "epochs", int, None, "epochs of retraining (an L-BFGS recipe: iterations); none = the recipe's budget",
-            low=0, high=10_000, optional=True,
+            low=0, high=10_000, optional=True, level="basic", label="Epochs", unit="epochs",
         ),
         HyperParam(
             "seed_offset", int, 0, "added to the run seed for initialisation and shuffling; 0 = the oracle itself",
-            low=0, high=1_000_000,
+            low=0, high=1_000_000, label="Seed offset",
         ),
     )
 
