@@ -49,6 +49,16 @@ def _poll(at: AppTest, done, *, timeout: float = 300.0) -> None:
     raise AssertionError("the job did not finish in time")
 
 
+def _numeric(at: AppTest, key: str):
+    """The numeric widget under ``key``: a slider or a number input (the schema's widget kind decides)."""
+    for kind in (at.slider, at.number_input):
+        try:
+            return kind(key=key)
+        except KeyError:
+            continue
+    raise KeyError(key)
+
+
 def _tiny(at: AppTest, prefix: str) -> None:
     at.number_input(key=f"{prefix}.epochs").set_value(3)
     at.text_input(key=f"{prefix}.hidden").set_value("16").run()
@@ -69,7 +79,7 @@ def test_audit_page_audits_every_certified_method_and_shows_a_refutation(monkeyp
     for method in certified_methods():  # no post-processing: the release itself is what is audited
         key = f"audit.p.{method}.finetune_epochs"
         if key in at.session_state:
-            at.slider(key=key).set_value(0)
+            _numeric(at, key).set_value(0)
     at.button(key="FormSubmitter:audit.form-Run audit").click().run()
     _poll(at, lambda a: any(s.value == "Results" for s in a.subheader))
     assert not at.exception
@@ -90,7 +100,7 @@ def test_forget_size_page_runs_a_sweep():
     _tiny(at, "forget_size")
     at.multiselect(key="forget_size.methods").set_value(["output_perturbation"])
     at.text_input(key="forget_size.sizes").set_value("10,40")
-    at.slider(key="forget_size.p.output_perturbation.finetune_epochs").set_value(1)
+    _numeric(at, "forget_size.p.output_perturbation.finetune_epochs").set_value(1)
     at.button(key="FormSubmitter:forget_size.form-Run sweep").click().run()
     _poll(at, lambda a: any(s.value == "Results" for s in a.subheader))
     assert not at.error, [e.value for e in at.error]

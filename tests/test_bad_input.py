@@ -44,6 +44,8 @@ ISSUE_ROWS = [
     (["experiment", "audit", "--sigma-factors", "0"], ["sigma_factors=[0.0]"]),
     (["experiment", "forget-size", "--sizes", "2000"], ["sizes=2000", "at most 1,436"]),
     (["experiment", "forget-size", "--sizes", "0"], ["size 0.0"]),
+    (["experiment", "frontier", "--epsilons", "0"], ["epsilon"]),
+    (["experiment", "frontier", "--methods", "finetune"], ["'finetune' has no 'epsilon' hyperparameter"]),
     (["run", "--batch-size", str(10**22)], [f"batch_size={10**22}", "[1, 65,536]"]),
     (["experiment", "compare", "--relearn-max-steps", "-1", "--methods", "finetune"],
      ["relearn-max-steps=-1", "[1, 100,000]"]),

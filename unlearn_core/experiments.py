@@ -1131,6 +1131,30 @@ def _frontier_cell(*, base: RunConfig, seed: int, method: str, params: Mapping[s
     return {"rows": [row]}
 
 
+def check_frontier_args(
+    *, methods: Sequence[str] | None, epsilons: Sequence[float], params: Mapping[str, Mapping[str, Any]] | None
+) -> tuple[list[str], dict[str, dict[str, Any]], list[float]]:
+    """Check :func:`frontier`'s own arguments before any training: every (method, ε) pair is resolved.
+
+    Raises:
+        ConfigError: a method without an ``epsilon`` hyperparameter, an ε that is not > 0, or a value the
+            method's schema refuses.
+    """
+    methods = list(methods) if methods is not None else frontier_methods()
+    overrides = _check_methods(methods, params)
+    for name in methods:
+        if "epsilon" not in {p.name for p in get_unlearner(name).schema}:
+            raise ConfigError(f"method {name!r} has no 'epsilon' hyperparameter: the frontier sweeps ε of the "
+                              f"certified methods ({', '.join(frontier_methods())})")
+    values = [float(e) for e in epsilons]
+    if not values or any(not (math.isfinite(e) and e > 0) for e in values):
+        raise ConfigError(f"epsilons={values!r} is not valid: expected numbers > 0, at least one")
+    for name in methods:
+        for e in values:
+            resolve_params(get_unlearner(name).schema, {**overrides[name], "epsilon": e}, method=name)
+    return methods, overrides, values
+
+
 def frontier(
     base: RunConfig,
     *,
@@ -1153,18 +1177,7 @@ def frontier(
     (:func:`unlearn_core.verdict.frontier_first_epsilon`). Beyond both papers, which report single ε values.
     """
     seeds = _check_seeds(seeds)
-    methods = list(methods) if methods is not None else frontier_methods()
-    overrides = _check_methods(methods, params)
-    for name in methods:
-        if "epsilon" not in {p.name for p in get_unlearner(name).schema}:
-            raise ConfigError(f"method {name!r} has no 'epsilon' hyperparameter: the frontier sweeps ε of the "
-                              f"certified methods ({', '.join(frontier_methods())})")
-    epsilons = [float(e) for e in epsilons]
-    if not epsilons or any(not (math.isfinite(e) and e > 0) for e in epsilons):
-        raise ConfigError(f"epsilons={epsilons!r} is not valid: expected numbers > 0, at least one")
-    for name in methods:  # every (method, ε) validated before anything is trained
-        for e in epsilons:
-            resolve_params(get_unlearner(name).schema, {**overrides[name], "epsilon": e}, method=name)
+    methods, overrides, epsilons = check_frontier_args(methods=methods, epsilons=epsilons, params=params)
     cells: list[Cell] = []
     for seed in seeds:
         cells.append(Cell(_frontier_reference_cell, {"base": base, "seed": seed}, label=f"seed {seed}: references"))
