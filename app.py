@@ -34,6 +34,7 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES, position="top")
+ui.begin_script_run()
 
 with st.sidebar:
     st.caption(f"unlearn-explorer {__version__} — certified machine unlearning of neural networks")
@@ -50,7 +51,8 @@ with st.sidebar:
 
 page.run()
 
-# Once per process, after the first page is on screen (it was before it: the Quick demo button appeared ≈ 3 s later):
-# the first job's lazy imports (torch._dynamo, scikit-learn, the accountants; ≈ 2.5 s), on the script thread, so
-# that no job ever imports alongside them. A click during the warm-up waits for it: the rerun starts after it.
+# Once per process, after the first page is on screen: the first job's lazy imports (torch._dynamo, scikit-learn,
+# the accountants; ≈ 2.5 s) start in a background thread, and jobs wait for them (unlearn_core.jobs.WarmUp): the
+# script run ends at once, so an early click on Run cannot interrupt it.
 ui.warm_up()
+ui.end_script_run()

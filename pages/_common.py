@@ -34,10 +34,10 @@ from unlearn_core.jobs import (
     DONE,
     FAILED,
     QUEUED,
+    WARM_UP,
     Job,
     JobRegistry,
     default_torch_threads,
-    warm_imports,
 )
 from unlearn_core.models import MODELS, parse_hidden
 from unlearn_core.pipeline import validate_config
@@ -68,7 +68,8 @@ def get_registry() -> JobRegistry:
     Jobs leave one core to the server and the browser (:func:`unlearn_core.jobs.default_torch_threads`). A
     watcher counts only while its Streamlit session is connected (:func:`session_is_live`) and beating.
     """
-    return JobRegistry(torch_threads=default_torch_threads(), is_live=lambda session: session_is_live(session))
+    return JobRegistry(torch_threads=default_torch_threads(), is_live=lambda session: session_is_live(session),
+                       warm_up=WARM_UP)
 
 
 def session_is_live(session: str) -> bool | None:
@@ -87,11 +88,10 @@ def session_is_live(session: str) -> bool | None:
         return None
 
 
-@st.cache_resource(show_spinner="Loading the engine…")
-def warm_up() -> list[str]:
-    """Once per server process, on the script thread: import what the first job would import lazily
-    (:func:`unlearn_core.jobs.warm_imports`), so that the first Run does not pay ≈ 2.5 s for it."""
-    return warm_imports()
+def warm_up() -> bool:
+    """Start, once per server process, the background import of what the first job would import lazily
+    (:class:`unlearn_core.jobs.WarmUp`); the registry's jobs wait for it. Returns whether this call started it."""
+    return WARM_UP.start()
 
 
 @st.cache_resource(show_spinner=False)
@@ -198,6 +198,44 @@ def seed_widgets(prefix: str, cfg: UIConfig) -> None:
         _seed_param(prefix, cfg.method, p, params[p.name])
 
 
+#: The setup widgets of every page (keys ``<prefix>.<name>``; the method's are ``<prefix>.p.<method>.<name>``).
+CONFIG_WIDGETS = ("dataset", "model", "hidden", "fkind", "famount", "fclasses", "fclass", "ffrac", "findices", "seed",
+                  "forget_seed", "epochs", "lr", "batch_size", "wd", "use_C", "C", "optimizer", "use_tol", "grad_tol",
+                  "max_iter", "device", "method")
+
+
+def begin_script_run() -> None:
+    """Top of app.py: remember whether the previous script run of this session was cut short.
+
+    A run is cut short when the browser asks for a new one before it ended (a click on Run while the first page was
+    still being drawn; a widget changed mid-run) or when it stopped itself (``st.rerun``, ``st.stop``).
+    """
+    ss = st.session_state
+    ss["_previous_run_cut"] = bool(ss.get("_script_running", False))
+    ss["_script_running"] = True
+
+
+def end_script_run() -> None:
+    """Bottom of app.py: this script run reached its end."""
+    st.session_state["_script_running"] = False
+
+
+def reassert_widgets(prefix: str) -> None:
+    """Write every setup and hyperparameter widget's value back into session state, so that this run sends each
+    value to the browser again.
+
+    Why: after a script run cut short by a click (seen in Chromium: Run clicked within a second of the first page),
+    Streamlit's frontend showed the form at its widget defaults (ε = 0.001, model logreg) although the server held —
+    and ran — the seeded values; a second Run would then have sent the defaults. A value written through session
+    state before its widget is drawn is sent to the browser with the widget, which puts the two back in step.
+    """
+    ss = st.session_state
+    keys = [_k(prefix, n) for n in CONFIG_WIDGETS] + [k for k in list(ss.keys()) if k.startswith(f"{prefix}.p.")]
+    for key in keys:
+        if key in ss:
+            ss[key] = ss[key]
+
+
 def init_page(prefix: str, *, extra_fields: Mapping[str, Callable[[str], Any]] | None = None) -> dict[str, Any]:
     """First visit of a page in a session: restore the configuration from the URL (deep link).
 
@@ -231,6 +269,8 @@ def init_page(prefix: str, *, extra_fields: Mapping[str, Callable[[str], Any]] |
         # panel — the results of a finished job then never appear. Restore the last configuration the page read.
         seed_widgets(prefix, ss.get(_k(prefix, "_cfg")) or ss.get("shared_config")
                      or UIConfig(method=ui_state.default_method()))
+    elif ss.get("_previous_run_cut"):
+        reassert_widgets(prefix)
     for line in ss.get(_k(prefix, "_warnings"), []):
         st.warning(line, icon=":material/warning:")
     return ss.get(_k(prefix, "_extras"), {})

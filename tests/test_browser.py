@@ -10,6 +10,7 @@ missing browser is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -41,11 +42,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextlib.contextmanager
+def _serve(cache_dir: Path):
+    """A fresh ``streamlit run app.py`` on a free port of 127.0.0.1; yields its URL and its start time."""
     started = time.perf_counter()
     port = _free_port()
-    env = {**os.environ, "UNLEARN_CACHE_DIR": str(tmp_path_factory.mktemp("browser-cache"))}
+    env = {**os.environ, "UNLEARN_CACHE_DIR": str(cache_dir)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
@@ -63,12 +65,43 @@ def server(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail(f"streamlit did not become healthy within {scaled(60):.0f} s")
-    yield url, started
-    proc.terminate()
     try:
-        proc.wait(timeout=scaled(15))
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        yield url, started
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=scaled(15))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with _serve(tmp_path_factory.mktemp("browser-cache")) as served:
+        yield served
+
+
+def test_an_early_click_on_run_shows_the_configuration_that_ran(tmp_path):
+    """Run clicked while the first page of a fresh server is still being drawn: the results are the quick demo's
+    and the form still shows the quick demo's values. Before the fix, the server ran the right configuration but
+    the browser showed the form at its widget defaults (ε = 0.001, model logreg) in 1 of 3–4 such clicks (a script
+    run cut short; see pages/_common.reassert_widgets). A race: this test catches it often, not always."""
+    with _serve(tmp_path) as (url, _), sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1024, "height": 768})
+            page.goto(f"{url}/?preset=quick-demo", wait_until="domcontentloaded")
+            run = page.get_by_role("button", name="Run").first
+            run.wait_for(timeout=scaled_ms(120))
+            page.wait_for_timeout(300)
+            run.click()
+            page.get_by_text("Like retraining?").first.wait_for(timeout=scaled_ms(180))
+            page.wait_for_timeout(2000)
+            assert page.get_by_role("heading", name="Results: noisy_finetune").count() == 1
+            assert page.get_by_role("spinbutton", name="ε — privacy budget").input_value() == "1"
+            assert page.get_by_role("spinbutton", name="Fine-tuning epochs").input_value() == "10"
+        finally:
+            browser.close()
 
 
 def test_quick_demo_in_a_real_browser(server):

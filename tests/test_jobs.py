@@ -19,6 +19,7 @@ from unlearn_core.jobs import (
     LAZY_IMPORTS,
     RUNNING,
     JobRegistry,
+    WarmUp,
     job_key,
     warm_imports,
 )
@@ -361,6 +362,26 @@ def test_jobs_run_with_the_registry_torch_threads(monkeypatch):
 def test_warm_imports_imports_and_never_raises() -> None:
     assert warm_imports(("colorsys", "no_such_module_for_the_warm_up")) == ["no_such_module_for_the_warm_up"]
     assert "colorsys" in sys.modules
+
+
+def test_a_job_submitted_during_the_warm_up_waits_for_it(tmp_path, monkeypatch) -> None:
+    """The warm-up runs in a thread (the first page's script run must end at once: an early click on Run that
+    interrupted it left the browser showing widget defaults), and a job submitted meanwhile starts only after the
+    imports are done — never importing alongside them."""
+    (tmp_path / "slow_warm_module_for_test.py").write_text("import time\ntime.sleep(0.8)\nFINISHED = time.time()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    warm = WarmUp(("slow_warm_module_for_test", "no_such_module_for_the_warm_up"))
+    assert warm.wait() is True  # nothing started: nothing to wait for
+    registry = JobRegistry(warm_up=warm)
+    try:
+        started = []
+        assert warm.start() is True and warm.start() is False  # once per process
+        job = registry.submit("k", lambda progress, cancel: started.append(time.time()) or {"ok": True})
+        assert _wait_until(lambda: job.state == DONE, timeout=30)
+        assert warm.done.is_set() and warm.failed == ["no_such_module_for_the_warm_up"]
+        assert started[0] >= sys.modules["slow_warm_module_for_test"].FINISHED
+    finally:
+        registry.shutdown(timeout=scaled(10))
 
 
 def test_after_the_warm_up_a_quick_demo_job_imports_none_of_the_slow_packages(tmp_path) -> None:

@@ -305,8 +305,10 @@ class JobRegistry:
         orphan_grace_s: float = ORPHAN_GRACE_S,
         reap_every_s: float | None = REAP_EVERY_S,
         clock: Callable[[], float] = time.monotonic,
+        warm_up: WarmUp | None = None,
     ) -> None:
         self.max_finished = int(max_finished)
+        self.warm_up = warm_up
         self.torch_threads = torch_threads
         self.is_live = is_live
         self.watcher_timeout_s = float(watcher_timeout_s)
@@ -520,6 +522,8 @@ class JobRegistry:
             self._device.notify_all()
 
     def _work(self, job: Job) -> None:
+        if self.warm_up is not None:
+            self.warm_up.wait(cancel=job.cancel_event)  # the job's imports are the warm-up's: never both at once
         if not self._acquire_device(job):
             job.state, job.finished_at = CANCELLED, time.time()
             return
@@ -595,9 +599,7 @@ def warm_imports(modules: Sequence[str] = LAZY_IMPORTS) -> list[str]:
 
     Why: in a fresh dashboard process the first quick demo took ≈ 3.9 s in the engine, of which ≈ 2.2 s were these
     imports; imported beforehand, 1.2–1.7 s (measured in-process, empty model cache). The dashboard calls this
-    once per process before it renders the first page, on the script thread. Not in a background thread: with
-    one, the first job's results never appeared in 2 of about 30 browser runs (likely imports racing between
-    threads; not established).
+    once per process through :class:`WarmUp`, in a background thread that every job waits for.
     """
     import importlib
 
@@ -608,6 +610,60 @@ def warm_imports(modules: Sequence[str] = LAZY_IMPORTS) -> list[str]:
         except Exception:  # an optional speed-up must not take the app down
             failed.append(name)
     return failed
+
+
+#: How long a job waits for the warm-up before it starts anyway (the imports then happen in the job, as without one).
+WARM_UP_TIMEOUT_S = 120.0
+
+
+class WarmUp:
+    """The first job's lazy imports (:func:`warm_imports`), once, in a background thread; jobs wait for it.
+
+    Why a thread that jobs wait for. On the script thread (where it was), the warm-up kept the first page's script
+    run going for ≈ 2.5 s after the page was drawn, and a click on Run in that window ran the right configuration
+    but left the browser showing the form's widgets at their widget defaults (ε = 0.001, model logreg) beside the
+    right results — Streamlit's frontend lost the seeded values of a script run interrupted by the click (1 in 3
+    early clicks in Chromium on a busy machine; 0 in 3 without the warm-up). In a thread, the script run ends at
+    once; a job submitted meanwhile waits for the imports (:meth:`wait`) instead of importing alongside them, so
+    the first Run costs what it did.
+    """
+
+    def __init__(self, modules: Sequence[str] = LAZY_IMPORTS) -> None:
+        self.modules = tuple(modules)
+        self.done = threading.Event()
+        self.failed: list[str] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> bool:
+        """Start the imports unless they were started before; return whether this call started them."""
+        with self._lock:
+            if self._thread is not None:
+                return False
+            self._thread = threading.Thread(target=self._run, name="unlearn-warm-up", daemon=True)
+            self._thread.start()
+            return True
+
+    def _run(self) -> None:
+        try:
+            self.failed = warm_imports(self.modules)
+        finally:
+            self.done.set()
+
+    def wait(self, *, timeout: float = WARM_UP_TIMEOUT_S, cancel: threading.Event | None = None) -> bool:
+        """Block until a started warm-up has finished (at once when none was started); ``False`` on timeout or
+        when ``cancel`` is set first."""
+        if self._thread is None:
+            return True
+        deadline = time.monotonic() + timeout
+        while not self.done.wait(0.2):
+            if (cancel is not None and cancel.is_set()) or time.monotonic() > deadline:
+                return False
+        return True
+
+
+#: The dashboard's process-wide warm-up (``pages/_common.warm_up`` starts it; its registry's jobs wait for it).
+WARM_UP = WarmUp()
 
 
 def shutdown_all(*, timeout: float = 30.0) -> None:
