@@ -33,7 +33,6 @@ from unlearn_core.certificate import (
     BOUND,
     ESTIMATE,
     LISSA_FORMS,
-    MECHANISMS,
     SOLVE_BOUNDS,
     Certificate,
     Condition,
@@ -43,10 +42,8 @@ from unlearn_core.certificate import (
     delta_exact,
     delta_lissa,
     delta_nonconvergence,
-    epsilon_for_sigma,
     lissa_depth_required,
     noise_condition,
-    sigma_for,
 )
 from unlearn_core.curvature import (
     exact_inverse_hvp,
@@ -67,6 +64,7 @@ from unlearn_core.functional import (
     set_flat_params,
 )
 from unlearn_core.models import has_batchnorm
+from unlearn_core.privacy.gaussian import MECHANISMS, epsilon_for_sigma, sigma_for
 from unlearn_core.training import global_norm, gradient_bound_from_recipe, project_to_ball
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner

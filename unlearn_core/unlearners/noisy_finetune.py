@@ -31,11 +31,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from unlearn_core import accounting
 from unlearn_core.certificate import BOUND, Certificate, Condition, Constant, batchnorm_condition, noise_condition
 from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.errors import ConfigError
 from unlearn_core.functional import num_params
+from unlearn_core.privacy import accounting
 from unlearn_core.training import project_tensors_, tensors_norm, trainable
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.finetune import (

@@ -37,9 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from unlearn_core import certificate
 from unlearn_core.certificate import Condition
 from unlearn_core.errors import ConfigError
+from unlearn_core.privacy import gaussian
+from unlearn_core.privacy.rootfind import boundary
 
 #: The default Rényi orders: dense near 1 (large ε), geometric up to 1e6 (tiny RDP slopes, i.e. large σ).
 DEFAULT_ORDERS: np.ndarray = np.unique(np.concatenate([np.linspace(1.01, 10.0, 900), np.geomspace(10.0, 1e6, 3000)]))
@@ -231,21 +232,13 @@ def epsilon_grad_clip_rdp(
 
 
 def _slope_for_epsilon(*, epsilon: float, delta: float, orders: np.ndarray = DEFAULT_ORDERS) -> float:
-    """The largest slope c with ε(α ↦ cα) ≤ ε, by bisection in log c (ε is increasing in c)."""
+    """The largest slope c with ε(α ↦ cα) ≤ ε (ε is continuous and increasing in c): Brent's method in log c."""
     lo, hi = 1e-12, 1.0
     while epsilon_linear_rdp(c=hi, delta=delta, orders=orders) < epsilon:
         hi *= 4.0
         if hi > 1e12:
             raise ConfigError(f"epsilon={epsilon!r} is too large for the RDP accountant")
-    for _ in range(200):
-        mid = math.sqrt(lo * hi)
-        if epsilon_linear_rdp(c=mid, delta=delta, orders=orders) <= epsilon:
-            lo = mid
-        else:
-            hi = mid
-        if hi / lo < 1 + 1e-10:
-            break
-    return lo
+    return boundary(lambda c: epsilon_linear_rdp(c=c, delta=delta, orders=orders) - epsilon, lo, hi, rtol=1e-10)
 
 
 def sigma_grad_clip_rdp(
@@ -370,33 +363,33 @@ def sigma_output_perturbation(*, epsilon: float, delta: float, C0: float) -> flo
     r"""σ of output perturbation (methods.md §3.3): :math:`\sigma^2 = 8\ln(1.25/\delta)\,C_0^2/\varepsilon^2`.
 
     The classical Gaussian mechanism (Dwork & Roth, Thm. A.1) at sensitivity 2C₀
-    (:func:`unlearn_core.certificate.sigma_classical`): both A(D) and A(D_r) lie in the C₀-ball after the
+    (:func:`unlearn_core.privacy.gaussian.sigma_classical`): both A(D) and A(D_r) lie in the C₀-ball after the
     projection, so they are at most 2C₀ apart. The theorem is stated for ε < 1; the certificate therefore also
     reports the exact analytic-Gaussian ε of the σ used (:func:`epsilon_output_perturbation`).
     """
     _check_eps_delta(epsilon, delta)
     if not C0 > 0:
         raise ConfigError(f"C0={C0!r} is not valid: expected a number > 0")
-    return certificate.sigma_classical(epsilon=float(epsilon), delta=float(delta), sensitivity=2.0 * float(C0))
+    return gaussian.sigma_classical(epsilon=float(epsilon), delta=float(delta), sensitivity=2.0 * float(C0))
 
 
 def sigma_output_perturbation_analytic(*, epsilon: float, delta: float, C0: float) -> float:
     """The smallest σ of the analytic Gaussian mechanism (Balle & Wang 2018) at sensitivity 2C₀.
 
-    :func:`unlearn_core.certificate.sigma_analytic` (``dp_accounting``).
+    :func:`unlearn_core.privacy.gaussian.sigma_analytic` (``dp_accounting``).
     """
     _check_eps_delta(epsilon, delta)
-    return certificate.sigma_analytic(epsilon=float(epsilon), delta=float(delta), sensitivity=2.0 * float(C0))
+    return gaussian.sigma_analytic(epsilon=float(epsilon), delta=float(delta), sensitivity=2.0 * float(C0))
 
 
 def epsilon_output_perturbation(*, sigma: float, delta: float, C0: float) -> float:
     """The exact (analytic-Gaussian) ε that noise σ gives at sensitivity 2C₀ and δ; ``inf`` when σ ≤ 0.
 
-    :func:`unlearn_core.certificate.epsilon_for_sigma` with the analytic mechanism.
+    :func:`unlearn_core.privacy.gaussian.epsilon_for_sigma` with the analytic mechanism.
     """
     if not sigma > 0:
         return math.inf
-    return certificate.epsilon_for_sigma(sigma=sigma, delta=delta, sensitivity=2.0 * C0, mechanism="analytic")
+    return gaussian.epsilon_for_sigma(sigma=sigma, delta=delta, sensitivity=2.0 * C0, mechanism="analytic")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -408,11 +401,11 @@ def gaussian_delta_theta(*, epsilon: float, r: float) -> float:
     r""":math:`\theta_\varepsilon(r) = Q(\varepsilon/r - r/2) - e^\varepsilon Q(\varepsilon/r + r/2)` (methods.md §3.3).
 
     The tight δ(ε) of the Gaussian mechanism whose sensitivity-to-noise ratio is r (Balle & Wang 2018, Thm. 8),
-    i.e. :func:`unlearn_core.certificate.analytic_gaussian_delta` at σ = 1 and sensitivity r; 0 when r ≤ 0.
+    i.e. :func:`unlearn_core.privacy.gaussian.analytic_gaussian_delta` at σ = 1 and sensitivity r; 0 when r ≤ 0.
     """
     if r <= 0:
         return 0.0
-    return certificate.analytic_gaussian_delta(epsilon=epsilon, sigma=1.0, sensitivity=r)
+    return gaussian.analytic_gaussian_delta(epsilon=epsilon, sigma=1.0, sensitivity=r)
 
 
 def model_clip_ratio(*, C2: float, sigma: float) -> float:
@@ -477,54 +470,40 @@ def model_clip_steps(
 def model_clip_sigma_required(
     *, epsilon: float, delta: float, T: int, C0: float, C2: float, sigma0: float = 0.0
 ) -> float:
-    """The smallest σ for which ``T`` noisy steps bring δ_T ≤ δ (bisection in log σ; δ_T decreases with σ)."""
-    def ok(sigma: float) -> bool:
+    """The smallest σ for which ``T`` noisy steps bring δ_T ≤ δ (δ_T decreases with σ): Brent's method in log σ."""
+    def excess(sigma: float) -> float:
         traj = model_clip_delta_trajectory(
             epsilon=epsilon, delta_target=delta, C0=C0, C2=C2, sigma=sigma, sigma0=sigma0, steps=T
         )
-        return traj[-1] <= delta
+        return traj[-1] - delta
 
     if T < 1 and sigma0 <= 0:
         return math.inf
     lo, hi = C2 * 1e-3, C2
-    while not ok(hi):
+    while excess(hi) > 0:
         hi *= 2.0
         if hi > C2 * 1e9:
             return math.inf
-    while ok(lo):
+    while excess(lo) <= 0:
         lo /= 2.0
         if lo < C2 * 1e-12:
             return lo
-    for _ in range(100):
-        mid = math.sqrt(lo * hi)
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-        if hi / lo < 1 + 1e-9:
-            break
-    return hi
+    return boundary(excess, lo, hi, rtol=1e-9)
 
 
 def model_clip_epsilon(
     *, sigma: float, delta: float, T: int, C0: float, C2: float, sigma0: float = 0.0, eps_hi: float = 100.0
 ) -> float:
-    """The smallest ε for which T steps at σ bring δ_T ≤ δ (bisection; δ_T decreases with ε)."""
-    def ok(eps: float) -> bool:
+    """The smallest ε for which T steps at σ bring δ_T ≤ δ (δ_T decreases with ε): Brent's method on (0, eps_hi]."""
+    def excess(eps: float) -> float:
         traj = model_clip_delta_trajectory(
             epsilon=eps, delta_target=delta, C0=C0, C2=C2, sigma=sigma, sigma0=sigma0, steps=T
         )
-        return traj[-1] <= delta
+        return traj[-1] - delta
 
-    if not ok(eps_hi):
+    if excess(eps_hi) > 0:
         return math.inf
-    lo, hi = 0.0, eps_hi
-    for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        if mid > 0 and ok(mid):
-            hi = mid
-        else:
-            lo = mid
-        if hi - lo < 1e-6 * max(hi, 1e-9):
-            break
-    return hi
+    lo = 1e-15  # the old bisection's floor: below it ε is reported as this (0 itself is not a valid ε)
+    if excess(lo) <= 0:
+        return lo
+    return boundary(excess, lo, eps_hi, rtol=1e-6, log_space=False)
