@@ -28,8 +28,8 @@ from torch.func import functional_call, jacrev, vmap
 
 from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.functional import batches, buffer_dict, param_dict
+from unlearn_core.unlearners._finetuning import fixed_subsample, recompute_batchnorm_stats
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
-from unlearn_core.unlearners.finetune import fixed_subsample, recompute_batchnorm_stats
 from unlearn_core.unlearners.registry import register_unlearner
 
 

@@ -23,14 +23,14 @@ from torch import nn
 from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.errors import DivergenceError
 from unlearn_core.training import trainable
-from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
-from unlearn_core.unlearners.finetune import (
+from unlearn_core.unlearners._finetuning import (
     check_finite,
     fixed_subsample,
     recompute_batchnorm_stats,
     record_phase,
     sgd_finetune,
 )
+from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
 
 _WD = HyperParam(

@@ -17,11 +17,10 @@ from typing import Any
 from unlearn_core.certificate import BOUND, Certificate, Constant, batchnorm_condition, noise_condition
 from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.functional import num_params
+from unlearn_core.models import has_batchnorm
 from unlearn_core.privacy import accounting, gaussian
 from unlearn_core.training import project_tensors_, tensors_norm, trainable
-from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
-from unlearn_core.unlearners.finetune import has_batchnorm, recompute_batchnorm_stats, record_phase
-from unlearn_core.unlearners.noisy_finetune import (
+from unlearn_core.unlearners._finetuning import (
     BATCHNORM_RECOMPUTED,
     NO_BATCHNORM,
     THEOREM,
@@ -29,8 +28,11 @@ from unlearn_core.unlearners.noisy_finetune import (
     eval_split,
     finetune_schema,
     fixed_subsample,
+    recompute_batchnorm_stats,
+    record_phase,
     run_finetune_phase,
 )
+from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
 
 MECHANISMS = ("classical", "analytic")
