@@ -33,10 +33,9 @@ import torch
 from torch import nn
 from torch.func import grad, jvp, vmap
 
-from unlearn_core.curvature.mlp_hvp import make_mlp_batched_hvp
+from unlearn_core.curvature.mlp_hvp import MLPBatchedHVP, make_mlp_batched_hvp
 from unlearn_core.errors import ConfigError
 from unlearn_core.functional import (
-    ParamDict,
     flatten,
     make_loss_fn,
     num_params,
@@ -58,20 +57,45 @@ warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated",
                         module=r"torch\.jit\._script")
 
 
-def _functorch_batched_hvp(model: nn.Module, params: ParamDict | None = None) -> BatchedHVP:
-    """The generic batched product: ``vmap`` over rows of ``jvp(grad(loss))`` (forward-over-reverse).
+def _functorch_hvp(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``(v, x, y) ↦ ∇²L(w; (x, y)) v`` for one flat v by forward-over-reverse, ``jvp(grad(loss))``.
 
-    One forward and one backward-with-tangents pass per row, no ``create_graph=True`` double backward and no
-    retained graph. The parameters are captured (copied) now; the model's later changes are not seen.
+    One forward and one backward-with-tangents pass, no ``create_graph=True`` double backward and no retained
+    graph. The parameters are captured (copied) now; the model's later changes are not seen.
     """
-    params = param_dict(model) if params is None else params
+    params = param_dict(model)
     grad_fn = grad(make_loss_fn(model, weight_decay=0.0))
 
     def one(v: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         _, hv = jvp(lambda p: grad_fn(p, xb, yb), (params,), (unflatten(v, params),))
         return flatten(hv)
 
-    return vmap(one, in_dims=(0, 0, 0), randomness="different")
+    return one
+
+
+def _vmapped(one: Callable[..., torch.Tensor], *, shared_data: bool) -> BatchedHVP:
+    """``one`` over the rows of V, with a batch per row (LiSSA) or one batch for all rows (``shared_data``: the
+    forward pass is then computed once, only the tangents are batched). One row skips vmap's overhead."""
+    batched = vmap(one, in_dims=(0, None, None) if shared_data else (0, 0, 0), randomness="different")
+
+    def product(v: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        if v.shape[0] == 1:
+            return one(v[0], xs if shared_data else xs[0], ys if shared_data else ys[0]).unsqueeze(0)
+        return batched(v, xs, ys)
+
+    return product
+
+
+def _mlp_fast_path(model: nn.Module, backend: str) -> MLPBatchedHVP | None:
+    """The hand-written product when ``backend`` allows it and the model is a plain MLP (else None)."""
+    if backend not in HVP_BACKENDS:
+        raise ConfigError(f"hvp_backend={backend!r} is not valid: expected one of {', '.join(HVP_BACKENDS)}")
+    if backend == "functorch":
+        return None
+    fast = make_mlp_batched_hvp(model)
+    if fast is None and backend == "mlp":
+        raise ConfigError("hvp_backend='mlp' needs a plain Sequential MLP (Flatten, Linear, ReLU/Tanh)")
+    return fast
 
 
 def make_lissa_hvp(model: nn.Module, *, backend: str = "auto") -> tuple[BatchedHVP, str]:
@@ -81,15 +105,10 @@ def make_lissa_hvp(model: nn.Module, *, backend: str = "auto") -> tuple[BatchedH
     when the model is a plain MLP and the vmapped ``torch.func`` product otherwise; ``"functorch"`` and ``"mlp"``
     force one (``"mlp"`` raises ConfigError for other models).
     """
-    if backend not in HVP_BACKENDS:
-        raise ConfigError(f"hvp_backend={backend!r} is not valid: expected one of {', '.join(HVP_BACKENDS)}")
-    if backend in ("auto", "mlp"):
-        fast = make_mlp_batched_hvp(model)
-        if fast is not None:
-            return fast, "mlp"
-        if backend == "mlp":
-            raise ConfigError("hvp_backend='mlp' needs a plain Sequential MLP (Flatten, Linear, ReLU/Tanh)")
-    return _functorch_batched_hvp(model), "functorch"
+    fast = _mlp_fast_path(model, backend)
+    if fast is not None:
+        return fast, "mlp"
+    return _vmapped(_functorch_hvp(model), shared_data=False), "functorch"
 
 
 def make_data_hvp(
@@ -106,22 +125,26 @@ def make_data_hvp(
 
     The Hessian of the mean loss is the size-weighted mean of the chunks' Hessians, so the product is
     accumulated chunk by chunk (:func:`unlearn_core.functional.size_weighted_mean`, ``batch_size`` points each)
-    from the batched product of :func:`make_lissa_hvp` with one "repetition" per vector, and (wd + λ)·v is added
-    once. Accepts one flat vector (p,) or a stack (R × p), each row multiplied by the same full-data Hessian.
+    from the same per-backend products as :func:`make_lissa_hvp`, every vector against the same chunk, and
+    (wd + λ)·v is added once. Accepts one flat vector (p,) or a stack (R × p), each row multiplied by the same
+    full-data Hessian.
     """
-    raw, _ = make_lissa_hvp(model, backend=backend)
+    fast = _mlp_fast_path(model, backend)
+    if fast is None:
+        product = _vmapped(_functorch_hvp(model), shared_data=True)
+    else:
+
+        def product(v: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+            reps = int(v.shape[0])
+            return fast(v, xb.unsqueeze(0).expand(reps, *xb.shape), yb.unsqueeze(0).expand(reps, *yb.shape))
+
     n = int(x.shape[0])
     shift = float(weight_decay) + float(lam)
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
         stack = v.unsqueeze(0) if v.dim() == 1 else v
-        reps = int(stack.shape[0])
-
-        def chunk(sl: slice) -> torch.Tensor:
-            xb, yb = x[sl], y[sl]
-            return raw(stack, xb.unsqueeze(0).expand(reps, *xb.shape), yb.unsqueeze(0).expand(reps, *yb.shape))
-
-        out = size_weighted_mean(chunk, n, batch_size=batch_size, start=shift * stack if shift else None)
+        out = size_weighted_mean(lambda sl: product(stack, x[sl], y[sl]), n, batch_size=batch_size,
+                                 start=shift * stack if shift else None)
         return out[0] if v.dim() == 1 else out
 
     return hvp

@@ -85,6 +85,9 @@ class CertifiedNewton(Unlearner):
     family = "certified"
     paper = "Zhang, Dong, Wang & Li, Towards Certified Unlearning for Deep Neural Networks, ICML 2024"
     summary = "One regularised Newton step (LiSSA inverse-HVP) on the retain set, then Gaussian noise from (ε, δ, Δ)."
+    sequential = True
+    noise_param = "sigma"
+    epsilon_param = "epsilon"
     schema = (
         HyperParam("lam", float, 0.01, "The local convex term: λI is added to the Hessian so that H + λI is "
                    "invertible. The bound needs λ + λ_min > 0; a larger λ gives a smaller bound Δ but a more biased "

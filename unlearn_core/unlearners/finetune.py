@@ -27,6 +27,7 @@ class FineTune(Unlearner):
     family = "heuristic"
     paper = "fine-tuning baseline (e.g. Golatkar et al. 2020; Zhang et al. 2024)"
     summary = "Keep training on the retain set only (heuristic, no guarantee)."
+    budget_param = "epochs"
     schema = (
         HyperParam("epochs", int, 5, "epochs of SGD on the retain set (R2D port: 10)", low=0, high=1000,
                    level="basic", label="Epochs", unit="epochs"),

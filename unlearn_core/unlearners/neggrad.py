@@ -155,6 +155,7 @@ class NegGradPlus(Unlearner):
     family = "heuristic"
     paper = "Kurmanji, Triantafillou, Hayes, Triantafillou, NeurIPS 2023 (NegGrad+)"
     summary = "Descend on the retain set while ascending on the forget set (heuristic, no guarantee)."
+    budget_param = "epochs"
     schema = (
         HyperParam("alpha", float, 0.9, "weight of the retain descent; 1 − alpha weights the forget ascent",
                    low=0.0, high=1.0, level="basic", label="α — retain weight"),

@@ -71,6 +71,9 @@ class NoisyFineTune(Unlearner):
     family = "certified"
     paper = "Koloskova, Allouah, Jha, Guerraoui, Koyejo, ICML 2025 (arXiv 2506.06985)"
     summary = "Project, then noisy clipped SGD on the retain set, then noise-free fine-tuning: (ε, δ)-certified."
+    budget_param = "finetune_epochs"
+    noise_param = "sigma"
+    epsilon_param = "epsilon"
     schema = (
         HyperParam("variant", str, "grad_clip", "gradient clipping (PABI) or model clipping", choices=VARIANTS,
                    label="Variant"),

@@ -50,6 +50,9 @@ class OutputPerturbation(Unlearner):
     family = "certified"
     paper = "Koloskova et al., ICML 2025 (output-perturbation baseline, arXiv 2506.06985)"
     summary = "Project to the C0-ball, add calibrated Gaussian noise once, then fine-tune on D_r: (ε, δ)-certified."
+    budget_param = "finetune_epochs"
+    noise_param = "sigma"
+    epsilon_param = "epsilon"
     schema = (
         HyperParam("epsilon", float, 1.0, "The privacy budget ε of the certificate: smaller is stronger.", low=1e-3,
                    high=100.0, log=True, level="basic", label="ε — privacy budget"),
