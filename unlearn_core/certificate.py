@@ -101,7 +101,8 @@ def delta_exact(*, C: float, M: float, lam: float, lambda_min: float) -> float:
 def delta_nonconvergence(*, C: float, M: float, lam: float, lambda_min: float, G: float) -> float:
     r"""Δ when the retrained model is not a stationary point: :math:`(2C(MC+\lambda) + G)/(\lambda+\lambda_{\min})`.
 
-    methods.md §2.4 (b): G bounds :math:`\lVert\nabla L(\tilde w^*, D_r)\rVert`; with G = 0 this is
+    Zhang et al. 2024's bound without convergence (derived: see docs/certified_newton.md#the-certificate): G bounds
+    :math:`\lVert\nabla L(\tilde w^*, D_r)\rVert`; with G = 0 this is
     :func:`delta_exact`. Returns ``inf`` when λ + λ_min ≤ 0.
     """
     _check_positive("C", C, allow_zero=True)
@@ -115,7 +116,8 @@ def delta_nonconvergence(*, C: float, M: float, lam: float, lambda_min: float, G
 
 
 def gradient_bound(*, C: float, L: float, G: float) -> float:
-    r"""A bound on :math:`\lVert\nabla L(w^*, D_r)\rVert`: :math:`2CL + G` (methods.md §2.4 (c), derived).
+    r"""A bound on :math:`\lVert\nabla L(w^*, D_r)\rVert`: :math:`2CL + G` (derived: see
+    docs/certified_newton.md#the-certificate).
 
     The gradient is L-Lipschitz, :math:`\lVert w^* - \tilde w^*\rVert \le 2C` and
     :math:`\lVert\nabla L(\tilde w^*, D_r)\rVert \le G`.
@@ -171,7 +173,8 @@ def delta_lissa(
 def lissa_depth_required(*, scale: float, lam: float, lambda_min: float, num_samples: int) -> float:
     r"""The depth Agarwal et al.'s lemma needs: :math:`s \ge 2\kappa\ln(\kappa S_1)`, κ = H/(λ+λ_min).
 
-    methods.md §2.4 (c) "Warn unless s ≥ 2(B/(λ+λ_min))·ln((B/(λ+λ_min))·b)". ``inf`` if λ + λ_min ≤ 0.
+    Agarwal, Bullins & Hazan 2017, Lemma 3.6's depth condition s ≥ 2(B/(λ+λ_min))·ln((B/(λ+λ_min))·S₁), with
+    B = H (see docs/certified_newton.md#the-certificate). ``inf`` if λ + λ_min ≤ 0.
     """
     floor = _curvature_floor(lam=lam, lambda_min=lambda_min)
     if floor <= 0:

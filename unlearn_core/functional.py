@@ -11,7 +11,8 @@ The objective is the mean cross-entropy plus coupled weight decay and an optiona
         + \frac{\mathrm{wd}}{2}\lVert w\rVert^2 + \frac{\lambda}{2}\lVert w - w_0\rVert^2 ,
 
 so that :math:`\nabla^2 \mathcal{L}_\lambda = \nabla^2 \mathcal{L} + (\mathrm{wd} + \lambda) I`
-(methods.md §1 "Weight decay" and pitfall Z1: the paper's λI, not the reference code's per-tensor norm).
+(Zhang et al. 2024's local convex term λI, not the reference code's per-tensor norm; derived: see
+docs/certified_newton.md#hyperparameters, ``reg_form``).
 Only HVPs add ``lam``; gradients take it as zero because the local term vanishes at its centre.
 
 HVPs are forward-over-reverse (``torch.func.jvp`` of ``torch.func.grad``): one forward and one
@@ -196,7 +197,7 @@ def flat_gradient(
 
 class SumOfNormsRegulariser:
     r"""The reference code's regulariser :math:`R(w) = \sum_l \lVert w_l\rVert_2` (unsquared, one term per
-    parameter tensor; methods.md §2.6 pitfall Z1), for ``certified_newton``'s ``reg_form="official"`` only.
+    parameter tensor, as in Zhang et al.'s released code), for ``certified_newton``'s ``reg_form="official"`` only.
 
     .. math::
         \nabla R(w) = \Bigl[\frac{w_l}{\lVert w_l\rVert}\Bigr]_l ,\qquad

@@ -1,6 +1,7 @@
 r"""Privacy accounting for noisy fine-tuning and output perturbation (Koloskova et al., ICML 2025).
 
-Every formula lives in one named function whose docstring cites where it comes from (methods.md §3.2–§3.4).
+Every formula lives in one named function whose docstring cites where it comes from (the paper,
+Koloskova, Allouah, Jha, Guerraoui & Koyejo 2025, its released code, or a derivation in docs/other_methods.md).
 Three accountants turn a target (ε, δ) into the noise σ of the *gradient-clipping* variant; all are shown, because
 they disagree by an order of magnitude and the user should see why, and the default takes the tightest valid one:
 
@@ -86,7 +87,8 @@ def _ceil(x: float) -> int:
 
 
 def grad_clip_steps_rule(*, C0: float, C1: float, gamma: float, lam: float) -> int:
-    r"""T of the official configs (methods.md §3.2): :math:`T = \lceil C_0/(C_1\gamma)\rceil`, or, when λ > 0 and
+    r"""T of the official configs (Koloskova et al. 2025's released code): :math:`T = \lceil C_0/(C_1\gamma)\rceil`,
+    or, when λ > 0 and
     :math:`0 < T' < T`, :math:`T' = \lceil \ln(2\lambda C_0/C_1)/(\gamma\lambda)\rceil`.
 
     Why: with λ = 0 the clipped drift can move the model by γC₁ per step, so T steps can carry it across the
@@ -120,13 +122,15 @@ def _closed_form_factor(*, delta: float, C0: float, C1: float, gamma: float, lam
 def sigma_grad_clip_closed_form(
     *, epsilon: float, delta: float, C0: float, C1: float, gamma: float, lam: float, T: int
 ) -> float:
-    r"""σ of noisy clipped fine-tuning from the paper's closed forms (Koloskova et al. 2025; methods.md §3.3).
+    r"""σ of noisy clipped fine-tuning from the paper's closed forms (Koloskova et al. 2025, privacy of noisy clipped
+    fine-tuning).
 
     * λ = 0: :math:`\sigma^2 = 9\ln(1/\delta)\,(C_0 + \gamma C_1 T)^2 / (\varepsilon^2 T)`.
     * λ > 0: :math:`\sigma^2 = 72\,\gamma\lambda\ln(1/\delta)/\varepsilon^2\,(C_0(1-\gamma\lambda)^T + C_1/\lambda)^2`
       (quoted conditions: see :func:`closed_form_hypotheses`).
 
-    Two independent ports quote these identically; the exact theorem conditions are unverified (methods.md §0).
+    Two independent ports quote these identically; the exact theorem conditions are unverified (see
+    docs/other_methods.md#noisy-fine-tuning-koloskova-et-al-2025).
     """
     _check_eps_delta(epsilon, delta)
     _check_clip_args(C0=C0, C1=C1, gamma=gamma, lam=lam, T=T)
@@ -173,7 +177,8 @@ def closed_form_hypotheses(*, epsilon: float, delta: float, gamma: float, lam: f
 
 
 def grad_clip_rdp_sensitivity(*, C0: float, C1: float, gamma: float, lam: float, T: int) -> tuple[float, float]:
-    r"""(Z, S) of the shifted-Rényi bound (methods.md §3.3, derived from the code's helper).
+    r"""(Z, S) of the shifted-Rényi bound (Feldman et al. 2018's privacy amplification by iteration as
+    Koloskova et al. 2025's code applies it; derived: see docs/other_methods.md#noisy-fine-tuning-koloskova-et-al-2025).
 
     With :math:`\rho = 1-\gamma\lambda`: :math:`Z = 2C_0\rho^T + 2\gamma C_1\sum_{k<T}\rho^k` (which equals
     :math:`2C_0\rho^T + (2C_1/\lambda)(1-\rho^T)` for λ > 0 and :math:`2(C_0+\gamma C_1 T)` for λ = 0) is the
@@ -191,7 +196,8 @@ def grad_clip_rdp_sensitivity(*, C0: float, C1: float, gamma: float, lam: float,
 
 
 def grad_clip_rdp_coefficient(*, sigma: float, C0: float, C1: float, gamma: float, lam: float, T: int) -> float:
-    r"""c in :math:`\mathrm{RDP}(\alpha) = c\,\alpha = \alpha Z^2/(2\sigma^2 S)` (methods.md §3.3).
+    r"""c in :math:`\mathrm{RDP}(\alpha) = c\,\alpha = \alpha Z^2/(2\sigma^2 S)` (Rényi divergence of
+    Gaussians, Mironov 2017, Prop. 7).
 
     The Rényi divergence of order α between two Gaussians with equal covariance σ²S and means Z apart is
     :math:`\alpha Z^2/(2\sigma^2 S)`; the bound is linear in α, which is what the official conversion forgets (K1).
@@ -257,7 +263,8 @@ def sigma_grad_clip_rdp(
 
 
 def sigma_grad_clip_official(*, epsilon_r: float, C0: float, C1: float, gamma: float, lam: float, T: int) -> float:
-    r"""σ as the official code computes it from its Rényi parameter ε_R (methods.md §3.3; comparison only).
+    r"""σ as the official code computes it from its Rényi parameter ε_R (comparison only; see
+    docs/other_methods.md, K1).
 
     With ρ = 1 − γλ and diam = 2C₀:
 
@@ -360,7 +367,7 @@ def grad_clip_epsilons(
 
 
 def sigma_output_perturbation(*, epsilon: float, delta: float, C0: float) -> float:
-    r"""σ of output perturbation (methods.md §3.3): :math:`\sigma^2 = 8\ln(1.25/\delta)\,C_0^2/\varepsilon^2`.
+    r"""σ of output perturbation (Koloskova et al. 2025): :math:`\sigma^2 = 8\ln(1.25/\delta)\,C_0^2/\varepsilon^2`.
 
     The classical Gaussian mechanism (Dwork & Roth, Thm. A.1) at sensitivity 2C₀
     (:func:`unlearn_core.privacy.gaussian.sigma_classical`): both A(D) and A(D_r) lie in the C₀-ball after the
@@ -398,7 +405,7 @@ def epsilon_output_perturbation(*, sigma: float, delta: float, C0: float) -> flo
 
 
 def gaussian_delta_theta(*, epsilon: float, r: float) -> float:
-    r""":math:`\theta_\varepsilon(r) = Q(\varepsilon/r - r/2) - e^\varepsilon Q(\varepsilon/r + r/2)` (methods.md §3.3).
+    r""":math:`\theta_\varepsilon(r) = Q(\varepsilon/r - r/2) - e^\varepsilon Q(\varepsilon/r + r/2)`.
 
     The tight δ(ε) of the Gaussian mechanism whose sensitivity-to-noise ratio is r (Balle & Wang 2018, Thm. 8),
     i.e. :func:`unlearn_core.privacy.gaussian.analytic_gaussian_delta` at σ = 1 and sensitivity r; 0 when r ≤ 0.
@@ -432,7 +439,7 @@ def model_clip_delta_trajectory(
     max_steps: int = 100_000,
     steps: int | None = None,
 ) -> list[float]:
-    r"""δ_0, δ_1, … of the model-clipping accountant (methods.md §3.3, from the official code's contraction).
+    r"""δ_0, δ_1, … of the model-clipping accountant (Koloskova et al. 2025, from the official code's contraction).
 
     δ_0 = θ_ε(2C₀/σ₀) when σ₀ > 0, else 1; each step :math:`\tilde\varepsilon = \ln(1 + (e^\varepsilon-1)/\delta_t)`
     and :math:`\delta_{t+1} = \delta_t\,\theta_{\tilde\varepsilon}(r)` with r from :func:`model_clip_ratio`. ε is

@@ -99,7 +99,8 @@ def sgd_finetune(
 
     ``sign = -1`` turns the loop into gradient *ascent* on the cross-entropy (NegGrad); weight decay still pulls
     towards zero (it is part of the optimiser, not of the loss). ``schedule="onecycle"`` is Koloskova et al.'s
-    post-unlearning schedule (one-cycle, max lr = ``lr``, methods.md §3.2). Batches are index slices of a fresh
+    post-unlearning schedule (one-cycle, max lr = ``lr``, as in Koloskova et al. 2025's configs). Batches are index
+    slices of a fresh
     permutation per epoch drawn from ``generator``.
 
     ``max_grad_norm`` clips the mini-batch gradient's total norm before each step (ascent on an unbounded loss

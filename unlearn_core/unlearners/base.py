@@ -50,7 +50,7 @@ class HyperParam:
     Attributes:
         name: the name used everywhere (engine keyword, CLI ``--set`` name, JSON key, URL parameter, widget key).
         type: ``float``, ``int``, ``bool`` or ``str``.
-        default: the default value (methods.md's default where it gives one).
+        default: the default value (the paper's or its released code's where they give one).
         low, high: inclusive numeric range, ``None`` for unbounded.
         choices: the allowed values of a ``str`` parameter.
         help: one sentence for ``--help``, ``methods --json`` and the widget tooltip.

@@ -1,6 +1,6 @@
 r"""Damped Newton step (approximate baseline): :math:`w^* - (H + \lambda I)^{-1}\nabla L(w^*; D_r)` with a fixed λ.
 
-This is Zhang et al.'s Newton step without the norm constraint and the noise (methods.md §5), and the comparison
+This is Zhang et al.'s Newton step without the norm constraint and the noise (Zhang et al. 2024), and the comparison
 of CureNewton (Bui et al. 2024): the damping λ is hand-set. Where λ < −λ_min(H) the damped Hessian is indefinite
 and the "Newton step" moves towards a saddle or maximum along the negative directions; where λ is only slightly
 above −λ_min, (H + λI)⁻¹ has a huge norm and so does the step — the paper's point that naive fixes for

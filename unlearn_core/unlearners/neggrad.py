@@ -1,4 +1,4 @@
-r"""NegGrad and NegGrad+ (heuristic baselines; methods.md §5).
+r"""NegGrad and NegGrad+ (heuristic baselines; NegGrad+ of Kurmanji et al. 2023).
 
 * **NegGrad**: gradient *ascent* on the forget set's cross-entropy, :math:`w \leftarrow w + \eta\nabla L(w; D_u)`.
   It lowers the forget accuracy quickly and, unchecked, destroys the model (the loss is unbounded above), so

@@ -1,7 +1,8 @@
 r"""Noisy fine-tuning on the retain set (Koloskova, Allouah, Jha, Guerraoui, Koyejo, ICML 2025) — certified.
 
 Both variants start from the trained model x̂ = A(D), touch only D_r, and end with noise-free fine-tuning on
-D_r, which is free post-processing (methods.md §3.1):
+D_r, which is free post-processing (Koloskova et al. 2025; see
+docs/other_methods.md#noisy-fine-tuning-koloskova-et-al-2025):
 
 ``variant="grad_clip"`` (the repository's "PABI")
     :math:`x_0 = \Pi_{C_0}(\hat x)`, then for t < T
@@ -61,7 +62,7 @@ VARIANTS = ("grad_clip", "model_clip")
 class NoisyFineTune(Unlearner):
     """Koloskova et al.'s noisy clipped fine-tuning, gradient-clipping or model-clipping variant.
 
-    Defaults (chosen for digits/MNIST MLPs; the paper's grid is in methods.md §7): ``grad_clip`` with C₀ = 1,
+    Defaults (chosen for digits/MNIST MLPs; the paper's grid: docs/evaluation.md): ``grad_clip`` with C₀ = 1,
     C₁ = 1, γ = 0.01, λ = 50 (γλ = 0.5, so T = 10 by the code's rule), ε = 1, δ = 1e-5 and the closed-form σ;
     then 10 epochs of one-cycle SGD (max lr 0.1, wd 5e-4) on D_r. ``model_clip`` uses C₂ = 1 and, unless set,
     σ = C₂ (sensitivity/noise ratio 2, six noisy steps at ε = 1, δ = 1e-5).
