@@ -474,15 +474,19 @@ def model_clip_steps(
     return len(traj) - 1 if traj[-1] <= delta else None
 
 
+def _delta_after(*, epsilon: float, sigma: float, delta: float, T: int, C0: float, C2: float, sigma0: float) -> float:
+    """δ_T of :func:`model_clip_delta_trajectory` after exactly ``T`` steps."""
+    return model_clip_delta_trajectory(
+        epsilon=epsilon, delta_target=delta, C0=C0, C2=C2, sigma=sigma, sigma0=sigma0, steps=T
+    )[-1]
+
+
 def model_clip_sigma_required(
     *, epsilon: float, delta: float, T: int, C0: float, C2: float, sigma0: float = 0.0
 ) -> float:
     """The smallest σ for which ``T`` noisy steps bring δ_T ≤ δ (δ_T decreases with σ): Brent's method in log σ."""
     def excess(sigma: float) -> float:
-        traj = model_clip_delta_trajectory(
-            epsilon=epsilon, delta_target=delta, C0=C0, C2=C2, sigma=sigma, sigma0=sigma0, steps=T
-        )
-        return traj[-1] - delta
+        return _delta_after(epsilon=epsilon, sigma=sigma, delta=delta, T=T, C0=C0, C2=C2, sigma0=sigma0) - delta
 
     if T < 1 and sigma0 <= 0:
         return math.inf
@@ -503,10 +507,7 @@ def model_clip_epsilon(
 ) -> float:
     """The smallest ε for which T steps at σ bring δ_T ≤ δ (δ_T decreases with ε): Brent's method on (0, eps_hi]."""
     def excess(eps: float) -> float:
-        traj = model_clip_delta_trajectory(
-            epsilon=eps, delta_target=delta, C0=C0, C2=C2, sigma=sigma, sigma0=sigma0, steps=T
-        )
-        return traj[-1] - delta
+        return _delta_after(epsilon=eps, sigma=sigma, delta=delta, T=T, C0=C0, C2=C2, sigma0=sigma0) - delta
 
     if excess(eps_hi) > 0:
         return math.inf
