@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from unlearn_core import accounting as acc
 from unlearn_core.errors import ConfigError
+from unlearn_core.privacy import accounting as acc
 
 DELTA = 1e-5
 

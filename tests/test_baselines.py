@@ -17,14 +17,15 @@ from unlearn_core.errors import DivergenceError
 from unlearn_core.jsonio import to_jsonable
 from unlearn_core.pipeline import RunConfig, prepare, run_method
 from unlearn_core.training import TrainConfig
-from unlearn_core.unlearners import get_unlearner, list_unlearners
+from unlearn_core.unlearners import get_unlearner, list_unlearners, methods_with, register_unlearner
 from unlearn_core.unlearners.fisher import diagonal_fisher, fisher_noise_variance
 from unlearn_core.unlearners.neggrad import forget_accuracy_target
 
 FAMILIES = {"noisy_finetune": "certified", "output_perturbation": "certified", "cure_newton": "approximate",
             "damped_newton": "approximate", "finetune": "heuristic", "neggrad": "heuristic",
             "neggrad_plus": "heuristic", "fisher": "heuristic"}
-MINE = tuple(FAMILIES)
+#: Every registered method (the registry, never a hand-written list), run with its own demo settings.
+ALL = tuple(cls.name for cls in list_unlearners())
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -34,12 +35,39 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_registry_entries() -> None:
     registered = {cls.name: cls for cls in list_unlearners()}
     for name, family in FAMILIES.items():
-        cls = registered[name]
-        assert cls.family == family and cls.paper and cls.summary
+        assert registered[name].family == family
+    for cls in registered.values():
+        assert cls.paper and cls.summary
         entry = cls.describe()
         json.dumps(entry)
         assert all(p["help"] for p in entry["hyperparameters"])
     assert "approximate (uncertified)" in registered["cure_newton"].summary.lower()
+
+
+def test_capabilities_are_declared_on_the_class_and_checked_against_the_schema() -> None:
+    """Each capability names a real hyperparameter, methods_with reads them, and a class that declares one its schema
+    lacks is refused at registration."""
+    for cls in list_unlearners():
+        names = {p.name for p in cls.schema}
+        caps = cls.capabilities()
+        assert caps == cls.describe()["capabilities"]
+        for key in ("budget_param", "noise_param", "epsilon_param"):
+            assert caps[key] is None or caps[key] in names
+        assert caps["sequential"] == ("requests" in names)
+        assert caps["certificate"] == (cls.family == "certified")
+    assert methods_with("certificate") == [c.name for c in list_unlearners() if c.family == "certified"]
+    assert methods_with("sequential") == ["certified_newton"]
+    assert "retrain" in methods_with("budget_param") and "fisher" not in methods_with("budget_param")
+    with pytest.raises(ValueError, match="capability"):
+        methods_with("teleport")
+
+    class Broken(get_unlearner("finetune").__class__):
+        name = "broken_budget"
+        budget_param = "no_such_param"
+
+    with pytest.raises(ValueError, match="budget_param='no_such_param' is not one of its hyperparameters"):
+        register_unlearner(Broken)
+    assert "broken_budget" not in {c.name for c in list_unlearners()}
 
 
 def test_neggrad_lowers_forget_accuracy() -> None:
@@ -160,11 +188,11 @@ def test_fisher_subsample_estimates_the_full_fisher() -> None:
     assert run("fisher", ctx).diagnostics.details["fisher_samples"] == min(2000, ctx.retain_idx.numel())
 
 
-@pytest.mark.parametrize("name", MINE)
+@pytest.mark.parametrize("name", ALL)
 def test_every_method_runs_on_digits_mlp(name: str) -> None:
     ctx = digits_context()
     before = [p.detach().clone() for p in ctx.model.parameters()]
-    res = run(name, ctx)  # wall time is measured in bench/bench_methods.py, never asserted
+    res = run(name, ctx, **get_unlearner(name).demo_params)  # wall time: bench/bench_methods.py, never asserted
     assert all(torch.equal(a, b) for a, b in zip(before, ctx.model.parameters(), strict=True))
     assert res.model is not ctx.model
     assert all(torch.isfinite(p).all() for p in res.model.parameters())
@@ -184,9 +212,9 @@ def prepared_digits(tmp_path_factory):
     return prepare(config)
 
 
-@pytest.mark.parametrize("name", MINE)
+@pytest.mark.parametrize("name", ALL)
 def test_every_method_through_the_pipeline(prepared_digits, name: str) -> None:
-    overrides = {"subsolver_iters": 20} if name == "cure_newton" else {}
+    overrides = {"subsolver_iters": 20} if name == "cure_newton" else dict(get_unlearner(name).demo_params)
     result = run_method(prepared_digits, name, overrides)
     card = json.loads(json.dumps(to_jsonable(result.card)))
     assert card["method"]["name"] == name
@@ -194,14 +222,17 @@ def test_every_method_through_the_pipeline(prepared_digits, name: str) -> None:
     assert card["models"]["unlearned"]["acc_test"] is not None
 
 
-@pytest.mark.parametrize("name", MINE)
+@pytest.mark.parametrize("name", ALL)
 def test_every_method_runs_on_a_batchnorm_cnn(name: str, tmp_path) -> None:
     config = RunConfig(dataset="synthetic", model="cnn", norm="batch", width=4, train=TrainConfig(epochs=1),
                        cache_dir=str(tmp_path), compute_retrained=False)
     prepared = prepare(config)
-    overrides = {"cg_iters": 50, "max_alpha_iters": 20, "lanczos_iters": 10} if name == "cure_newton" else {}
+    overrides = {"cg_iters": 50, "max_alpha_iters": 20, "lanczos_iters": 10} if name == "cure_newton" else \
+        dict(get_unlearner(name).demo_params)
     if name == "damped_newton":
         overrides = {"max_iter": 50}
+    if name == "certified_newton":  # LiSSA meets this untrained BatchNorm CNN's negative curvature: solve exactly
+        overrides["solver"] = "exact"
     result = run_method(prepared, name, overrides)
     json.dumps(to_jsonable(result.card), allow_nan=False)
     assert all(torch.isfinite(p).all() for p in result.unlearned.parameters())

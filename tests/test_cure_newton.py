@@ -6,11 +6,12 @@ import json
 
 import pytest
 import torch
+from dense_reference import dense_hessian
 from digits_problem import digits_context, digits_problem
 from digits_problem import run_unlearner as run
 from torch import nn
 
-from unlearn_core.functional import dense_hessian, flat_gradient, get_flat_params
+from unlearn_core.functional import flat_gradient, get_flat_params
 from unlearn_core.unlearners import get_unlearner, resolve_params
 from unlearn_core.unlearners.base import UnlearnContext
 from unlearn_core.unlearners.cure_newton import LABEL, cubic_model, solve_cubic_eigh

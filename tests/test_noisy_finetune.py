@@ -12,8 +12,8 @@ from digits_problem import accuracy, digits_context
 from digits_problem import run_unlearner as run
 from torch import nn
 
-from unlearn_core import accounting as acc
 from unlearn_core.functional import get_flat_params, num_params
+from unlearn_core.privacy import accounting as acc
 from unlearn_core.unlearners import get_unlearner, resolve_params
 
 pytestmark = pytest.mark.usefixtures("one_thread")

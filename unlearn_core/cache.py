@@ -2,7 +2,7 @@
 
 * **Key** — SHA-256 of a canonical JSON of the dataset, its split seed, the forget set (for retrains), the model
   and its options, the recipe, the seed, and the versions that change the numbers (torch, the cache format).
-  Hyperparameters never appear in file names (methods.md pitfall Z5).
+  Hyperparameters never appear in file names (Zhang et al.'s released code loads the wrong checkpoint that way).
 * **Atomic** — an entry is written to a temporary file in the same directory and ``os.replace``-d into place, so
   a reader sees either nothing or a complete file.
 * **Safe loading** — ``torch.load(weights_only=True)``: only tensors and primitive containers, no pickled code.

@@ -13,8 +13,8 @@ record and nothing else decides the word "certified".
 :math:`\xi \sim N(0, \sigma^2 I_p)`. If the estimate :math:`\tilde w` is within Δ of the retrained model
 :math:`\tilde w^*` (in ℓ2), the Gaussian mechanism with sensitivity Δ makes :math:`w^-` (ε, δ)-indistinguishable
 from :math:`\tilde w^* + \xi`. Δ is built from constants (C, M, λ_min, G, ...) and σ is the noise that Δ requires
-at (ε, δ), by the analytic (Balle & Wang 2018) or the classical Gaussian mechanism. The derivations are in
-``docs/certified_newton.md``.
+at (ε, δ), by the analytic (Balle & Wang 2018) or the classical Gaussian mechanism
+(:mod:`unlearn_core.privacy.gaussian`, re-exported here). The derivations are in ``docs/certified_newton.md``.
 
 Everything here is a pure, keyword-only function of numbers, so the dashboard's calculators call the same code
 the unlearners use. Each formula lives in one function whose docstring cites where it comes from.
@@ -30,7 +30,18 @@ from typing import Any
 from unlearn_core.errors import ConfigError
 from unlearn_core.jsonio import to_jsonable
 
-MECHANISMS = ("analytic", "classical")
+# The Gaussian mechanism's σ calibration lives in unlearn_core.privacy.gaussian; its names are re-exported here
+# because the dashboard's calculators and older callers reach them as ``certificate.sigma_analytic`` etc.
+from unlearn_core.privacy.gaussian import (
+    analytic_gaussian_delta,
+    epsilon_for_sigma,
+    sigma_analytic,
+    sigma_analytic_bisection,
+    sigma_classical,
+    sigma_for,
+)
+from unlearn_core.privacy.gaussian import check_positive as _check_positive
+
 LISSA_FORMS = ("agarwal", "r2d")
 #: The solve-error terms certified Newton offers: the LiSSA lemma (two transcriptions) or the residual bound.
 SOLVE_BOUNDS = (*LISSA_FORMS, "a_posteriori")
@@ -65,12 +76,6 @@ __all__ = [
 ]
 
 
-def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    ok = value >= 0 if allow_zero else value > 0
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and ok):
-        raise ConfigError(f"{name}={value!r} is not valid: expected a finite number {'>=' if allow_zero else '>'} 0")
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Δ: bounds on ‖w̃ − w̃*‖
 # ----------------------------------------------------------------------------------------------------------------
@@ -96,7 +101,8 @@ def delta_exact(*, C: float, M: float, lam: float, lambda_min: float) -> float:
 def delta_nonconvergence(*, C: float, M: float, lam: float, lambda_min: float, G: float) -> float:
     r"""Δ when the retrained model is not a stationary point: :math:`(2C(MC+\lambda) + G)/(\lambda+\lambda_{\min})`.
 
-    methods.md §2.4 (b): G bounds :math:`\lVert\nabla L(\tilde w^*, D_r)\rVert`; with G = 0 this is
+    Zhang et al. 2024's bound without convergence (derived: see docs/certified_newton.md#the-certificate): G bounds
+    :math:`\lVert\nabla L(\tilde w^*, D_r)\rVert`; with G = 0 this is
     :func:`delta_exact`. Returns ``inf`` when λ + λ_min ≤ 0.
     """
     _check_positive("C", C, allow_zero=True)
@@ -110,7 +116,8 @@ def delta_nonconvergence(*, C: float, M: float, lam: float, lambda_min: float, G
 
 
 def gradient_bound(*, C: float, L: float, G: float) -> float:
-    r"""A bound on :math:`\lVert\nabla L(w^*, D_r)\rVert`: :math:`2CL + G` (methods.md §2.4 (c), derived).
+    r"""A bound on :math:`\lVert\nabla L(w^*, D_r)\rVert`: :math:`2CL + G` (derived: see
+    docs/certified_newton.md#the-certificate).
 
     The gradient is L-Lipschitz, :math:`\lVert w^* - \tilde w^*\rVert \le 2C` and
     :math:`\lVert\nabla L(\tilde w^*, D_r)\rVert \le G`.
@@ -166,7 +173,8 @@ def delta_lissa(
 def lissa_depth_required(*, scale: float, lam: float, lambda_min: float, num_samples: int) -> float:
     r"""The depth Agarwal et al.'s lemma needs: :math:`s \ge 2\kappa\ln(\kappa S_1)`, κ = H/(λ+λ_min).
 
-    methods.md §2.4 (c) "Warn unless s ≥ 2(B/(λ+λ_min))·ln((B/(λ+λ_min))·b)". ``inf`` if λ + λ_min ≤ 0.
+    Agarwal, Bullins & Hazan 2017, Lemma 3.6's depth condition s ≥ 2(B/(λ+λ_min))·ln((B/(λ+λ_min))·S₁), with
+    B = H (see docs/certified_newton.md#the-certificate). ``inf`` if λ + λ_min ≤ 0.
     """
     floor = _curvature_floor(lam=lam, lambda_min=lambda_min)
     if floor <= 0:
@@ -192,121 +200,6 @@ def delta_a_posteriori(*, residual_norm: float, lam: float, lambda_min: float) -
     if floor <= 0:
         return math.inf
     return float(residual_norm) / floor
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# σ from (ε, δ, Δ) and back
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _check_budget(epsilon: float, delta: float) -> None:
-    _check_positive("epsilon", epsilon)
-    if not (isinstance(delta, (int, float)) and 0 < delta < 1):
-        raise ConfigError(f"delta={delta!r} is not valid: expected a number in (0, 1)")
-
-
-def sigma_classical(*, epsilon: float, delta: float, sensitivity: float) -> float:
-    r"""Classical Gaussian mechanism: :math:`\sigma = \Delta\sqrt{2\ln(1.25/\delta)}/\varepsilon`.
-
-    Dwork & Roth (2014), Thm A.1 — proved only for ε < 1 (the value is still returned for larger ε; the
-    certificate records the validity). ``inf`` sensitivity gives ``inf``.
-    """
-    _check_budget(epsilon, delta)
-    if math.isinf(sensitivity):
-        return math.inf
-    _check_positive("sensitivity", sensitivity, allow_zero=True)
-    return sensitivity * math.sqrt(2.0 * math.log(1.25 / delta)) / epsilon
-
-
-def analytic_gaussian_delta(*, epsilon: float, sigma: float, sensitivity: float) -> float:
-    r"""The exact δ(ε) of the Gaussian mechanism (Balle & Wang 2018, Thm 8):
-
-    .. math:: \Phi\Big(\frac{\Delta}{2\sigma} - \frac{\varepsilon\sigma}{\Delta}\Big)
-              - e^{\varepsilon}\,\Phi\Big(-\frac{\Delta}{2\sigma} - \frac{\varepsilon\sigma}{\Delta}\Big).
-
-    Decreasing in σ, so the smallest σ with δ(ε) ≤ δ is found by bisection (:func:`sigma_analytic_bisection`).
-    """
-    from scipy.stats import norm  # imported on first use: scipy.stats costs ≈ 0.5 s, the dashboard's page needs none
-
-    if sensitivity == 0:
-        return 0.0
-    a = sensitivity / (2.0 * sigma)
-    b = epsilon * sigma / sensitivity
-    # log-space for the second term: e^ε Φ(−a−b) underflows/overflows separately for large ε.
-    second = math.exp(epsilon + norm.logcdf(-a - b)) if math.isfinite(norm.logcdf(-a - b)) else 0.0
-    return max(0.0, float(norm.cdf(a - b)) - second)
-
-
-def sigma_analytic(*, epsilon: float, delta: float, sensitivity: float) -> float:
-    """Analytic Gaussian mechanism σ (Balle & Wang 2018): Δ · ``dp_accounting.get_sigma_gaussian(ε, δ)``.
-
-    ``get_sigma_gaussian`` returns the exact σ at sensitivity 1 (σ scales linearly with Δ). Valid for all ε > 0.
-    """
-    _check_budget(epsilon, delta)
-    if math.isinf(sensitivity):
-        return math.inf
-    _check_positive("sensitivity", sensitivity, allow_zero=True)
-    if sensitivity == 0:
-        return 0.0
-    import dp_accounting  # lazily: with scipy.signal it is ≈ 1.3 s of every CLI start-up otherwise (issue 15)
-
-    return sensitivity * float(dp_accounting.get_sigma_gaussian(epsilon, delta))
-
-
-def sigma_analytic_bisection(
-    *, epsilon: float, delta: float, sensitivity: float, rel_tol: float = 1e-12, max_iter: int = 400
-) -> float:
-    """The analytic-Gaussian σ by our own bisection on :func:`analytic_gaussian_delta` (independent check).
-
-    Bracket: the classical σ at ε is an upper bound whenever it is valid; we simply double from Δ until
-    δ(σ) ≤ δ, then bisect in log-space to ``rel_tol``.
-    """
-    _check_budget(epsilon, delta)
-    _check_positive("sensitivity", sensitivity)
-    lo, hi = sensitivity * 1e-6, sensitivity
-    while analytic_gaussian_delta(epsilon=epsilon, sigma=hi, sensitivity=sensitivity) > delta:
-        lo, hi = hi, hi * 2.0
-    for _ in range(max_iter):
-        mid = math.sqrt(lo * hi)
-        if analytic_gaussian_delta(epsilon=epsilon, sigma=mid, sensitivity=sensitivity) > delta:
-            lo = mid
-        else:
-            hi = mid
-        if hi / lo - 1.0 < rel_tol:
-            break
-    return hi
-
-
-def sigma_for(*, epsilon: float, delta: float, sensitivity: float, mechanism: str = "analytic") -> float:
-    """σ required by ``mechanism`` = ``"analytic"`` (default) or ``"classical"``."""
-    if mechanism == "analytic":
-        return sigma_analytic(epsilon=epsilon, delta=delta, sensitivity=sensitivity)
-    if mechanism == "classical":
-        return sigma_classical(epsilon=epsilon, delta=delta, sensitivity=sensitivity)
-    raise ConfigError(f"mechanism={mechanism!r} is not valid: expected one of {', '.join(MECHANISMS)}")
-
-
-def epsilon_for_sigma(*, sigma: float, delta: float, sensitivity: float, mechanism: str = "analytic") -> float:
-    """The ε that noise σ certifies at δ for sensitivity Δ (the inverse of :func:`sigma_for`).
-
-    Analytic: ``dp_accounting.get_epsilon_gaussian(σ/Δ, δ)``; classical: Δ√(2 ln(1.25/δ))/σ (its theorem
-    needs the result < 1). ``inf`` when σ = 0 or Δ = ∞; 0 when Δ = 0.
-    """
-    if not 0 < delta < 1:
-        raise ConfigError(f"delta={delta!r} is not valid: expected a number in (0, 1)")
-    if sigma < 0:
-        raise ConfigError(f"sigma={sigma!r} is not valid: expected a number >= 0")
-    if sensitivity == 0:
-        return 0.0
-    if sigma == 0 or math.isinf(sensitivity):
-        return math.inf
-    if mechanism == "classical":
-        return sensitivity * math.sqrt(2.0 * math.log(1.25 / delta)) / sigma
-    if mechanism != "analytic":
-        raise ConfigError(f"mechanism={mechanism!r} is not valid: expected one of {', '.join(MECHANISMS)}")
-    import dp_accounting  # lazily (see sigma_analytic)
-
-    return float(dp_accounting.get_epsilon_gaussian(sigma / sensitivity, delta))
 
 
 # ----------------------------------------------------------------------------------------------------------------

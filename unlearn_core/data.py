@@ -107,7 +107,7 @@ DATASETS: dict[str, DatasetInfo] = {
     ),
 }
 
-# Normalisation constants (methods.md §2.3: MNIST (0.1307, 0.3081), others 0.5/0.5).
+# Normalisation constants (as in Zhang et al. 2024's released code: MNIST (0.1307, 0.3081), others 0.5/0.5).
 _NORMALISATION = {
     "mnist": (0.1307, 0.3081),
     "fashion_mnist": (0.2860, 0.3530),

@@ -63,7 +63,7 @@ from unlearn_core.functional import get_flat_params
 from unlearn_core.limits import AUDIT_RUNS_RANGE
 from unlearn_core.paths import cache_dir, data_dir
 from unlearn_core.pipeline import Prepared, RunConfig, prepare, run_method
-from unlearn_core.unlearners import get_unlearner, list_unlearners, resolve_params
+from unlearn_core.unlearners import get_unlearner, methods_with, resolve_params
 from unlearn_core.verdict import THRESHOLDS
 
 ProgressFn = Callable[[dict[str, Any]], None] | None
@@ -73,15 +73,6 @@ ACCURACY_COLUMNS = ("acc_forget", "acc_retain", "acc_test")
 
 #: Columns that measure wall time: the only ones that differ between two runs of the same cells.
 TIMING_COLUMNS = ("time_s", "speedup", "retrain_time_s", "runs_s", "pilot_s")
-
-#: The hyperparameter that sets each method's unlearning budget in epochs (:func:`budget`).
-BUDGET_PARAM = {
-    "noisy_finetune": "finetune_epochs",
-    "output_perturbation": "finetune_epochs",
-    "finetune": "epochs",
-    "neggrad_plus": "epochs",
-    "retrain": "epochs",
-}
 
 #: Test examples (a fixed, seeded subsample) on which the cross-model metrics (LiRA) score non-members.
 OUTPUT_TEST_POINTS = 500
@@ -116,8 +107,9 @@ def _check_methods(methods: Sequence[str], params: Mapping[str, Mapping[str, Any
 
 
 def certified_methods() -> list[str]:
-    """The registry's certified methods (``family == "certified"``), in registry order: what :func:`audit` audits."""
-    return [cls.name for cls in list_unlearners() if cls.family == "certified"]
+    """The registry's methods that issue a certificate (``Unlearner.issues_certificate``), in registry order: what
+    :func:`audit` audits."""
+    return methods_with("certificate")
 
 
 # -- prepared configurations, memoised per process -----------------------------------------------------------
@@ -514,7 +506,7 @@ def sequential(
     """
     seeds = _check_seeds(seeds)
     unlearner = get_unlearner(method)
-    if "requests" not in {p.name for p in unlearner.schema}:
+    if not unlearner.sequential:
         raise ConfigError(f"method {method!r} has no 'requests' hyperparameter: sequential needs one "
                           "(e.g. certified_newton)")
     overrides = {**dict(params or {}), "requests": int(requests)}
@@ -609,7 +601,8 @@ def _budget_cell(*, base: RunConfig, seed: int, method: str, budget: int, params
                  cancel: Any = None) -> dict[str, Any]:
     prepared = prepare_seed(base, seed, cancel=cancel)
     n_r = int(prepared.retain_idx.numel())
-    result = run_method(prepared, method, {**params, BUDGET_PARAM[method]: budget}, seed=seed, cancel=cancel)
+    budget_param = get_unlearner(method).budget_param
+    result = run_method(prepared, method, {**params, budget_param: budget}, seed=seed, cancel=cancel)
     cert = result.card["certificate"] or {}
     batch = int(resolve_params(get_unlearner(method).schema, dict(params), method=method).get(
         "batch_size", prepared.train_config.batch_size))
@@ -638,7 +631,7 @@ def budget(
     """Accuracy against the unlearning budget in epochs (Koloskova et al. Fig. 1): one row (and cell) per
     (seed, method, b).
 
-    Each method's budget is set through its epoch hyperparameter (:data:`BUDGET_PARAM`): the fine-tuning epochs of
+    Each method's budget is set through its epoch hyperparameter (``Unlearner.budget_param``): the fine-tuning epochs of
     noisy fine-tuning and output perturbation (their noisy phase is reported in ``noisy_epochs`` = T / steps per
     epoch, on top of the budget), the epochs of fine-tuning, and — always included as the reference — retraining
     from a fresh initialisation for the same number of epochs (``method == "retrain"``). ``acc_test`` plays the
@@ -650,8 +643,9 @@ def budget(
     if "retrain" not in methods:
         methods.append("retrain")
     for name in methods:
-        if name not in BUDGET_PARAM:
-            raise ConfigError(f"method {name!r} has no epoch budget: choose from {', '.join(sorted(BUDGET_PARAM))}")
+        if get_unlearner(name).budget_param is None:
+            raise ConfigError(f"method {name!r} has no epoch budget: choose from "
+                              f"{', '.join(sorted(methods_with('budget_param')))}")
     overrides = _check_methods(methods, params)
     budgets = [int(b) for b in budgets]
     if not budgets or any(b < 0 for b in budgets):
@@ -876,7 +870,7 @@ def check_audit_args(
     methods = list(methods) if methods is not None else certified
     for name in methods:
         cls = get_unlearner(name)
-        if cls.family != "certified":
+        if not cls.issues_certificate():
             raise ConfigError(f"method {name!r} cannot be audited: it carries no certificate (family {cls.family}); "
                               f"choose from {', '.join(certified)}")
     overrides = _check_methods(methods, params)
@@ -894,7 +888,7 @@ def check_audit_args(
     if not factors or any(not (math.isfinite(f) and f > 0) for f in factors):
         raise ConfigError(f"sigma_factors={list(sigma_factors)!r} is not valid: expected numbers > 0")
     for name in methods:
-        if any(f != 1.0 for f in factors) and "sigma" not in {p.name for p in get_unlearner(name).schema}:
+        if any(f != 1.0 for f in factors) and get_unlearner(name).noise_param is None:
             raise ConfigError(f"method {name!r} has no 'sigma' hyperparameter: only sigma_factors=1 applies")
     return methods, overrides, factors
 
@@ -965,11 +959,11 @@ def audit(
         cells: list[Cell] = []
         keys: list[tuple[int, int]] = []
         for (s, m), pilot in zip(pairs, pilots, strict=True):
-            has_sigma = "sigma" in {p.name for p in get_unlearner(m).schema}
+            noise_param = get_unlearner(m).noise_param
             for f in factors:
                 sigma_ref = pilot.get("sigma_used")
-                sigma = None if not has_sigma else f * float(sigma_ref or 0.0)
-                run_params = {**overrides[m], **({"sigma": sigma} if has_sigma else {})}
+                sigma = None if noise_param is None else f * float(sigma_ref or 0.0)
+                run_params = {**overrides[m], **({noise_param: sigma} if noise_param is not None else {})}
                 plan.append((s, m, f, sigma, pilot))
                 for arm in (0, 1):
                     for start in range(0, runs, runs_per_cell):
@@ -1093,9 +1087,9 @@ FRONTIER_POINTS = THRESHOLDS.accuracy_points
 
 
 def frontier_methods() -> list[str]:
-    """The registry's certified methods with an ``epsilon`` hyperparameter (what the frontier sweeps)."""
-    return [cls.name for cls in list_unlearners()
-            if cls.family == "certified" and any(p.name == "epsilon" for p in cls.schema)]
+    """The registry's certificate-issuing methods with a target ε (``Unlearner.epsilon_param``): what the frontier
+    sweeps."""
+    return [name for name in methods_with("certificate") if get_unlearner(name).epsilon_param is not None]
 
 
 def _frontier_reference_cell(*, base: RunConfig, seed: int, cancel: Any = None) -> dict[str, Any]:
@@ -1116,7 +1110,8 @@ def _frontier_cell(*, base: RunConfig, seed: int, method: str, params: Mapping[s
     """One method at one ε on one seed's models: the released model's accuracies and distance, the certificate's
     status and σ, and the noise-free estimate's accuracies where the method reports them."""
     prepared = prepare_seed(base, seed, cancel=cancel)
-    result = run_method(prepared, method, {**params, "epsilon": float(epsilon)}, seed=seed, cancel=cancel)
+    epsilon_param = get_unlearner(method).epsilon_param
+    result = run_method(prepared, method, {**params, epsilon_param: float(epsilon)}, seed=seed, cancel=cancel)
     card = result.card
     row: dict[str, Any] = {"seed": seed, "method": method, "family": card["method"]["family"],
                            **card["models"]["unlearned"],
@@ -1143,15 +1138,16 @@ def check_frontier_args(
     methods = list(methods) if methods is not None else frontier_methods()
     overrides = _check_methods(methods, params)
     for name in methods:
-        if "epsilon" not in {p.name for p in get_unlearner(name).schema}:
+        if get_unlearner(name).epsilon_param is None:
             raise ConfigError(f"method {name!r} has no 'epsilon' hyperparameter: the frontier sweeps ε of the "
                               f"certified methods ({', '.join(frontier_methods())})")
     values = [float(e) for e in epsilons]
     if not values or any(not (math.isfinite(e) and e > 0) for e in values):
         raise ConfigError(f"epsilons={values!r} is not valid: expected numbers > 0, at least one")
-    for name in methods:
+    for name in methods:  # every (method, ε) validated before anything is trained
+        unlearner = get_unlearner(name)
         for e in values:
-            resolve_params(get_unlearner(name).schema, {**overrides[name], "epsilon": e}, method=name)
+            resolve_params(unlearner.schema, {**overrides[name], unlearner.epsilon_param: e}, method=name)
     return methods, overrides, values
 
 

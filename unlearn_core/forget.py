@@ -12,7 +12,7 @@ spec                           meaning
 
 The forget set is always drawn from the examples the model is trained on — the reference code draws it from
 the full training set while training on an 80 % subset, so about a fifth of its "forgotten" points were never
-learned (methods.md, pitfall Z4). Draws are seeded with an explicit generator, so a (spec, seed) pair always
+learned (Zhang et al. 2024's released code). Draws are seeded with an explicit generator, so a (spec, seed) pair always
 names the same split.
 """
 

@@ -11,7 +11,8 @@ The objective is the mean cross-entropy plus coupled weight decay and an optiona
         + \frac{\mathrm{wd}}{2}\lVert w\rVert^2 + \frac{\lambda}{2}\lVert w - w_0\rVert^2 ,
 
 so that :math:`\nabla^2 \mathcal{L}_\lambda = \nabla^2 \mathcal{L} + (\mathrm{wd} + \lambda) I`
-(methods.md §1 "Weight decay" and pitfall Z1: the paper's λI, not the reference code's per-tensor norm).
+(Zhang et al. 2024's local convex term λI, not the reference code's per-tensor norm; derived: see
+docs/certified_newton.md#hyperparameters, ``reg_form``).
 Only HVPs add ``lam``; gradients take it as zero because the local term vanishes at its centre.
 
 HVPs are forward-over-reverse (``torch.func.jvp`` of ``torch.func.grad``): one forward and one
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, grad_and_value, jvp, vmap
+from torch.func import functional_call, grad_and_value
 
 ParamDict = dict[str, torch.Tensor]
 
@@ -98,6 +99,29 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
         yield slice(start, min(start + batch_size, n))
 
 
+def size_weighted_mean(
+    term: Callable[[slice], torch.Tensor],
+    n: int,
+    *,
+    batch_size: int,
+    start: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r""":math:`\sum_k \frac{|S_k|}{|S|}\,\mathrm{term}(S_k)` over the chunks S_k of ``range(n)``, plus ``start``.
+
+    The mean loss over S is the size-weighted mean of its chunks' mean losses, and so are its gradient and its
+    Hessian (linearity), so every full-data quantity of the package (the objective and its gradient, the
+    full-data HVP, the dense Hessian) is accumulated here, chunk by chunk: chunking bounds memory without changing
+    the value. ``term(sl)`` is the chunk's *mean*; ``start`` (e.g. the (wd + λ)·v of an HVP) is added once, first.
+    """
+    total = start
+    for sl in batches(n, batch_size):
+        part = term(sl) * ((sl.stop - sl.start) / n)
+        total = part if total is None else total + part
+    if total is None:
+        raise ValueError("size_weighted_mean over no data (n = 0) and no start value")
+    return total
+
+
 LossFn = Callable[[ParamDict, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -141,16 +165,15 @@ def flat_objective(
     loss_fn = make_loss_fn(model, weight_decay=0.0)
     params = param_dict(model)
     grad_fn = grad_and_value(loss_fn)
-    n = x.shape[0]
     dtype = next(iter(params.values())).dtype if params else x.dtype
-    total = torch.zeros(sum(t.numel() for t in params.values()), device=x.device, dtype=dtype)
-    value = torch.zeros((), device=x.device, dtype=dtype)
-    for sl in batches(n, batch_size):
+
+    def chunk(sl: slice) -> torch.Tensor:
         xb = x[sl].to(dtype) if x.is_floating_point() else x[sl]
         g, v = grad_fn(params, xb, y[sl])
-        weight = (sl.stop - sl.start) / n
-        total += flatten(g) * weight
-        value += v.detach() * weight
+        return torch.cat([flatten(g), v.detach().reshape(1)])  # the gradient, then the value: one weighted sum
+
+    both = size_weighted_mean(chunk, int(x.shape[0]), batch_size=batch_size)
+    total, value = both[:-1], both[-1]
     if weight_decay:
         flat = flatten(params)
         total += weight_decay * flat
@@ -172,130 +195,9 @@ def flat_gradient(
     return flat_objective(model, x, y, weight_decay=weight_decay, batch_size=batch_size)[1]
 
 
-def _single_hvp(
-    model: nn.Module, params: ParamDict
-) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``(v, x, y) ↦ ∇²L(params; (x, y)) v`` by forward-over-reverse, without any shift (vmap-able)."""
-    grad_fn = grad(make_loss_fn(model, weight_decay=0.0))
-
-    def one(v: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        _, hv = jvp(lambda p: grad_fn(p, xb, yb), (params,), (unflatten(v, params),))
-        return flatten(hv)
-
-    return one
-
-
-def make_hvp(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    weight_decay: float = 0.0,
-    lam: float = 0.0,
-    params: ParamDict | None = None,
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    r"""A function ``v ↦ (∇²L(w; (x, y)) + (wd + λ) I) v`` on flat vectors.
-
-    Forward-over-reverse: ``jvp(grad(loss), (w,), (v,))``. The (wd + λ)·v term is added analytically rather
-    than differentiated, exactly the paper's λI. ``params`` defaults to the model's current parameters.
-    The caller puts the model in eval mode.
-    """
-    one = _single_hvp(model, param_dict(model) if params is None else params)
-    shift = float(weight_decay) + float(lam)
-
-    def hvp(v: torch.Tensor) -> torch.Tensor:
-        out = one(v, x, y)
-        return out + shift * v if shift else out
-
-    return hvp
-
-
-def make_batched_hvp(
-    model: nn.Module,
-    *,
-    weight_decay: float = 0.0,
-    lam: float = 0.0,
-    params: ParamDict | None = None,
-) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    r"""``(V, X, Y) ↦ [(∇²L(w; (X_r, Y_r)) + (wd+λ)I) V_r]_r`` for a stack of R vectors and R batches.
-
-    Row r of ``V`` (shape R×p) is multiplied by the Hessian of the batch ``X[r], Y[r]`` (shape R×b×...).
-    This is how LiSSA runs its independent repetitions *together*: one vmapped forward-over-reverse call per
-    recursion step instead of R sequential ones.
-    """
-    one = _single_hvp(model, param_dict(model) if params is None else params)
-    batched = vmap(one, in_dims=(0, 0, 0), randomness="different")
-    shift = float(weight_decay) + float(lam)
-
-    def hvp(V: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-        out = batched(V, X, Y)
-        return out + shift * V if shift else out
-
-    return hvp
-
-
-def weighted_chunk_hvp(
-    chunk_hvps: list[tuple[Callable[[torch.Tensor], torch.Tensor], float]], shift: float = 0.0
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    r"""``v ↦ Σ_k w_k H_k v + shift·v`` from per-chunk HVPs ``(H_k, w_k)`` with weights ``w_k = |S_k| / |S|``.
-
-    The Hessian of a mean loss over S is the size-weighted mean of the chunks' Hessians, so chunking bounds
-    memory without changing the value; the shift (wd + λ) is added once, not per chunk.
-    """
-
-    def hvp(v: torch.Tensor) -> torch.Tensor:
-        out = shift * v if shift else torch.zeros_like(v)
-        for h, weight in chunk_hvps:
-            out = out + weight * h(v)
-        return out
-
-    return hvp
-
-
-def make_full_hvp(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    weight_decay: float = 0.0,
-    lam: float = 0.0,
-    batch_size: int = 4096,
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Exact HVP over all of (x, y), accumulated in chunks (size-weighted), plus (wd + λ)·v once."""
-    params = param_dict(model)
-    n = x.shape[0]
-    parts = [
-        (make_hvp(model, x[sl], y[sl], params=params), (sl.stop - sl.start) / n) for sl in batches(n, batch_size)
-    ]
-    return weighted_chunk_hvp(parts, float(weight_decay) + float(lam))
-
-
-def dense_hessian(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    weight_decay: float = 0.0,
-    lam: float = 0.0,
-) -> torch.Tensor:
-    """The dense p×p Hessian of the regularised loss — a test reference for tiny models only."""
-    params = param_dict(model)
-    loss_fn = make_loss_fn(model, weight_decay=0.0)
-
-    def flat_loss(w: torch.Tensor) -> torch.Tensor:
-        return loss_fn(unflatten(w, params), x, y)
-
-    w0 = flatten(params)
-    hessian = torch.func.hessian(flat_loss)(w0)
-    shift = float(weight_decay) + float(lam)
-    if shift:
-        hessian = hessian + shift * torch.eye(w0.numel(), dtype=w0.dtype, device=w0.device)
-    return hessian
-
-
 class SumOfNormsRegulariser:
     r"""The reference code's regulariser :math:`R(w) = \sum_l \lVert w_l\rVert_2` (unsquared, one term per
-    parameter tensor; methods.md §2.6 pitfall Z1), for ``certified_newton``'s ``reg_form="official"`` only.
+    parameter tensor, as in Zhang et al.'s released code), for ``certified_newton``'s ``reg_form="official"`` only.
 
     .. math::
         \nabla R(w) = \Bigl[\frac{w_l}{\lVert w_l\rVert}\Bigr]_l ,\qquad

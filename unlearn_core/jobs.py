@@ -686,7 +686,8 @@ def _optional_mia(result: Any) -> dict[str, Any] | None:
     report = getattr(metrics, "mia_report", None)
     if report is None:
         return None
-    return report(result)
+    return report(original=result.prepared.original, unlearned=result.unlearned,
+                  retrained=result.prepared.retrained, splits=metrics.prepared_splits(result.prepared))
 
 
 def _fit_threads(config: Any) -> None:

@@ -459,7 +459,7 @@ def check_experiment_options(
 
     if kind == "sequential" and runs:
         method = runs[0][0]
-        if "requests" not in {p.name for p in get_unlearner(method).schema}:
+        if not get_unlearner(method).sequential:
             raise ConfigError(f"method {method!r} has no 'requests' hyperparameter: sequential needs one "
                               "(e.g. certified_newton)")
     for method, params in runs:

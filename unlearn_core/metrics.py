@@ -1,7 +1,8 @@
 r"""Unlearning metrics beyond accuracy: membership inference, relearn time, output distance to the retrained model.
 
 Every attack here is scored on **held-out** data (stratified k-fold over a balanced subsample), never on its own
-training data (the anti-pattern of the reference code, methods.md §6), and every number is meant to be read
+training data (the anti-pattern of Zhang et al.'s released code; see docs/evaluation.md), and every number is meant
+to be read
 **next to the same number for the retrained model**: an unlearned model should land near the retrained value.
 Far above it means the forget set is still recognisable; far *below* it (over-unlearning, e.g. NegGrad driving
 the forget loss up) is a failure too, because the forget set then stands out by being forgotten too well.
@@ -79,7 +80,7 @@ def _balanced_indices(
 
 
 def make_attack_model(name: str, *, seed: int) -> Any:
-    """The attack classifiers of Zhang et al.'s posterior-difference attack (methods.md §6), each with a scaler.
+    """The attack classifiers of Zhang et al.'s posterior-difference attack (Chen et al. 2021), each with a scaler.
 
     ``lr`` (default): StandardScaler + LogisticRegression(lbfgs, max_iter 400); ``dt``: a decision tree with 10
     leaves; ``mlp``: MLPClassifier with early stopping, lr 0.01; ``rf``: 500 trees, min leaf 30.
@@ -474,26 +475,35 @@ def output_distances(model: nn.Module, reference: nn.Module, splits: dict[str, t
     return out
 
 
-def mia_report(result: Any, *, seed: int = 0, max_per_class: int = 1000, folds: int = 5) -> dict[str, Any]:
-    """The ``mia`` block of a run card from a :class:`~unlearn_core.pipeline.RunResult`.
+def mia_report(
+    *,
+    original: nn.Module,
+    unlearned: nn.Module,
+    retrained: nn.Module | None,
+    splits: dict[str, torch.Tensor],
+    seed: int = 0,
+    max_per_class: int = 1000,
+    folds: int = 5,
+) -> dict[str, Any]:
+    """The ``mia`` block of a run card: the same attacks on the original, retrained and unlearned models.
 
     ``{"original": {...}, "retrained": {...}, "unlearned": {...}, "output_distance": {...}, "convention": ...}``:
     the same attacks on every model (see :func:`model_mia`), so the unlearned value can be read against the
     retrained one; ``output_distance`` holds KL/JS of the unlearned and original models to the retrained one.
+    ``splits`` holds ``x_forget``/``y_forget``/``x_retain``/``y_retain``/``x_test``/``y_test`` (e.g.
+    :func:`prepared_splits`); ``retrained`` may be None (no retrained reference: its entries are left out).
     """
-    prepared = result.prepared
-    splits = prepared_splits(prepared)
-    models = {"original": prepared.original, "retrained": prepared.retrained, "unlearned": result.unlearned}
+    models = {"original": original, "retrained": retrained, "unlearned": unlearned}
     out: dict[str, Any] = {}
     for name, model in models.items():
         if model is None:
             continue
-        out[name] = model_mia(model, original=prepared.original, seed=seed, max_per_class=max_per_class,
+        out[name] = model_mia(model, original=original, seed=seed, max_per_class=max_per_class,
                               folds=folds, **splits)
-    if prepared.retrained is not None:
+    if retrained is not None:
         out["output_distance"] = {
-            "unlearned": output_distances(result.unlearned, prepared.retrained, splits),
-            "original": output_distances(prepared.original, prepared.retrained, splits),
+            "unlearned": output_distances(unlearned, retrained, splits),
+            "original": output_distances(original, retrained, splits),
         }
     out["convention"] = (
         "held-out stratified 5-fold attacks on balanced subsamples; closer to the retrained model is better "

@@ -10,7 +10,7 @@ from unlearn_core.unlearners.base import (
     UnlearnResult,
     resolve_params,
 )
-from unlearn_core.unlearners.registry import get_unlearner, list_unlearners, register_unlearner
+from unlearn_core.unlearners.registry import get_unlearner, list_unlearners, methods_with, register_unlearner
 
 # One line per built-in method module. Each module registers its class(es) with @register_unlearner.
 _BUILTIN_MODULES = (
@@ -36,6 +36,7 @@ __all__ = [
     "Unlearner",
     "get_unlearner",
     "list_unlearners",
+    "methods_with",
     "register_unlearner",
     "resolve_params",
 ]

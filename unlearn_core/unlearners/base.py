@@ -50,7 +50,7 @@ class HyperParam:
     Attributes:
         name: the name used everywhere (engine keyword, CLI ``--set`` name, JSON key, URL parameter, widget key).
         type: ``float``, ``int``, ``bool`` or ``str``.
-        default: the default value (methods.md's default where it gives one).
+        default: the default value (the paper's or its released code's where they give one).
         low, high: inclusive numeric range, ``None`` for unbounded.
         choices: the allowed values of a ``str`` parameter.
         help: one sentence for ``--help``, ``methods --json`` and the widget tooltip.
@@ -331,6 +331,39 @@ class Unlearner(ABC):
     #: that run every registered method use them. Empty when the defaults are already fast there.
     demo_params: ClassVar[dict[str, Any]] = {}
 
+    # Capabilities (Opacus-style class attributes): declared once, here, on the method; the experiments, the CLI
+    # and the pages ask the class (or :func:`unlearn_core.unlearners.registry.methods_with`), never a list of
+    # names. :func:`~unlearn_core.unlearners.registry.register_unlearner` checks each against the schema.
+
+    #: The hyperparameter that sets the unlearning budget in epochs (``experiment budget`` sweeps it), or None.
+    budget_param: ClassVar[str | None] = None
+    #: Whether the method serves k deletion requests in a row through its ``requests`` hyperparameter
+    #: (``experiment sequential``, the Sequential page).
+    sequential: ClassVar[bool] = False
+    #: The hyperparameter holding the σ of the release's Gaussian noise (``None`` = what the bound requires), which
+    #: the audit pins to the same value in both arms and scales by its σ factors; None when there is none.
+    noise_param: ClassVar[str | None] = None
+    #: The hyperparameter holding the target ε of the certificate (the frontier sweeps it), or None.
+    epsilon_param: ClassVar[str | None] = None
+
+    @classmethod
+    def issues_certificate(cls) -> bool:
+        """Whether every run returns a typed :class:`~unlearn_core.certificate.Certificate` (family ``certified``):
+        the methods the audit audits and the verdict's "certified?" reads."""
+        return cls.family == "certified"
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        """The capabilities as JSON (``methods --json``; :func:`unlearn_core.unlearners.registry.methods_with`)."""
+        return {
+            "certificate": cls.issues_certificate(),
+            "budget_param": cls.budget_param,
+            "sequential": cls.sequential,
+            "noise_param": cls.noise_param,
+            "epsilon_param": cls.epsilon_param,
+            "demo_params": dict(cls.demo_params),
+        }
+
     def unsupported_reason(self, model: nn.Module, params: dict[str, Any]) -> str | None:
         """Why this method cannot run on ``model`` with ``params`` (``None`` when it can).
 
@@ -381,4 +414,5 @@ class Unlearner(ABC):
             "paper": cls.paper,
             "summary": cls.summary,
             "hyperparameters": [p.to_json() for p in cls.schema],
+            "capabilities": cls.capabilities(),
         }

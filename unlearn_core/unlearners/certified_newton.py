@@ -1,4 +1,4 @@
-r"""Certified Newton unlearning (Zhang, Dong, Wang & Li, ICML 2024; methods.md §2).
+r"""Certified Newton unlearning (Zhang, Dong, Wang & Li, ICML 2024).
 
 One request removes the forget set D_u by a single regularised Newton step from the trained weights w*,
 
@@ -9,12 +9,14 @@ with the inverse-Hessian-vector product estimated by LiSSA (or solved exactly fo
 :math:`\lVert\tilde w - \tilde w^*\rVert \le \Delta` from constants that are measured (λ_min and L by Lanczos, G
 as a gradient norm) or assumed (C, M, ρ), and σ is calibrated from (ε, δ, Δ) by the analytic (default) or the
 classical Gaussian mechanism. L includes the training recipe's coupled weight decay: wd·w enters the gradient
-and wd·v every HVP (methods.md §1).
+and wd·v every HVP (derived: see docs/certified_newton.md#the-method).
 
-**Sequential requests** (methods.md §2.5): with ``requests=k`` the forget set is split into k equal chunks
+**Sequential requests** (Zhang et al. 2024, sequential unlearning; docs/certified_newton.md#sequential-requests):
+with ``requests=k`` the forget set is split into k equal chunks
 (seeded order); step i starts from the previous unlearned model (``chain_from`` = the noised release or the
 noiseless estimate), takes the Newton step on the *current* retain set and adds fresh noise with the same σ.
-Noise is always added to an explicit copy of the weights (pitfall S1).
+Noise is always added to an explicit copy of the weights (the released code's sequential script adds none: it
+noises detached copies of the state dict).
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from unlearn_core.certificate import (
     BOUND,
     ESTIMATE,
     LISSA_FORMS,
-    MECHANISMS,
     SOLVE_BOUNDS,
     Certificate,
     Condition,
@@ -43,10 +44,8 @@ from unlearn_core.certificate import (
     delta_exact,
     delta_lissa,
     delta_nonconvergence,
-    epsilon_for_sigma,
     lissa_depth_required,
     noise_condition,
-    sigma_for,
 )
 from unlearn_core.curvature import (
     exact_inverse_hvp,
@@ -67,6 +66,7 @@ from unlearn_core.functional import (
     set_flat_params,
 )
 from unlearn_core.models import has_batchnorm
+from unlearn_core.privacy.gaussian import MECHANISMS, epsilon_for_sigma, sigma_for
 from unlearn_core.training import global_norm, gradient_bound_from_recipe, project_to_ball
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
@@ -87,6 +87,9 @@ class CertifiedNewton(Unlearner):
     family = "certified"
     paper = "Zhang, Dong, Wang & Li, Towards Certified Unlearning for Deep Neural Networks, ICML 2024"
     summary = "One regularised Newton step (LiSSA inverse-HVP) on the retain set, then Gaussian noise from (ε, δ, Δ)."
+    sequential = True
+    noise_param = "sigma"
+    epsilon_param = "epsilon"
     schema = (
         HyperParam("lam", float, 0.01, "The local convex term: λI is added to the Hessian so that H + λI is "
                    "invertible. The bound needs λ + λ_min > 0; a larger λ gives a smaller bound Δ but a more biased "
@@ -330,7 +333,7 @@ class CertifiedNewton(Unlearner):
             certificates.append(cert)
             tic = _lap(phases, "certificate", tic)
 
-            # Release: noise added to an explicit copy (pitfall S1); with σ = 0 the release is the estimate itself.
+            # Release: noise added to an explicit copy; with σ = 0 the release is the estimate itself.
             released = noiseless
             if sigma_used > 0:
                 released = copy.deepcopy(noiseless)
@@ -657,7 +660,7 @@ def combine_requests(certificates: list[Certificate]) -> Certificate:
 def _objective_gradient(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, wd: float, official: SumOfNormsRegulariser | None
 ) -> torch.Tensor:
-    """∇[L(w; (x, y)) + wd/2‖w‖²] (the paper), or ∇L + wd·[ŵ_l] (the reference code's form, pitfall Z1)."""
+    """∇[L(w; (x, y)) + wd/2‖w‖²] (the paper), or ∇L + wd·[ŵ_l] (the reference code's form)."""
     if official is None:
         return flat_gradient(model, x, y, weight_decay=wd)
     return flat_gradient(model, x, y) + wd * official.grad()

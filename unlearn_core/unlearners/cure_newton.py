@@ -15,7 +15,8 @@ the increasing function :math:`\varphi(\alpha) = \alpha - \tfrac{M}{2}\lVert(H+\
 abstract. That is why CureNewton never takes the huge steps of a Newton step damped below −λ_min: α grows
 until the step length is consistent with the cubic term.
 
-Solvers (methods.md §4; the paper's exact form is unverified, this is the standard reconstruction):
+Solvers (Bui et al. 2024 as reconstructed by Nesterov & Polyak 2006's cubic regularisation; the paper's exact form is
+unverified, this is the standard reconstruction):
 
 ``dual_bisection`` (default)
     Lanczos for λ̂_min, then bisection on α; every φ evaluation is a CG solve on full-data HVPs (warm-started).

@@ -1,6 +1,6 @@
 r"""Damped Newton step (approximate baseline): :math:`w^* - (H + \lambda I)^{-1}\nabla L(w^*; D_r)` with a fixed λ.
 
-This is Zhang et al.'s Newton step without the norm constraint and the noise (methods.md §5), and the comparison
+This is Zhang et al.'s Newton step without the norm constraint and the noise (Zhang et al. 2024), and the comparison
 of CureNewton (Bui et al. 2024): the damping λ is hand-set. Where λ < −λ_min(H) the damped Hessian is indefinite
 and the "Newton step" moves towards a saddle or maximum along the negative directions; where λ is only slightly
 above −λ_min, (H + λI)⁻¹ has a huge norm and so does the step — the paper's point that naive fixes for
@@ -16,10 +16,9 @@ import math
 import time
 from typing import Any
 
-import numpy as np
 import torch
 
-from unlearn_core.curvature import exact_inverse_hvp, make_data_hvp
+from unlearn_core.curvature import exact_inverse_hvp, make_data_hvp, minres_solve
 from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.errors import ConfigError
 from unlearn_core.functional import (
@@ -31,30 +30,6 @@ from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, 
 from unlearn_core.unlearners.registry import register_unlearner
 
 SOLVERS = ("minres", "cg", "dense")
-
-
-def minres_solve(
-    hvp: Any, b: torch.Tensor, *, tol: float, max_iter: int
-) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Solve the symmetric (possibly indefinite) system ``A x = b`` with SciPy's MINRES on an HVP operator."""
-    from scipy.sparse.linalg import LinearOperator, minres
-
-    count = 0
-
-    def matvec(v: np.ndarray) -> np.ndarray:
-        nonlocal count
-        count += 1
-        vt = torch.as_tensor(np.asarray(v).reshape(-1), dtype=b.dtype, device=b.device)
-        with torch.no_grad():
-            return hvp(vt).detach().cpu().double().numpy()
-
-    n = b.numel()
-    op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
-    rhs = b.detach().cpu().double().numpy()
-    sol, status = minres(op, rhs, rtol=tol, maxiter=max_iter)
-    x = torch.as_tensor(sol, dtype=b.dtype, device=b.device)
-    residual = float(np.linalg.norm(matvec(sol) - rhs) / max(np.linalg.norm(rhs), 1e-30))
-    return x, {"hvps": count, "status": int(status), "relative_residual": residual}
 
 
 @register_unlearner

@@ -1,4 +1,4 @@
-r"""Fisher forgetting (Golatkar, Achille, Soatto, CVPR 2020) — heuristic baseline, exact recipe of methods.md §5.
+r"""Fisher forgetting (Golatkar, Achille, Soatto, CVPR 2020) — heuristic baseline, Golatkar et al.'s recipe.
 
 1. The per-example diagonal Fisher on D_r, :math:`F = \mathbb E_x \sum_y p(y\mid x)\,(\partial\ell(x, y)/\partial w)^2`
    (the *true* Fisher: every class weighted by the model's own probability, not only the label).
@@ -28,8 +28,8 @@ from torch.func import functional_call, jacrev, vmap
 
 from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.functional import batches, buffer_dict, param_dict
+from unlearn_core.unlearners._finetuning import fixed_subsample, recompute_batchnorm_stats
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
-from unlearn_core.unlearners.finetune import fixed_subsample, recompute_batchnorm_stats
 from unlearn_core.unlearners.registry import register_unlearner
 
 
@@ -69,7 +69,7 @@ def diagonal_fisher(
 def fisher_noise_variance(
     fisher: dict[str, torch.Tensor], *, alpha: float, num_classes: int
 ) -> dict[str, torch.Tensor]:
-    """Golatkar et al.'s per-tensor noise variance from the diagonal Fisher (methods.md §5, steps 2)."""
+    """Golatkar et al.'s per-tensor noise variance from the diagonal Fisher (Golatkar et al. 2020)."""
     out = {}
     for name, f in fisher.items():
         var = (1.0 / (f + 1e-8)).clamp(max=1e3)
@@ -89,7 +89,8 @@ def fisher_noise_variance(
 class FisherForgetting(Unlearner):
     """Add Gaussian noise shaped by the inverse diagonal Fisher of the retain set (Golatkar et al. 2020).
 
-    Default α = 1e-6 (methods.md §5; R2D port 1e-6 / 1e-8, the canonical helper 3e-6). ``max_samples`` (default
+    Default α = 1e-6 (see docs/other_methods.md#baselines-heuristic; R2D port 1e-6 / 1e-8, the canonical helper
+    3e-6). ``max_samples`` (default
     2,000; 0 = all) makes the Fisher a Monte-Carlo estimate over a seeded random subset of D_r: the diagonal
     Fisher is a mean over examples, so a uniform subsample is unbiased, and its relative error per entry falls as
     1/√m. Why a default cap: the per-class gradients cost C backward passes per example — all 59,000 MNIST retain

@@ -1,4 +1,4 @@
-r"""NegGrad and NegGrad+ (heuristic baselines; methods.md §5).
+r"""NegGrad and NegGrad+ (heuristic baselines; NegGrad+ of Kurmanji et al. 2023).
 
 * **NegGrad**: gradient *ascent* on the forget set's cross-entropy, :math:`w \leftarrow w + \eta\nabla L(w; D_u)`.
   It lowers the forget accuracy quickly and, unchecked, destroys the model (the loss is unbounded above), so
@@ -23,14 +23,14 @@ from torch import nn
 from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.errors import DivergenceError
 from unlearn_core.training import trainable
-from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
-from unlearn_core.unlearners.finetune import (
+from unlearn_core.unlearners._finetuning import (
     check_finite,
     fixed_subsample,
     recompute_batchnorm_stats,
     record_phase,
     sgd_finetune,
 )
+from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
 
 _WD = HyperParam(
@@ -155,6 +155,7 @@ class NegGradPlus(Unlearner):
     family = "heuristic"
     paper = "Kurmanji, Triantafillou, Hayes, Triantafillou, NeurIPS 2023 (NegGrad+)"
     summary = "Descend on the retain set while ascending on the forget set (heuristic, no guarantee)."
+    budget_param = "epochs"
     schema = (
         HyperParam("alpha", float, 0.9, "weight of the retain descent; 1 − alpha weights the forget ascent",
                    low=0.0, high=1.0, level="basic", label="α — retain weight"),

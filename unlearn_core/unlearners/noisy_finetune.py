@@ -1,7 +1,8 @@
 r"""Noisy fine-tuning on the retain set (Koloskova, Allouah, Jha, Guerraoui, Koyejo, ICML 2025) — certified.
 
 Both variants start from the trained model x̂ = A(D), touch only D_r, and end with noise-free fine-tuning on
-D_r, which is free post-processing (methods.md §3.1):
+D_r, which is free post-processing (Koloskova et al. 2025; see
+docs/other_methods.md#noisy-fine-tuning-koloskova-et-al-2025):
 
 ``variant="grad_clip"`` (the repository's "PABI")
     :math:`x_0 = \Pi_{C_0}(\hat x)`, then for t < T
@@ -31,84 +32,37 @@ from typing import Any
 import torch
 from torch import nn
 
-from unlearn_core import accounting
 from unlearn_core.certificate import BOUND, Certificate, Condition, Constant, batchnorm_condition, noise_condition
 from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.errors import ConfigError
 from unlearn_core.functional import num_params
+from unlearn_core.models import has_batchnorm
+from unlearn_core.privacy import accounting
 from unlearn_core.training import project_tensors_, tensors_norm, trainable
-from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
-from unlearn_core.unlearners.finetune import (
-    SCHEDULES,
+from unlearn_core.unlearners._finetuning import (
+    BATCHNORM_RECOMPUTED,
+    NO_BATCHNORM,
+    THEOREM,
+    add_gaussian_,
     eval_split,
+    finetune_schema,
     fixed_subsample,
-    has_batchnorm,
     recompute_batchnorm_stats,
     record_phase,
     reset_batchnorm_stats,
-    sgd_finetune,
+    run_finetune_phase,
 )
+from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
 
 VARIANTS = ("grad_clip", "model_clip")
-THEOREM = ("Koloskova, Allouah, Jha, Guerraoui & Koyejo (ICML 2025): noisy clipped fine-tuning on D_r — privacy "
-           "amplification by iteration, then free post-processing")
-#: The certificate's BatchNorm assumption (shared with output perturbation): with and without BatchNorm layers.
-BATCHNORM_RECOMPUTED = "BatchNorm running statistics were reset and recomputed from D_r (post-processing)"
-NO_BATCHNORM = "no BatchNorm buffers: the output is a function of the parameters alone"
-
-
-def finetune_schema(*, epochs: int, lr: float) -> tuple[HyperParam, ...]:
-    """The noise-free post-processing phase shared by noisy fine-tuning and output perturbation."""
-    return (
-        HyperParam(
-            "finetune_epochs", int, epochs,
-            "Epochs of noise-free fine-tuning on the retained data after the noise. It is post-processing, "
-            "so it costs no privacy; 0 releases the noisy model as is.",
-            low=0, high=1000, level="basic", label="Fine-tuning epochs", unit="epochs",
-        ),
-        HyperParam(
-            "finetune_lr", float, lr, "max learning rate of the fine-tuning phase (paper: one-cycle SGD, 0.1)",
-            low=1e-6, high=10.0, log=True, label="Fine-tuning learning rate",
-        ),
-        HyperParam("finetune_schedule", str, "onecycle", "fine-tuning learning-rate schedule", choices=SCHEDULES,
-                   label="Fine-tuning schedule"),
-        HyperParam("finetune_momentum", float, 0.9, "SGD momentum of the fine-tuning phase", low=0.0, high=0.999,
-                   label="Fine-tuning momentum"),
-        HyperParam(
-            "finetune_weight_decay", float, 5e-4, "weight decay of the fine-tuning phase (paper: 5e-4)",
-            low=0.0, high=1.0, label="Fine-tuning weight decay",
-        ),
-        HyperParam("batch_size", int, 128, "mini-batch size of every phase (paper: 128)", low=1, high=65536,
-                   label="Batch size", unit="points"),
-    )
-
-
-def run_finetune_phase(model: nn.Module, ctx: UnlearnContext, params: dict[str, Any]) -> dict[str, Any]:
-    """Noise-free fine-tuning on D_r with the ``finetune_*`` hyperparameters (post-processing)."""
-    return sgd_finetune(
-        model, ctx.x_retain, ctx.y_retain, epochs=params["finetune_epochs"], lr=params["finetune_lr"],
-        batch_size=params["batch_size"], weight_decay=params["finetune_weight_decay"],
-        momentum=params["finetune_momentum"], generator=ctx.generator(offset=2),
-        schedule=params["finetune_schedule"], ctx=ctx, stage="finetune",
-        divergence_hint=f"lower finetune_lr (now {params['finetune_lr']:g})",
-    )
-
-
-@torch.no_grad()
-def add_gaussian_(tensors: list[torch.Tensor], sigma: float, generator: torch.Generator) -> None:
-    """w ← w + N(0, σ²I) on every tensor; the noise is drawn on the CPU from ``generator`` (reproducible)."""
-    if sigma <= 0:
-        return
-    for t in tensors:
-        t.add_(torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device), alpha=sigma)
 
 
 @register_unlearner
 class NoisyFineTune(Unlearner):
     """Koloskova et al.'s noisy clipped fine-tuning, gradient-clipping or model-clipping variant.
 
-    Defaults (chosen for digits/MNIST MLPs; the paper's grid is in methods.md §7): ``grad_clip`` with C₀ = 1,
+    Defaults (chosen for digits/MNIST MLPs; the paper's grid: docs/evaluation.md): ``grad_clip`` with C₀ = 1,
     C₁ = 1, γ = 0.01, λ = 50 (γλ = 0.5, so T = 10 by the code's rule), ε = 1, δ = 1e-5 and the closed-form σ;
     then 10 epochs of one-cycle SGD (max lr 0.1, wd 5e-4) on D_r. ``model_clip`` uses C₂ = 1 and, unless set,
     σ = C₂ (sensitivity/noise ratio 2, six noisy steps at ε = 1, δ = 1e-5).
@@ -118,6 +72,9 @@ class NoisyFineTune(Unlearner):
     family = "certified"
     paper = "Koloskova, Allouah, Jha, Guerraoui, Koyejo, ICML 2025 (arXiv 2506.06985)"
     summary = "Project, then noisy clipped SGD on the retain set, then noise-free fine-tuning: (ε, δ)-certified."
+    budget_param = "finetune_epochs"
+    noise_param = "sigma"
+    epsilon_param = "epsilon"
     schema = (
         HyperParam("variant", str, "grad_clip", "gradient clipping (PABI) or model clipping", choices=VARIANTS,
                    label="Variant"),

@@ -1,10 +1,10 @@
-r"""Output perturbation (Koloskova et al. 2025, baseline 3; methods.md §3.1) — certified.
+r"""Output perturbation (Koloskova et al. 2025, the output-perturbation baseline) — certified.
 
 :math:`x_0 = \Pi_{C_0}(A(D)) + N(0, \sigma^2 I)`, then noise-free fine-tuning on D_r (post-processing). Both
 A(D) and A(D_r) lie in the C₀-ball after the projection, so the sensitivity is 2C₀ and one Gaussian release
 suffices. The paper uses the classical mechanism, :math:`\sigma = 2C_0\sqrt{2\ln(1.25/\delta)}/\varepsilon`
-(:func:`unlearn_core.accounting.sigma_output_perturbation`); the analytic Gaussian (Balle & Wang 2018) needs less
-noise and is offered as ``mechanism="analytic"``. Either way the certificate reports the *exact* ε the used σ
+(:func:`unlearn_core.privacy.accounting.sigma_output_perturbation`); the analytic Gaussian (Balle & Wang 2018)
+needs less noise and is offered as ``mechanism="analytic"``. Either way the certificate reports the *exact* ε the used σ
 gives (analytic Gaussian), which also catches the classical formula's ε < 1 restriction.
 """
 
@@ -14,14 +14,13 @@ import math
 import time
 from typing import Any
 
-from unlearn_core import accounting, certificate
 from unlearn_core.certificate import BOUND, Certificate, Constant, batchnorm_condition, noise_condition
 from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.functional import num_params
+from unlearn_core.models import has_batchnorm
+from unlearn_core.privacy import accounting, gaussian
 from unlearn_core.training import project_tensors_, tensors_norm, trainable
-from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
-from unlearn_core.unlearners.finetune import has_batchnorm, recompute_batchnorm_stats, record_phase
-from unlearn_core.unlearners.noisy_finetune import (
+from unlearn_core.unlearners._finetuning import (
     BATCHNORM_RECOMPUTED,
     NO_BATCHNORM,
     THEOREM,
@@ -29,8 +28,11 @@ from unlearn_core.unlearners.noisy_finetune import (
     eval_split,
     finetune_schema,
     fixed_subsample,
+    recompute_batchnorm_stats,
+    record_phase,
     run_finetune_phase,
 )
+from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
 
 MECHANISMS = ("classical", "analytic")
@@ -48,6 +50,9 @@ class OutputPerturbation(Unlearner):
     family = "certified"
     paper = "Koloskova et al., ICML 2025 (output-perturbation baseline, arXiv 2506.06985)"
     summary = "Project to the C0-ball, add calibrated Gaussian noise once, then fine-tune on D_r: (ε, δ)-certified."
+    budget_param = "finetune_epochs"
+    noise_param = "sigma"
+    epsilon_param = "epsilon"
     schema = (
         HyperParam("epsilon", float, 1.0, "The privacy budget ε of the certificate: smaller is stronger.", low=1e-3,
                    high=100.0, log=True, level="basic", label="ε — privacy budget"),
@@ -78,7 +83,7 @@ class OutputPerturbation(Unlearner):
         sigma_used = sigma_required if params["sigma"] is None else float(params["sigma"])
         eps_cert = accounting.epsilon_output_perturbation(sigma=sigma_used, delta=delta, C0=C0)
         classical_eps = (
-            certificate.epsilon_for_sigma(sigma=sigma_used, delta=delta, sensitivity=sensitivity, mechanism="classical")
+            gaussian.epsilon_for_sigma(sigma=sigma_used, delta=delta, sensitivity=sensitivity, mechanism="classical")
             if sigma_used > 0
             else math.inf
         )

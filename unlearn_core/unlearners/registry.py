@@ -21,6 +21,13 @@ def register_unlearner(cls: type[Unlearner]) -> type[Unlearner]:
     names = [p.name for p in cls.schema]
     if len(names) != len(set(names)):
         raise ValueError(f"{cls.name}: duplicate hyperparameter names in schema")
+    for attribute in ("budget_param", "noise_param", "epsilon_param"):
+        value = getattr(cls, attribute)
+        if value is not None and value not in names:
+            raise ValueError(f"{cls.name}.{attribute}={value!r} is not one of its hyperparameters")
+    if cls.sequential != ("requests" in names):
+        raise ValueError(f"{cls.name}.sequential={cls.sequential} but 'requests' is "
+                         f"{'' if 'requests' in names else 'not '}a hyperparameter")
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -40,3 +47,16 @@ def get_unlearner(name: str) -> Unlearner:
 def list_unlearners() -> list[type[Unlearner]]:
     """All registered unlearner classes, sorted by family then name."""
     return sorted(_REGISTRY.values(), key=lambda c: (FAMILIES.index(c.family), c.name))
+
+
+#: The capabilities :func:`methods_with` understands (keys of :meth:`Unlearner.capabilities`).
+CAPABILITIES = ("certificate", "budget_param", "sequential", "noise_param", "epsilon_param", "demo_params")
+
+
+def methods_with(capability: str) -> list[str]:
+    """The registered methods that have ``capability`` (a truthy :meth:`Unlearner.capabilities` entry), in
+    :func:`list_unlearners` order: e.g. ``methods_with("sequential")`` for the Sequential page's choices,
+    ``methods_with("certificate")`` for the audit's."""
+    if capability not in CAPABILITIES:
+        raise ValueError(f"capability={capability!r} is not one of {', '.join(CAPABILITIES)}")
+    return [cls.name for cls in list_unlearners() if cls.capabilities()[capability]]

@@ -24,6 +24,7 @@ class Retrain(Unlearner):
     family = "oracle"
     paper = "exact unlearning baseline (retrain from scratch on D_r)"
     summary = "Retrain from the same initialisation on the retain set (the gold standard, and the slowest)."
+    budget_param = "epochs"
     schema = (
         HyperParam(
             "epochs", int, None, "epochs of retraining (an L-BFGS recipe: iterations); none = the recipe's budget",

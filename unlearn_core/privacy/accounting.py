@@ -1,6 +1,7 @@
 r"""Privacy accounting for noisy fine-tuning and output perturbation (Koloskova et al., ICML 2025).
 
-Every formula lives in one named function whose docstring cites where it comes from (methods.md §3.2–§3.4).
+Every formula lives in one named function whose docstring cites where it comes from (the paper,
+Koloskova, Allouah, Jha, Guerraoui & Koyejo 2025, its released code, or a derivation in docs/other_methods.md).
 Three accountants turn a target (ε, δ) into the noise σ of the *gradient-clipping* variant; all are shown, because
 they disagree by an order of magnitude and the user should see why, and the default takes the tightest valid one:
 
@@ -37,9 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from unlearn_core import certificate
 from unlearn_core.certificate import Condition
 from unlearn_core.errors import ConfigError
+from unlearn_core.privacy import gaussian
+from unlearn_core.privacy.rootfind import boundary
 
 #: The default Rényi orders: dense near 1 (large ε), geometric up to 1e6 (tiny RDP slopes, i.e. large σ).
 DEFAULT_ORDERS: np.ndarray = np.unique(np.concatenate([np.linspace(1.01, 10.0, 900), np.geomspace(10.0, 1e6, 3000)]))
@@ -85,7 +87,8 @@ def _ceil(x: float) -> int:
 
 
 def grad_clip_steps_rule(*, C0: float, C1: float, gamma: float, lam: float) -> int:
-    r"""T of the official configs (methods.md §3.2): :math:`T = \lceil C_0/(C_1\gamma)\rceil`, or, when λ > 0 and
+    r"""T of the official configs (Koloskova et al. 2025's released code): :math:`T = \lceil C_0/(C_1\gamma)\rceil`,
+    or, when λ > 0 and
     :math:`0 < T' < T`, :math:`T' = \lceil \ln(2\lambda C_0/C_1)/(\gamma\lambda)\rceil`.
 
     Why: with λ = 0 the clipped drift can move the model by γC₁ per step, so T steps can carry it across the
@@ -119,13 +122,15 @@ def _closed_form_factor(*, delta: float, C0: float, C1: float, gamma: float, lam
 def sigma_grad_clip_closed_form(
     *, epsilon: float, delta: float, C0: float, C1: float, gamma: float, lam: float, T: int
 ) -> float:
-    r"""σ of noisy clipped fine-tuning from the paper's closed forms (Koloskova et al. 2025; methods.md §3.3).
+    r"""σ of noisy clipped fine-tuning from the paper's closed forms (Koloskova et al. 2025, privacy of noisy clipped
+    fine-tuning).
 
     * λ = 0: :math:`\sigma^2 = 9\ln(1/\delta)\,(C_0 + \gamma C_1 T)^2 / (\varepsilon^2 T)`.
     * λ > 0: :math:`\sigma^2 = 72\,\gamma\lambda\ln(1/\delta)/\varepsilon^2\,(C_0(1-\gamma\lambda)^T + C_1/\lambda)^2`
       (quoted conditions: see :func:`closed_form_hypotheses`).
 
-    Two independent ports quote these identically; the exact theorem conditions are unverified (methods.md §0).
+    Two independent ports quote these identically; the exact theorem conditions are unverified (see
+    docs/other_methods.md#noisy-fine-tuning-koloskova-et-al-2025).
     """
     _check_eps_delta(epsilon, delta)
     _check_clip_args(C0=C0, C1=C1, gamma=gamma, lam=lam, T=T)
@@ -172,7 +177,8 @@ def closed_form_hypotheses(*, epsilon: float, delta: float, gamma: float, lam: f
 
 
 def grad_clip_rdp_sensitivity(*, C0: float, C1: float, gamma: float, lam: float, T: int) -> tuple[float, float]:
-    r"""(Z, S) of the shifted-Rényi bound (methods.md §3.3, derived from the code's helper).
+    r"""(Z, S) of the shifted-Rényi bound (Feldman et al. 2018's privacy amplification by iteration as
+    Koloskova et al. 2025's code applies it; derived: see docs/other_methods.md#noisy-fine-tuning-koloskova-et-al-2025).
 
     With :math:`\rho = 1-\gamma\lambda`: :math:`Z = 2C_0\rho^T + 2\gamma C_1\sum_{k<T}\rho^k` (which equals
     :math:`2C_0\rho^T + (2C_1/\lambda)(1-\rho^T)` for λ > 0 and :math:`2(C_0+\gamma C_1 T)` for λ = 0) is the
@@ -190,7 +196,8 @@ def grad_clip_rdp_sensitivity(*, C0: float, C1: float, gamma: float, lam: float,
 
 
 def grad_clip_rdp_coefficient(*, sigma: float, C0: float, C1: float, gamma: float, lam: float, T: int) -> float:
-    r"""c in :math:`\mathrm{RDP}(\alpha) = c\,\alpha = \alpha Z^2/(2\sigma^2 S)` (methods.md §3.3).
+    r"""c in :math:`\mathrm{RDP}(\alpha) = c\,\alpha = \alpha Z^2/(2\sigma^2 S)` (Rényi divergence of
+    Gaussians, Mironov 2017, Prop. 7).
 
     The Rényi divergence of order α between two Gaussians with equal covariance σ²S and means Z apart is
     :math:`\alpha Z^2/(2\sigma^2 S)`; the bound is linear in α, which is what the official conversion forgets (K1).
@@ -231,21 +238,13 @@ def epsilon_grad_clip_rdp(
 
 
 def _slope_for_epsilon(*, epsilon: float, delta: float, orders: np.ndarray = DEFAULT_ORDERS) -> float:
-    """The largest slope c with ε(α ↦ cα) ≤ ε, by bisection in log c (ε is increasing in c)."""
+    """The largest slope c with ε(α ↦ cα) ≤ ε (ε is continuous and increasing in c): Brent's method in log c."""
     lo, hi = 1e-12, 1.0
     while epsilon_linear_rdp(c=hi, delta=delta, orders=orders) < epsilon:
         hi *= 4.0
         if hi > 1e12:
             raise ConfigError(f"epsilon={epsilon!r} is too large for the RDP accountant")
-    for _ in range(200):
-        mid = math.sqrt(lo * hi)
-        if epsilon_linear_rdp(c=mid, delta=delta, orders=orders) <= epsilon:
-            lo = mid
-        else:
-            hi = mid
-        if hi / lo < 1 + 1e-10:
-            break
-    return lo
+    return boundary(lambda c: epsilon_linear_rdp(c=c, delta=delta, orders=orders) - epsilon, lo, hi, rtol=1e-10)
 
 
 def sigma_grad_clip_rdp(
@@ -264,7 +263,8 @@ def sigma_grad_clip_rdp(
 
 
 def sigma_grad_clip_official(*, epsilon_r: float, C0: float, C1: float, gamma: float, lam: float, T: int) -> float:
-    r"""σ as the official code computes it from its Rényi parameter ε_R (methods.md §3.3; comparison only).
+    r"""σ as the official code computes it from its Rényi parameter ε_R (comparison only; see
+    docs/other_methods.md, K1).
 
     With ρ = 1 − γλ and diam = 2C₀:
 
@@ -367,36 +367,36 @@ def grad_clip_epsilons(
 
 
 def sigma_output_perturbation(*, epsilon: float, delta: float, C0: float) -> float:
-    r"""σ of output perturbation (methods.md §3.3): :math:`\sigma^2 = 8\ln(1.25/\delta)\,C_0^2/\varepsilon^2`.
+    r"""σ of output perturbation (Koloskova et al. 2025): :math:`\sigma^2 = 8\ln(1.25/\delta)\,C_0^2/\varepsilon^2`.
 
     The classical Gaussian mechanism (Dwork & Roth, Thm. A.1) at sensitivity 2C₀
-    (:func:`unlearn_core.certificate.sigma_classical`): both A(D) and A(D_r) lie in the C₀-ball after the
+    (:func:`unlearn_core.privacy.gaussian.sigma_classical`): both A(D) and A(D_r) lie in the C₀-ball after the
     projection, so they are at most 2C₀ apart. The theorem is stated for ε < 1; the certificate therefore also
     reports the exact analytic-Gaussian ε of the σ used (:func:`epsilon_output_perturbation`).
     """
     _check_eps_delta(epsilon, delta)
     if not C0 > 0:
         raise ConfigError(f"C0={C0!r} is not valid: expected a number > 0")
-    return certificate.sigma_classical(epsilon=float(epsilon), delta=float(delta), sensitivity=2.0 * float(C0))
+    return gaussian.sigma_classical(epsilon=float(epsilon), delta=float(delta), sensitivity=2.0 * float(C0))
 
 
 def sigma_output_perturbation_analytic(*, epsilon: float, delta: float, C0: float) -> float:
     """The smallest σ of the analytic Gaussian mechanism (Balle & Wang 2018) at sensitivity 2C₀.
 
-    :func:`unlearn_core.certificate.sigma_analytic` (``dp_accounting``).
+    :func:`unlearn_core.privacy.gaussian.sigma_analytic` (``dp_accounting``).
     """
     _check_eps_delta(epsilon, delta)
-    return certificate.sigma_analytic(epsilon=float(epsilon), delta=float(delta), sensitivity=2.0 * float(C0))
+    return gaussian.sigma_analytic(epsilon=float(epsilon), delta=float(delta), sensitivity=2.0 * float(C0))
 
 
 def epsilon_output_perturbation(*, sigma: float, delta: float, C0: float) -> float:
     """The exact (analytic-Gaussian) ε that noise σ gives at sensitivity 2C₀ and δ; ``inf`` when σ ≤ 0.
 
-    :func:`unlearn_core.certificate.epsilon_for_sigma` with the analytic mechanism.
+    :func:`unlearn_core.privacy.gaussian.epsilon_for_sigma` with the analytic mechanism.
     """
     if not sigma > 0:
         return math.inf
-    return certificate.epsilon_for_sigma(sigma=sigma, delta=delta, sensitivity=2.0 * C0, mechanism="analytic")
+    return gaussian.epsilon_for_sigma(sigma=sigma, delta=delta, sensitivity=2.0 * C0, mechanism="analytic")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -405,14 +405,14 @@ def epsilon_output_perturbation(*, sigma: float, delta: float, C0: float) -> flo
 
 
 def gaussian_delta_theta(*, epsilon: float, r: float) -> float:
-    r""":math:`\theta_\varepsilon(r) = Q(\varepsilon/r - r/2) - e^\varepsilon Q(\varepsilon/r + r/2)` (methods.md §3.3).
+    r""":math:`\theta_\varepsilon(r) = Q(\varepsilon/r - r/2) - e^\varepsilon Q(\varepsilon/r + r/2)`.
 
     The tight δ(ε) of the Gaussian mechanism whose sensitivity-to-noise ratio is r (Balle & Wang 2018, Thm. 8),
-    i.e. :func:`unlearn_core.certificate.analytic_gaussian_delta` at σ = 1 and sensitivity r; 0 when r ≤ 0.
+    i.e. :func:`unlearn_core.privacy.gaussian.analytic_gaussian_delta` at σ = 1 and sensitivity r; 0 when r ≤ 0.
     """
     if r <= 0:
         return 0.0
-    return certificate.analytic_gaussian_delta(epsilon=epsilon, sigma=1.0, sensitivity=r)
+    return gaussian.analytic_gaussian_delta(epsilon=epsilon, sigma=1.0, sensitivity=r)
 
 
 def model_clip_ratio(*, C2: float, sigma: float) -> float:
@@ -439,7 +439,7 @@ def model_clip_delta_trajectory(
     max_steps: int = 100_000,
     steps: int | None = None,
 ) -> list[float]:
-    r"""δ_0, δ_1, … of the model-clipping accountant (methods.md §3.3, from the official code's contraction).
+    r"""δ_0, δ_1, … of the model-clipping accountant (Koloskova et al. 2025, from the official code's contraction).
 
     δ_0 = θ_ε(2C₀/σ₀) when σ₀ > 0, else 1; each step :math:`\tilde\varepsilon = \ln(1 + (e^\varepsilon-1)/\delta_t)`
     and :math:`\delta_{t+1} = \delta_t\,\theta_{\tilde\varepsilon}(r)` with r from :func:`model_clip_ratio`. ε is
@@ -474,57 +474,44 @@ def model_clip_steps(
     return len(traj) - 1 if traj[-1] <= delta else None
 
 
+def _delta_after(*, epsilon: float, sigma: float, delta: float, T: int, C0: float, C2: float, sigma0: float) -> float:
+    """δ_T of :func:`model_clip_delta_trajectory` after exactly ``T`` steps."""
+    return model_clip_delta_trajectory(
+        epsilon=epsilon, delta_target=delta, C0=C0, C2=C2, sigma=sigma, sigma0=sigma0, steps=T
+    )[-1]
+
+
 def model_clip_sigma_required(
     *, epsilon: float, delta: float, T: int, C0: float, C2: float, sigma0: float = 0.0
 ) -> float:
-    """The smallest σ for which ``T`` noisy steps bring δ_T ≤ δ (bisection in log σ; δ_T decreases with σ)."""
-    def ok(sigma: float) -> bool:
-        traj = model_clip_delta_trajectory(
-            epsilon=epsilon, delta_target=delta, C0=C0, C2=C2, sigma=sigma, sigma0=sigma0, steps=T
-        )
-        return traj[-1] <= delta
+    """The smallest σ for which ``T`` noisy steps bring δ_T ≤ δ (δ_T decreases with σ): Brent's method in log σ."""
+    def excess(sigma: float) -> float:
+        return _delta_after(epsilon=epsilon, sigma=sigma, delta=delta, T=T, C0=C0, C2=C2, sigma0=sigma0) - delta
 
     if T < 1 and sigma0 <= 0:
         return math.inf
     lo, hi = C2 * 1e-3, C2
-    while not ok(hi):
+    while excess(hi) > 0:
         hi *= 2.0
         if hi > C2 * 1e9:
             return math.inf
-    while ok(lo):
+    while excess(lo) <= 0:
         lo /= 2.0
         if lo < C2 * 1e-12:
             return lo
-    for _ in range(100):
-        mid = math.sqrt(lo * hi)
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-        if hi / lo < 1 + 1e-9:
-            break
-    return hi
+    return boundary(excess, lo, hi, rtol=1e-9)
 
 
 def model_clip_epsilon(
     *, sigma: float, delta: float, T: int, C0: float, C2: float, sigma0: float = 0.0, eps_hi: float = 100.0
 ) -> float:
-    """The smallest ε for which T steps at σ bring δ_T ≤ δ (bisection; δ_T decreases with ε)."""
-    def ok(eps: float) -> bool:
-        traj = model_clip_delta_trajectory(
-            epsilon=eps, delta_target=delta, C0=C0, C2=C2, sigma=sigma, sigma0=sigma0, steps=T
-        )
-        return traj[-1] <= delta
+    """The smallest ε for which T steps at σ bring δ_T ≤ δ (δ_T decreases with ε): Brent's method on (0, eps_hi]."""
+    def excess(eps: float) -> float:
+        return _delta_after(epsilon=eps, sigma=sigma, delta=delta, T=T, C0=C0, C2=C2, sigma0=sigma0) - delta
 
-    if not ok(eps_hi):
+    if excess(eps_hi) > 0:
         return math.inf
-    lo, hi = 0.0, eps_hi
-    for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        if mid > 0 and ok(mid):
-            hi = mid
-        else:
-            lo = mid
-        if hi - lo < 1e-6 * max(hi, 1e-9):
-            break
-    return hi
+    lo = 1e-15  # the old bisection's floor: below it ε is reported as this (0 itself is not a valid ε)
+    if excess(lo) <= 0:
+        return lo
+    return boundary(excess, lo, eps_hi, rtol=1e-6, log_space=False)
