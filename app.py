@@ -10,7 +10,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import _common as ui
+from pages import _common as common
+from pages import _status as status
 from unlearn_core import __version__, paths
 
 ROOT = Path(__file__).parent
@@ -46,11 +47,11 @@ with st.sidebar:
 # page missed is shown (pages/_common.session_heartbeat). The page that renders a job panel sets "_panel".
 st.session_state["_panel"] = None
 with st.sidebar:
-    ui.session_heartbeat()
+    status.session_heartbeat()
 
 page.run()
 
 # Once per process, after the first page is on screen (it was before it: the Quick demo button appeared ≈ 3 s later):
 # the first job's lazy imports (torch._dynamo, scikit-learn, the accountants; ≈ 2.5 s), on the script thread, so
 # that no job ever imports alongside them. A click during the warm-up waits for it: the rerun starts after it.
-ui.warm_up()
+common.warm_up()

@@ -30,7 +30,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 from timeouts import scaled
 
-from unlearn_core.jobs import shutdown_all
+from unlearn_core.service.jobs import shutdown_all
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -101,17 +101,17 @@ def test_an_invalid_value_does_not_hide_a_finished_job_nor_start_another():
     assert _results(at)
     at.text_input(key="explore.hidden").set_value("").run()  # invalid: the error shows, the results stay
     assert any("hidden='' is not valid" in e.value for e in at.error) and _results(at)
-    from pages import _common as ui
+    from pages import _common as common
 
-    jobs_before = len(ui.get_registry().jobs())
+    jobs_before = len(common.get_registry().jobs())
     at.button(key="FormSubmitter:explore.form-Run").click().run()  # Run with an invalid value starts nothing
-    assert len(ui.get_registry().jobs()) == jobs_before
+    assert len(common.get_registry().jobs()) == jobs_before
     assert any("hidden='' is not valid" in e.value for e in at.error)
 
 
 def test_heartbeat_notices_a_finished_job_whose_results_were_not_drawn():
-    from pages._common import finished_unshown
-    from unlearn_core.jobs import JobRegistry
+    from pages._status import finished_unshown
+    from unlearn_core.service.jobs import JobRegistry
 
     registry = JobRegistry(reap_every_s=None)
     job = registry.submit("k", lambda p, c: 1, watcher="tab")
