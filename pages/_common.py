@@ -38,7 +38,7 @@ FAMILY_BADGE = {
 def get_registry() -> JobRegistry:
     """The process-wide job registry (thread-safe); two sessions with the same config share one job.
 
-    Jobs leave one core to the server and the browser (:func:`unlearn_core.jobs.default_torch_threads`). A
+    Jobs leave one core to the server and the browser (:func:`unlearn_core.service.jobs.default_torch_threads`). A
     watcher counts only while its Streamlit session is connected (:func:`session_is_live`) and beating.
     """
     return JobRegistry(torch_threads=default_torch_threads(), is_live=lambda session: session_is_live(session))
@@ -63,7 +63,7 @@ def session_is_live(session: str) -> bool | None:
 @st.cache_resource(show_spinner="Loading the engine…")
 def warm_up() -> list[str]:
     """Once per server process, on the script thread: import what the first job would import lazily
-    (:func:`unlearn_core.jobs.warm_imports`), so that the first Run does not pay ≈ 2.5 s for it."""
+    (:func:`unlearn_core.service.jobs.warm_imports`), so that the first Run does not pay ≈ 2.5 s for it."""
     return warm_imports()
 
 

@@ -22,7 +22,6 @@ from unlearn_core.errors import ConfigError
 from unlearn_core.forget import parse_forget_spec
 from unlearn_core.pipeline import validate_config
 from unlearn_core.service import ui_state
-from unlearn_core.service.ui_state import UIConfig
 from unlearn_core.unlearners import HyperParam, get_unlearner, list_unlearners, resolve_params
 
 
@@ -96,7 +95,7 @@ def _seed_forget(prefix: str, forget: str) -> None:
     ss[state_key(prefix, "findices")] = ",".join(map(str, spec.indices)) if spec.kind == "indices" else "0,1,2"
 
 
-def seed_widgets(prefix: str, cfg: UIConfig) -> None:
+def seed_widgets(prefix: str, cfg: Any) -> None:
     """Write ``cfg`` into the widget keys of page ``prefix`` (on first load, and for the preset buttons)."""
     for x in _widget_settings():
         if x.widget != "custom":
@@ -120,7 +119,7 @@ def init_page(prefix: str, *, extra_fields: Mapping[str, Callable[[str], Any]] |
     extras: dict[str, Any] = {}
     if not ss.get(state_key(prefix, "_init")):
         query = st.query_params.to_dict()
-        base = ss.get("shared_config") or UIConfig(method=ui_state.default_method())
+        base = ss.get("shared_config") or ui_state.UIConfig(method=ui_state.default_method())
         warnings: list[str] = []
         if "preset" in query:
             raw = query.pop("preset")
@@ -140,19 +139,19 @@ def init_page(prefix: str, *, extra_fields: Mapping[str, Callable[[str], Any]] |
         # empty hidden width...), a different and often invalid configuration that stops the page before its job
         # panel — the results of a finished job then never appear. Restore the last configuration the page read.
         seed_widgets(prefix, ss.get(state_key(prefix, "_cfg")) or ss.get("shared_config")
-                     or UIConfig(method=ui_state.default_method()))
+                     or ui_state.UIConfig(method=ui_state.default_method()))
     for line in ss.get(state_key(prefix, "_warnings"), []):
         st.warning(line, icon=":material/warning:")
     return ss.get(state_key(prefix, "_extras"), {})
 
 
-def preset_config(prefix: str, name: str) -> UIConfig:
+def preset_config(prefix: str, name: str) -> Any:
     """Preset ``name`` as this page uses it.
 
     Pages with their own method list (Compare, Sequential, Sensitivity) keep their method and take the preset's
-    settings for it (:func:`unlearn_core.ui_state.preset_params`). On Sequential, requests chain from the noiseless
-    estimate: with a certified σ (≈ 10⁶ for certified Newton on an MLP) a noised chain starts request 2 from
-    noise, where LiSSA diverges; the noiseless chain is the method's other documented mode.
+    settings for it (:func:`unlearn_core.service.ui_state.preset_params`). On Sequential, requests chain from the
+    noiseless estimate: with a certified σ (≈ 10⁶ for certified Newton on an MLP) a noised chain starts request 2
+    from noise, where LiSSA diverges; the noiseless chain is the method's other documented mode.
     """
     cfg = ui_state.preset(name)
     method = st.session_state.get(state_key(prefix, "method"))
@@ -420,22 +419,23 @@ def _read_setting(prefix: str, x: Setting, values: Mapping[str, Any]) -> Any:
     return value
 
 
-def read_config(prefix: str, *, method: str | None = None) -> UIConfig:
-    """The page's widgets as a :class:`UIConfig` (raises :class:`ConfigError` for a malformed value)."""
+def read_config(prefix: str, *, method: str | None = None) -> Any:
+    """The page's widgets as a :class:`~unlearn_core.service.ui_state.UIConfig` (raises :class:`ConfigError` for a
+    malformed value)."""
     ss = st.session_state
     method = method or ss.get(state_key(prefix, "method")) or ui_state.default_method()
     values = _setup_values(prefix)
     spec = _forget_spec_from_widgets(prefix)
     parse_forget_spec(spec)
     fields = {x.name: _read_setting(prefix, x, values) for x in _widget_settings() if x.widget != "custom"}
-    cfg = UIConfig(**fields, forget=spec, method=method, params=read_params(prefix, method))
+    cfg = ui_state.UIConfig(**fields, forget=spec, method=method, params=read_params(prefix, method))
     cfg = dataclasses.replace(cfg, params=ui_state.full_params(cfg))
     st.session_state["shared_config"] = cfg
     st.session_state[state_key(prefix, "_cfg")] = cfg  # not a widget key: survives what Streamlit drops (init_page)
     return cfg
 
 
-def sync_url(cfg: UIConfig, *, extra: Mapping[str, Any] | None = None) -> None:
+def sync_url(cfg: Any, *, extra: Mapping[str, Any] | None = None) -> None:
     """Put the whole configuration into the URL so that the link reproduces it."""
     query = ui_state.to_query(cfg, extra=extra)
     if st.query_params.to_dict() != query:
@@ -443,7 +443,7 @@ def sync_url(cfg: UIConfig, *, extra: Mapping[str, Any] | None = None) -> None:
 
 
 def config_or_stop(prefix: str, *, method: str | None = None, extra: Mapping[str, Any] | None = None,
-                   with_params: bool = True) -> UIConfig:
+                   with_params: bool = True) -> Any:
     """Read the page's configuration and mirror it into the URL; a malformed value stops the page with st.error.
 
     ``with_params=False``: the URL leaves out ``p.<name>`` (Compare carries ``p.<method>.<name>`` in ``extra``).
@@ -465,7 +465,7 @@ def config_or_stop(prefix: str, *, method: str | None = None, extra: Mapping[str
     return cfg
 
 
-def run_config_or_stop(cfg: UIConfig, **overrides: Any) -> tuple[Any, dict[str, Any]]:
+def run_config_or_stop(cfg: Any, **overrides: Any) -> tuple[Any, dict[str, Any]]:
     """``cfg`` as the engine's RunConfig (``overrides`` passed to ``to_run_config``), validated before any work,
     and its resolved hyperparameters; an invalid one stops the page with st.error. Nothing starts while the widgets
     hold an invalid value (``config_or_stop`` then hands the page the last valid configuration only to show it)."""

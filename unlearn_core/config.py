@@ -199,11 +199,17 @@ def settings_of(cls: type, *, path: tuple[str, ...] = ()) -> list[Setting]:
     return out
 
 
-def run_settings() -> list[Setting]:
-    """Every field of the run configuration (``RunConfig`` with its ``TrainConfig``), in declaration order."""
+def run_config_class() -> type:
+    """The run configuration's dataclass, :class:`unlearn_core.pipeline.RunConfig` (a function, so that this low
+    module need not import the pipeline, and a test can declare a field on a subclass)."""
     from unlearn_core.pipeline import RunConfig
 
-    return settings_of(RunConfig)
+    return RunConfig
+
+
+def run_settings() -> list[Setting]:
+    """Every field of the run configuration (``RunConfig`` with its ``TrainConfig``), in declaration order."""
+    return settings_of(run_config_class())
 
 
 def build(cls: type, values: Mapping[str, Any], *, path: tuple[str, ...] = (), **fixed: Any) -> Any:

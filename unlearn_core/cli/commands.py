@@ -243,7 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def set_threads(config: RunConfig) -> None:
-    """Give torch the intra-op threads the work size calls for (:func:`unlearn_core.limits.threads_for`), unless
+    """Give torch the intra-op threads the work size calls for (:func:`unlearn_core.preflight.threads_for`), unless
     the user chose (``OMP_NUM_THREADS`` set). Called after validation, before any work."""
     if os.environ.get("OMP_NUM_THREADS"):
         return

@@ -13,6 +13,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from unlearn_core import config as config_schema
 from unlearn_core.config import CLI_GROUPS, Setting, build, run_settings
 from unlearn_core.errors import ConfigError
 from unlearn_core.pipeline import RunConfig
@@ -110,4 +111,4 @@ def config_from_args(args: argparse.Namespace, *, method: str | None = None,
     values["params"] = params if params is not None else parse_sets(getattr(args, "sets", []))
     if isinstance(values.get("hidden"), list):
         values["hidden"] = tuple(values["hidden"])
-    return build(RunConfig, values, seed=values.get("seed", 0))
+    return build(config_schema.run_config_class(), values, seed=values.get("seed", 0))

@@ -33,7 +33,7 @@ def _optional_mia(result: RunResult) -> dict[str, Any] | None:
 
 
 def _fit_threads(config: RunConfig) -> None:
-    """In a job's thread: no more intra-op threads than the work size calls for (``limits.threads_for``) nor than
+    """In a job's thread: no more intra-op threads than the work size calls for (``preflight.threads_for``) nor than
     the registry allows; left alone when ``OMP_NUM_THREADS`` is set."""
     if os.environ.get("OMP_NUM_THREADS"):
         return

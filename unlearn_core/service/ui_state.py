@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from unlearn_core import config as config_schema
 from unlearn_core.config import (
     Setting,
     build,
@@ -72,7 +73,7 @@ def _to_run_config(self: Any, **overrides: Any) -> RunConfig:
     names = {s.name for s in run_settings()}
     values.update({k: v for k, v in overrides.items() if k in names})
     fixed = {k: v for k, v in overrides.items() if k not in names}
-    return build(RunConfig, values, seed=values["seed"], **fixed)
+    return build(config_schema.run_config_class(), values, seed=values["seed"], **fixed)
 
 
 def _make_ui_config() -> type:
