@@ -2,7 +2,7 @@
 hyperparameter widgets, generated from its :class:`~unlearn_core.unlearners.HyperParam` schema; the presets row.
 
 URL → session state → widgets → :class:`~unlearn_core.service.ui_state.UIConfig` → URL. Every field of the run
-configuration (:func:`unlearn_core.config.run_settings`) with a widget is drawn by :func:`config_widgets`: the
+configuration (:func:`unlearn_core.settings.run_settings`) with a widget is drawn by :func:`config_widgets`: the
 ``basic`` ones in the setup row (dataset, model, forget set, method), the ``advanced`` ones in the "Details"
 expander at their declared row and column. The forget set and the method are drawn by hand (``widget="custom"``).
 """

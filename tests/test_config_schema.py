@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from timeouts import scaled
 
 from unlearn_core import config as schema
-from unlearn_core import pipeline, preflight
+from unlearn_core import pipeline, preflight, settings
 from unlearn_core.cli import get_args_parser, main
 from unlearn_core.cli.parser import config_from_args
 from unlearn_core.pipeline import RunConfig
@@ -27,17 +27,17 @@ from unlearn_core.training import TrainConfig
 def test_every_dataclass_field_is_a_setting_or_says_why_not() -> None:
     """Each field of RunConfig/TrainConfig is declared in the schema, except the three that are not user settings
     (the nested recipe, the recipe's copy of the seed, and the experiments' switch for the oracle)."""
-    names = {s.name for s in schema.run_settings()}
+    names = {s.name for s in settings.run_settings()}
     fields = {f.name for f in dataclasses.fields(RunConfig)} | {f.name for f in dataclasses.fields(TrainConfig)}
     assert fields - names == {"train", "compute_retrained"}  # "seed": RunConfig's; TrainConfig.seed is its copy
-    defaults = {s.name: s.default for s in schema.run_settings()}
+    defaults = {s.name: s.default for s in settings.run_settings()}
     assert defaults["lr"] == TrainConfig().lr and defaults["hidden"] == RunConfig().hidden
     assert schema.flatten(RunConfig()) == defaults
 
 
 def test_the_four_cli_only_fields_are_reachable_from_url_and_widgets() -> None:
     """momentum, norm, width and split_seed were CLI-only; now each has a URL key and an advanced widget."""
-    by_name = {s.name: s for s in schema.run_settings()}
+    by_name = {s.name: s for s in settings.run_settings()}
     for name in ("momentum", "norm", "width", "split_seed"):
         s = by_name[name]
         assert s.cli and s.url and s.widget and s.level == "advanced", name
@@ -86,7 +86,7 @@ class ExtendedConfig(RunConfig):
 @pytest.fixture
 def extended(monkeypatch):
     """The schema as if ``dropout`` had been declared on RunConfig."""
-    monkeypatch.setattr(schema, "run_config_class", lambda: ExtendedConfig)
+    monkeypatch.setattr(settings, "run_config_class", lambda: ExtendedConfig)
     monkeypatch.setattr(ui_state, "UIConfig", ui_state._make_ui_config())
     return ui_state.UIConfig
 

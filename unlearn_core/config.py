@@ -4,7 +4,8 @@ surfaces need to offer it.
 Each user-settable field of :class:`unlearn_core.pipeline.RunConfig` and :class:`unlearn_core.training.TrainConfig`
 is declared with :func:`setting` instead of a bare default: its type, range (the numbers of
 :mod:`unlearn_core.limits`), help, level (``basic``: the dashboard's setup row; ``advanced``: its "Details"
-expander), CLI flag, URL key, widget kind and label. :func:`run_settings` collects them, and from that one list
+expander), CLI flag, URL key, widget kind and label. :func:`unlearn_core.settings.run_settings` collects them, and
+from that one list
 
 * the CLI's flags and the configuration they build (:mod:`unlearn_core.cli.parser`),
 * the dashboard's URL (de)serialisation and its flat configuration (:mod:`unlearn_core.service.ui_state`),
@@ -17,7 +18,7 @@ widget). The per-method hyperparameters have their own schema of the same kind
 (:class:`unlearn_core.unlearners.HyperParam`); ``params`` is the one field that carries them.
 
 This module is a low layer: it imports nothing of the engine but :mod:`unlearn_core.errors`, so the dataclasses
-that declare their fields here can import it.
+that declare their fields with it can import it; :mod:`unlearn_core.settings`, above the pipeline, collects them.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class Setting:
         type: ``int``, ``float``, ``str``, ``bool``, ``tuple`` (parsed from text by ``parse``) or ``dict`` (``params``).
         help: one sentence for ``--help`` and ``config --json``.
         level: ``basic`` or ``advanced`` (:data:`LEVELS`).
-        default: the dataclass's default (``default_factory()`` for a mutable one), filled in by :func:`run_settings`.
+        default: the dataclass's default (``default_factory()`` for a mutable one), filled in by :func:`settings_of`.
         path: where the field lives: ``()`` on ``RunConfig``, ``("train",)`` on its ``TrainConfig``.
         low, high: the inclusive numeric range (``None``: unbounded); ``low_open``/``high_open`` exclude an end.
         optional: ``None`` is a value (spelled ``none`` in the CLI and the URL).
@@ -197,19 +198,6 @@ def settings_of(cls: type, *, path: tuple[str, ...] = ()) -> list[Setting]:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         out.append(Setting(name=f.name, default=default, path=path, **declaration))
     return out
-
-
-def run_config_class() -> type:
-    """The run configuration's dataclass, :class:`unlearn_core.pipeline.RunConfig` (a function, so that this low
-    module need not import the pipeline, and a test can declare a field on a subclass)."""
-    from unlearn_core.pipeline import RunConfig
-
-    return RunConfig
-
-
-def run_settings() -> list[Setting]:
-    """Every field of the run configuration (``RunConfig`` with its ``TrainConfig``), in declaration order."""
-    return settings_of(run_config_class())
 
 
 def build(cls: type, values: Mapping[str, Any], *, path: tuple[str, ...] = (), **fixed: Any) -> Any:

@@ -96,9 +96,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    """The run configuration's schema (:func:`unlearn_core.config.run_settings`): every field, its type, default,
+    """The run configuration's schema (:func:`unlearn_core.settings.run_settings`): every field, its type, default,
     range, help, level, CLI flag, URL key and widget."""
-    from unlearn_core.config import run_settings
+    from unlearn_core.settings import run_settings
 
     settings = run_settings()
     if args.json:

@@ -1,7 +1,7 @@
 """The CLI's parser pieces: the run configuration's flags, generated from its schema (:mod:`unlearn_core.config`).
 
 Every flag of ``train``, ``run`` and the ``experiment`` subcommands that makes a
-:class:`~unlearn_core.pipeline.RunConfig` comes from :func:`unlearn_core.config.run_settings`: its name, type,
+:class:`~unlearn_core.pipeline.RunConfig` comes from :func:`unlearn_core.settings.run_settings`: its name, type,
 default and help are declared once, on the dataclass. The flags only convert text to the field's type (an integer,
 a number or ``none``, a tuple of widths); every range and name is checked afterwards by
 :func:`unlearn_core.pipeline.validate_config`, so that the message is the engine's one line.
@@ -13,10 +13,11 @@ import argparse
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from unlearn_core import config as config_schema
-from unlearn_core.config import CLI_GROUPS, Setting, build, run_settings
+from unlearn_core import settings as run_schema
+from unlearn_core.config import CLI_GROUPS, Setting, build
 from unlearn_core.errors import ConfigError
 from unlearn_core.pipeline import RunConfig
+from unlearn_core.settings import run_settings
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -111,4 +112,4 @@ def config_from_args(args: argparse.Namespace, *, method: str | None = None,
     values["params"] = params if params is not None else parse_sets(getattr(args, "sets", []))
     if isinstance(values.get("hidden"), list):
         values["hidden"] = tuple(values["hidden"])
-    return build(config_schema.run_config_class(), values, seed=values.get("seed", 0))
+    return build(run_schema.run_config_class(), values, seed=values.get("seed", 0))

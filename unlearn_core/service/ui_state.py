@@ -4,7 +4,7 @@ A deep link carries the *whole* configuration (``?dataset=digits&model=mlp&forge
 shared URL reproduces a run. Parsing is forgiving by design: every bad value produces one warning line that
 names the value and what is allowed, and that field falls back to its default — the page still opens.
 
-Everything here is generated from the run configuration's schema (:func:`unlearn_core.config.run_settings`): the
+Everything here is generated from the run configuration's schema (:func:`unlearn_core.settings.run_settings`): the
 fields of :class:`UIConfig`, their URL keys and ranges (the same as the CLI's and the widgets'), their text form.
 Method hyperparameters travel as ``p.<name>=<value>`` and are parsed by the method's own
 :class:`~unlearn_core.unlearners.HyperParam` schema (the one source of names, types and ranges).
@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from unlearn_core import config as config_schema
+from unlearn_core import settings as run_schema
 from unlearn_core.config import (
     Setting,
     build,
@@ -27,12 +27,12 @@ from unlearn_core.config import (
     parse_choice,
     parse_float,
     parse_int,
-    run_settings,
 )
 from unlearn_core.data import DATASETS
 from unlearn_core.errors import ConfigError, abbreviate
 from unlearn_core.forget import check_forget_spec
 from unlearn_core.pipeline import RunConfig
+from unlearn_core.settings import run_settings
 from unlearn_core.training import CONVEX_GRAD_TOL, TrainConfig
 from unlearn_core.unlearners import get_unlearner, list_unlearners, resolve_params
 
@@ -73,7 +73,7 @@ def _to_run_config(self: Any, **overrides: Any) -> RunConfig:
     names = {s.name for s in run_settings()}
     values.update({k: v for k, v in overrides.items() if k in names})
     fixed = {k: v for k, v in overrides.items() if k not in names}
-    return build(config_schema.run_config_class(), values, seed=values["seed"], **fixed)
+    return build(run_schema.run_config_class(), values, seed=values["seed"], **fixed)
 
 
 def _make_ui_config() -> type:
