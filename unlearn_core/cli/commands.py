@@ -179,18 +179,26 @@ def _print_summary(card: dict[str, Any]) -> None:
               if constant.value is not None else f"  rests on {constant.name} ({constant.tag}: {constant.how})")
 
 
+def _start(config: RunConfig, args: argparse.Namespace) -> TqdmProgress:
+    """The entry of ``train`` and ``run``, before any work: validate the configuration (the only time: the pipeline
+    is then told ``validated=True``), check the output path (a bad one must cost nothing), fit torch's threads."""
+    from unlearn_core.paths import check_output_file
+    from unlearn_core.pipeline import validate_config
+
+    validate_config(config)
+    if args.json:
+        check_output_file(args.json)
+    set_threads(config)
+    return TqdmProgress(not args.quiet)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from unlearn_core.device import describe_device
     from unlearn_core.jsonio import write_json_atomic
-    from unlearn_core.paths import check_output_file
-    from unlearn_core.pipeline import prepare, training_card, validate_config, versions
+    from unlearn_core.pipeline import prepare, training_card, versions
 
     config = dataclasses.replace(config_from_args(args, method="retrain", params={}), compute_retrained=False)
-    validate_config(config)
-    if args.json:
-        check_output_file(args.json)  # before training: a bad path must cost nothing
-    set_threads(config)
-    bar = TqdmProgress(not args.quiet)
+    bar = _start(config, args)
     try:
         prepared = prepare(config, progress=bar, validated=True)
     finally:
@@ -222,15 +230,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from unlearn_core.jsonio import write_json_atomic
-    from unlearn_core.paths import check_output_file
-    from unlearn_core.pipeline import run, validate_config
+    from unlearn_core.pipeline import run
 
     config = config_from_args(args)
-    validate_config(config)
-    if args.json:
-        check_output_file(args.json)  # before training: a bad path must cost nothing
-    set_threads(config)
-    bar = TqdmProgress(not args.quiet)
+    bar = _start(config, args)
     try:
         result = run(config, progress=bar, validated=True)
     finally:
