@@ -4,8 +4,8 @@ The recipe (:class:`TrainConfig`) is the same for the original model A(D) and th
 same optimiser, epochs, batch size, weight decay, norm bound and the *same fresh initialisation* — that is what
 makes the retrained model the reference every metric compares with.
 
-Norm constraint (Zhang et al. §2.1, methods.md): after every optimiser step, if ‖w‖ > C the whole parameter
-vector is rescaled by C/‖w‖, so ‖w*‖ ≤ C and ‖w̃*‖ ≤ C, as the certificate assumes.
+Norm constraint (Zhang et al. 2024, §2.1: projected training): after every optimiser step, if ‖w‖ > C the whole
+parameter vector is rescaled by C/‖w‖, so ‖w*‖ ≤ C and ‖w̃*‖ ≤ C, as the certificate assumes.
 """
 
 from __future__ import annotations
@@ -217,7 +217,8 @@ def tensors_norm(tensors: Iterable[torch.Tensor]) -> float:
 
 @torch.no_grad()
 def project_tensors_(tensors: Sequence[torch.Tensor], radius: float) -> bool:
-    """Π_C on the concatenation of ``tensors``, in place: rescale by C/‖w‖ when ‖w‖ > C (methods.md §1).
+    """Π_C on the concatenation of ``tensors``, in place: rescale by C/‖w‖ when ‖w‖ > C (the projection onto
+    the C-ball of Zhang et al. 2024, §2.1; see docs/certified_newton.md#the-certificate).
 
     Returns whether it rescaled. Training, noisy fine-tuning and output perturbation all project with this.
     """
