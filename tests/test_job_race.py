@@ -11,9 +11,9 @@ width field reappeared empty: the configuration was invalid, ``config_or_stop`` 
 *above* the job panel, and the finished job's results were never drawn. The poller is part of that panel, so
 nothing polled again either.
 
-The fix, in ``pages/_common.py``: the page remembers its last valid configuration outside widget state and re-seeds
-its widgets when their state is gone; an invalid widget value no longer hides a running or finished job (and cannot
-start one); the app-wide heartbeat re-renders a page whose finished job was not shown.
+The fix, in ``pages/_widgets.py`` and ``pages/_status.py``: the page remembers its last valid configuration outside
+widget state and re-seeds its widgets when their state is gone; an invalid widget value no longer hides a running or
+finished job (and cannot start one); the app-wide heartbeat re-renders a page whose finished job was not shown.
 
 The stress test runs that sequence many times, the job finishing at random moments relative to the polls and the
 page switch, and fails on the code before the fix (the results never appear in the first cycle).
