@@ -21,7 +21,9 @@ from unlearn_core.service.jobs import (
     QUEUED,
     Job,
     JobRegistry,
+    job_key,
 )
+from unlearn_core.service.tasks import experiment_task
 
 #: The app-wide heartbeat's period: each open page renews its watchers this often, whatever page it shows.
 HEARTBEAT_SECONDS = 5.0
@@ -170,8 +172,6 @@ def submit_experiment(prefix: str, kind: str, base: Any, *, n_seeds: int, label:
 
     It runs over ``n_seeds`` consecutive seeds from the configuration's own.
     """
-    from unlearn_core.service.jobs import experiment_task, job_key
-
     seeds = [base.seed + i for i in range(int(n_seeds))]
     # The executor changes where the cells run, never the rows: it is not part of the key.
     key = job_key({"page": kind, "config": base.to_json(), "seeds": seeds, "options": options})
