@@ -69,7 +69,7 @@ def test_audit_page_audits_every_certified_method_and_shows_a_refutation(monkeyp
     for method in certified_methods():  # no post-processing: the release itself is what is audited
         key = f"audit.p.{method}.finetune_epochs"
         if key in at.session_state:
-            at.slider(key=key).set_value(0)
+            at.number_input(key=key).set_value(0)  # [0, 1000]: a number input, not a slider
     at.button(key="FormSubmitter:audit.form-Run audit").click().run()
     _poll(at, lambda a: any(s.value == "Results" for s in a.subheader))
     assert not at.exception
@@ -90,7 +90,7 @@ def test_forget_size_page_runs_a_sweep():
     _tiny(at, "forget_size")
     at.multiselect(key="forget_size.methods").set_value(["output_perturbation"])
     at.text_input(key="forget_size.sizes").set_value("10,40")
-    at.slider(key="forget_size.p.output_perturbation.finetune_epochs").set_value(1)
+    at.number_input(key="forget_size.p.output_perturbation.finetune_epochs").set_value(1)
     at.button(key="FormSubmitter:forget_size.form-Run sweep").click().run()
     _poll(at, lambda a: any(s.value == "Results" for s in a.subheader))
     assert not at.error, [e.value for e in at.error]

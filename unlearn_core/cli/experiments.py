@@ -192,10 +192,11 @@ def _runs(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
         methods = list(dict.fromkeys([*args.methods, "retrain"])) if kind == "budget" else list(args.methods)
         sets = _method_sets(args.sets, methods)
         return [(m, sets[m]) for m in methods]
-    if kind in ("audit", "forget-size"):
-        from unlearn_core.experiments import certified_methods
+    if kind in ("audit", "forget-size", "frontier"):
+        from unlearn_core.experiments import certified_methods, frontier_methods
 
-        methods = list(args.methods) if args.methods is not None else certified_methods()
+        default = frontier_methods() if kind == "frontier" else certified_methods()
+        methods = list(args.methods) if args.methods is not None else default
         sets = _method_sets(args.sets, methods)
         return [(m, sets[m]) for m in methods]
     params = parse_sets(args.sets)
