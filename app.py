@@ -10,7 +10,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import _common as ui
+from pages import _common as common
+from pages import _status as status
+from pages import _widgets as widgets
 from unlearn_core import __version__, paths
 
 ROOT = Path(__file__).parent
@@ -34,7 +36,7 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES, position="top")
-ui.begin_script_run()
+widgets.begin_script_run()
 
 with st.sidebar:
     st.caption(f"unlearn-explorer {__version__} — certified machine unlearning of neural networks")
@@ -47,12 +49,12 @@ with st.sidebar:
 # page missed is shown (pages/_common.session_heartbeat). The page that renders a job panel sets "_panel".
 st.session_state["_panel"] = None
 with st.sidebar:
-    ui.session_heartbeat()
+    status.session_heartbeat()
 
 page.run()
 
 # Once per process, after the first page is on screen: the first job's lazy imports (torch._dynamo, scikit-learn,
-# the accountants; ≈ 2.5 s) start in a background thread, and jobs wait for them (unlearn_core.jobs.WarmUp): the
+# the accountants; ≈ 2.5 s) start in a background thread, and jobs wait for them (unlearn_core.service.jobs.WarmUp): the
 # script run ends at once, so an early click on Run cannot interrupt it.
-ui.warm_up()
-ui.end_script_run()
+common.warm_up()
+widgets.end_script_run()

@@ -59,7 +59,7 @@ def bench_sessions(n: int, timeout_s: float) -> dict:
     """N sessions on one deep link, Run pressed in all: one job, all served."""
     from playwright.sync_api import sync_playwright
 
-    from unlearn_core.runstore import RunStore
+    from unlearn_core.service.runstore import RunStore
 
     cache = Path(tempfile.mkdtemp(prefix="bench-sessions-"))
     port = _free_port()

@@ -28,9 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from torch import nn
 
-from unlearn_core import limits
 from unlearn_core.device import intra_op_threads
-from unlearn_core.models import build_model
+from unlearn_core.models import build_model, model_shape
 from unlearn_core.training import TrainConfig, make_optimizer, project_to_ball
 
 CASES = [  # (label, model, input shape, options, batch)
@@ -75,7 +74,7 @@ def measure(repeats: int, rounds: int, cores: int, load: float) -> list[dict]:
         for _ in range(rounds):  # alternate, so that a change of load hits both sides
             one.append(step_time(model, x, y, threads=1, repeats=repeats))
             many.append(step_time(model, x, y, threads=cores, repeats=repeats))
-        shape_info = limits.model_shape(name, input_shape=shape, num_classes=10, **options)
+        shape_info = model_shape(name, input_shape=shape, num_classes=10, **options)
         rows.append({"case": label, "step_gflop": 3 * shape_info.flops * batch / 1e9,
                      "t1_ms": 1e3 * statistics.median(one), "tn_ms": 1e3 * statistics.median(many),
                      "rule": intra_op_threads(step_flops=3.0 * shape_info.flops * batch, cores=cores, load=load)})

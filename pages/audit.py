@@ -9,10 +9,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages import _common as ui
-from unlearn_core import ui_state
+from pages import _common as common
+from pages import _downloads as downloads
+from pages import _results as results
+from pages import _status as status
+from pages import _widgets as widgets
 from unlearn_core.errors import ConfigError
 from unlearn_core.experiments import certified_methods
+from unlearn_core.service import ui_state
 
 PREFIX = "audit"
 FACTORS = (1.0, 0.1, 1e-2, 1e-4, 1e-6, 1e-8, 1e-10)
@@ -29,9 +33,9 @@ st.info(
     "can show'). More runs make it sharper. Per-example ε and LiRA are estimates, read against the noisy retrain's "
     "own value.", icon="🔎")
 
-ui.init_page(PREFIX)
-ui.presets_row(PREFIX)
-ui.config_widgets(PREFIX, method=False)
+widgets.init_page(PREFIX)
+widgets.presets_row(PREFIX)
+widgets.config_widgets(PREFIX, method=False)
 methods = certified_methods()  # the registry's certified family, never a hand list
 if not methods:
     st.info("No certified method is registered.")
@@ -41,7 +45,7 @@ if f"{PREFIX}.methods" not in st.session_state:
 for m in methods:
     quick = ui_state.quick_params(m)  # the method's own fast demo settings (Unlearner.demo_params)
     if quick:
-        ui.seed_params_once(PREFIX, m, quick)
+        widgets.seed_params_once(PREFIX, m, quick)
 
 with st.form(f"{PREFIX}.form", enter_to_submit=False):
     st.multiselect("Certified methods", methods, key=f"{PREFIX}.methods")
@@ -54,24 +58,24 @@ with st.form(f"{PREFIX}.form", enter_to_submit=False):
                              help="The audited σ is this factor times the σ the method certifies with. An "
                                   "under-noised σ is what a correct audit must catch.")
     with c3:
-        n_seeds = ui.seeds_widget(PREFIX)
+        n_seeds = widgets.seeds_widget(PREFIX)
     st.markdown("**Hyperparameters of each method**")
     for tab, m in zip(st.tabs(methods), methods, strict=True):  # tabs: each holds its own "Advanced" expander
         with tab:
-            ui.param_widgets(PREFIX, m)
+            widgets.param_widgets(PREFIX, m)
     submitted = st.form_submit_button("Run audit", type="primary", icon=":material/play_arrow:")
 
 chosen = list(st.session_state[f"{PREFIX}.methods"])
-cfg = ui.config_or_stop(PREFIX, method=methods[0])
+cfg = widgets.config_or_stop(PREFIX, method=methods[0])
 
 if submitted:
     if not chosen or not factors:
-        ui.engine_error(ConfigError("pick at least one certified method and one σ multiplier"))
+        common.engine_error(ConfigError("pick at least one certified method and one σ multiplier"))
         st.stop()
-    params = {m: ui.read_params(PREFIX, m) for m in chosen}
-    base, _ = ui.run_config_or_stop(cfg, method=chosen[0], params=params[chosen[0]])
-    ui.submit_experiment(PREFIX, "audit", base, n_seeds=n_seeds, label=f"audit of {', '.join(chosen)}",
-                         methods=chosen, params=params, sigma_factors=sorted(factors, reverse=True), runs=int(runs))
+    params = {m: widgets.read_params(PREFIX, m) for m in chosen}
+    base, _ = widgets.run_config_or_stop(cfg, method=chosen[0], params=params[chosen[0]])
+    status.submit_experiment(PREFIX, "audit", base, n_seeds=n_seeds, label=f"audit of {', '.join(chosen)}",
+                             methods=chosen, params=params, sigma_factors=sorted(factors, reverse=True), runs=int(runs))
 
 
 def _verdict(row: pd.Series) -> str:
@@ -106,7 +110,8 @@ def render(df, card, run_id) -> None:
         st.error(f"**{row['method']}** at σ × {row['sigma_factor']:g}: the audit's ε ≥ {row['epsilon_lower']:.2f} "
                  f"(95 %) exceeds the claimed ε = {row['epsilon']:g} — this release is not ({row['epsilon']:g}, "
                  f"{row['delta_guaranteed']:.2g})-private on this data set.", icon="🚨")
-    ui.experiment_results(PREFIX, "audit", df, card, name=f"audit-{cfg.dataset}-{cfg.model}")
+    downloads.experiment_downloads(PREFIX, df, card, figures=results.experiment_figures(PREFIX, "audit", df),
+                                  name=f"audit-{cfg.dataset}-{cfg.model}")
 
 
-ui.experiment_panel(PREFIX, render)
+status.experiment_panel(PREFIX, render)

@@ -13,11 +13,15 @@ import dataclasses
 
 import streamlit as st
 
-from pages import _common as ui
-from unlearn_core import ui_state
+from pages import _common as common
+from pages import _downloads as downloads
+from pages import _results as results
+from pages import _status as status
+from pages import _widgets as widgets
 from unlearn_core.data import DATASETS
 from unlearn_core.errors import ConfigError
 from unlearn_core.experiments import FRONTIER_EPSILONS, frontier_methods
+from unlearn_core.service import ui_state
 from unlearn_core.verdict import THRESHOLDS, frontier_first_epsilon, verdicts_from_rows
 
 PREFIX = "compare"
@@ -52,7 +56,7 @@ def _epsilons(text: str) -> list[float]:
     return values
 
 
-extras = ui.init_page(PREFIX, extra_fields={
+extras = widgets.init_page(PREFIX, extra_fields={
     "methods": _methods, "seeds": ui_state.int_field("seeds", low=1, high=10), "mia": ui_state.bool_field("mia"),
     "relearn": ui_state.bool_field("relearn"), "fmethods": _methods, "eps": _epsilons,
     "fseeds": ui_state.int_field("fseeds", low=1, high=10),
@@ -61,23 +65,23 @@ if not st.session_state.get(f"{PREFIX}._method_params"):
     # The URL's p.<method>.<name> (this page's own deep link) seeds each method's tab once.
     by_method, warnings = ui_state.method_params_from_query(st.query_params.to_dict())
     for method_name, values in by_method.items():
-        ui.seed_method_params(PREFIX, method_name, {**ui.read_params(PREFIX, method_name), **values})
+        widgets.seed_method_params(PREFIX, method_name, {**widgets.read_params(PREFIX, method_name), **values})
     for line in warnings:
         st.warning(line, icon=":material/warning:")
     st.session_state[f"{PREFIX}._method_params"] = True
 all_methods = [n for n in ui_state.method_names() if n != "retrain"]  # retraining is the reference row
-ui.seed_once(f"{PREFIX}.methods", [m for m in (extras.get("methods") or all_methods) if m in all_methods])
-ui.seed_once(f"{PREFIX}.mia", extras.get("mia", True))
-ui.seed_once(f"{PREFIX}.relearn", extras.get("relearn", True))
-ui.seed_once(f"{PREFIX}.nseeds", extras.get("seeds", 1))
-ui.presets_row(PREFIX)
-ui.config_widgets(PREFIX, method=False)
+common.seed_once(f"{PREFIX}.methods", [m for m in (extras.get("methods") or all_methods) if m in all_methods])
+common.seed_once(f"{PREFIX}.mia", extras.get("mia", True))
+common.seed_once(f"{PREFIX}.relearn", extras.get("relearn", True))
+common.seed_once(f"{PREFIX}.nseeds", extras.get("seeds", 1))
+widgets.presets_row(PREFIX)
+widgets.config_widgets(PREFIX, method=False)
 st.multiselect("Methods", all_methods, key=f"{PREFIX}.methods")
 chosen = list(st.session_state[f"{PREFIX}.methods"])
 with st.form(f"{PREFIX}.form", enter_to_submit=False):
     c1, c2, c3 = st.columns(3)
     with c1:
-        n_seeds = ui.seeds_widget(PREFIX)
+        n_seeds = widgets.seeds_widget(PREFIX)
     mia = c2.checkbox("Membership inference", key=f"{PREFIX}.mia",
                       help="Three held-out attacks per model (loss, posterior difference, SVC).")
     relearn = c3.checkbox("Relearn time", key=f"{PREFIX}.relearn",
@@ -86,31 +90,32 @@ with st.form(f"{PREFIX}.form", enter_to_submit=False):
         st.markdown("**Hyperparameters of each method** — a preset's, the link's, or the defaults")
         for tab, method_name in zip(st.tabs(chosen), chosen, strict=True):
             with tab:
-                ui.param_widgets(PREFIX, method_name)
+                widgets.param_widgets(PREFIX, method_name)
     submitted = st.form_submit_button("Run comparison", type="primary", icon=":material/play_arrow:")
 
-params = {m: ui.read_params(PREFIX, m) for m in chosen}
+params = {m: widgets.read_params(PREFIX, m) for m in chosen}
 certified = frontier_methods()
-ui.seed_once("frontier.methods", [m for m in (extras.get("fmethods") or certified) if m in certified])
-ui.seed_once("frontier.eps", ",".join(f"{e:g}" for e in (extras.get("eps") or FRONTIER_EPSILONS)))
-ui.seed_once("frontier.nseeds", extras.get("fseeds", 1))
+common.seed_once("frontier.methods", [m for m in (extras.get("fmethods") or certified) if m in certified])
+common.seed_once("frontier.eps", ",".join(f"{e:g}" for e in (extras.get("eps") or FRONTIER_EPSILONS)))
+common.seed_once("frontier.nseeds", extras.get("fseeds", 1))
 frontier_chosen = list(st.session_state["frontier.methods"])
-cfg = ui.config_or_stop(PREFIX, method=all_methods[0], with_params=False, extra={
+cfg = widgets.config_or_stop(PREFIX, method=all_methods[0], with_params=False, extra={
     "methods": ",".join(chosen), "seeds": int(n_seeds), "mia": bool(mia), "relearn": bool(relearn),
     "fmethods": ",".join(frontier_chosen), "eps": st.session_state["frontier.eps"],
     "fseeds": int(st.session_state["frontier.nseeds"]),
-    **ui_state.method_params_to_query({m: ui.read_params(PREFIX, m) for m in dict.fromkeys(chosen + frontier_chosen)}),
+    **ui_state.method_params_to_query({m: widgets.read_params(PREFIX, m)
+                                       for m in dict.fromkeys(chosen + frontier_chosen)}),
 })
 
 if submitted:
     if not chosen:
-        ui.engine_error(ConfigError("methods=[] is not valid: pick at least one method"))
+        common.engine_error(ConfigError("methods=[] is not valid: pick at least one method"))
         st.stop()
     for method_name in chosen:  # every method's hyperparameters validated before anything runs
-        ui.run_config_or_stop(dataclasses.replace(cfg, method=method_name, params=params[method_name]))
-    base, _ = ui.run_config_or_stop(cfg, method=chosen[0], params={})
-    ui.submit_experiment(PREFIX, "compare", base, n_seeds=n_seeds, label=", ".join(chosen), methods=chosen,
-                         params=params, mia=mia, relearn=relearn)
+        widgets.run_config_or_stop(dataclasses.replace(cfg, method=method_name, params=params[method_name]))
+    base, _ = widgets.run_config_or_stop(cfg, method=chosen[0], params={})
+    status.submit_experiment(PREFIX, "compare", base, n_seeds=n_seeds, label=", ".join(chosen), methods=chosen,
+                             params=params, mia=mia, relearn=relearn)
 
 
 def render(df, card, run_id) -> None:
@@ -119,18 +124,19 @@ def render(df, card, run_id) -> None:
     verdicts = verdicts_from_rows(df, num_classes=DATASETS[card["config"]["dataset"]].num_classes
                                   if card["config"].get("dataset") in DATASETS else None)
     for method_name, verdict in verdicts.items():
-        box, icon = ui.VERDICT_STYLE[verdict.tone]
+        box, icon = results.VERDICT_STYLE[verdict.tone]
         box(f"**{method_name}** — {verdict.headline}", icon=icon)
     st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}. Read every number against the `retrained` row: closer "
                "is better, and far below it (e.g. a lower forget accuracy) is over-unlearning. The verdict's rules: "
                + (next(iter(verdicts.values())).rules if verdicts else ""))
-    table = ui.mean_table(df, by="method", columns=COLUMNS)
+    table = results.mean_table(df, by="method", columns=COLUMNS)
     table.insert(0, "verdict", [verdicts[m].label if m in verdicts else "reference" for m in table.index])
     st.dataframe(table, width="stretch")
-    ui.experiment_results(PREFIX, "compare", df, card, name=f"compare-{cfg.dataset}-{cfg.model}")
+    downloads.experiment_downloads(PREFIX, df, card, figures=results.experiment_figures(PREFIX, "compare", df),
+                                  name=f"compare-{cfg.dataset}-{cfg.model}")
 
 
-ui.experiment_panel(PREFIX, render)
+status.experiment_panel(PREFIX, render)
 
 # -- the privacy–utility frontier: what certification costs ---------------------------------------------------------
 
@@ -144,7 +150,7 @@ with st.form("frontier.form", enter_to_submit=False):
     c1.multiselect("Certified methods", certified, key="frontier.methods")
     c2.text_input("ε values (comma-separated)", key="frontier.eps", help="e.g. 0.1,0.3,1,3,10,30,100")
     with c3:
-        frontier_seeds = ui.seeds_widget("frontier")
+        frontier_seeds = widgets.seeds_widget("frontier")
     run_frontier = st.form_submit_button("Run frontier", type="primary", icon=":material/show_chart:")
 
 if run_frontier:
@@ -153,14 +159,14 @@ if run_frontier:
         if not frontier_chosen:
             raise ConfigError("methods=[] is not valid: pick at least one certified method")
     except ConfigError as exc:
-        ui.engine_error(exc)
+        common.engine_error(exc)
         st.stop()
-    frontier_params = {m: ui.read_params(PREFIX, m) for m in frontier_chosen}
+    frontier_params = {m: widgets.read_params(PREFIX, m) for m in frontier_chosen}
     for method_name in frontier_chosen:
-        ui.run_config_or_stop(dataclasses.replace(cfg, method=method_name, params=frontier_params[method_name]))
-    base, _ = ui.run_config_or_stop(cfg, method=frontier_chosen[0], params={})
-    ui.submit_experiment("frontier", "frontier", base, n_seeds=frontier_seeds, label=", ".join(frontier_chosen),
-                         methods=frontier_chosen, epsilons=epsilons, params=frontier_params)
+        widgets.run_config_or_stop(dataclasses.replace(cfg, method=method_name, params=frontier_params[method_name]))
+    base, _ = widgets.run_config_or_stop(cfg, method=frontier_chosen[0], params={})
+    status.submit_experiment("frontier", "frontier", base, n_seeds=frontier_seeds, label=", ".join(frontier_chosen),
+                             methods=frontier_chosen, epsilons=epsilons, params=frontier_params)
 
 
 def render_frontier(df, card, run_id) -> None:
@@ -177,7 +183,8 @@ def render_frontier(df, card, run_id) -> None:
             lines.append(f"- **{method_name}**: at most {points:g} points below retraining from ε = {mark.first:g}, "
                          f"but more again at ε = {mark.leaves_at:g}.")
     st.markdown("\n".join(lines))
-    ui.experiment_results("frontier", "frontier", df, card, name=f"frontier-{cfg.dataset}-{cfg.model}")
+    downloads.experiment_downloads("frontier", df, card, figures=results.experiment_figures("frontier", "frontier", df),
+                                  name=f"frontier-{cfg.dataset}-{cfg.model}")
 
 
-ui.experiment_panel("frontier", render_frontier)
+status.experiment_panel("frontier", render_frontier)

@@ -10,35 +10,40 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _common as ui
+from pages import _common as common
+from pages import _downloads as downloads
+from pages import _results as results
+from pages import _status as status
+from pages import _widgets as widgets
 from unlearn_core import plots
-from unlearn_core.jobs import job_key, run_task
+from unlearn_core.service.jobs import job_key
+from unlearn_core.service.tasks import run_task
 
 PREFIX = "explore"
 
 st.title("Explore")
 st.caption("Train a model, forget part of its training set with one method, and compare it with retraining from "
            "scratch, the gold standard.")
-ui.init_page(PREFIX)
-ui.presets_row(PREFIX)
-ui.config_widgets(PREFIX)
+widgets.init_page(PREFIX)
+widgets.presets_row(PREFIX)
+widgets.config_widgets(PREFIX)
 
 method = st.session_state[f"{PREFIX}.method"]
 left, right = st.columns([5, 6], gap="large")
 with left, st.form(f"{PREFIX}.form", border=True, enter_to_submit=False):
-    ui.param_widgets(PREFIX, method, columns=2)
+    widgets.param_widgets(PREFIX, method, columns=2)
     submitted = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
 top = right.container()
 details = st.container()
 
-cfg = ui.config_or_stop(PREFIX)
+cfg = widgets.config_or_stop(PREFIX)
 
 if submitted:
     st.session_state[f"{PREFIX}._warnings"] = []
-    run_config, resolved = ui.run_config_or_stop(cfg)
+    run_config, resolved = widgets.run_config_or_stop(cfg)
     key = job_key({"page": "explore", "config": {**run_config.to_json(), "params": resolved}})
-    ui.submit_or_reuse(PREFIX, key, lambda: run_task(run_config, key=key, store=ui.get_store()),
-                       label=f"{cfg.method} on {cfg.dataset}/{cfg.model}, forget {cfg.forget}")
+    status.submit_or_reuse(PREFIX, key, lambda: run_task(run_config, key=key, store=common.get_store(), validated=True),
+                           label=f"{cfg.method} on {cfg.dataset}/{cfg.model}, forget {cfg.forget}")
 
 
 def render(card: dict, *, run_id: str | None, reused: bool = False) -> None:
@@ -46,7 +51,7 @@ def render(card: dict, *, run_id: str | None, reused: bool = False) -> None:
     method = card["method"]
     with top:
         st.subheader(f"Results: {method['name']}")
-        ui.verdict_box(card)
+        results.verdict_box(card)
         if reused:
             st.info(f"Reused the finished run {run_id} with this exact configuration (nothing was recomputed). "
                     "Change a value, or delete it on the Runs page, to recompute.", icon=":material/recycling:")
@@ -56,10 +61,10 @@ def render(card: dict, *, run_id: str | None, reused: bool = False) -> None:
         table, cert = st.columns([3, 2])
         with table:
             st.markdown("**Accuracy** — closer to the retrained model is better (over-forgetting is a failure too)")
-            ui.accuracy_dataframe(card)
-            ui.headline_metrics(card)
+            results.accuracy_dataframe(card)
+            results.headline_metrics(card)
         with cert:
-            ui.certificate_card(card)
+            results.certificate_card(card)
 
         # Each figure returns None when the card lacks its data (e.g. no LiSSA curve after an exact solve).
         figures = {title: fig for title, make in plots.CARD_FIGURES.items() if (fig := make(card)) is not None}
@@ -73,9 +78,9 @@ def render(card: dict, *, run_id: str | None, reused: bool = False) -> None:
             st.caption("Membership inference: not computed for this run (the MIA module is not available).")
         with st.expander("Diagnostics (JSON)"):
             st.json(card.get("diagnostics") or {}, expanded=False)
-        ui.downloads(PREFIX, card, figures=figures,
-                     weights=(lambda: ui.load_weights_bytes(run_id)) if run_id else None,
-                     name=f"{card['config']['dataset']}-{card['config']['model']}-{method['name']}")
+        downloads.downloads(PREFIX, card, figures=figures,
+                            weights=(lambda: downloads.load_weights_bytes(run_id)) if run_id else None,
+                            name=f"{card['config']['dataset']}-{card['config']['model']}-{method['name']}")
 
 
 def on_done(job) -> None:
@@ -84,9 +89,9 @@ def on_done(job) -> None:
 
 
 with right:
-    ui.stored_or_job(PREFIX, show_stored=lambda stored: render(stored.card, run_id=stored.id, reused=True),
-                     on_done=on_done)
-    if ui.current_job(PREFIX) is None and not st.session_state.get(f"{PREFIX}.stored"):
+    status.stored_or_job(PREFIX, show_stored=lambda stored: render(stored.card, run_id=stored.id, reused=True),
+                         on_done=on_done)
+    if status.current_job(PREFIX) is None and not st.session_state.get(f"{PREFIX}.stored"):
         st.markdown("**Results appear here**, starting with a verdict in plain words: *does the unlearned model "
                     "behave like retraining, is it certified, and what did it cost?*")
         st.caption("New here? Press **Quick demo** above, then **Run**: a certified method forgets every image of "

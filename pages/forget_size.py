@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _common as ui
-from unlearn_core import ui_state
+from pages import _common as common
+from pages import _downloads as downloads
+from pages import _results as results
+from pages import _status as status
+from pages import _widgets as widgets
 from unlearn_core.errors import ConfigError
+from unlearn_core.service import ui_state
 
 PREFIX = "forget_size"
 COLUMNS = {
@@ -24,9 +28,9 @@ st.caption("Random forget sets of growing size n_u, each with its own retrained 
            "unlearning time against retraining, the accuracy against the retrained model, and the noise the "
            "certificate requires.")
 
-ui.init_page(PREFIX)
-ui.presets_row(PREFIX)
-ui.config_widgets(PREFIX, method=False)
+widgets.init_page(PREFIX)
+widgets.presets_row(PREFIX)
+widgets.config_widgets(PREFIX, method=False)
 all_methods = [n for n in ui_state.method_names() if n != "retrain"]  # retraining is the reference row
 if f"{PREFIX}.methods" not in st.session_state:
     st.session_state[f"{PREFIX}.methods"] = [m for m in ("certified_newton", "noisy_finetune") if m in all_methods] \
@@ -34,7 +38,7 @@ if f"{PREFIX}.methods" not in st.session_state:
 for m in all_methods:
     quick = ui_state.quick_params(m)  # the method's own fast demo settings (Unlearner.demo_params)
     if quick:
-        ui.seed_params_once(PREFIX, m, quick)
+        widgets.seed_params_once(PREFIX, m, quick)
 
 with st.form(f"{PREFIX}.form", enter_to_submit=False):
     st.multiselect("Methods", all_methods, key=f"{PREFIX}.methods")
@@ -42,15 +46,15 @@ with st.form(f"{PREFIX}.form", enter_to_submit=False):
     sizes_text = c1.text_input("Forget-set sizes (points, comma-separated)", value="10,50,100,200",
                                key=f"{PREFIX}.sizes", help="Counts ≥ 1, or fractions below 1 of the training set.")
     with c2:
-        n_seeds = ui.seeds_widget(PREFIX)
+        n_seeds = widgets.seeds_widget(PREFIX)
     st.markdown("**Hyperparameters of each method**")
     for tab, m in zip(st.tabs(all_methods), all_methods, strict=True):  # tabs: each holds its own "Advanced" expander
         with tab:
-            ui.param_widgets(PREFIX, m)
+            widgets.param_widgets(PREFIX, m)
     submitted = st.form_submit_button("Run sweep", type="primary", icon=":material/play_arrow:")
 
 chosen = list(st.session_state[f"{PREFIX}.methods"])
-cfg = ui.config_or_stop(PREFIX, method=all_methods[0])
+cfg = widgets.config_or_stop(PREFIX, method=all_methods[0])
 
 if submitted:
     try:
@@ -63,12 +67,12 @@ if submitted:
         if not sizes:
             raise ConfigError("sizes is empty: give at least one forget-set size")
     except ConfigError as exc:
-        ui.engine_error(exc)
+        common.engine_error(exc)
         st.stop()
-    params = {m: ui.read_params(PREFIX, m) for m in chosen}
-    base, _ = ui.run_config_or_stop(cfg, method=chosen[0], params=params[chosen[0]])
-    ui.submit_experiment(PREFIX, "forget_size", base, n_seeds=n_seeds, label=", ".join(chosen), methods=chosen,
-                         sizes=sizes, params=params)
+    params = {m: widgets.read_params(PREFIX, m) for m in chosen}
+    base, _ = widgets.run_config_or_stop(cfg, method=chosen[0], params=params[chosen[0]])
+    status.submit_experiment(PREFIX, "forget_size", base, n_seeds=n_seeds, label=", ".join(chosen), methods=chosen,
+                             sizes=sizes, params=params)
 
 
 def render(df, card, run_id) -> None:
@@ -77,8 +81,9 @@ def render(df, card, run_id) -> None:
     st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}, one row per (method, n_u); `retrained` is the reference "
                "(its time is the retraining time).")
     grouped = df.assign(group=[f"{m} · n_u = {k}" for m, k in zip(df["method"], df["n_forget"], strict=True)])
-    st.dataframe(ui.mean_table(grouped, by="group", columns=COLUMNS), width="stretch")
-    ui.experiment_results(PREFIX, "forget_size", df, card, name=f"forget-size-{cfg.dataset}-{cfg.model}")
+    st.dataframe(results.mean_table(grouped, by="group", columns=COLUMNS), width="stretch")
+    downloads.experiment_downloads(PREFIX, df, card, figures=results.experiment_figures(PREFIX, "forget_size", df),
+                                  name=f"forget-size-{cfg.dataset}-{cfg.model}")
 
 
-ui.experiment_panel(PREFIX, render)
+status.experiment_panel(PREFIX, render)

@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from unlearn_core import certificate, plots, ui_state
+from unlearn_core import certificate, plots
 from unlearn_core.errors import ConfigError
+from unlearn_core.service import ui_state
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"

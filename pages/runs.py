@@ -7,14 +7,16 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from pages import _common as ui
+from pages import _common as common
+from pages import _downloads as downloads
+from pages import _results as results
 from unlearn_core import plots
 from unlearn_core.verdict import verdict_from_card
 
 PREFIX = "runs"
 
 st.title("Runs")
-store = ui.get_store()
+store = common.get_store()
 st.caption(f"Every finished run is stored in `{store.path}`; it survives restarts, and Explore reuses a run with an "
            "identical configuration instead of recomputing it.")
 
@@ -83,7 +85,7 @@ def confirm_delete(ids: list[str]) -> None:
                                 "forget": by_id[i].forget} for i in ids]), hide_index=True, width="stretch")
     c_yes, c_no = st.columns(2)
     if c_yes.button("Delete", type="primary", icon="🗑️", key=f"{PREFIX}.delete.confirm"):
-        ui.delete_runs([by_id[i] for i in ids])
+        common.delete_runs([by_id[i] for i in ids])
         st.session_state.pop(f"{PREFIX}.to_delete", None)
         st.rerun()
     if c_no.button("Keep them", key=f"{PREFIX}.delete.cancel"):
@@ -120,17 +122,18 @@ if "experiment" in card:
     df = pd.DataFrame(exp["rows"], columns=exp["columns"])
     st.caption(f"A {exp['kind']} experiment over seeds {exp['seeds']}: every row (every seed) below.")
     st.dataframe(df, width="stretch", hide_index=True)
-    ui.experiment_results(PREFIX, exp["kind"], df, card, name=f"run-{stored.id}")
+    downloads.experiment_downloads(PREFIX, df, card, figures=results.experiment_figures(PREFIX, exp["kind"], df),
+                                  name=f"run-{stored.id}")
 else:
-    ui.verdict_box(card)
-    ui.accuracy_dataframe(card)
-    ui.certificate_card(card)
-    ui.headline_metrics(card)
+    results.verdict_box(card)
+    results.accuracy_dataframe(card)
+    results.certificate_card(card)
+    results.headline_metrics(card)
     figs = {title: fig for title, make in plots.CARD_FIGURES.items() if (fig := make(card)) is not None}
     for i in range(0, len(figs), 2):
         for col, (title, fig) in zip(st.columns(2), list(figs.items())[i : i + 2], strict=False):
             col.plotly_chart(fig, width="stretch", key=f"{PREFIX}.open.{title}")
-    weights = (lambda: ui.load_weights_bytes(stored.id)) if stored.has_weights else None
-    ui.downloads(PREFIX, card, figures=figs, weights=weights, name=f"run-{stored.id}")
+    weights = (lambda: downloads.load_weights_bytes(stored.id)) if stored.has_weights else None
+    downloads.downloads(PREFIX, card, figures=figs, weights=weights, name=f"run-{stored.id}")
 with st.expander("Run card (JSON)"):
     st.json(card, expanded=False)

@@ -9,9 +9,13 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pages import _common as ui
-from unlearn_core import ui_state
+from pages import _common as common
+from pages import _downloads as downloads
+from pages import _results as results
+from pages import _status as status
+from pages import _widgets as widgets
 from unlearn_core.errors import ConfigError
+from unlearn_core.service import ui_state
 from unlearn_core.unlearners import get_unlearner
 
 PREFIX = "sensitivity"
@@ -27,45 +31,45 @@ st.caption("Larger λ gives a smaller bound but a more biased step; smaller ε o
            "utility (Zhang et al. Fig. 4). The trained models are shared by every value; one run per value.")
 
 # The sweep travels in the URL too (?sweep=lam&from=0.1&to=10&n=4&seeds=1), so a link reproduces the run.
-extras = ui.init_page(PREFIX, extra_fields={
+extras = widgets.init_page(PREFIX, extra_fields={
     "sweep": ui_state.choice_field("sweep", SWEEPABLE),
     "from": ui_state.float_field("from", low=0.0, high=1e6, low_open=True),
     "to": ui_state.float_field("to", low=0.0, high=1e6, low_open=True),
     "n": ui_state.int_field("n", low=2, high=12), "seeds": ui_state.int_field("seeds", low=1, high=10),
 })
-ui.presets_row(PREFIX)
+widgets.presets_row(PREFIX)
 methods = [n for n in ui_state.method_names() if any(p.name in SWEEPABLE for p in get_unlearner(n).schema)]
-method = ui.method_select(PREFIX, methods, empty="No registered method has λ, ε or δ to sweep yet.",
-                          why="it has no λ, ε or δ to sweep")
+method = widgets.method_select(PREFIX, methods, empty="No registered method has λ, ε or δ to sweep yet.",
+                               why="it has no λ, ε or δ to sweep")
 schema = {p.name: p for p in get_unlearner(method).schema}
 names = [n for n in SWEEPABLE if n in schema]
 if extras.get("sweep") is not None and extras["sweep"] not in names and not st.session_state.get(f"{PREFIX}._swept"):
     st.warning(f"sweep={extras['sweep']!r} is not a hyperparameter of {method}: choose one of {', '.join(names)} — "
                f"using {names[0]}", icon=":material/warning:")
-ui.seed_once(f"{PREFIX}.sweep", extras["sweep"] if extras.get("sweep") in names else names[0])
-ui.seed_once(f"{PREFIX}.n", extras.get("n", 4))
-ui.seed_once(f"{PREFIX}.nseeds", extras.get("seeds", 1))
+common.seed_once(f"{PREFIX}.sweep", extras["sweep"] if extras.get("sweep") in names else names[0])
+common.seed_once(f"{PREFIX}.n", extras.get("n", 4))
+common.seed_once(f"{PREFIX}.nseeds", extras.get("seeds", 1))
 with st.form(f"{PREFIX}.form", enter_to_submit=False):
     c1, c2, c3, c4, c5 = st.columns(5)
     name = c1.selectbox("Sweep", names, key=f"{PREFIX}.sweep")
     p = schema[name]
     default = float(p.default)
     first = extras.get("sweep") == name and not st.session_state.get(f"{PREFIX}._swept")
-    ui.seed_once(f"{PREFIX}.lo.{name}", extras["from"] if first and "from" in extras else default / 10)
-    ui.seed_once(f"{PREFIX}.hi.{name}", extras["to"] if first and "to" in extras
-                 else min(default * 100, p.high or default * 100))
+    common.seed_once(f"{PREFIX}.lo.{name}", extras["from"] if first and "from" in extras else default / 10)
+    common.seed_once(f"{PREFIX}.hi.{name}", extras["to"] if first and "to" in extras
+                     else min(default * 100, p.high or default * 100))
     low = c2.number_input("from", format="%g", key=f"{PREFIX}.lo.{name}")
     high = c3.number_input("to", format="%g", key=f"{PREFIX}.hi.{name}")
     count = c4.slider("values (log-spaced)", 2, 12, key=f"{PREFIX}.n")
     with c5:
-        n_seeds = ui.seeds_widget(PREFIX)
+        n_seeds = widgets.seeds_widget(PREFIX)
     st.markdown(f"**Other hyperparameters of `{method}`**")
-    ui.param_widgets(PREFIX, method, skip=(name,))
+    widgets.param_widgets(PREFIX, method, skip=(name,))
     submitted = st.form_submit_button("Run sweep", type="primary", icon=":material/play_arrow:")
 st.session_state[f"{PREFIX}._swept"] = True  # the URL's sweep range seeds the widgets on the first visit only
 
-cfg = ui.config_or_stop(PREFIX, method=method, extra={"sweep": name, "from": float(low), "to": float(high),
-                                                      "n": int(count), "seeds": int(n_seeds)})
+cfg = widgets.config_or_stop(PREFIX, method=method, extra={"sweep": name, "from": float(low), "to": float(high),
+                                                           "n": int(count), "seeds": int(n_seeds)})
 
 if submitted:
     try:
@@ -75,12 +79,12 @@ if submitted:
         for v in values:
             p.validate(v)
     except ConfigError as exc:
-        ui.engine_error(exc)
+        common.engine_error(exc)
         st.stop()
     fixed = {k: v for k, v in cfg.params.items() if k != name}
-    base, _ = ui.run_config_or_stop(cfg, params=fixed)
-    ui.submit_experiment(PREFIX, "sensitivity", base, n_seeds=n_seeds,
-                         label=f"{method}, {name} sweep", method=method, param=name, values=values, params=fixed)
+    base, _ = widgets.run_config_or_stop(cfg, params=fixed)
+    status.submit_experiment(PREFIX, "sensitivity", base, n_seeds=n_seeds,
+                             label=f"{method}, {name} sweep", method=method, param=name, values=values, params=fixed)
 
 
 def render(df, card, run_id) -> None:
@@ -89,11 +93,12 @@ def render(df, card, run_id) -> None:
     st.subheader("Results")
     st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}, one row per value of {swept}. Δ = ∞ where the bound "
                "does not apply (λ + λ_min ≤ 0): no σ certifies the release there, so none is added.")
-    table = ui.mean_table(df, by="value", columns=COLUMNS).rename_axis(swept)
+    table = results.mean_table(df, by="value", columns=COLUMNS).rename_axis(swept)
     for col in ("Δ bound", "σ required"):  # the engine serialises an infinite bound as null
         table[col] = table[col].fillna(float("inf"))
     st.dataframe(table, width="stretch")
-    ui.experiment_results(PREFIX, "sensitivity", df, card, name=f"sensitivity-{swept}")
+    downloads.experiment_downloads(PREFIX, df, card, figures=results.experiment_figures(PREFIX, "sensitivity", df),
+                                  name=f"sensitivity-{swept}")
 
 
-ui.experiment_panel(PREFIX, render)
+status.experiment_panel(PREFIX, render)

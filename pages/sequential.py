@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _common as ui
-from unlearn_core import ui_state
-from unlearn_core.unlearners import get_unlearner
+from pages import _common as common
+from pages import _downloads as downloads
+from pages import _results as results
+from pages import _status as status
+from pages import _widgets as widgets
+from unlearn_core.service import ui_state
+from unlearn_core.unlearners import methods_with
 
 PREFIX = "sequential"
 OWN_CONTROLS = ("requests", "retrain_each_step")  # set by the experiment's own arguments below
@@ -26,40 +30,40 @@ st.caption("The forget set is split into k requests served one after another, ea
            "released model. Zhang et al. claim the bound Δ (so σ) stays constant while the gradient norm shrinks.")
 
 # The page's own settings travel in the URL too (?requests=5&each=false&seeds=1), so a link reproduces the run.
-extras = ui.init_page(PREFIX, extra_fields={
+extras = widgets.init_page(PREFIX, extra_fields={
     "requests": ui_state.int_field("requests", low=2, high=20), "each": ui_state.bool_field("each"),
     "seeds": ui_state.int_field("seeds", low=1, high=10),
 })
-ui.seed_once(f"{PREFIX}.requests", extras.get("requests", 5))
-ui.seed_once(f"{PREFIX}.each", extras.get("each", False))
-ui.seed_once(f"{PREFIX}.nseeds", extras.get("seeds", 1))
-ui.presets_row(PREFIX)
-sequential_methods = [n for n in ui_state.method_names()
-                      if any(p.name == "requests" for p in get_unlearner(n).schema)]
-method = ui.method_select(PREFIX, sequential_methods, empty="No registered method supports sequential requests yet.",
-                          why="it has no sequential requests (no 'requests' hyperparameter)")
+common.seed_once(f"{PREFIX}.requests", extras.get("requests", 5))
+common.seed_once(f"{PREFIX}.each", extras.get("each", False))
+common.seed_once(f"{PREFIX}.nseeds", extras.get("seeds", 1))
+widgets.presets_row(PREFIX)
+sequential_methods = methods_with("sequential")
+method = widgets.method_select(PREFIX, sequential_methods,
+                               empty="No registered method supports sequential requests yet.",
+                               why="it has no sequential requests (no 'requests' hyperparameter)")
 with st.form(f"{PREFIX}.form", enter_to_submit=False):
     c1, c2, c3 = st.columns(3)
     requests = c1.slider("Requests k", 2, 20, key=f"{PREFIX}.requests")
     with c2:
-        n_seeds = ui.seeds_widget(PREFIX)
+        n_seeds = widgets.seeds_widget(PREFIX)
     each = c3.checkbox("Retrain at every request (slow)", key=f"{PREFIX}.each",
                        help="Measures the actual error ‖w̃_k − w̃*_k‖ at every k by retraining k times; otherwise "
                             "only the last request has its retrained reference.")
     st.markdown(f"**Hyperparameters of `{method}`**")
-    ui.param_widgets(PREFIX, method, skip=OWN_CONTROLS)
+    widgets.param_widgets(PREFIX, method, skip=OWN_CONTROLS)
     submitted = st.form_submit_button("Run requests", type="primary", icon=":material/play_arrow:")
 
-cfg = ui.config_or_stop(PREFIX, method=method, extra={"requests": int(requests), "each": bool(each),
-                                                      "seeds": int(n_seeds)})
+cfg = widgets.config_or_stop(PREFIX, method=method, extra={"requests": int(requests), "each": bool(each),
+                                                           "seeds": int(n_seeds)})
 
 if submitted:
     st.session_state[f"{PREFIX}._warnings"] = []
     params = {k: v for k, v in cfg.params.items() if k not in OWN_CONTROLS}
-    base, _ = ui.run_config_or_stop(cfg, params=params)
-    ui.submit_experiment(PREFIX, "sequential", base, n_seeds=n_seeds,
-                         label=f"{method}, {requests} requests", method=method, requests=int(requests),
-                         params=params, retrain_each_step=bool(each))
+    base, _ = widgets.run_config_or_stop(cfg, params=params)
+    status.submit_experiment(PREFIX, "sequential", base, n_seeds=n_seeds,
+                             label=f"{method}, {requests} requests", method=method, requests=int(requests),
+                             params=params, retrain_each_step=bool(each))
 
 
 def render(df, card, run_id) -> None:
@@ -70,8 +74,9 @@ def render(df, card, run_id) -> None:
     n = df["seed"].nunique()
     st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}; the dashed line is the model retrained without all "
                "k requests.")
-    st.dataframe(ui.mean_table(df, by="step", columns=COLUMNS), width="stretch")
-    ui.experiment_results(PREFIX, "sequential", df, card, name=f"sequential-{cfg.dataset}-{cfg.model}")
+    st.dataframe(results.mean_table(df, by="step", columns=COLUMNS), width="stretch")
+    downloads.experiment_downloads(PREFIX, df, card, figures=results.experiment_figures(PREFIX, "sequential", df),
+                                  name=f"sequential-{cfg.dataset}-{cfg.model}")
 
 
-ui.experiment_panel(PREFIX, render)
+status.experiment_panel(PREFIX, render)

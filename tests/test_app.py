@@ -16,8 +16,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 from timeouts import scaled
 
-from unlearn_core import ui_state
-from unlearn_core.jobs import shutdown_all
+from unlearn_core.service import ui_state
+from unlearn_core.service.jobs import shutdown_all
 from unlearn_core.unlearners import get_unlearner, list_unlearners
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -198,9 +198,9 @@ def test_certified_and_useful_preset_is_certified_within_two_points_of_retrainin
     assert tone == "success" and text.startswith("**Works:"), text
     table = at.dataframe[0].value
     assert abs(table.loc["unlearned", "acc test"] - table.loc["retrained", "acc test"]) <= 0.02
-    from pages import _common as ui
+    from pages import _common as common
 
-    (stored,) = ui.get_store().list()
+    (stored,) = common.get_store().list()
     assert stored.card["certificate"]["status"] == "certified" and stored.card["config"]["params"]["epsilon"] == 1.0
 
 
@@ -245,9 +245,9 @@ def test_vacuous_bound_preset_is_certified_and_the_noise_destroys_the_model():
     tone, text = _verdict(at)
     assert tone == "error" and "but the noise that certifies it destroyed the model" in text, text
     assert "**Certified?** Yes, under assumptions" in text
-    from pages import _common as ui
+    from pages import _common as common
 
-    (stored,) = ui.get_store().list()
+    (stored,) = common.get_store().list()
     cert = stored.card["certificate"]
     assert cert["status"] == "certified under assumptions"
     terms = cert["sensitivity_terms"]
@@ -397,9 +397,9 @@ def test_compare_page_runs_an_experiment():
     assert list(table.index) == ["original", "retrained", "finetune", "neggrad"]
     assert table.columns[0] == "verdict" and table.loc["retrained", "verdict"] == "reference"
     assert at.query_params["p.finetune.epochs"] in ("2", ["2"])  # the link carries it
-    from pages import _common as ui
+    from pages import _common as common
 
-    (stored,) = ui.get_store().list()
+    (stored,) = common.get_store().list()
     assert stored.card["experiment"]["options"]["params"]["finetune"]["epochs"] == 2
     assert table.loc["retrained", "‖w − w_retrained‖"] == 0.0
     assert "loss MIA AUC" in table.columns
@@ -408,11 +408,11 @@ def test_compare_page_runs_an_experiment():
     at.button(key="FormSubmitter:compare.form-Run comparison").click().run()
     assert any("Reused the stored experiment" in i.value for i in at.info)
     # deleting it (as the Runs page's Delete button does) makes the next Run recompute, not reuse
-    ui.delete_runs(ui.get_store().list())
+    common.delete_runs(common.get_store().list())
     at.button(key="FormSubmitter:compare.form-Run comparison").click().run()
     assert not any("Reused the stored experiment" in i.value for i in at.info)
     _poll(at, lambda a: any(s.value == "Results" for s in a.subheader))
-    assert len(ui.get_store().list()) == 1  # computed and stored again
+    assert len(common.get_store().list()) == 1  # computed and stored again
     at.switch_page("pages/runs.py").run()
     assert not at.exception and not _errors(at)
     assert len(at.get("plotly_chart")) == 4  # reopened with the experiment's figures
@@ -430,9 +430,9 @@ def test_compare_page_draws_the_privacy_utility_frontier():
     assert any(m.value.startswith("- **noisy_finetune**:") for m in at.markdown)
     assert len(at.get("plotly_chart")) == 1
     assert _q(at, "fmethods") == "noisy_finetune" and _q(at, "eps") == "1,10"
-    from pages import _common as ui
+    from pages import _common as common
 
-    (stored,) = ui.get_store().list()
+    (stored,) = common.get_store().list()
     assert stored.kind == "frontier" and stored.card["experiment"]["options"]["epsilons"] == [1.0, 10.0]
     at.switch_page("pages/runs.py").run()
     assert not at.exception and not _errors(at) and len(at.get("plotly_chart")) == 1  # reopened with its figure
@@ -600,9 +600,9 @@ def test_every_method_runs_from_a_deep_link_and_reopens_on_runs(method):
     _poll(at, lambda a: any(s.value.startswith("Results") for s in a.subheader) or bool(a.error))
     assert not at.exception and not _errors(at), _errors(at)
     _assert_certificate_card_is_honest(at, cls.family)
-    from pages import _common as ui
+    from pages import _common as common
 
-    (stored,) = ui.get_store().list()
+    (stored,) = common.get_store().list()
     assert stored.method == method
     at.switch_page("pages/runs.py").run()
     assert not at.exception and not _errors(at), _errors(at)
@@ -632,7 +632,8 @@ def test_accuracy_table_and_html_report_read_cleanly():
     """Issue 12: the accuracy table showed "None" and a destroyed model's loss as 3.15e+21, and the HTML report had
     no verdict. The display formats accuracies in %, losses above 1,000 as "> 1,000", missing values as "—"; the
     report opens with the verdict, then the accuracy table and the certificate."""
-    from pages import _common as ui
+    from pages import _downloads as downloads
+    from pages import _results as results
     from unlearn_core.certificate import Certificate, Condition
     from unlearn_core.diagnostics import Diagnostics, SplitAccuracy
 
@@ -655,14 +656,14 @@ def test_accuracy_table_and_html_report_read_cleanly():
         "diagnostics": Diagnostics(noiseless_accuracy=SplitAccuracy(forget=0.95, retain=0.97, test=0.95),
                                    approx_error=1.0).to_dict(),
     }
-    shown = ui.accuracy_frame(card)  # what st.dataframe gets on Explore and Runs
+    shown = results.accuracy_frame(card)  # what st.dataframe gets on Explore and Runs
     assert list(shown.loc["unlearned", ["loss forget", "loss test"]]) == ["> 1,000", "> 1,000"]
     assert list(shown.loc["unlearned before noise", ["loss forget", "loss retain", "loss test"]]) == ["—"] * 3
     assert shown.loc["unlearned", "acc test"] == pytest.approx(0.11)  # accuracies stay numbers (shown in %)
-    html = ui.accuracy_display(ui.accuracy_table(card)).to_html()
+    html = results.accuracy_display(results.accuracy_table(card)).to_html()
     assert "None" not in html and "nan" not in html.lower() and "e+21" not in html
     assert "> 1,000" in html and "11.0 %" in html and "—" in html  # the estimate before noise has no loss
-    report = ui.html_report("run", card, {})
+    report = downloads.html_report("run", card, {})
     body = report.split("<h2>Run card</h2>")[0]
     assert body.index("<h2>Verdict</h2>") < body.index("<h2>Accuracy</h2>") < body.index("<h2>Certificate</h2>")
     assert "destroyed the model: test accuracy 11.0 % vs 94.0 % retrained" in body

@@ -13,7 +13,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from unlearn_core.experiments import certified_methods
-from unlearn_core.jobs import shutdown_all
+from unlearn_core.service.jobs import shutdown_all
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from timeouts import scaled
 
-from unlearn_core import ui_state
 from unlearn_core.cli import main
+from unlearn_core.service import ui_state
 
 ROOT = Path(__file__).resolve().parents[1]
 HUGE = "99999999999999999999999"
@@ -146,13 +146,13 @@ def test_bad_cli_input_exits_2_with_one_line_before_any_work(argv, fragments, tm
 def test_estimate_names_the_value_the_estimate_and_the_limit(tmp_path, capsys, monkeypatch) -> None:
     """The paper's MNIST MLP with LiSSA reps=100 × batch=1000 fits this machine, so validation accepts it; under a
     1 GB limit the CLI refuses it, and its one line has the values, the estimate and the limit."""
-    from unlearn_core import limits
+    from unlearn_core import limits, preflight
     from unlearn_core.pipeline import RunConfig, validate_config
     from unlearn_core.unlearners import get_unlearner
 
     config = RunConfig(dataset="mnist", method="certified_newton", params={"reps": 100, "batch": 1000})
     params = validate_config(config)  # a few GB: not an absurd value
-    estimate = limits.estimate_run(config, get_unlearner("certified_newton"), params).memory_bytes
+    estimate = preflight.estimate_run(config, get_unlearner("certified_newton"), params).memory_bytes
     assert 2e9 < estimate < 6e9  # indices 1.6 GB + one (100 × 1000)-point HVP batch ≈ 1.4 GB + data
     monkeypatch.setenv("UNLEARN_MEMORY_LIMIT_GB", "1")
     code = _call(["run", "--dataset", "mnist", "--method", "certified_newton", "--set", "reps=100", "--set",
@@ -233,7 +233,7 @@ def test_bad_deep_link_warns_once_and_falls_back(query, fragment, field, fallbac
 def fresh_app(tmp_path, monkeypatch):
     import streamlit as st
 
-    from unlearn_core.jobs import shutdown_all
+    from unlearn_core.service.jobs import shutdown_all
 
     monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
     st.cache_resource.clear()

@@ -12,7 +12,8 @@ import pytest
 from timeouts import scaled
 
 from unlearn_core.errors import ConfigError
-from unlearn_core.jobs import (
+from unlearn_core.progress import Cancelled
+from unlearn_core.service.jobs import (
     CANCELLED,
     DONE,
     FAILED,
@@ -23,7 +24,6 @@ from unlearn_core.jobs import (
     job_key,
     warm_imports,
 )
-from unlearn_core.progress import Cancelled
 
 
 @pytest.fixture
@@ -183,7 +183,7 @@ def test_user_error_is_one_line_and_bug_keeps_traceback(registry):
 
 
 def test_describe_running_label():
-    from unlearn_core.jobs import Job
+    from unlearn_core.service.jobs import Job
 
     job = Job(key="k", label="x", fn=lambda p, c: None, state=RUNNING)
     job.report({"stage": "retrain", "epoch": 3, "epochs": 20, "loss": 0.5, "eta_s": 7.2})
@@ -202,7 +202,7 @@ class _Clock:
 
 def test_progress_names_the_data_stage_the_request_and_the_method(monkeypatch):
     """Issue 12: "starting 0 %" while MNIST loaded, "unlearning" without the request, "step 0/4" without the method."""
-    from unlearn_core.jobs import Job
+    from unlearn_core.service.jobs import Job
 
     job = Job(key="k", label="x", fn=lambda p, c: None, state=RUNNING)
     job.report({"stage": "data", "dataset": "mnist"})
@@ -223,7 +223,7 @@ def test_experiment_cells_say_which_method_runs():
     """Experiments run as cells (unlearn_core.executors): the serial executor reports the label of the cell that
     runs now, and the dashboard's line names it with the cells done and the time left."""
     from unlearn_core.executors import Cell, SerialExecutor
-    from unlearn_core.jobs import Job
+    from unlearn_core.service.jobs import Job
 
     records: list[dict] = []
     cells = [Cell(_cell, {"x": i}, label=f"seed 0: method {i}") for i in range(3)]
@@ -238,7 +238,7 @@ def test_experiment_cells_say_which_method_runs():
 def test_the_eta_covers_every_stage_of_a_run(monkeypatch):
     """The time left adds the current stage's remainder and the later stages: retraining ≈ training, unlearning ≈
     retraining; a stage loaded from the cache predicts nothing (then the ETA is a lower bound)."""
-    from unlearn_core import jobs
+    from unlearn_core.service import jobs
 
     clock = _Clock()
     monkeypatch.setattr(jobs.time, "time", clock)
@@ -302,8 +302,8 @@ def _tiny_base():
 
 
 def test_experiment_task_runs_compare_and_stores_it(registry, tmp_path):
-    from unlearn_core.jobs import experiment_task
-    from unlearn_core.runstore import RunStore
+    from unlearn_core.service.runstore import RunStore
+    from unlearn_core.service.tasks import experiment_task
 
     store = RunStore(tmp_path)
     base = _tiny_base()
@@ -324,7 +324,7 @@ def test_experiment_task_runs_compare_and_stores_it(registry, tmp_path):
 
 
 def test_experiment_task_cancels_and_rejects_unknown_kinds(registry):
-    from unlearn_core.jobs import experiment_task
+    from unlearn_core.service.tasks import experiment_task
 
     with pytest.raises(ConfigError, match="experiment 'budget' is not valid"):
         experiment_task("budget", _tiny_base(), seeds=[0], key="x")
@@ -341,7 +341,7 @@ def test_experiment_task_cancels_and_rejects_unknown_kinds(registry):
 def test_jobs_run_with_the_registry_torch_threads(monkeypatch):
     import torch
 
-    from unlearn_core.jobs import default_torch_threads
+    from unlearn_core.service.jobs import default_torch_threads
 
     before = torch.get_num_threads()
     reg = JobRegistry(torch_threads=1)
@@ -390,8 +390,9 @@ def test_after_the_warm_up_a_quick_demo_job_imports_none_of_the_slow_packages(tm
     that cost the first click ≈ 3 s before the dashboard warmed them up)."""
     code = """
 import sys, threading
-from unlearn_core import ui_state
-from unlearn_core.jobs import LAZY_IMPORTS, run_task, warm_imports
+from unlearn_core.service import ui_state
+from unlearn_core.service.jobs import LAZY_IMPORTS, warm_imports
+from unlearn_core.service.tasks import run_task
 assert warm_imports() == [], "every warm-up module imports"
 before = set(sys.modules)
 run_task(ui_state.preset("Quick demo").to_run_config(), key="k")(lambda info: None, threading.Event())

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unlearn_core import limits
+from unlearn_core import limits, preflight
 from unlearn_core.data import DATASETS, load_dataset
 from unlearn_core.errors import ConfigError
 from unlearn_core.functional import num_params
-from unlearn_core.models import MODELS, build_model
+from unlearn_core.models import MODELS, build_model, model_shape
 from unlearn_core.pipeline import RunConfig
 from unlearn_core.unlearners import get_unlearner, list_unlearners, resolve_params
 
@@ -18,21 +18,21 @@ from unlearn_core.unlearners import get_unlearner, list_unlearners, resolve_para
 @pytest.mark.parametrize("name", list(MODELS))
 def test_meta_shape_counts_the_real_models_parameters(name) -> None:
     shape = (3, 16, 16) if name in ("allcnn", "resnet18") else (1, 8, 8)
-    counted = limits.model_shape(name, input_shape=shape, num_classes=10)
+    counted = model_shape(name, input_shape=shape, num_classes=10)
     assert counted.num_params == num_params(build_model(name, input_shape=shape, num_classes=10))
     assert counted.input_numel == shape[0] * shape[1] * shape[2]
 
 
 def test_mlp_flops_and_activations_are_the_closed_form() -> None:
     """784-32-32-10: 2·(784·32 + 32·32 + 32·10) multiply-add FLOPs plus one per ReLU output; outputs of every layer."""
-    s = limits.model_shape("mlp", input_shape=(1, 28, 28), num_classes=10, hidden=(32, 32))
+    s = model_shape("mlp", input_shape=(1, 28, 28), num_classes=10, hidden=(32, 32))
     assert s.flops == 2 * (784 * 32 + 32 * 32 + 32 * 10) + 784 + 32 + 32  # Flatten and the two ReLUs count 1 each
     assert s.activations == 784 + 32 + 32 + 32 + 32 + 10 and s.peak_activation == 784
 
 
 def test_width_grows_parameters_quadratically_without_allocating() -> None:
-    small = limits.model_shape("allcnn", input_shape=(3, 32, 32), num_classes=10, width=100)
-    huge = limits.model_shape("allcnn", input_shape=(3, 32, 32), num_classes=10, width=100_000)
+    small = model_shape("allcnn", input_shape=(3, 32, 32), num_classes=10, width=100)
+    huge = model_shape("allcnn", input_shape=(3, 32, 32), num_classes=10, width=100_000)
     assert 0.9e6 < huge.num_params / small.num_params < 1.1e6  # (10³)², counted in milliseconds on 'meta'
 
 
@@ -52,7 +52,7 @@ def test_registry_sizes_are_the_loaded_sizes_mnist(name) -> None:
 def test_lissa_estimate_covers_the_index_tensor_lissa_draws() -> None:
     from unlearn_core.curvature import lissa_batch_indices
 
-    shape = limits.model_shape("mlp", input_shape=(1, 8, 8), num_classes=10)
+    shape = model_shape("mlp", input_shape=(1, 8, 8), num_classes=10)
     estimate = limits.estimate_lissa(shape, depth=50, reps=4, batch=8)
     drawn = lissa_batch_indices(1437, depth=50, reps=4, batch_size=8, seed=0)
     assert estimate.memory_bytes >= 2 * drawn.numel() * drawn.element_size()  # indices and their labels
@@ -63,7 +63,7 @@ def test_every_method_default_fits_the_quick_demo_easily(cls) -> None:
     """No registered method's defaults come near the limit on digits (the estimate must not refuse real work)."""
     config = RunConfig(method=cls.name)
     params = resolve_params(cls.schema, {}, method=cls.name)
-    estimate = limits.estimate_run(config, get_unlearner(cls.name), params)
+    estimate = preflight.estimate_run(config, get_unlearner(cls.name), params)
     assert estimate.memory_bytes < 2e9 and estimate.flops < 1e13, (estimate.memory, estimate.stages)
 
 
@@ -74,7 +74,7 @@ def test_paper_settings_are_accepted() -> None:
                    RunConfig(dataset="cifar10", model="allcnn", method="finetune")):
         unlearner = get_unlearner(config.method)
         params = resolve_params(unlearner.schema, {}, method=config.method)
-        assert limits.estimate_run(config, unlearner, params).memory_bytes < 0.8 * 8e9
+        assert preflight.estimate_run(config, unlearner, params).memory_bytes < 0.8 * 8e9
 
 
 def test_memory_limit_override_and_its_errors(monkeypatch) -> None:
@@ -106,7 +106,7 @@ def test_thread_rule() -> None:
 
 
 def test_cli_gives_the_digits_mlp_one_thread(monkeypatch) -> None:
-    from unlearn_core.cli import set_threads
+    from unlearn_core.cli.commands import set_threads
 
     previous = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -114,6 +114,6 @@ def test_cli_gives_the_digits_mlp_one_thread(monkeypatch) -> None:
         torch.set_num_threads(2)
         set_threads(RunConfig())  # digits MLP 32-32: 3·10⁶ FLOPs per step
         assert torch.get_num_threads() == 1
-        assert limits.threads_for(RunConfig(dataset="cifar10", model="resnet18"), cores=4) >= 1
+        assert preflight.threads_for(RunConfig(dataset="cifar10", model="resnet18"), cores=4) >= 1
     finally:
         torch.set_num_threads(previous)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from unlearn_core.errors import ConfigError
-from unlearn_core.runstore import RunStore, card_row, state_dict_bytes
+from unlearn_core.service.runstore import RunStore, card_row, state_dict_bytes
 
 
 def _card(method="retrain", acc=0.9):

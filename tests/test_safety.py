@@ -20,7 +20,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 from timeouts import scaled
 
-from unlearn_core.jobs import shutdown_all
+from unlearn_core.service.jobs import shutdown_all
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK4, ANY4, ANY6, LOOPBACK6 = "127.0.0.1", "0.0.0.0", "::", "::1"
@@ -117,9 +117,9 @@ def fresh_app(tmp_path, monkeypatch):
 
 @pytest.mark.usefixtures("fresh_app")
 def test_runs_page_deletes_only_after_confirming() -> None:
-    from pages import _common as ui
+    from pages import _common as common
 
-    store = ui.get_store()
+    store = common.get_store()
     card = {"config": {"dataset": "digits", "model": "mlp", "method": "retrain", "forget": "random:0.1"},
             "models": {}}
     ids = [store.save(card, config_hash=f"hash-{i}") for i in range(2)]
@@ -143,7 +143,7 @@ def test_runs_page_deletes_only_after_confirming() -> None:
 
 def test_html_report_escapes_the_run_card() -> None:
     """A card is data: a hostile label or forget spec must come out as text, never as markup."""
-    from pages._common import html_report
+    from pages._downloads import html_report
 
     evil = "<script>alert('x')</script>"
     card = {"config": {"dataset": "digits", "forget": evil, "method": evil}, "notes": [f"</pre>{evil}"]}

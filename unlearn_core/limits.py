@@ -1,20 +1,21 @@
-"""Every limit on a user-settable number, and the memory/compute estimate checked before any work.
+"""Every limit on a user-settable number, and the memory/compute estimate's arithmetic — numbers and pure functions.
 
 Bad input must cost nothing: a typo such as ``--width 100000`` asked for a 720 GB tensor, and
 ``--set reps=1000 --set batch=100000`` (each within its own range) for an 800 GB one after the models had been
-trained and cached. So :func:`unlearn_core.pipeline.validate_config` calls :func:`check_run_config`, which
+trained and cached. So before any work :func:`unlearn_core.preflight.check_run_config`
 
 1. checks every numeric field of the run configuration against a named upper bound below (each says why it is
    what it is), then
-2. estimates the run's peak memory and its arithmetic from the model's shape alone — the model is built on
-   PyTorch's ``meta`` device, which allocates nothing, and a forward pass there counts parameters, activations
-   and multiply-adds — and refuses, in one line naming the value, the estimate and the limit, a run that cannot
-   fit this machine.
+2. estimates the run's peak memory and its arithmetic from the model's shape alone
+   (:class:`ModelShape`, counted by :func:`unlearn_core.models.model_shape` on PyTorch's ``meta`` device, which
+   allocates nothing) with the functions below, and refuses (:func:`refuse_over_limits`), in one line naming the
+   value, the estimate and the limit, a run that cannot fit this machine.
 
-The experiment subcommands' own arguments (requests, runs, σ factors, sizes, budgets, seeds) are checked by
-:func:`check_experiment_options` before their first training. The dashboard's URL parser and widgets read the
-same constants, so a value the URL accepts is one the widget shows unchanged. Nothing here trains, loads data
-or writes a file (except :func:`forget_size`, which loads the labels — still before any training).
+This module is a low layer: it imports nothing of the engine but :mod:`unlearn_core.errors`. Whoever has the model
+builds its shape and passes it in; the experiments' own argument checks live on the experiments' side
+(:mod:`unlearn_core.experiment_options`). The run configuration's schema (:mod:`unlearn_core.config`) cites the
+bounds below, so the CLI, the URL parser and the widgets share them: a value the URL accepts is one the widget
+shows unchanged.
 
 The estimates are deliberately coarse (within a small factor of what PyTorch allocates): they exist to refuse
 values that are wrong by orders of magnitude, not to pack a machine to its last byte.
@@ -22,10 +23,8 @@ values that are wrong by orders of magnitude, not to pack a machine to its last 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,59 +143,6 @@ def format_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def model_shape(
-    name: str,
-    *,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
-    hidden: tuple[int, ...] = (32, 32),
-    norm: str = "auto",
-    width: int | None = None,
-) -> ModelShape:
-    """Parameters, activations and forward FLOPs of a model, from a forward pass on the ``meta`` device.
-
-    Why the meta device: it runs the real model code (so every registered model and option is counted the way it
-    is built) but allocates nothing, so ``width=100000`` is measured in milliseconds instead of attempted.
-    """
-    import torch
-    from torch import nn
-
-    from unlearn_core.models import build_model
-
-    with torch.device("meta"):
-        model = build_model(name, input_shape=input_shape, num_classes=num_classes, hidden=hidden, norm=norm,
-                            width=width)
-    counts = {"activations": 0, "peak": 0, "flops": 0}
-
-    def count(module: nn.Module, inputs: Any, output: Any) -> None:
-        if not isinstance(output, torch.Tensor):
-            return
-        n = output.numel()
-        counts["activations"] += n
-        counts["peak"] = max(counts["peak"], n)
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            counts["flops"] += 2 * n * (module.in_channels // module.groups) * kh * kw
-        elif isinstance(module, nn.Linear):
-            counts["flops"] += 2 * n * module.in_features
-        else:
-            counts["flops"] += n  # norms, activations, pooling: about one operation per output
-
-    handles = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
-    model.eval()
-    with torch.no_grad():
-        model(torch.empty((1, *input_shape), device="meta"))
-    for handle in handles:
-        handle.remove()
-    return ModelShape(
-        num_params=sum(p.numel() for p in model.parameters()),
-        activations=counts["activations"],
-        peak_activation=counts["peak"],
-        flops=counts["flops"],
-        input_numel=math.prod(input_shape),
-    )
-
-
 def estimate_training(shape: ModelShape, *, n_train: int, n_test: int, batch_size: int, epochs: int) -> Estimate:
     """Memory and arithmetic of loading the data and training the original and the retrained model.
 
@@ -302,57 +248,16 @@ def check_train_limits(train: Any) -> None:
         check_float("norm_bound", train.norm_bound, low=NORM_BOUND_RANGE[0], high=NORM_BOUND_RANGE[1])
 
 
-def estimate_run(config: Any, unlearner: Any, params: Mapping[str, Any], shape: ModelShape | None = None) -> Estimate:
-    """The whole run's estimate: data, training (original and retrained), then the method's own stage."""
-    from unlearn_core.data import get_dataset_info
+def refuse_over_limits(estimate: Estimate, *, what: str, device: Any = None) -> Estimate:
+    """``estimate`` when it fits :func:`memory_limit` and :data:`MAX_FLOPS`, else a one-line :class:`ConfigError`.
 
-    info = get_dataset_info(config.dataset)
-    if shape is None:
-        shape = model_shape(config.model, input_shape=info.input_shape, num_classes=info.num_classes,
-                            hidden=tuple(config.hidden), norm=config.norm, width=config.width)
-    total = estimate_training(shape, n_train=info.n_train, n_test=info.n_test, batch_size=config.train.batch_size,
-                              epochs=config.train.epochs)
-    method = unlearner.work_estimate(dict(params), shape=shape, n_train=info.n_train)
-    if method is not None:
-        total.memory.update(method.memory)
-        total.stages.update(method.stages)
-        total.flops += method.flops
-    return total
-
-
-def check_run_config(config: Any, unlearner: Any, params: Mapping[str, Any], *, device: Any = None) -> Estimate:
-    """Every bound of a :class:`~unlearn_core.pipeline.RunConfig`, then its memory and compute estimate.
-
-    Raises:
-        ConfigError: one line naming the value, and for the estimate the estimate and the limit.
-    """
-    from unlearn_core.data import get_dataset_info
-
-    for name in ("seed", "forget_seed", "split_seed"):
-        check_seed(name, getattr(config, name))
-    check_train_limits(config.train)
-    hidden = tuple(config.hidden)
-    if not 1 <= len(hidden) <= MAX_HIDDEN_LAYERS:
-        raise ConfigError(f"hidden={abbreviate(hidden)} is not valid: expected 1-{MAX_HIDDEN_LAYERS} widths")
-    for h in hidden:
-        check_int("hidden", h, low=1, high=MAX_HIDDEN_WIDTH)
-    info = get_dataset_info(config.dataset)
-    if config.width is not None:
-        check_int("width", config.width, low=1, high=MAX_CONV_WIDTH,
-                  why=_width_cost(config, info) if isinstance(config.width, int) and config.width > 0 else "")
-    return check_estimate(config, unlearner, params, device=device)
-
-
-def check_estimate(config: Any, unlearner: Any, params: Mapping[str, Any], *, device: Any = None) -> Estimate:
-    """Refuse a run whose estimated memory or arithmetic is above the limits (:func:`estimate_run`).
+    ``what`` names the values that drive the estimate (``the run (model=cnn width=100000 ...)``).
 
     Raises:
         ConfigError: ``the run (model=cnn width=... ) needs an estimated 720 GB of memory (largest part: ...), above
             the limit 18.9 GB (80% of this machine's 23.6 GB; ...)``.
     """
-    estimate = estimate_run(config, unlearner, params)
     limit, how = memory_limit(device)
-    what = _what(config, params)
     if estimate.memory_bytes > limit:
         raise ConfigError(f"{what} needs an estimated {format_bytes(estimate.memory_bytes)} of memory "
                           f"(largest part: {estimate.largest()}), above the limit {format_bytes(limit)} ({how})")
@@ -360,134 +265,3 @@ def check_estimate(config: Any, unlearner: Any, params: Mapping[str, Any], *, de
         raise ConfigError(f"{what} needs an estimated {estimate.flops:.2g} floating-point operations, above the limit "
                           f"{MAX_FLOPS:.0e} (hours on a large GPU, months on a CPU)")
     return estimate
-
-
-def _width_cost(config: Any, info: Any) -> str:
-    shape = model_shape(config.model, input_shape=info.input_shape, num_classes=info.num_classes, norm=config.norm,
-                        width=config.width)
-    return f"{config.model} at width {config.width:,} has {shape.num_params:,} parameters, " \
-           f"{format_bytes(FLOAT_BYTES * shape.num_params)} before gradients"
-
-
-def _what(config: Any, params: Mapping[str, Any]) -> str:
-    """The values that drive the estimate, for the message (``model=cnn width=100000 batch_size=128 ...``)."""
-    parts = [f"dataset={config.dataset}", f"model={config.model}"]
-    if config.model == "mlp":
-        parts.append("hidden=" + "-".join(map(str, config.hidden)))
-    if config.width is not None:
-        parts.append(f"width={config.width}")
-    parts += [f"batch_size={config.train.batch_size}", f"epochs={config.train.epochs}"]
-    for name in ("depth", "reps", "batch", "batch_size", "requests", "hvp_batch"):
-        value = params.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and (name != "requests" or value > 1):
-            parts.append(f"{config.method}.{name}={value}")
-    return "the run (" + " ".join(parts) + ")"
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Experiments
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def forget_size(config: Any) -> int:
-    """The number of forgotten points of ``config`` (loads the labels, memoised; trains nothing)."""
-    from unlearn_core.data import load_dataset
-    from unlearn_core.forget import select_forget
-
-    data = load_dataset(config.dataset, data_dir=config.data_dir, download=config.download, device="cpu",
-                        split_seed=config.split_seed)
-    forget, _ = select_forget(config.forget, data.y_train, seed=config.forget_seed, num_classes=data.num_classes)
-    return int(forget.numel())
-
-
-def check_experiment_options(
-    kind: str,
-    base: Any,
-    options: Mapping[str, Any],
-    *,
-    runs: Sequence[tuple[str, Mapping[str, Any]]] = (),
-    device: Any = None,
-) -> None:
-    """The arguments of ``experiment <kind>`` that the experiment would check only after training.
-
-    ``options`` are the subcommand's parsed flags by name (``seeds``, ``requests``, ``runs``, ``runs_per_cell``,
-    ``sigma_factors``, ``statistic``, ``alpha``, ``methods``, ``sizes``, ``values``, ``budgets``,
-    ``relearn_max_steps``); the ones a kind lacks are ignored. ``runs`` are the
-    (method, hyperparameters) pairs the experiment will run: each is checked against the memory and compute limits
-    (:func:`check_estimate`), e.g. a sensitivity sweep over ``reps`` up to 1000 at ``batch=100000``.
-
-    Raises:
-        ConfigError: one line naming the argument, its value and what is allowed.
-    """
-    seeds = list(options.get("seeds") or [])
-    if not seeds or len(seeds) > MAX_SEEDS or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"seeds={abbreviate(','.join(map(str, seeds)))} is not valid: expected 1 to {MAX_SEEDS} "
-                          "distinct integers")
-    for seed in seeds:
-        check_seed("seed", seed)
-    for name in ("sigma_factors", "sizes", "values", "budgets"):
-        points = options.get(name)
-        if points is not None and not 1 <= len(points) <= MAX_SWEEP_POINTS:
-            raise ConfigError(f"{name} has {len(points)} entries: expected 1 to {MAX_SWEEP_POINTS}")
-    if kind == "compare" and options.get("relearn", True):
-        check_int("relearn-max-steps", options.get("relearn_max_steps"), low=RELEARN_STEPS_RANGE[0],
-                  high=RELEARN_STEPS_RANGE[1])
-    if kind == "budget":
-        for budget in options.get("budgets") or []:
-            check_int("budgets", budget, low=0, high=MAX_EPOCHS)
-    if kind == "audit":
-        from unlearn_core.experiments import check_audit_args
-
-        check_audit_args(methods=options.get("methods"), params=options.get("params"),
-                         sigma_factors=options.get("sigma_factors") or (1.0,), runs=options.get("runs"),
-                         statistic=options.get("statistic", "auto"), alpha=options.get("alpha"),
-                         runs_per_cell=options.get("runs_per_cell", 1))
-    if kind in ("forget-size", "forget_size"):
-        from unlearn_core.data import get_dataset_info
-        from unlearn_core.experiments import forget_size_specs
-
-        n_train = get_dataset_info(base.dataset).n_train
-        for spec in forget_size_specs(options.get("sizes") or []):
-            count = spec.split(":", 1)[1]
-            if "." not in count and int(count) >= n_train:
-                raise ConfigError(f"sizes={count} is not valid: the training split of {base.dataset} has {n_train:,} "
-                                  f"points, so a forget set of at most {n_train - 1:,}")
-    if kind == "sensitivity":
-        for value in options.get("values") or []:
-            check_float("values", value, low=-1e300, high=1e300)
-    from unlearn_core.unlearners import get_unlearner, resolve_params
-
-    if kind == "sequential" and runs:
-        method = runs[0][0]
-        if not get_unlearner(method).sequential:
-            raise ConfigError(f"method {method!r} has no 'requests' hyperparameter: sequential needs one "
-                              "(e.g. certified_newton)")
-    for method, params in runs:
-        unlearner = get_unlearner(method)
-        resolved = resolve_params(unlearner.schema, dict(params), method=method)
-        check_estimate(dataclasses.replace(base, method=method), unlearner, resolved, device=device)
-    if kind == "sequential":
-        requests = options.get("requests")
-        check_int("requests", requests, low=1, high=MAX_SEED)
-        n_forget = forget_size(base)
-        if requests > n_forget:
-            raise ConfigError(f"requests={requests} is not valid: the forget set {abbreviate(base.forget)} has "
-                              f"{n_forget} points, so at most {n_forget} requests")
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Threads
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def threads_for(config: Any, *, cores: int | None = None) -> int:
-    """torch's intra-op threads for ``config``'s training steps (:func:`unlearn_core.device.intra_op_threads` of the
-    step's arithmetic: 3 forward passes × the batch). One thread for the digits MLP, every core for a CNN on CIFAR."""
-    from unlearn_core.data import get_dataset_info
-    from unlearn_core.device import intra_op_threads
-
-    info = get_dataset_info(config.dataset)
-    shape = model_shape(config.model, input_shape=info.input_shape, num_classes=info.num_classes,
-                        hidden=tuple(config.hidden), norm=config.norm, width=config.width)
-    batch = min(config.train.batch_size, info.n_train)
-    return intra_op_threads(step_flops=3.0 * shape.flops * batch, cores=cores)

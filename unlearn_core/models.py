@@ -14,8 +14,10 @@ mode.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -219,3 +221,51 @@ def build_model(
         else:
             model = _resnet18(channels, num_classes, norm)
     return model
+
+
+def model_shape(
+    name: str,
+    *,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    hidden: tuple[int, ...] = (32, 32),
+    norm: str = "auto",
+    width: int | None = None,
+) -> limits.ModelShape:
+    """Parameters, activations and forward FLOPs of a model, from a forward pass on the ``meta`` device.
+
+    Why the meta device: it runs the real model code (so every registered model and option is counted the way it
+    is built) but allocates nothing, so ``width=100000`` is measured in milliseconds instead of attempted.
+    """
+    with torch.device("meta"):
+        model = build_model(name, input_shape=input_shape, num_classes=num_classes, hidden=hidden, norm=norm,
+                            width=width)
+    counts = {"activations": 0, "peak": 0, "flops": 0}
+
+    def count(module: nn.Module, inputs: Any, output: Any) -> None:
+        if not isinstance(output, torch.Tensor):
+            return
+        n = output.numel()
+        counts["activations"] += n
+        counts["peak"] = max(counts["peak"], n)
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            counts["flops"] += 2 * n * (module.in_channels // module.groups) * kh * kw
+        elif isinstance(module, nn.Linear):
+            counts["flops"] += 2 * n * module.in_features
+        else:
+            counts["flops"] += n  # norms, activations, pooling: about one operation per output
+
+    handles = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+    model.eval()
+    with torch.no_grad():
+        model(torch.empty((1, *input_shape), device="meta"))
+    for handle in handles:
+        handle.remove()
+    return limits.ModelShape(
+        num_params=sum(p.numel() for p in model.parameters()),
+        activations=counts["activations"],
+        peak_activation=counts["peak"],
+        flops=counts["flops"],
+        input_numel=math.prod(input_shape),
+    )

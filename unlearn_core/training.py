@@ -4,9 +4,8 @@ The recipe (:class:`TrainConfig`) is the same for the original model A(D) and th
 same optimiser, epochs, batch size, weight decay, norm bound and the *same fresh initialisation* — that is what
 makes the retrained model the reference every metric compares with.
 
-Norm constraint (Zhang et al. 2024, the training requirement of the certificate): after every optimiser step, if ‖w‖
-> C the whole parameter
-vector is rescaled by C/‖w‖, so ‖w*‖ ≤ C and ‖w̃*‖ ≤ C, as the certificate assumes.
+Norm constraint (Zhang et al. 2024, §2.1: projected training): after every optimiser step, if ‖w‖ > C the whole
+parameter vector is rescaled by C/‖w‖, so ‖w*‖ ≤ C and ‖w̃*‖ ≤ C, as the certificate assumes.
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from unlearn_core import limits
+from unlearn_core.config import CLI_GROUPS, setting
 from unlearn_core.errors import ConfigError
 from unlearn_core.functional import batches, flat_objective, get_flat_params
 from unlearn_core.progress import Cancelled, ProgressCallback
@@ -49,6 +50,8 @@ LBFGS_MAX_LINE_SEARCH = 25
 #: float32 objective cannot resolve smaller changes, or the norm projection undoes every step.
 LBFGS_STALL_PATIENCE = 10
 
+_RECIPE = CLI_GROUPS[1]  # the CLI's "training recipe" flags
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -72,16 +75,61 @@ class TrainConfig:
             (:func:`gradient_bound_from_recipe`).
     """
 
-    optimizer: str = "auto"
-    lr: float = 1e-3
-    epochs: int = 20
-    batch_size: int = 128
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
-    norm_bound: float | None = 20.0
-    seed: int = 0
-    grad_tol: float | None = None
-    max_iter: int = 500
+    # Each field is declared once, for every surface (CLI flag, URL key, widget): unlearn_core.config.
+    optimizer: str = setting(
+        "auto", type=str, choices=OPTIMIZERS, cli="--optimizer", cli_group=_RECIPE, url="optimizer", widget="select",
+        label="Optimiser", row=1, column=0,
+        help="auto, adam, sgd or lbfgs (full-batch L-BFGS, strong-Wolfe line search; ignores --lr, --batch-size, "
+             f"--momentum, --epochs). auto (default): lbfgs with --grad-tol {CONVEX_GRAD_TOL:g} for the convex model "
+             "(logreg), adam for every other model",
+        widget_help="**auto**: full-batch L-BFGS until ‖∇‖ ≤ the tolerance for the convex model (logistic "
+                    f"regression; tolerance {CONVEX_GRAD_TOL:g} unless set below), Adam for the others. **lbfgs**: "
+                    "full-batch L-BFGS with a line search on cross-entropy + (wd/2)‖w‖² — it reaches a minimiser, "
+                    "where one Newton step lands on the retrained model; it ignores the epochs, learning rate and "
+                    "batch size. **adam**, **sgd**: mini-batch, as in the paper.")
+    lr: float = setting(
+        1e-3, type=float, low=limits.LR_RANGE[0], high=limits.LR_RANGE[1], cli="--lr", cli_group=_RECIPE, url="lr",
+        widget="number", label="Learning rate", row=1, column=2, help="learning rate of adam/sgd (default 0.001)")
+    epochs: int = setting(
+        20, type=int, low=0, high=limits.MAX_EPOCHS, cli="--epochs", cli_group=_RECIPE, url="epochs",
+        widget="number", label="Epochs", row=0, column=1, step=1, help="epochs of adam/sgd (default 20)",
+        widget_help="The same recipe trains the original model and the retrained oracle. Epochs of Adam/SGD; "
+                    "L-BFGS counts iterations instead (Max L-BFGS iterations).")
+    batch_size: int = setting(
+        128, type=int, low=1, high=limits.MAX_BATCH_SIZE, cli="--batch-size", cli_group=_RECIPE, url="batch_size",
+        widget="number", label="Batch size", row=1, column=2, step=1, help="batch size (default 128)")
+    weight_decay: float = setting(
+        5e-4, type=float, low=0.0, high=limits.MAX_WEIGHT_DECAY, cli="--weight-decay", cli_group=_RECIPE, url="wd",
+        widget="number", label="Weight decay", row=1, column=3, help="weight decay (default 0.0005)")
+    momentum: float = setting(
+        0.9, type=float, low=0.0, high=1.0, high_open=True, cli="--momentum", cli_group=_RECIPE, url="momentum",
+        widget="number", label="SGD momentum", row=1, column=2, help="SGD momentum (default 0.9)",
+        widget_help="Momentum of the sgd optimiser (Adam and L-BFGS ignore it).")
+    norm_bound: float | None = setting(
+        20.0, type=float, optional=True, low=limits.NORM_BOUND_RANGE[0], high=limits.NORM_BOUND_RANGE[1],
+        cli="--norm-bound", cli_group=_RECIPE, url="C", widget="number", label="Training norm bound C", row=1,
+        column=3, toggle="Project onto ‖w‖ ≤ C while training", toggle_key="use_C", placeholder=20.0,
+        toggle_help="Zhang et al. project onto the C-ball after every step; the certificate assumes it.",
+        help="project ‖w‖ onto the C-ball after every step; 'none' disables (default 20)",
+        widget_help="The radius of the training projection (not the method's own C, which is the radius the bound "
+                    "assumes; the certificate checks that the two agree).")
+    seed: int = 0  # not a setting: the run's seed (RunConfig.seed) is copied here
+    grad_tol: float | None = setting(
+        None, type=float, optional=True, low=limits.GRAD_TOL_RANGE[0], high=limits.GRAD_TOL_RANGE[1], low_open=True,
+        cli="--grad-tol", cli_group=_RECIPE, cli_metavar="TOL", url="grad_tol", widget="number",
+        label="Gradient tolerance", row=1, column=1, toggle="Stop at a gradient tolerance", toggle_key="use_tol",
+        placeholder=CONVEX_GRAD_TOL,
+        toggle_help="Train until ‖∇(L(w, D) + wd/2‖w‖²)‖ ≤ tolerance on the whole training set (checked after every "
+                    "L-BFGS iteration, every Adam/SGD epoch), for the original and the retrained model alike. A "
+                    "retrained model that meets it makes G = tolerance a bound.",
+        help="stop training once ‖∇(L(w, D) + wd/2‖w‖²)‖ ≤ TOL on the full training set (checked every L-BFGS "
+             "iteration, every adam/sgd epoch), for the original and the retrained model alike; 'none' (default, "
+             "except for auto on logreg): no such rule")
+    max_iter: int = setting(
+        500, type=int, low=0, high=limits.MAX_LBFGS_ITER, cli="--max-iter", cli_group=_RECIPE, url="max_iter",
+        widget="number", label="Max L-BFGS iterations", row=1, column=0, step=50,
+        help="most L-BFGS iterations (default 500)",
+        widget_help="The cap of the lbfgs optimiser (Adam/SGD run epochs).")
 
     def validate(self) -> TrainConfig:
         """Raise :class:`ConfigError` for a value out of range; return self for chaining."""
@@ -169,7 +217,8 @@ def tensors_norm(tensors: Iterable[torch.Tensor]) -> float:
 
 @torch.no_grad()
 def project_tensors_(tensors: Sequence[torch.Tensor], radius: float) -> bool:
-    """Π_C on the concatenation of ``tensors``, in place: rescale by C/‖w‖ when ‖w‖ > C (Zhang et al. 2024).
+    """Π_C on the concatenation of ``tensors``, in place: rescale by C/‖w‖ when ‖w‖ > C (the projection onto
+    the C-ball of Zhang et al. 2024, §2.1; see docs/certified_newton.md#the-certificate).
 
     Returns whether it rescaled. Training, noisy fine-tuning and output perturbation all project with this.
     """

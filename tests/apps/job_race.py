@@ -12,7 +12,8 @@ import time
 
 import streamlit as st
 
-from pages import _common as ui
+from pages import _common as common
+from pages import _status as status
 
 st.title("Job race")
 if st.button("Run", key="race.run"):
@@ -28,6 +29,6 @@ if st.button("Run", key="race.run"):
             time.sleep(0.02)
         return n
 
-    ui.submit("race", f"race-{n}-{time.time_ns()}", work, label=f"job {n}")
-ui.job_panel("race", on_done=lambda job: st.subheader(f"Result {job.result}"))
-st.caption(f"session {ui.session_id()}")
+    status.submit("race", f"race-{n}-{time.time_ns()}", work, label=f"job {n}")
+status.job_panel("race", on_done=lambda job: st.subheader(f"Result {job.result}"))
+st.caption(f"session {common.session_id()}")

@@ -10,7 +10,7 @@ import time
 
 import streamlit as st
 
-from pages import _common as ui
+from pages import _status as status
 
 ss = st.session_state
 if not ss.get("w._init"):
@@ -40,5 +40,5 @@ if submitted:
             time.sleep(0.02)
         return n
 
-    ui.submit("w", f"w-{n}-{time.time_ns()}", work, label=f"job {n}")
-ui.job_panel("w", on_done=lambda job: st.subheader(f"Result {job.result}"))
+    status.submit("w", f"w-{n}-{time.time_ns()}", work, label=f"job {n}")
+status.job_panel("w", on_done=lambda job: st.subheader(f"Result {job.result}"))

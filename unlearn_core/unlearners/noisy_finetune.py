@@ -8,12 +8,13 @@ docs/other_methods.md#noisy-fine-tuning-koloskova-et-al-2025):
     :math:`x_0 = \Pi_{C_0}(\hat x)`, then for t < T
     :math:`x_{t+1} = x_t - \gamma(\Pi_{C_1}(g_t) + \lambda x_t) + \xi_{t+1}`, :math:`\xi \sim N(0, \sigma^2 I)`,
     where :math:`g_t` is the *batch-mean* gradient on D_r clipped as a whole (not per example) and λx_t is added
-    after clipping. σ comes from the chosen accountant (:mod:`unlearn_core.accounting`) for the target (ε, δ);
-    T from the code's rule (:func:`~unlearn_core.accounting.grad_clip_steps_rule`) unless set.
+    after clipping. σ comes from the chosen accountant (:mod:`unlearn_core.privacy.accounting`) for the target (ε, δ);
+    T from the code's rule (:func:`~unlearn_core.privacy.accounting.grad_clip_steps_rule`) unless set.
 ``variant="model_clip"`` (the repository's "contractive coefficients")
     :math:`x_0 = \Pi_{C_0}(\hat x) + \xi_0` (σ₀, default 0), then
     :math:`x_{t+1} = \Pi_{C_2}(x_t - \gamma(g_t + \lambda x_t)) + \xi_{t+1}`; the number of noisy steps T is the
-    first t at which the δ accountant reaches δ_t ≤ δ (:func:`~unlearn_core.accounting.model_clip_delta_trajectory`).
+    first t at which the δ accountant reaches δ_t ≤ δ
+    (:func:`~unlearn_core.privacy.accounting.model_clip_delta_trajectory`).
 
 Why it certifies: two runs started from A(D) and A(D_r) both lie in the C₀-ball after the projection; every
 noisy step moves both by a bounded drift (clipping, or the projection onto the C₂-ball) and adds fresh Gaussian

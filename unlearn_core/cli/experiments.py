@@ -3,7 +3,8 @@
 Each subcommand builds a :class:`~unlearn_core.pipeline.RunConfig` from the shared flags, runs one function of
 :mod:`unlearn_core.experiments`, prints the seed-averaged summary and writes ``<out>/<name>.csv`` (the tidy rows),
 ``<out>/<name>.json`` (configuration, rows, summary, versions) and, with ``--html``, one HTML file per figure.
-Bad input raises :class:`~unlearn_core.errors.ConfigError` before anything is trained; ``cli.main`` prints it as
+Bad input raises :class:`~unlearn_core.errors.ConfigError` before anything is trained; :func:`unlearn_core.cli.main`
+prints it as
 one line and exits with status 2.
 
 Hyperparameters: ``--set NAME=VALUE`` for single-method experiments, ``--set METHOD.NAME=VALUE`` for compare,
@@ -22,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from unlearn_core.cli.commands import set_threads
+from unlearn_core.cli.parser import OneLineParser, add_config_arguments, config_from_args, parse_sets
 from unlearn_core.errors import ConfigError
 
 
@@ -49,8 +52,6 @@ def _names(text: str) -> list[str]:
 
 def _method_sets(items: list[str], methods: list[str]) -> dict[str, dict[str, str]]:
     """``["certified_newton.depth=100"]`` → ``{"certified_newton": {"depth": "100"}}``."""
-    from unlearn_core.cli import parse_sets
-
     out: dict[str, dict[str, str]] = {m: {} for m in methods}
     for item in items:
         head, sep, _ = item.partition("=")
@@ -65,8 +66,6 @@ def _method_sets(items: list[str], methods: list[str]) -> dict[str, dict[str, st
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    from unlearn_core.cli import add_config_arguments
-
     add_config_arguments(p, method=False)
     e = p.add_argument_group("experiment")
     e.add_argument("--seeds", type=_ints, default=[0], help="comma-separated seeds, e.g. 0,1,2 (default 0)")
@@ -89,8 +88,6 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def add_experiment_commands(subparsers: Any) -> None:
     """Add ``experiment`` with its seven subcommands to the CLI's subparsers."""
-    from unlearn_core.cli import OneLineParser
-
     exp = subparsers.add_parser("experiment", help="run a paper experiment over seeds and write CSV/JSON")
     sub = exp.add_subparsers(dest="experiment", required=True, parser_class=OneLineParser)
 
@@ -172,8 +169,7 @@ def add_experiment_commands(subparsers: Any) -> None:
 def _base(args: argparse.Namespace):
     """The validated base configuration; the experiment's own arguments and output paths are checked here too,
     so that a bad one costs nothing (issue 15: ``--requests 1000`` and ``--trials 0`` were refused after training)."""
-    from unlearn_core.cli import config_from_args
-    from unlearn_core.limits import check_experiment_options
+    from unlearn_core.experiment_options import check_experiment_options
     from unlearn_core.paths import check_output_dir, check_output_file
     from unlearn_core.pipeline import validate_config
 
@@ -185,16 +181,12 @@ def _base(args: argparse.Namespace):
     out = check_output_dir(args.out)
     check_output_file(out / f"{args.name or args.experiment}.json", flag="--out")
     check_experiment_options(args.experiment, config, vars(args), runs=_runs(args))
-    from unlearn_core.cli import set_threads
-
     set_threads(config)
     return config
 
 
 def _runs(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
     """The (method, hyperparameters) pairs the experiment will run, for the memory and compute check."""
-    from unlearn_core.cli import parse_sets
-
     kind = args.experiment
     if kind in ("compare", "budget"):
         methods = list(dict.fromkeys([*args.methods, "retrain"])) if kind == "budget" else list(args.methods)
@@ -314,7 +306,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sequential(args: argparse.Namespace) -> int:
-    from unlearn_core.cli import parse_sets
     from unlearn_core.experiments import sequential
 
     base = _base(args)
@@ -327,7 +318,6 @@ def cmd_sequential(args: argparse.Namespace) -> int:
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
-    from unlearn_core.cli import parse_sets
     from unlearn_core.experiments import sensitivity
 
     base = _base(args)

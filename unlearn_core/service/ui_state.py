@@ -4,6 +4,8 @@ A deep link carries the *whole* configuration (``?dataset=digits&model=mlp&forge
 shared URL reproduces a run. Parsing is forgiving by design: every bad value produces one warning line that
 names the value and what is allowed, and that field falls back to its default — the page still opens.
 
+Everything here is generated from the run configuration's schema (:func:`unlearn_core.settings.run_settings`): the
+fields of :class:`UIConfig`, their URL keys and ranges (the same as the CLI's and the widgets'), their text form.
 Method hyperparameters travel as ``p.<name>=<value>`` and are parsed by the method's own
 :class:`~unlearn_core.unlearners.HyperParam` schema (the one source of names, types and ranges).
 
@@ -13,18 +15,25 @@ This module does not import streamlit, so it is unit-tested directly.
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from unlearn_core import limits
+from unlearn_core import settings as run_schema
+from unlearn_core.config import (
+    Setting,
+    build,
+    format_value,
+    parse_bool,
+    parse_choice,
+    parse_float,
+    parse_int,
+)
 from unlearn_core.data import DATASETS
-from unlearn_core.device import DEVICE_CHOICES
 from unlearn_core.errors import ConfigError, abbreviate
-from unlearn_core.forget import check_forget_spec, parse_forget_spec
-from unlearn_core.models import MODELS, parse_hidden
-from unlearn_core.training import CONVEX_GRAD_TOL, OPTIMIZERS, TrainConfig
+from unlearn_core.forget import check_forget_spec
+from unlearn_core.pipeline import RunConfig
+from unlearn_core.settings import run_settings
+from unlearn_core.training import CONVEX_GRAD_TOL, TrainConfig
 from unlearn_core.unlearners import get_unlearner, list_unlearners, resolve_params
 
 PARAM_PREFIX = "p."
@@ -38,78 +47,62 @@ def method_names() -> list[str]:
 def default_method() -> str:
     """The headline method when registered (certified Newton), else the first certified one, else retrain."""
     names = method_names()
-    for preferred in ("certified_newton", "certified_lissa"):
-        if preferred in names:
-            return preferred
+    if "certified_newton" in names:
+        return "certified_newton"
     for cls in list_unlearners():
-        if cls.family == "certified":
+        if cls.issues_certificate():
             return cls.name
     return "retrain" if "retrain" in names else names[0]
 
 
-@dataclass(frozen=True)
-class UIConfig:
-    """Everything a page can configure; maps 1:1 onto :class:`unlearn_core.pipeline.RunConfig`."""
+def ui_settings() -> list[Setting]:
+    """The settings a page can configure: those with a URL key, and the method's hyperparameters (``params``)."""
+    return [s for s in run_settings() if s.url is not None or s.name == "params"]
 
-    dataset: str = "digits"
-    model: str = "mlp"
-    hidden: tuple[int, ...] = (32, 32)
-    forget: str = "random:0.1"
-    method: str = "retrain"
-    params: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    forget_seed: int = 0
-    epochs: int = 20
-    lr: float = 1e-3
-    batch_size: int = 128
-    weight_decay: float = 5e-4
-    norm_bound: float | None = 20.0
-    optimizer: str = "auto"
-    grad_tol: float | None = None
-    max_iter: int = 500
-    device: str = "auto"
 
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(
-            optimizer=self.optimizer, lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
-            weight_decay=self.weight_decay, norm_bound=self.norm_bound, seed=self.seed, grad_tol=self.grad_tol,
-            max_iter=self.max_iter,
-        )
+def _train_config(self: Any) -> TrainConfig:
+    """The training recipe of this configuration (its ``seed`` is the run's)."""
+    return build(TrainConfig, {s.name: getattr(self, s.name) for s in ui_settings()}, seed=self.seed)
 
-    def to_run_config(self, **overrides: Any):
-        """The engine's :class:`RunConfig` (imported lazily: the pipeline pulls in torchvision)."""
-        from unlearn_core.pipeline import RunConfig
 
-        kwargs: dict[str, Any] = dict(
-            dataset=self.dataset, model=self.model, forget=self.forget, method=self.method,
-            params=dict(self.params), train=self.train_config(), seed=self.seed, forget_seed=self.forget_seed,
-            hidden=tuple(self.hidden), device=self.device,
-        )
-        kwargs.update(overrides)
-        return RunConfig(**kwargs)
+def _to_run_config(self: Any, **overrides: Any) -> RunConfig:
+    """The engine's :class:`~unlearn_core.pipeline.RunConfig`; ``overrides`` by field name (``method=``,
+    ``params=``, ``cache_dir=``, ``compute_retrained=``…)."""
+    values = {s.name: getattr(self, s.name) for s in ui_settings()}
+    values["params"] = dict(values["params"])
+    names = {s.name for s in run_settings()}
+    values.update({k: v for k, v in overrides.items() if k in names})
+    fixed = {k: v for k, v in overrides.items() if k not in names}
+    return build(run_schema.run_config_class(), values, seed=values["seed"], **fixed)
+
+
+def _make_ui_config() -> type:
+    fields = []
+    for s in ui_settings():
+        default = (dataclasses.field(default_factory=dict) if s.name == "params"
+                   else dataclasses.field(default=s.default))
+        fields.append((s.name, Any, default))
+    return dataclasses.make_dataclass(
+        "UIConfig", fields, frozen=True,
+        namespace={"__module__": __name__, "train_config": _train_config, "to_run_config": _to_run_config, "__doc__": (
+            "Everything a page can configure, flat (``epochs``, not ``train.epochs``): one field per setting of the "
+            "run configuration's schema with a URL key, plus ``params``; maps 1:1 onto "
+            ":class:`unlearn_core.pipeline.RunConfig` (:meth:`to_run_config`). Generated from the schema, so a field "
+            "added there is a field here.")},
+    )
+
+
+#: The dashboard's flat configuration (generated from the schema: see :func:`ui_settings`).
+UIConfig = _make_ui_config()
 
 
 def _fmt(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (tuple, list)):
-        return "-".join(str(v) for v in value)
-    return str(value)
+    return format_value(value)
 
 
-def to_query(config: UIConfig, *, extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+def to_query(config: Any, *, extra: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The configuration as URL query parameters (every field, so the link is self-contained)."""
-    query = {
-        "dataset": config.dataset, "model": config.model, "hidden": _fmt(config.hidden), "forget": config.forget,
-        "method": config.method, "seed": _fmt(config.seed), "forget_seed": _fmt(config.forget_seed),
-        "epochs": _fmt(config.epochs), "lr": _fmt(config.lr), "batch_size": _fmt(config.batch_size),
-        "wd": _fmt(config.weight_decay), "C": _fmt(config.norm_bound), "optimizer": config.optimizer,
-        "grad_tol": _fmt(config.grad_tol), "max_iter": _fmt(config.max_iter), "device": config.device,
-    }
+    query = {s.url: s.format(getattr(config, s.name)) for s in ui_settings() if s.url is not None}
     for name, value in config.params.items():
         query[PARAM_PREFIX + name] = _fmt(value)
     for name, value in (extra or {}).items():
@@ -123,50 +116,12 @@ def _first(value: Any) -> str:
     return str(value)
 
 
-def _parse_int(name: str, text: str, *, low: int, high: int) -> int:
-    try:
-        as_float = float(text)
-        if not as_float.is_integer():
-            raise ValueError
-        value = int(as_float)
-    except ValueError:
-        raise ConfigError(f"{name}={abbreviate(text)} is not valid: expected an integer in [{low}, {high}]") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={abbreviate(text)} is not valid: expected an integer in [{low}, {high}]")
-    return value
-
-
-def _parse_float(name: str, text: str, *, low: float, high: float, low_open: bool = False,
-                 optional: bool = False) -> float | None:
-    allowed = f"a number in {'(' if low_open else '['}{low:g}, {high:g}]" + (" or 'none'" if optional else "")
-    if optional and text.strip().lower() in ("none", "null", ""):
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"{name}={abbreviate(text)} is not valid: expected {allowed}") from None
-    if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
-        raise ConfigError(f"{name}={abbreviate(text)} is not valid: expected {allowed}")
-    return value
-
-
-def _parse_choice(name: str, text: str, choices: list[str] | tuple[str, ...]) -> str:
-    if text not in choices:
-        raise ConfigError(f"{name}={abbreviate(text)} is not valid: choose one of {', '.join(choices)}")
-    return text
-
-
-def _parse_forget(text: str) -> str:
-    parse_forget_spec(text)  # raises a one-line ConfigError naming the spec and the grammar
-    return text
-
-
 def from_query(
     query: Mapping[str, Any],
     *,
-    base: UIConfig | None = None,
-    extra_fields: Mapping[str, Any] | None = None,
-) -> tuple[UIConfig, dict[str, Any], list[str]]:
+    base: Any = None,
+    extra_fields: Mapping[str, Callable[[str], Any]] | None = None,
+) -> tuple[Any, dict[str, Any], list[str]]:
     """Parse URL query parameters into a :class:`UIConfig`; unknown or bad values become warnings.
 
     Args:
@@ -183,34 +138,15 @@ def from_query(
     warnings: list[str] = []
     updates: dict[str, Any] = {}
 
-    parsers = {
-        "dataset": ("dataset", lambda t: _parse_choice("dataset", t, list(DATASETS))),
-        "model": ("model", lambda t: _parse_choice("model", t, list(MODELS))),
-        "hidden": ("hidden", parse_hidden),
-        "forget": ("forget", _parse_forget),
-        # The same ranges as the widgets (pages/_common.py reads these constants too): a value the URL accepts is
-        # shown unchanged, never clamped by the widget.
-        "seed": ("seed", lambda t: _parse_int("seed", t, low=0, high=limits.MAX_SEED)),
-        "forget_seed": ("forget_seed", lambda t: _parse_int("forget_seed", t, low=0, high=limits.MAX_SEED)),
-        "epochs": ("epochs", lambda t: _parse_int("epochs", t, low=0, high=limits.MAX_EPOCHS)),
-        "lr": ("lr", lambda t: _parse_float("lr", t, low=limits.LR_RANGE[0], high=limits.LR_RANGE[1])),
-        "batch_size": ("batch_size", lambda t: _parse_int("batch_size", t, low=1, high=limits.MAX_BATCH_SIZE)),
-        "wd": ("weight_decay", lambda t: _parse_float("wd", t, low=0.0, high=limits.MAX_WEIGHT_DECAY)),
-        "C": ("norm_bound", lambda t: _parse_float("C", t, low=limits.NORM_BOUND_RANGE[0],
-                                                   high=limits.NORM_BOUND_RANGE[1], optional=True)),
-        "optimizer": ("optimizer", lambda t: _parse_choice("optimizer", t, OPTIMIZERS)),
-        "grad_tol": ("grad_tol", lambda t: _parse_float("grad_tol", t, low=limits.GRAD_TOL_RANGE[0],
-                                                         high=limits.GRAD_TOL_RANGE[1], low_open=True,
-                                                         optional=True)),
-        "max_iter": ("max_iter", lambda t: _parse_int("max_iter", t, low=0, high=limits.MAX_LBFGS_ITER)),
-        "device": ("device", lambda t: _parse_choice("device", t, DEVICE_CHOICES)),
-    }
-    for key, (attr, parse) in parsers.items():
-        if key in raw:
-            try:
-                updates[attr] = parse(raw[key])
-            except ConfigError as exc:
-                warnings.append(f"{exc} — using the default {_fmt(getattr(base, attr))}")
+    # Every setting with a URL key, by the schema's ranges (the widgets' and the CLI's too): a value the URL accepts
+    # is shown unchanged, never clamped by the widget. The method and its hyperparameters are parsed below.
+    for s in ui_settings():
+        if s.url is None or s.url not in raw or s.name == "method":
+            continue
+        try:
+            updates[s.name] = s.parse_text(raw[s.url])
+        except ConfigError as exc:
+            warnings.append(f"{exc} — using the default {s.format(getattr(base, s.name))}")
 
     method = base.method
     if "method" in raw:
@@ -311,36 +247,27 @@ def method_params_from_query(query: Mapping[str, Any]) -> tuple[dict[str, dict[s
     return out, warnings
 
 
-def int_field(name: str, *, low: int, high: int):
+def int_field(name: str, *, low: int, high: int) -> Callable[[str], Any]:
     """A parser of a page's own integer URL parameter (e.g. Sequential's ``requests``), for ``extra_fields``."""
-    return lambda text: _parse_int(name, text, low=low, high=high)
+    return lambda text: parse_int(name, text, low=low, high=high)
 
 
-def float_field(name: str, *, low: float, high: float, low_open: bool = False):
+def float_field(name: str, *, low: float, high: float, low_open: bool = False) -> Callable[[str], Any]:
     """A parser of a page's own number URL parameter (e.g. Sensitivity's ``from``), for ``extra_fields``."""
-    return lambda text: _parse_float(name, text, low=low, high=high, low_open=low_open)
+    return lambda text: parse_float(name, text, low=low, high=high, low_open=low_open)
 
 
-def bool_field(name: str):
+def bool_field(name: str) -> Callable[[str], bool]:
     """A parser of a page's own true/false URL parameter (e.g. Compare's ``mia``), for ``extra_fields``."""
-
-    def parse(text: str) -> bool:
-        value = text.strip().lower()
-        if value in ("1", "true", "yes", "on"):
-            return True
-        if value in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{name}={text!r} is not valid: expected true or false")
-
-    return parse
+    return lambda text: parse_bool(name, text)
 
 
-def choice_field(name: str, choices: tuple[str, ...] | list[str]):
+def choice_field(name: str, choices: tuple[str, ...] | list[str]) -> Callable[[str], str]:
     """A parser of a page's own choice URL parameter (e.g. Sensitivity's ``sweep``), for ``extra_fields``."""
-    return lambda text: _parse_choice(name, text, list(choices))
+    return lambda text: parse_choice(name, text, list(choices))
 
 
-def full_params(config: UIConfig) -> dict[str, Any]:
+def full_params(config: Any) -> dict[str, Any]:
     """The method's hyperparameters with defaults filled in (validated by the schema)."""
     unlearner = get_unlearner(config.method)
     return resolve_params(unlearner.schema, dict(config.params), method=config.method)
@@ -444,7 +371,7 @@ def preset_params(name: str, method: str) -> dict[str, Any]:
     return {}
 
 
-def preset(name: str) -> UIConfig:
+def preset(name: str) -> Any:
     """One-click configurations, by name or slug. Unknown names raise :class:`ConfigError`."""
     name = parse_preset(name)
     if name == QUICK_DEMO:

@@ -1,0 +1,94 @@
+"""Downloads of a result: the results CSV, the JSON run card, a self-contained HTML report with the figures, and
+the unlearned weights."""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from pages._common import get_store, state_key
+from pages._results import accuracy_display, accuracy_table
+from unlearn_core.certificate import (
+    certificate_from_card,
+)
+from unlearn_core.service.runstore import card_row, rows_to_csv
+from unlearn_core.verdict import verdict_from_card
+
+
+def html_report(title: str, card: Mapping[str, Any], figures: Mapping[str, Any]) -> str:
+    """A self-contained HTML report: the run card as tables plus the interactive figures (no Kaleido)."""
+    # Everything from the card is escaped: a card is data (a label, a forget spec, a note), never markup.
+    safe_title = html.escape(title)
+    parts = [f"<html><head><meta charset='utf-8'><title>{safe_title}</title></head><body>", f"<h1>{safe_title}</h1>"]
+    verdict = verdict_from_card(card)
+    if verdict is not None:
+        parts.append("<h2>Verdict</h2><p><b>" + html.escape(verdict.headline) + "</b></p><ul>"
+                     + "".join(f"<li><b>{html.escape(a.question)}</b> {html.escape(a.detail)}</li>"
+                               for a in verdict.answers)
+                     + "</ul><p><i>" + html.escape(verdict.rules) + "</i></p>")
+    if card.get("models"):
+        parts.append("<h2>Accuracy</h2>" + accuracy_display(accuracy_table(card)).to_html())
+    cert = certificate_from_card(dict(card)) if "certificate" in card else None
+    if cert is not None:
+        parts.append("<h2>Certificate</h2><p><b>" + html.escape(cert.headline()) + "</b></p>")
+        parts.append(pd.DataFrame([{"holds": "yes" if c.holds else "NO", "condition": c.statement, "this run": c.value,
+                                    "needs": c.requirement, "fix": "" if c.holds else c.fix}
+                                   for c in cert.conditions]).to_html(index=False))
+        parts.append(pd.DataFrame([{"constant": c.name, "value": c.value, "tag": c.tag, "how": c.how}
+                                   for c in cert.constants]).to_html(index=False))
+    first = True
+    for name, fig in figures.items():
+        parts.append(f"<h2>{html.escape(str(name))}</h2>")
+        parts.append(fig.to_html(full_html=False, include_plotlyjs="cdn" if not first else True))
+        first = False
+    card_text = html.escape(json.dumps(card, indent=2, default=str))
+    parts.append(f"<h2>Run card</h2><pre>{card_text}</pre></body></html>")
+    return "\n".join(parts)
+
+
+def _card_buttons(prefix: str, c_json: Any, c_html: Any, card: Mapping[str, Any], *, figures: Mapping[str, Any],
+                  name: str, title: str, json_label: str) -> None:
+    """The JSON card and the HTML report (with the figures) buttons that every result offers."""
+    c_json.download_button(json_label, data=lambda: json.dumps(card, indent=2, default=str),
+                           file_name=f"{name}-card.json", mime="application/json", on_click="ignore",
+                           key=state_key(prefix, "dl.json"), icon="🧾")
+    c_html.download_button("HTML report", data=lambda: html_report(title, card, figures),
+                           file_name=f"{name}-report.html", mime="text/html", on_click="ignore",
+                           key=state_key(prefix, "dl.html"), icon="📊")
+
+
+def downloads(prefix: str, card: Mapping[str, Any], *, figures: Mapping[str, Any], weights: Callable[[], bytes] | None,
+              name: str) -> None:
+    """CSV of the results, the JSON run card, an HTML report with the figures, and the unlearned weights."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    c1, c2, c3, c4 = st.columns(4)
+    rows = [card_row(c) for c in card["runs"]] if "runs" in card else [card_row(dict(card))]
+    c1.download_button("Results CSV", data=lambda: rows_to_csv(rows), file_name=f"{name}.csv",
+                       mime="text/csv", on_click="ignore", key=state_key(prefix, "dl.csv"), icon="📄")
+    _card_buttons(prefix, c2, c3, card, figures=figures, name=name, json_label="JSON run card",
+                  title=f"unlearn-explorer: {name} ({stamp})")
+    if weights is not None:
+        c4.download_button("Unlearned weights", data=weights, file_name=f"{name}-unlearned.pt",
+                           mime="application/octet-stream", on_click="ignore", key=state_key(prefix, "dl.pt"),
+                           icon="💾")
+
+
+def load_weights_bytes(run_id: str) -> bytes:
+    stored = get_store().get(run_id)
+    return stored.weights or b""
+
+
+def experiment_downloads(prefix: str, df: pd.DataFrame, card: Mapping[str, Any], *, figures: Mapping[str, Any],
+                         name: str) -> None:
+    """The experiment's tidy rows as CSV, its JSON card, and an HTML report with the figures."""
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Results CSV (every seed)", data=lambda: df.to_csv(index=False), file_name=f"{name}.csv",
+                       mime="text/csv", on_click="ignore", key=state_key(prefix, "dl.csv"), icon="📄")
+    _card_buttons(prefix, c2, c3, card, figures=figures, name=name, json_label="JSON card",
+                  title=f"unlearn-explorer: {name}")
