@@ -389,7 +389,7 @@ class Unlearner(ABC):
     def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int) -> Any:
         """The memory and arithmetic this method adds to a run, as a :class:`unlearn_core.limits.Estimate` (or None).
 
-        :func:`unlearn_core.limits.check_run_config` adds it to the training estimate and refuses, before any
+        :func:`unlearn_core.preflight.check_run_config` adds it to the training estimate and refuses, before any
         work, a run that cannot fit. The default covers methods that take gradient steps on mini-batches of their
         ``batch_size`` hyperparameter; a method with bigger work of its own (LiSSA's depth × reps × batch draws)
         overrides it. ``shape`` is the model's :class:`unlearn_core.limits.ModelShape`.
