@@ -348,3 +348,13 @@ def test_titles_fit_and_subplot_titles_are_words() -> None:
     mia = plots.compare_mia_figure(df)
     titles = [a.text for a in mia.layout.annotations if a.yref == "paper"]
     assert titles and not any("_" in t for t in titles), titles
+
+
+def test_a_title_is_never_split_inside_parentheses() -> None:
+    from unlearn_core.plots import split_title
+
+    main, sub = split_title("Accuracy per method (mean ± sd over seeds; dashed: retrained) — closer to retrained")
+    assert main == "Accuracy per method"
+    assert sub == "(mean ± sd over seeds; dashed: retrained) — closer to retrained"
+    assert split_title("Unlearning time vs retraining (dashed) — lower is better") == (
+        "Unlearning time vs retraining (dashed)", "lower is better")

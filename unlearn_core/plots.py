@@ -51,10 +51,11 @@ def _wrap(text: str, width: int) -> str:
 
 def split_title(title: str) -> tuple[str, str]:
     """A figure title as (main line, subtitle): the part before the first " — " (else "; ", ": ", " (") is the main
-    line, the rest the subtitle — so that "what" stays in large type and "how to read it" goes below it."""
+    line, the rest the subtitle — so that "what" stays in large type and "how to read it" goes below it. Never
+    inside parentheses: "Accuracy per method (mean ± sd over seeds; dashed: …)" once lost its ")" to the "; "."""
     for sep in (" — ", "; ", ": ", " ("):
         head, found, tail = title.partition(sep)
-        if found and len(head) <= TITLE_CHARS:
+        if found and len(head) <= TITLE_CHARS and head.count("(") == head.count(")"):
             return head, (tail if sep != " (" else "(" + tail)
     return title, ""
 
