@@ -16,9 +16,9 @@ from unlearn_core.data import DatasetInfo, get_dataset_info
 from unlearn_core.errors import ConfigError, abbreviate
 from unlearn_core.limits import Estimate, ModelShape
 from unlearn_core.models import model_shape
+from unlearn_core.run_config import RunConfig
 
-if TYPE_CHECKING:  # the pipeline imports this module; the type is only for the reader
-    from unlearn_core.pipeline import RunConfig
+if TYPE_CHECKING:  # the type only, for the reader
     from unlearn_core.unlearners import Unlearner
 
 

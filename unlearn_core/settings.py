@@ -1,13 +1,13 @@
 """The run configuration's settings, collected from the dataclasses that declare them (:mod:`unlearn_core.config`).
 
-Above the pipeline (it imports :class:`~unlearn_core.pipeline.RunConfig`), below the surfaces that are generated
+Beside the pipeline (it imports :class:`~unlearn_core.run_config.RunConfig`), below the surfaces that are generated
 from it: the CLI's parser, the dashboard's configuration state and widgets, ``python -m unlearn_core config``.
 """
 
 from __future__ import annotations
 
 from unlearn_core.config import Setting, settings_of
-from unlearn_core.pipeline import RunConfig
+from unlearn_core.run_config import RunConfig
 
 
 def run_config_class() -> type:
