@@ -31,6 +31,25 @@ FAMILY_BADGE = {
 
 
 @st.cache_resource(show_spinner=False)
+def require_router() -> None:
+    """First line of every page: make sure the page runs inside ``app.py``'s router, never on its own.
+
+    Why: while ``pages/`` exists and no script run of this server process has called ``st.navigation`` yet,
+    Streamlit serves the legacy multipage mode — a fresh server whose first request is a deep link such as
+    ``/sensitivity?method=…`` ran ``pages/sensitivity.py`` by itself (no page config, no heartbeat, no top
+    navigation) under a sidebar that listed every file of ``pages/``, helpers included ("common", "widgets"). Seen
+    in Chromium. Here the legacy mode is switched off and the run restarted, so ``app.py`` runs and routes to the
+    same page (its URL path and query are kept).
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # an internal module: without it there is nothing to correct
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def get_registry() -> JobRegistry:
     """The process-wide job registry (thread-safe); two sessions with the same config share one job.
 

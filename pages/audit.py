@@ -21,6 +21,7 @@ from unlearn_core.service import ui_state
 PREFIX = "audit"
 FACTORS = (1.0, 0.1, 1e-2, 1e-4, 1e-6, 1e-8, 1e-10)
 
+common.require_router()
 st.title("Audit")
 st.caption("Each certified method claims that its output is (ε, δ)-indistinguishable from the *noisy retrain*: the "
            "same mechanism applied to the model retrained without the forget set. The audit runs both many times, "

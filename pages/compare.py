@@ -32,6 +32,7 @@ COLUMNS = {
     "speedup": "speed-up vs retrain",
 }
 
+common.require_router()
 st.title("Compare")
 st.caption("Run several unlearners on the same data, forget set and trained models (trained once per seed, shared) "
            "and see which gets closest to retraining for how much time. `original` and `retrained` are the "

@@ -21,6 +21,7 @@ from unlearn_core.service.tasks import run_task
 
 PREFIX = "explore"
 
+common.require_router()
 st.title("Explore")
 st.caption("Train a model, forget part of its training set with one method, and compare it with retraining from "
            "scratch, the gold standard.")

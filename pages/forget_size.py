@@ -23,6 +23,7 @@ COLUMNS = {
     "epsilon_certified": "ε certified",
 }
 
+common.require_router()
 st.title("Forget-set size")
 st.caption("Random forget sets of growing size n_u, each with its own retrained model (trained once, cached): the "
            "unlearning time against retraining, the accuracy against the retrained model, and the noise the "

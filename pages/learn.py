@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from pages import _common as common
 from unlearn_core import certificate, plots
 from unlearn_core.errors import ConfigError
 from unlearn_core.service import ui_state
@@ -22,6 +23,7 @@ FRONTIER_CSV = ROOT / "bench" / "results" / "frontier_digits.csv"
 VACUOUS = {"C": 20.0, "lam": 1.0, "M": 1.0, "lambda_min": -0.0792, "G": 1.0, "L": 15.63, "H": 36.41, "zeta": 0.3352,
            "p": 3466, "rho": 0.05, "reps": 4}
 
+common.require_router()
 st.title("Learn: certified unlearning in ten minutes")
 st.markdown("**Four stories, one click each** — each link opens Explore with a preset; press **Run** and read the "
             "verdict at the top of the result.")

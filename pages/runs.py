@@ -15,6 +15,7 @@ from unlearn_core.verdict import verdict_from_card
 
 PREFIX = "runs"
 
+common.require_router()
 st.title("Runs")
 store = common.get_store()
 st.caption(f"Every finished run is stored in `{store.path}`; it survives restarts, and Explore reuses a run with an "

@@ -26,6 +26,7 @@ COLUMNS = {
     "acc_test": "acc test", "acc_forget": "acc forget", "acc_test_retrained": "acc test, retrained",
 }
 
+common.require_router()
 st.title("Sensitivity")
 st.caption("Larger λ gives a smaller bound but a more biased step; smaller ε or δ demand more noise and cost "
            "utility (Zhang et al. Fig. 4). The trained models are shared by every value; one run per value.")

@@ -25,6 +25,7 @@ COLUMNS = {
     "acc_test_noiseless": "acc test before noise", "approx_error": "‖w̃_k − w̃*_k‖",
 }
 
+common.require_router()
 st.title("Sequential unlearning")
 st.caption("The forget set is split into k requests served one after another, each starting from the previous "
            "released model. Zhang et al. claim the bound Δ (so σ) stays constant while the gradient norm shrinks.")

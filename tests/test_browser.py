@@ -81,6 +81,27 @@ def server(tmp_path_factory):
         yield served
 
 
+def test_a_deep_link_as_a_fresh_servers_first_request_goes_through_the_router(tmp_path):
+    """The first request of a fresh server is a deep link to a page other than Explore (a shared link after a
+    restart): the page runs inside app.py's router — top navigation, its deep-linked value — and the helpers of
+    ``pages/`` never appear as pages. Before pages/_common.require_router, Streamlit's legacy multipage mode ran
+    the page on its own under a sidebar listing every file of ``pages/`` ("common", "widgets", …)."""
+    with _serve(tmp_path) as (url, _), sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{url}/sensitivity?method=certified_newton&epochs=7", wait_until="domcontentloaded")
+            page.get_by_role("heading", name="Sensitivity").first.wait_for(timeout=scaled_ms(120))
+            page.wait_for_timeout(3000)
+            nav = page.locator('[data-testid="stTopNavLinkContainer"], [data-testid="stTopNavLink"]')
+            assert nav.count() > 0, "no top navigation: the page ran outside app.py"
+            assert page.get_by_role("link", name="Learn").count() >= 1
+            assert page.locator('[data-testid="stSidebarNavItems"]').count() == 0, "legacy pages/ sidebar shown"
+            assert page.get_by_text("widgets", exact=True).count() == 0
+        finally:
+            browser.close()
+
+
 def test_an_early_click_on_run_shows_the_configuration_that_ran(tmp_path):
     """Run clicked while the first page of a fresh server is still being drawn: the results are the quick demo's
     and the form still shows the quick demo's values. Before the fix, the server ran the right configuration but
