@@ -30,7 +30,6 @@ FAMILY_BADGE = {
 }
 
 
-@st.cache_resource(show_spinner=False)
 def require_router() -> None:
     """First line of every page: make sure the page runs inside ``app.py``'s router, never on its own.
 
@@ -42,14 +41,18 @@ def require_router() -> None:
     same page (its URL path and query are kept).
     """
     try:
+        from streamlit.runtime import Runtime
         from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # an internal module: without it there is nothing to correct
+    except ImportError:  # internal modules: without them there is nothing to correct
         return
-    if PagesManager.uses_pages_directory:
+    # Only in a served app: AppTest resets the legacy flag before every run and drives page files on their own by
+    # design, and a rerun there would swallow the click that started the run.
+    if PagesManager.uses_pages_directory and type(getattr(Runtime, "_instance", None)) is Runtime:
         PagesManager.uses_pages_directory = False
         st.rerun()
 
 
+@st.cache_resource(show_spinner=False)
 def get_registry() -> JobRegistry:
     """The process-wide job registry (thread-safe); two sessions with the same config share one job.
 
