@@ -8,8 +8,8 @@ so that both compute the same quantity), on the same model, the same gradient g 
 (``lissa_batch_indices``). Printed: wall times, the speed-up ratios and the relative difference of the two
 estimates. Not a test: ratios are measured side by side in one process.
 
-    UNLEARN_DATA_DIR=/work/shared/data .venv/bin/python bench/bench_lissa.py             # paper defaults
-    UNLEARN_DATA_DIR=/work/shared/data .venv/bin/python bench/bench_lissa.py --depth 100  # quick check
+    UNLEARN_DATA_DIR=../shared/data .venv/bin/python bench/bench_lissa.py             # paper defaults
+    UNLEARN_DATA_DIR=../shared/data .venv/bin/python bench/bench_lissa.py --depth 100  # quick check
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ certified_newton runs ``--rounds`` times (median reported); retraining once. The
 one LiSSA recursion step in optimizer steps of retraining: retraining is epochs × ⌈n_r / batch⌉ optimizer steps
 and LiSSA ``depth`` recursion steps, so their ratio bounds what any certified_newton run can reach.
 
-    UNLEARN_DATA_DIR=/work/shared/data .venv/bin/python bench/bench_newton_vs_retrain.py            # 20 epochs
-    UNLEARN_DATA_DIR=/work/shared/data .venv/bin/python bench/bench_newton_vs_retrain.py --epochs 50  # paper
+    UNLEARN_DATA_DIR=../shared/data .venv/bin/python bench/bench_newton_vs_retrain.py            # 20 epochs
+    UNLEARN_DATA_DIR=../shared/data .venv/bin/python bench/bench_newton_vs_retrain.py --epochs 50  # paper
 """
 
 from __future__ import annotations

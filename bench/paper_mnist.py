@@ -4,7 +4,7 @@ Model 784-32-32-10 (p = 26,506), Adam lr 1e-3, wd 5e-4, norm bound C = 20 (metho
 epochs — ``--epochs`` lowers that to fit a CPU time box). Data from ``$UNLEARN_DATA_DIR`` (MNIST in torchvision
 layout). Writes ``bench/results/paper_mnist.md`` (plus the CSVs) with the command that reproduces it.
 
-    UNLEARN_DATA_DIR=/work/shared/data python bench/paper_mnist.py --epochs 2 --seeds 0
+    UNLEARN_DATA_DIR=../shared/data python bench/paper_mnist.py --epochs 2 --seeds 0
 
 Figures from the papers are not transcribed (methods.md §7: "no figure data retrieved"), so the "paper" column
 says so rather than inventing numbers.
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             lam_min_text = f"λ_min = {ldf['lambda_min'].mean():.4g} here"
         lam_s = time.perf_counter() - t2
 
-    cmd = "UNLEARN_DATA_DIR=/work/shared/data python bench/paper_mnist.py " + " ".join(
+    cmd = "UNLEARN_DATA_DIR=../shared/data python bench/paper_mnist.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     text = f"""# Zhang et al. MNIST-MLP setting: our numbers
 
