@@ -356,6 +356,15 @@ def config_widgets(prefix: str, *, method: bool = True) -> None:
                         _setting_widget(prefix, x)
 
 
+def method_param_tabs(prefix: str, methods: list[str], *, note: str = "") -> None:
+    """Each method's hyperparameters (:func:`param_widgets`) in a tab of its own, under one heading (call inside a
+    form). Tabs rather than expanders: each tab holds its own "Advanced" expander."""
+    st.markdown("**Hyperparameters of each method**" + (f" — {note}" if note else ""))
+    for tab, method in zip(st.tabs(methods), methods, strict=True):
+        with tab:
+            param_widgets(prefix, method)
+
+
 def param_widgets(prefix: str, method: str, *, skip: tuple[str, ...] = (), columns: int = 3) -> None:
     """The method's hyperparameters as widgets, built from its schema (call inside a form).
 

@@ -60,10 +60,7 @@ with st.form(f"{PREFIX}.form", enter_to_submit=False):
                                   "under-noised σ is what a correct audit must catch.")
     with c3:
         n_seeds = widgets.seeds_widget(PREFIX)
-    st.markdown("**Hyperparameters of each method**")
-    for tab, m in zip(st.tabs(methods), methods, strict=True):  # tabs: each holds its own "Advanced" expander
-        with tab:
-            widgets.param_widgets(PREFIX, m)
+    widgets.method_param_tabs(PREFIX, methods)
     submitted = st.form_submit_button("Run audit", type="primary", icon=":material/play_arrow:")
 
 chosen = list(st.session_state[f"{PREFIX}.methods"])

@@ -88,10 +88,7 @@ with st.form(f"{PREFIX}.form", enter_to_submit=False):
     relearn = c3.checkbox("Relearn time", key=f"{PREFIX}.relearn",
                           help="SGD steps on the forget set until the original forget accuracy is back.")
     if chosen:
-        st.markdown("**Hyperparameters of each method** — a preset's, the link's, or the defaults")
-        for tab, method_name in zip(st.tabs(chosen), chosen, strict=True):
-            with tab:
-                widgets.param_widgets(PREFIX, method_name)
+        widgets.method_param_tabs(PREFIX, chosen, note="a preset's, the link's, or the defaults")
     submitted = st.form_submit_button("Run comparison", type="primary", icon=":material/play_arrow:")
 
 params = {m: widgets.read_params(PREFIX, m) for m in chosen}

@@ -48,10 +48,7 @@ with st.form(f"{PREFIX}.form", enter_to_submit=False):
                                key=f"{PREFIX}.sizes", help="Counts ≥ 1, or fractions below 1 of the training set.")
     with c2:
         n_seeds = widgets.seeds_widget(PREFIX)
-    st.markdown("**Hyperparameters of each method**")
-    for tab, m in zip(st.tabs(all_methods), all_methods, strict=True):  # tabs: each holds its own "Advanced" expander
-        with tab:
-            widgets.param_widgets(PREFIX, m)
+    widgets.method_param_tabs(PREFIX, all_methods)
     submitted = st.form_submit_button("Run sweep", type="primary", icon=":material/play_arrow:")
 
 chosen = list(st.session_state[f"{PREFIX}.methods"])
