@@ -10,9 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import _common as common
-from pages import _status as status
-from pages import _widgets as widgets
+from dashboard import common, status, widgets
 from unlearn_core import __version__, paths
 
 ROOT = Path(__file__).parent
@@ -46,7 +44,7 @@ with st.sidebar:
     st.caption(f"Cache: `{paths.cache_dir()}`")
 
 # Every few seconds, on every page: this session still waits for its jobs, and a finished job whose results the
-# page missed is shown (pages/_common.session_heartbeat). The page that renders a job panel sets "_panel".
+# page missed is shown (dashboard/common.session_heartbeat). The page that renders a job panel sets "_panel".
 st.session_state["_panel"] = None
 with st.sidebar:
     status.session_heartbeat()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages import _common as common
+from dashboard import common
 from unlearn_core import certificate, plots
 from unlearn_core.errors import ConfigError
 from unlearn_core.service import ui_state

@@ -7,9 +7,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from pages import _common as common
-from pages import _downloads as downloads
-from pages import _results as results
+from dashboard import common, downloads, results
 from unlearn_core import plots
 from unlearn_core.verdict import verdict_from_card
 

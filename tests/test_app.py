@@ -198,7 +198,7 @@ def test_certified_and_useful_preset_is_certified_within_two_points_of_retrainin
     assert tone == "success" and text.startswith("**Works:"), text
     table = at.dataframe[0].value
     assert abs(table.loc["unlearned", "acc test"] - table.loc["retrained", "acc test"]) <= 0.02
-    from pages import _common as common
+    from dashboard import common
 
     (stored,) = common.get_store().list()
     assert stored.card["certificate"]["status"] == "certified" and stored.card["config"]["params"]["epsilon"] == 1.0
@@ -245,7 +245,7 @@ def test_vacuous_bound_preset_is_certified_and_the_noise_destroys_the_model():
     tone, text = _verdict(at)
     assert tone == "error" and "but the noise that certifies it destroyed the model" in text, text
     assert "**Certified?** Yes, under assumptions" in text
-    from pages import _common as common
+    from dashboard import common
 
     (stored,) = common.get_store().list()
     cert = stored.card["certificate"]
@@ -397,7 +397,7 @@ def test_compare_page_runs_an_experiment():
     assert list(table.index) == ["original", "retrained", "finetune", "neggrad"]
     assert table.columns[0] == "verdict" and table.loc["retrained", "verdict"] == "reference"
     assert at.query_params["p.finetune.epochs"] in ("2", ["2"])  # the link carries it
-    from pages import _common as common
+    from dashboard import common
 
     (stored,) = common.get_store().list()
     assert stored.card["experiment"]["options"]["params"]["finetune"]["epochs"] == 2
@@ -430,7 +430,7 @@ def test_compare_page_draws_the_privacy_utility_frontier():
     assert any(m.value.startswith("- **noisy_finetune**:") for m in at.markdown)
     assert len(at.get("plotly_chart")) == 1
     assert _q(at, "fmethods") == "noisy_finetune" and _q(at, "eps") == "1,10"
-    from pages import _common as common
+    from dashboard import common
 
     (stored,) = common.get_store().list()
     assert stored.kind == "frontier" and stored.card["experiment"]["options"]["epsilons"] == [1.0, 10.0]
@@ -600,7 +600,7 @@ def test_every_method_runs_from_a_deep_link_and_reopens_on_runs(method):
     _poll(at, lambda a: any(s.value.startswith("Results") for s in a.subheader) or bool(a.error))
     assert not at.exception and not _errors(at), _errors(at)
     _assert_certificate_card_is_honest(at, cls.family)
-    from pages import _common as common
+    from dashboard import common
 
     (stored,) = common.get_store().list()
     assert stored.method == method
@@ -632,8 +632,7 @@ def test_accuracy_table_and_html_report_read_cleanly():
     """Issue 12: the accuracy table showed "None" and a destroyed model's loss as 3.15e+21, and the HTML report had
     no verdict. The display formats accuracies in %, losses above 1,000 as "> 1,000", missing values as "—"; the
     report opens with the verdict, then the accuracy table and the certificate."""
-    from pages import _downloads as downloads
-    from pages import _results as results
+    from dashboard import downloads, results
     from unlearn_core.certificate import Certificate, Condition
     from unlearn_core.diagnostics import Diagnostics, SplitAccuracy
 

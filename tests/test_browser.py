@@ -84,7 +84,7 @@ def server(tmp_path_factory):
 def test_a_deep_link_as_a_fresh_servers_first_request_goes_through_the_router(tmp_path):
     """The first request of a fresh server is a deep link to a page other than Explore (a shared link after a
     restart): the page runs inside app.py's router — top navigation, its deep-linked value — and the helpers of
-    ``pages/`` never appear as pages. Before pages/_common.require_router, Streamlit's legacy multipage mode ran
+    ``pages/`` never appear as pages. Before dashboard/common.require_router, Streamlit's legacy multipage mode ran
     the page on its own under a sidebar listing every file of ``pages/`` ("common", "widgets", …)."""
     with _serve(tmp_path) as (url, _), sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
@@ -106,7 +106,7 @@ def test_an_early_click_on_run_shows_the_configuration_that_ran(tmp_path):
     """Run clicked while the first page of a fresh server is still being drawn: the results are the quick demo's
     and the form still shows the quick demo's values. Before the fix, the server ran the right configuration but
     the browser showed the form at its widget defaults (ε = 0.001, model logreg) in 1 of 3–4 such clicks (a script
-    run cut short; see pages/_common.reassert_widgets). A race: this test catches it often, not always."""
+    run cut short; see dashboard/common.reassert_widgets). A race: this test catches it often, not always."""
     with _serve(tmp_path) as (url, _), sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:

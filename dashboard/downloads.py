@@ -12,8 +12,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages._common import get_store, state_key
-from pages._results import accuracy_display, accuracy_table
+from dashboard.common import get_store, state_key
+from dashboard.results import accuracy_display, accuracy_table
 from unlearn_core.certificate import (
     certificate_from_card,
 )

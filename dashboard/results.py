@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages._common import state_key
+from dashboard.common import state_key
 from unlearn_core import plots
 from unlearn_core.certificate import (
     CERTIFIED,
@@ -301,7 +301,7 @@ def _worst_status(values: pd.Series) -> str:
 
 def experiment_figures(prefix: str, kind: str, df: pd.DataFrame) -> dict[str, Any]:
     """An experiment's figures (those its rows can fill: ``plots.experiment_figures``), drawn; returned for the
-    downloads (:func:`pages._downloads.experiment_downloads`).
+    downloads (:func:`dashboard.downloads.experiment_downloads`).
 
     The experiment pages and the Runs page draw a result the same way, so a stored run looks as it did live.
     """

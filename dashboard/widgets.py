@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from pages._common import FAMILY_BADGE, engine_error, param_key, seed_once, state_key
+from dashboard.common import FAMILY_BADGE, engine_error, param_key, seed_once, state_key
 from unlearn_core.config import Setting
 from unlearn_core.data import DATASETS
 from unlearn_core.errors import ConfigError

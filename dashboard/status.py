@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages._common import POLL_SECONDS, engine_error, get_registry, get_store, session_id, state_key
+from dashboard.common import POLL_SECONDS, engine_error, get_registry, get_store, session_id, state_key
 from unlearn_core.errors import ConfigError
 from unlearn_core.service.jobs import (
     CANCELLED,

@@ -1,9 +1,9 @@
 """What every dashboard page shares: the process-wide job registry and run store, this session's id, widget keys,
 and the one-line error.
 
-The page helpers are split by purpose: :mod:`pages._widgets` (the configuration widgets, generated from the run
-configuration's schema; hyperparameter widgets; presets), :mod:`pages._status` (job submission, polling, heartbeat,
-progress), :mod:`pages._results` (verdict, certificate card, accuracy tables, figures) and :mod:`pages._downloads`
+The page helpers are split by purpose: :mod:`dashboard.widgets` (the configuration widgets, generated from the run
+configuration's schema; hyperparameter widgets; presets), :mod:`dashboard.status` (job submission, polling, heartbeat,
+progress), :mod:`dashboard.results` (verdict, certificate card, accuracy tables, figures) and :mod:`dashboard.downloads`
 (CSV, JSON, HTML report, weights). Pages stay thin: they read widgets, call :mod:`unlearn_core` through the service
 layer (:mod:`unlearn_core.service`) and render; nothing here trains a model or does maths.
 """
