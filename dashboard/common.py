@@ -15,6 +15,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard.router import require_router as require_router  # every page's first line
 from unlearn_core import paths
 from unlearn_core.service.jobs import WARM_UP, JobRegistry, default_torch_threads
 from unlearn_core.service.runstore import RunStore
@@ -28,28 +29,6 @@ FAMILY_BADGE = {
     "heuristic": ":gray-badge[heuristic (uncertified)]",
     "oracle": ":blue-badge[exact (oracle)]",
 }
-
-
-def require_router() -> None:
-    """First line of every page: make sure the page runs inside ``app.py``'s router, never on its own.
-
-    Why: while ``pages/`` exists and no script run of this server process has called ``st.navigation`` yet,
-    Streamlit serves the legacy multipage mode — a fresh server whose first request is a deep link such as
-    ``/sensitivity?method=…`` ran ``pages/sensitivity.py`` by itself (no page config, no heartbeat, no top
-    navigation) under a sidebar that listed every file of ``pages/``, helpers included ("common", "widgets"). Seen
-    in Chromium. Here the legacy mode is switched off and the run restarted, so ``app.py`` runs and routes to the
-    same page (its URL path and query are kept).
-    """
-    try:
-        from streamlit.runtime import Runtime
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # internal modules: without them there is nothing to correct
-        return
-    # Only in a served app: AppTest resets the legacy flag before every run and drives page files on their own by
-    # design, and a rerun there would swallow the click that started the run.
-    if PagesManager.uses_pages_directory and type(getattr(Runtime, "_instance", None)) is Runtime:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 @st.cache_resource(show_spinner=False)

@@ -83,21 +83,29 @@ def server(tmp_path_factory):
 
 def test_a_deep_link_as_a_fresh_servers_first_request_goes_through_the_router(tmp_path):
     """The first request of a fresh server is a deep link to a page other than Explore (a shared link after a
-    restart): the page runs inside app.py's router — top navigation, its deep-linked value — and the helpers of
-    ``pages/`` never appear as pages. Before dashboard/common.require_router, Streamlit's legacy multipage mode ran
-    the page on its own under a sidebar listing every file of ``pages/`` ("common", "widgets", …)."""
+    restart): from the first second on, the screen shows nothing but the real (top) navigation — never Streamlit's
+    legacy sidebar listing the files of ``pages/`` (issue 20: it showed for 8–15 s over a blank page) — and the page
+    then runs inside app.py's router with its deep-linked value. Guarded by ``client.showSidebarNavigation = false``
+    and dashboard/router.require_router (a page run outside the router reruns through it)."""
     with _serve(tmp_path) as (url, _), sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page = browser.new_page(viewport={"width": 1024, "height": 768})
             page.goto(f"{url}/sensitivity?method=certified_newton&epochs=7", wait_until="domcontentloaded")
-            page.get_by_role("heading", name="Sensitivity").first.wait_for(timeout=scaled_ms(120))
-            page.wait_for_timeout(3000)
+            heading = page.get_by_role("heading", name="Sensitivity").first
+            deadline = time.time() + scaled(120)
+            while time.time() < deadline and not heading.is_visible():
+                assert page.locator('[data-testid="stSidebarNavItems"]').count() == 0, "legacy pages/ sidebar shown"
+                assert page.locator('[data-testid="stSidebar"]').filter(has_text="sensitivity").count() == 0
+                page.wait_for_timeout(250)
+            heading.wait_for(timeout=scaled_ms(5))
+            page.wait_for_timeout(2000)
             nav = page.locator('[data-testid="stTopNavLinkContainer"], [data-testid="stTopNavLink"]')
             assert nav.count() > 0, "no top navigation: the page ran outside app.py"
             assert page.get_by_role("link", name="Learn").count() >= 1
             assert page.locator('[data-testid="stSidebarNavItems"]').count() == 0, "legacy pages/ sidebar shown"
             assert page.get_by_text("widgets", exact=True).count() == 0
+            assert "epochs=7" in page.url  # the deep-linked value survived the rerun through the router
         finally:
             browser.close()
 
