@@ -120,4 +120,4 @@ def session_id() -> str:
 
 def engine_error(exc: BaseException) -> None:
     """Engine errors appear as one ``st.error`` line, never a traceback."""
-    st.error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, icon="🚫")
+    st.error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, icon=":material/error:")

@@ -57,10 +57,10 @@ def _card_buttons(prefix: str, c_json: Any, c_html: Any, card: Mapping[str, Any]
     """The JSON card and the HTML report (with the figures) buttons that every result offers."""
     c_json.download_button(json_label, data=lambda: json.dumps(card, indent=2, default=str),
                            file_name=f"{name}-card.json", mime="application/json", on_click="ignore",
-                           key=state_key(prefix, "dl.json"), icon="🧾")
+                           key=state_key(prefix, "dl.json"), icon=":material/data_object:")
     c_html.download_button("HTML report", data=lambda: html_report(title, card, figures),
                            file_name=f"{name}-report.html", mime="text/html", on_click="ignore",
-                           key=state_key(prefix, "dl.html"), icon="📊")
+                           key=state_key(prefix, "dl.html"), icon=":material/description:")
 
 
 def downloads(prefix: str, card: Mapping[str, Any], *, figures: Mapping[str, Any], weights: Callable[[], bytes] | None,
@@ -70,13 +70,13 @@ def downloads(prefix: str, card: Mapping[str, Any], *, figures: Mapping[str, Any
     c1, c2, c3, c4 = st.columns(4)
     rows = [card_row(c) for c in card["runs"]] if "runs" in card else [card_row(dict(card))]
     c1.download_button("Results CSV", data=lambda: rows_to_csv(rows), file_name=f"{name}.csv",
-                       mime="text/csv", on_click="ignore", key=state_key(prefix, "dl.csv"), icon="📄")
+                       mime="text/csv", on_click="ignore", key=state_key(prefix, "dl.csv"), icon=":material/table:")
     _card_buttons(prefix, c2, c3, card, figures=figures, name=name, json_label="JSON run card",
                   title=f"unlearn-explorer: {name} ({stamp})")
     if weights is not None:
         c4.download_button("Unlearned weights", data=weights, file_name=f"{name}-unlearned.pt",
                            mime="application/octet-stream", on_click="ignore", key=state_key(prefix, "dl.pt"),
-                           icon="💾")
+                           icon=":material/download:")
 
 
 def load_weights_bytes(run_id: str) -> bytes:
@@ -89,6 +89,6 @@ def experiment_downloads(prefix: str, df: pd.DataFrame, card: Mapping[str, Any],
     """The experiment's tidy rows as CSV, its JSON card, and an HTML report with the figures."""
     c1, c2, c3 = st.columns(3)
     c1.download_button("Results CSV (every seed)", data=lambda: df.to_csv(index=False), file_name=f"{name}.csv",
-                       mime="text/csv", on_click="ignore", key=state_key(prefix, "dl.csv"), icon="📄")
+                       mime="text/csv", on_click="ignore", key=state_key(prefix, "dl.csv"), icon=":material/table:")
     _card_buttons(prefix, c2, c3, card, figures=figures, name=name, json_label="JSON card",
                   title=f"unlearn-explorer: {name}")

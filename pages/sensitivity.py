@@ -7,9 +7,11 @@ Runs :func:`unlearn_core.experiments.sensitivity` in the background and plots it
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from dashboard import common, downloads, results, status, widgets
+from unlearn_core import formatting as fmt
 from unlearn_core.errors import ConfigError
 from unlearn_core.service import ui_state
 from unlearn_core.unlearners import get_unlearner
@@ -17,9 +19,12 @@ from unlearn_core.unlearners import get_unlearner
 PREFIX = "sensitivity"
 SWEEPABLE = ("lam", "epsilon", "delta")
 COLUMNS = {
-    "delta_bound": "Δ bound", "sigma_required": "σ required", "sigma_used": "σ used", "status": "certificate",
-    "approx_error": "actual ‖w̃ − w̃*‖ (before noise)", "dist_to_retrained": "‖w⁻ − w̃*‖ (after noise)",
-    "acc_test": "acc test", "acc_forget": "acc forget", "acc_test_retrained": "acc test, retrained",
+    "delta_bound": "Δ bound", "delta_bound_infinite": "_Δ infinite", "sigma_required": "σ required",
+    "sigma_used": "σ used", "status": "certificate", "approx_error": "actual ‖w̃ − w̃*‖ (before noise)",
+    "dist_to_retrained": "‖w⁻ − w̃*‖ (after noise)", "acc_test": "acc test",
+    "acc_test_noiseless": "acc test before noise", "acc_forget": "acc forget",
+    "acc_test_retrained": "acc test, retrained", "why_infinite": "_why ∞",
+    "why_not_certified": "why not certified",
 }
 
 common.require_router()
@@ -28,7 +33,7 @@ st.caption("Larger λ gives a smaller bound but a more biased step; smaller ε o
            "utility (Zhang et al. Fig. 4). The trained models are shared by every value; one run per value.")
 
 # The sweep travels in the URL too (?sweep=lam&from=0.1&to=10&n=4&seeds=1), so a link reproduces the run.
-extras = widgets.init_page(PREFIX, extra_fields={
+extras = widgets.init_page(PREFIX, defaults=ui_state.PAGE_DEFAULTS["sensitivity"], extra_fields={
     "sweep": ui_state.choice_field("sweep", SWEEPABLE),
     "from": ui_state.float_field("from", low=0.0, high=1e6, low_open=True),
     "to": ui_state.float_field("to", low=0.0, high=1e6, low_open=True),
@@ -44,7 +49,7 @@ if extras.get("sweep") is not None and extras["sweep"] not in names and not st.s
     st.warning(f"sweep={extras['sweep']!r} is not a hyperparameter of {method}: choose one of {', '.join(names)} — "
                f"using {names[0]}", icon=":material/warning:")
 common.seed_once(f"{PREFIX}.sweep", extras["sweep"] if extras.get("sweep") in names else names[0])
-common.seed_once(f"{PREFIX}.n", extras.get("n", 4))
+common.seed_once(f"{PREFIX}.n", extras.get("n", 5))
 common.seed_once(f"{PREFIX}.nseeds", extras.get("seeds", 1))
 with st.form(f"{PREFIX}.form", enter_to_submit=False):
     c1, c2, c3, c4, c5 = st.columns(5)
@@ -84,16 +89,46 @@ if submitted:
                              label=f"{method}, {name} sweep", method=method, param=name, values=values, params=fixed)
 
 
+def story(df, swept: str) -> str:
+    """The sweep's conclusion in one sentence: how far the bound (or σ) and the test accuracy moved between the
+    smallest and the largest value, and where the bound is infinite and why."""
+    means = df.assign(**{c: pd.to_numeric(df[c], errors="coerce") for c in ("sigma_required", "delta_bound",
+                                                                             "acc_test") if c in df})
+    by = means.groupby("value").mean(numeric_only=True).sort_index()
+    if by.empty:
+        return ""
+    lo, hi = by.index[0], by.index[-1]
+    parts = []
+    for col, name in (("delta_bound", "the bound Δ"), ("sigma_required", "σ required")):
+        if col in by and by[col].notna().all():
+            parts.append(f"{name} goes from {fmt.sig(by[col].iloc[0])} to {fmt.sig(by[col].iloc[-1])}")
+    if "acc_test" in by:
+        parts.append(f"the test accuracy from {fmt.percent(by['acc_test'].iloc[0])} to "
+                     f"{fmt.percent(by['acc_test'].iloc[-1])}")
+    text = f"From {swept} = {fmt.sig(lo)} to {fmt.sig(hi)}: " + ", ".join(parts) + "." if parts else ""
+    if "delta_bound_infinite" in df and df["delta_bound_infinite"].map(lambda v: v is True).any():
+        causes = sorted({c for c in df.get("why_infinite", []) if isinstance(c, str)})
+        text += (" Δ = ∞ at some values — " + "; ".join(causes) + ": no finite noise certifies those releases."
+                 if causes else " Δ = ∞ at some values: no finite noise certifies those releases.")
+    return text
+
+
 def render(df, card, run_id) -> None:
     swept = str(df["param"].iloc[0]) if len(df) else "value"
     n = df["seed"].nunique() if len(df) else 0
     st.subheader("Results")
-    st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}, one row per value of {swept}. Δ = ∞ where the bound "
-               "does not apply (λ + λ_min ≤ 0): no σ certifies the release there, so none is added.")
+    conclusion = story(df, swept)
+    if conclusion:
+        st.markdown(f"**{conclusion}**")
+    st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}, one row per value of {swept}. An infinite bound names "
+               "the condition that fails (the certificate card of Explore lists them all).")
     table = results.mean_table(df, by="value", columns=COLUMNS).rename_axis(swept)
-    for col in ("Δ bound", "σ required"):  # the engine serialises an infinite bound as null
-        table[col] = table[col].fillna(float("inf"))
-    st.dataframe(table, width="stretch")
+    cause = table.pop("_why ∞") if "_why ∞" in table else None
+    shown = results.display_table(table, percent=("acc test", "acc test before noise", "acc forget",
+                                                  "acc test, retrained"),
+                                  infinite={"Δ bound": "_Δ infinite"}, cause=cause)
+    shown.index = [fmt.sig(v) for v in shown.index]
+    st.dataframe(shown.rename_axis(swept), width="stretch")
     downloads.experiment_downloads(PREFIX, df, card, figures=results.experiment_figures(PREFIX, "sensitivity", df),
                                   name=f"sensitivity-{swept}")
 
