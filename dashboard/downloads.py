@@ -14,6 +14,7 @@ import streamlit as st
 
 from dashboard.common import get_store, state_key
 from dashboard.results import accuracy_display, accuracy_table
+from unlearn_core import formatting as fmt
 from unlearn_core.certificate import (
     certificate_from_card,
 )
@@ -40,7 +41,7 @@ def html_report(title: str, card: Mapping[str, Any], figures: Mapping[str, Any])
         parts.append(pd.DataFrame([{"holds": "yes" if c.holds else "NO", "condition": c.statement, "this run": c.value,
                                     "needs": c.requirement, "fix": "" if c.holds else c.fix}
                                    for c in cert.conditions]).to_html(index=False))
-        parts.append(pd.DataFrame([{"constant": c.name, "value": c.value, "tag": c.tag, "how": c.how}
+        parts.append(pd.DataFrame([{"constant": c.name, "value": fmt.sig(c.value, 4), "tag": c.tag, "how": c.how}
                                    for c in cert.constants]).to_html(index=False))
     first = True
     for name, fig in figures.items():

@@ -183,11 +183,11 @@ def certificate_card(card: Mapping[str, Any]) -> None:
                 + (f" ({len(failing) - 1} more condition(s) fail: see below.)" if len(failing) > 1 else ""),
                 icon=icon)
         else:
-            box(f"**{cert.status}** at (ε, δ) = ({_fmt(cert.epsilon)}, {_fmt(cert.delta_guaranteed)})"
+            box(f"**{cert.status}** at (ε, δ) = ({_fmt(cert.epsilon)}, {cert.delta_guaranteed:.3g})"
                 + (f" — given {', '.join(f'{c.name} ({c.tag})' for c in soft)}" if soft else
                    " — every condition checked, every constant a proven bound"), icon=icon)
         if cert.delta_guaranteed != cert.delta:
-            st.caption(f"Asked for δ = {_fmt(cert.delta)}; guaranteed δ = {_fmt(cert.delta_guaranteed)} "
+            st.caption(f"Asked for δ = {cert.delta:.3g}; guaranteed δ = {cert.delta_guaranteed:.3g} "
                        "(δ + ρ: the LiSSA lemma holds with probability 1 − ρ).")
         c1, c2 = st.columns(2)
         c3, c4 = st.columns(2)

@@ -401,21 +401,25 @@ def method_param_tabs(prefix: str, methods: list[str], *, note: str = "") -> Non
             param_widgets(prefix, method)
 
 
-def param_widgets(prefix: str, method: str, *, skip: tuple[str, ...] = (), columns: int = 3) -> None:
+def param_widgets(prefix: str, method: str, *, skip: tuple[str, ...] = (), columns: int = 3,
+                  part: str = "all") -> None:
     """The method's hyperparameters as widgets, built from its schema (call inside a form).
 
     The ``basic`` ones (λ, ε, δ, iteration counts, the method's main knobs) come first with their human labels;
     the ``advanced`` ones wait in an "Advanced" expander. The widget keys carry the schema's names, which stay the
-    names of the CLI, the JSON card and the URL (the label is display only).
+    names of the CLI, the JSON card and the URL (the label is display only). ``part``: ``"basic"`` or
+    ``"advanced"`` draws one of the two (Explore puts Run between them, so that Run stays on a 1024 × 768 screen).
     """
     schema = [p for p in get_unlearner(method).schema if p.name not in skip]
     if not schema:
-        st.caption("This method has no hyperparameters.")
+        if part != "advanced":
+            st.caption("This method has no hyperparameters.")
         return
     basic = [p for p in schema if p.level == "basic"]
     advanced = [p for p in schema if p.level != "basic"]
-    _param_grid(prefix, method, basic, columns)
-    if advanced:
+    if part != "advanced":
+        _param_grid(prefix, method, basic, columns)
+    if advanced and part != "basic":
         with st.expander(f"Advanced: {len(advanced)} more", icon=":material/settings:"):
             _param_grid(prefix, method, advanced, columns)
 

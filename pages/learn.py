@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import common
 from unlearn_core import certificate, plots
+from unlearn_core import formatting as fmt
 from unlearn_core.errors import ConfigError
 from unlearn_core.service import ui_state
 
@@ -105,8 +106,8 @@ try:
     s_an = certificate.sigma_analytic(epsilon=eps, delta=dlt, sensitivity=sens)
     s_cl = certificate.sigma_classical(epsilon=eps, delta=dlt, sensitivity=sens)
     m1, m2 = st.columns(2)
-    m1.metric("σ analytic (Balle & Wang)", f"{s_an:.6g}", help="exact for every ε: the σ this tool uses")
-    m2.metric("σ classical", f"{s_cl:.6g}" if eps < 1 else f"({s_cl:.6g})",
+    m1.metric("σ analytic (Balle & Wang)", fmt.sig(s_an, 6), help="exact for every ε: the σ this tool uses")
+    m2.metric("σ classical", fmt.sig(s_cl, 6) if eps < 1 else f"({fmt.sig(s_cl, 6)})",
               help="proved only for ε < 1", delta=None if eps < 1 else "not valid at ε ≥ 1", delta_color="off")
     if eps >= 1:
         st.caption("The classical mechanism is proved only for ε < 1: at this ε use the analytic σ; the classical "
@@ -128,8 +129,8 @@ try:
     else:
         sigma_needed = certificate.sigma_analytic(epsilon=eps, delta=dlt, sensitivity=big_delta)
         m1, m2 = st.columns(2)
-        m1.metric("Δ", f"{big_delta:.6g}")
-        m2.metric(f"σ required at ε={eps:g}, δ={dlt:g}", f"{sigma_needed:.6g}")
+        m1.metric("Δ", fmt.sig(big_delta, 6))
+        m2.metric(f"σ required at ε={eps:g}, δ={dlt:g}", fmt.sig(sigma_needed, 6))
 except ConfigError as exc:
     st.error(str(exc), icon=":material/error:")
 
@@ -169,13 +170,13 @@ try:
                                          num_samples=int(treps), scale=tH)
     total = term_nc + term_lissa
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("exact term", f"{term_exact:.4g}")
-    m2.metric("+ non-convergence (G)", f"{term_nc - term_exact:.4g}")
-    m3.metric("+ LiSSA term", f"{term_lissa:.4g}")
-    m4.metric("Δ (total)", f"{total:.4g}")
+    m1.metric("exact term", fmt.sig(term_exact, 4))
+    m2.metric("+ non-convergence (G)", fmt.sig(term_nc - term_exact, 4))
+    m3.metric("+ LiSSA term", fmt.sig(term_lissa, 4))
+    m4.metric("Δ (total)", fmt.sig(total, 4))
     if math.isfinite(total):
         sigma_total = certificate.sigma_analytic(epsilon=teps, delta=1e-5, sensitivity=total)
-        st.metric(f"σ required at ε = {teps:g}, δ = 1e-5 (analytic)", f"{sigma_total:.4g}")
+        st.metric(f"σ required at ε = {teps:g}, δ = 1e-5 (analytic)", fmt.sig(sigma_total, 4))
         if term_lissa > term_nc:
             st.caption(f"The LiSSA term is {term_lissa / term_nc:.0f}× the rest of Δ: it, not the Newton step, "
                        "sets σ here.")

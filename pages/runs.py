@@ -63,7 +63,7 @@ def run_row(r) -> dict:
         "certificate": cert.get("status", fmt.MISSING) if cert else fmt.MISSING,
         "‖w − w_retrained‖": fmt.sig((card.get("distance") or {}).get("unlearned_to_retrained")),
         "when": dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M:%S"), "page": r.kind,
-        "label": r.label, "device": card.get("device") or fmt.MISSING, "id": r.id,
+        "label": r.label or fmt.MISSING, "device": card.get("device") or fmt.MISSING, "id": r.id,
     }
 
 

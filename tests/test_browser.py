@@ -2,8 +2,9 @@
 
 Runs the quick demo at 1024 × 768 (writes the seconds from the server's start to the Quick demo button and from the
 click on Run to the results to ``test-artifacts/quick-demo-*seconds.txt``), checks that the verdict is visible
-without scrolling and saves that screen, checks the accuracy table and a chart, then runs the quick demo on
-Compare, Sequential and Sensitivity, and saves a screenshot of every page to ``test-artifacts/``. Skipped (with
+without scrolling and saves that screen, checks the accuracy table and a chart and the Runs page; a fresh server's
+first screen (a deep link) and an early click on Run. Every other page, with its own defaults, is
+``tests/test_browser_pages.py``'s. Skipped (with
 the reason) when ``/usr/bin/chromium`` is missing — except under ``CI=true``, where CI installs Chromium and a
 missing browser is a failure.
 """
@@ -186,13 +187,7 @@ def test_quick_demo_in_a_real_browser(server):
             page.screenshot(path=str(ARTIFACTS / "explore-quick-demo.png"), full_page=True)
             # the deep link is in the URL
             assert "dataset=digits" in page.url and "method=" in page.url
-            page.goto(url + "/learn", wait_until="domcontentloaded")
-            page.get_by_text("Calculator: σ from").wait_for(timeout=scaled_ms(60))
-            page.screenshot(path=str(ARTIFACTS / "learn.png"), full_page=True)
-            _experiment_page(page, url + "/compare?methods=certified_newton,noisy_finetune,finetune,neggrad_plus",
-                             "Run comparison", "Results", "compare.png")
-            _experiment_page(page, url + "/sequential", "Run requests", "Per request", "sequential.png")
-            _experiment_page(page, url + "/sensitivity", "Run sweep", "Results", "sensitivity.png")
+            # The other pages, with their own defaults, are tests/test_browser_pages.py's.
             page.goto(url + "/runs", wait_until="domcontentloaded")
             page.get_by_role("heading", name="Reopen a run").wait_for(timeout=scaled_ms(60))
             # drawn after the table
@@ -202,22 +197,3 @@ def test_quick_demo_in_a_real_browser(server):
             page.screenshot(path=str(ARTIFACTS / "runs.png"), full_page=True)
         finally:
             browser.close()
-
-
-def _experiment_page(page, url: str, button: str, heading: str, shot: str) -> None:
-    """Open an experiment page, load the quick demo, run it and screenshot the results."""
-    page.goto(url, wait_until="domcontentloaded")
-    page.get_by_role("button", name=button).wait_for(timeout=scaled_ms(60))  # the first run has finished
-    page.wait_for_timeout(1000)
-    page.get_by_role("button", name="Quick demo").click()
-    page.wait_for_timeout(1500)
-    page.get_by_role("button", name=button).click()
-    try:
-        page.get_by_role("heading", name=heading).first.wait_for(timeout=scaled_ms(180))
-    except Exception:
-        page.screenshot(path=str(ARTIFACTS / shot.replace(".png", "-failed.png")), full_page=True)
-        raise
-    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=scaled_ms(60))
-    page.wait_for_timeout(2000)  # let the charts draw
-    assert page.locator('[data-testid="stException"]').count() == 0
-    page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
