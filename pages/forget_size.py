@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, downloads, results, status, widgets
+from dashboard import common, downloads, results, status, stories, widgets
 from unlearn_core import formatting as fmt
 from unlearn_core.errors import ConfigError
 from unlearn_core.service import ui_state
@@ -108,32 +108,10 @@ if submitted:
                              sizes=sizes, params=params)
 
 
-def story(df: pd.DataFrame) -> str:
-    """What the sweep shows, per method: how time, test accuracy and σ change from the smallest to the largest
-    forget set, against retraining."""
-    lines = []
-    for method, part in df.groupby("method", sort=False):
-        by = part.assign(**{c: pd.to_numeric(part[c], errors="coerce") for c in ("time_s", "acc_test",
-                                                                                  "sigma_required") if c in part}
-                         ).groupby("n_forget").mean(numeric_only=True).sort_index()
-        if len(by) < 2:
-            continue
-        first, last = by.iloc[0], by.iloc[-1]
-        text = (f"**{method}**: {fmt.seconds(first['time_s'])} → {fmt.seconds(last['time_s'])}, test accuracy "
-                f"{fmt.percent(first['acc_test'])} → {fmt.percent(last['acc_test'])}")
-        if "sigma_required" in by and by["sigma_required"].notna().all():
-            flat = by["sigma_required"].max() <= 1.05 * by["sigma_required"].min()
-            text += (f", σ required {fmt.sig(first['sigma_required'])}"
-                     + (" at every size (its bound does not depend on n_u)" if flat
-                        else f" → {fmt.sig(last['sigma_required'])}"))
-        lines.append(f"- {text} (n_u = {fmt.count(by.index[0])} → {fmt.count(by.index[-1])}).")
-    return "\n".join(lines)
-
-
 def render(df, card, run_id) -> None:
     st.subheader("Results")
     n = df["seed"].nunique()
-    conclusion = story(df)
+    conclusion = stories.forget_size_story(df)
     if conclusion:
         st.markdown(conclusion)
     st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}, one row per (method, n_u); `retrained` is the reference "

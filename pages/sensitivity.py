@@ -7,10 +7,9 @@ Runs :func:`unlearn_core.experiments.sensitivity` in the background and plots it
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
-from dashboard import common, downloads, results, status, widgets
+from dashboard import common, downloads, results, status, stories, widgets
 from unlearn_core import formatting as fmt
 from unlearn_core.errors import ConfigError
 from unlearn_core.service import ui_state
@@ -89,35 +88,11 @@ if submitted:
                              label=f"{method}, {name} sweep", method=method, param=name, values=values, params=fixed)
 
 
-def story(df, swept: str) -> str:
-    """The sweep's conclusion in one sentence: how far the bound (or σ) and the test accuracy moved between the
-    smallest and the largest value, and where the bound is infinite and why."""
-    means = df.assign(**{c: pd.to_numeric(df[c], errors="coerce") for c in ("sigma_required", "delta_bound",
-                                                                             "acc_test") if c in df})
-    by = means.groupby("value").mean(numeric_only=True).sort_index()
-    if by.empty:
-        return ""
-    lo, hi = by.index[0], by.index[-1]
-    parts = []
-    for col, name in (("delta_bound", "the bound Δ"), ("sigma_required", "σ required")):
-        if col in by and by[col].notna().all():
-            parts.append(f"{name} goes from {fmt.sig(by[col].iloc[0])} to {fmt.sig(by[col].iloc[-1])}")
-    if "acc_test" in by:
-        parts.append(f"the test accuracy from {fmt.percent(by['acc_test'].iloc[0])} to "
-                     f"{fmt.percent(by['acc_test'].iloc[-1])}")
-    text = f"From {swept} = {fmt.sig(lo)} to {fmt.sig(hi)}: " + ", ".join(parts) + "." if parts else ""
-    if "delta_bound_infinite" in df and df["delta_bound_infinite"].map(lambda v: v is True).any():
-        causes = sorted({c for c in df.get("why_infinite", []) if isinstance(c, str)})
-        text += (" Δ = ∞ at some values — " + "; ".join(causes) + ": no finite noise certifies those releases."
-                 if causes else " Δ = ∞ at some values: no finite noise certifies those releases.")
-    return text
-
-
 def render(df, card, run_id) -> None:
     swept = str(df["param"].iloc[0]) if len(df) else "value"
     n = df["seed"].nunique() if len(df) else 0
     st.subheader("Results")
-    conclusion = story(df, swept)
+    conclusion = stories.sensitivity_story(df, swept)
     if conclusion:
         st.markdown(f"**{conclusion}**")
     st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}, one row per value of {swept}. An infinite bound names "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, downloads, results, status, widgets
+from dashboard import common, downloads, results, status, stories, widgets
 from unlearn_core import formatting as fmt
 from unlearn_core.service import ui_state
 from unlearn_core.unlearners import methods_with
@@ -66,64 +66,14 @@ if submitted:
                              params=params, retrain_each_step=bool(each))
 
 
-def causes(df: pd.DataFrame) -> pd.DataFrame:
-    """Each request's Δ flag and, for a request that is not certified, why — from its own row: an infinite bound, or
-    σ required above the σ fixed at the first request (the chain keeps one σ)."""
-    out = df.copy()
-    bound = pd.to_numeric(out["delta_bound"], errors="coerce") if "delta_bound" in out else pd.Series(
-        index=out.index, dtype=float)
-    required = pd.to_numeric(out.get("sigma_required"), errors="coerce")
-    used = pd.to_numeric(out.get("sigma_used"), errors="coerce")
-    why = []
-    for i in out.index:
-        if out.at[i, "status"] != "not certified" if "status" in out else True:
-            why.append(None)
-        elif pd.isna(bound.get(i)):
-            why.append("the bound does not apply at this request")
-        elif pd.notna(required.get(i)) and pd.notna(used.get(i)) and required[i] > used[i]:
-            why.append(f"σ required {fmt.sig(required[i])} > σ used {fmt.sig(used[i])}, fixed at request 1")
-        else:
-            why.append("a condition of the bound fails at this request")
-    out["why"] = why
-    out["delta_bound_infinite"] = bound.isna() & out["status"].notna() if "status" in out else False
-    return out
-
-
-def story(df: pd.DataFrame) -> str:
-    """The chain's conclusion in one sentence: Δ across the requests against the shrinking gradient, and which
-    requests are not certified (between certified ones: said so)."""
-    by = df.assign(**{c: pd.to_numeric(df[c], errors="coerce") for c in ("grad_norm", "delta_bound") if c in df}
-                   ).groupby("step").mean(numeric_only=True).sort_index()
-    parts = []
-    if "delta_bound" in by and by["delta_bound"].notna().all():
-        lo, hi = by["delta_bound"].min(), by["delta_bound"].max()
-        parts.append(f"Δ stays between {fmt.sig(lo)} and {fmt.sig(hi)} over {len(by)} requests"
-                     + (" — nearly constant, as Zhang et al. claim" if hi <= 1.25 * lo else ""))
-    if "grad_norm" in by and by["grad_norm"].notna().all() and len(by) > 1:
-        parts.append(f"the retain gradient goes from {fmt.sig(by['grad_norm'].iloc[0])} to "
-                     f"{fmt.sig(by['grad_norm'].iloc[-1])}")
-    text = ("; ".join(parts) + ".") if parts else ""
-    status = df.groupby("step")["status"].agg(lambda v: "not certified" if (v == "not certified").any() else
-                                              next((x for x in v if isinstance(x, str)), None)).sort_index()
-    bad = [int(k) for k, v in status.items() if v == "not certified"]
-    good = [int(k) for k, v in status.items() if isinstance(v, str) and v != "not certified"]
-    if bad:
-        between = [k for k in bad if any(g < k for g in good) and any(g > k for g in good)]
-        text += (f" Request{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))} "
-                 f"{'are' if len(bad) > 1 else 'is'} not certified")
-        text += (" — between certified requests: the chain's σ is fixed at request 1, and a later request whose "
-                 "σ required is larger is not covered by it (the table says by how much)." if between else ".")
-    return text.strip()
-
-
 def render(df, card, run_id) -> None:
     st.subheader("Per request")
     if df.empty:
         st.info("This method reported no per-request diagnostics.")
         return
     n = df["seed"].nunique()
-    df = causes(df)
-    conclusion = story(df)
+    df = stories.sequential_causes(df)
+    conclusion = stories.sequential_story(df)
     if conclusion:
         st.markdown(f"**{conclusion}**")
     st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}; the dashed line is the model retrained without all "

@@ -52,10 +52,16 @@ def _top(page) -> None:
 
 
 def _shots(page, name: str) -> None:
-    """The screen a person sees (1024 × 768, from the top) and the whole page."""
+    """The screen a person sees (1024 × 768, from the top) and the whole page (Streamlit scrolls its own container,
+    so the whole page is taken in a tall 1024-px-wide window, then the window is put back)."""
     _top(page)
     page.screenshot(path=str(ARTIFACTS / f"{name}-1024x768.png"))
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": WIDTH, "height": min(max(int(height) + 100, HEIGHT), 8000)})
+    page.wait_for_timeout(2000)  # the charts redraw at the new size
     page.screenshot(path=str(ARTIFACTS / f"{name}-full.png"), full_page=True)
+    page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
+    page.wait_for_timeout(500)
 
 
 def _fits(page) -> None:
