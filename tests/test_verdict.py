@@ -128,7 +128,7 @@ def test_retraining_is_exact_and_costs_a_retraining() -> None:
     card = _card(unlearned=_acc(0.93, 0.94), retrained=_acc(0.93, 0.94), family="oracle", unlearn_s=1.2)
     v = verdict_from_card(card)
     assert (v.tone, v.label) == ("success", "exact (retrained)")
-    assert v.answer("cost").short == "Retraining: 1.2 s."
+    assert v.answer("cost").short == "Retraining: 1.20 s."
 
 
 def test_cost_says_when_retraining_is_cheaper() -> None:

@@ -557,7 +557,7 @@ def _distance_note(ev: Evidence, ratio: float | None, noiseless_ratio: float | N
 def _cost(ev: Evidence) -> tuple[Answer, float | None]:
     q = "Cost?"
     if ev.family == "oracle":
-        took = fmt.seconds(ev.unlearn_s) if ev.unlearn_s is not None else "the full training cost"
+        took = f"{ev.unlearn_s:.2f} s" if ev.unlearn_s is not None else "the full training cost"
         return Answer("cost", q, f"Retraining: {took}.", f"Retraining took {took}; unlearning methods exist to be "
                       "cheaper than this.", "info"), None
     if ev.unlearn_s is None:
