@@ -359,7 +359,10 @@ def display_table(table: pd.DataFrame, *, percent: tuple[str, ...] = (), counts:
     formats: dict[str, Any] = {c: fmt.percent for c in percent}
     formats.update({c: fmt.count for c in counts})
     formats.update({c: fmt.seconds for c in seconds})
-    return fmt.display_frame(out, formats, keep=tuple(flags))
+    shown = fmt.display_frame(out, formats, keep=tuple(flags))
+    # A column with nothing in it (Δ for a method without one, "why not certified" when all are) only takes room.
+    empty = [c for c in shown.columns if all(v == fmt.MISSING for v in shown[c])]
+    return shown.drop(columns=empty)
 
 
 def _worst_status(values: pd.Series) -> str:

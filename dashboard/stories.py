@@ -102,7 +102,8 @@ def forget_size_story(df: pd.DataFrame) -> str:
                 f"{fmt.percent(first['acc_test'])} → {fmt.percent(last['acc_test'])}")
         if "sigma_required" in by and by["sigma_required"].notna().all():
             flat = by["sigma_required"].max() <= 1.05 * by["sigma_required"].min()
-            text += (f", σ required {fmt.sig(first['sigma_required'])}"
+            text += (f", σ required {'≈ ' if by['sigma_required'].nunique() > 1 else ''}"
+                     f"{fmt.sig(first['sigma_required'])}"
                      + (" at every size (its bound does not depend on n_u)" if flat
                         else f" → {fmt.sig(last['sigma_required'])}"))
         lines.append(f"- {text} (n_u = {fmt.count(by.index[0])} → {fmt.count(by.index[-1])}).")

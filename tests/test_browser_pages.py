@@ -39,6 +39,7 @@ def browser_page(tmp_path_factory):
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+            page.set_default_timeout(scaled_ms(90))  # a click or a page load on a busy 2-core machine
             yield url, page
         finally:
             browser.close()

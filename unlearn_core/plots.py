@@ -132,9 +132,10 @@ def _layout(fig: go.Figure, title: str, *, height: int = 380, **kwargs: Any) -> 
     """Title (main line + subtitle, both wrapped: :func:`split_title`), margins, height, no legend title."""
     main, sub = split_title(title)
     lines = 1 + _wrap(main, TITLE_CHARS).count("<br>") + (1 + _wrap(sub, SUBTITLE_CHARS).count("<br>") if sub else 0)
-    # Subplot titles sit just above their plots, inside the top margin: leave them a line of their own.
-    subplot_titles = any(a.yref == "paper" and (a.y or 0) >= 1 for a in fig.layout.annotations)
-    top = 40 + 20 * lines + (24 if subplot_titles else 0)
+    # Subplot titles sit just above their plots, inside the top margin: leave them as many lines as they have.
+    title_lines = [1 + (a.text or "").count("<br>") for a in fig.layout.annotations
+                   if a.yref == "paper" and (a.y or 0) >= 1]
+    top = 40 + 20 * lines + (6 + 18 * max(title_lines) if title_lines else 0)
     fig.update_layout(title=dict(text=_wrap(main, TITLE_CHARS), subtitle=dict(text=_wrap(sub, SUBTITLE_CHARS))),
                       margin=dict(l=50, r=20, t=top, b=45), height=height + 20 * max(0, lines - 2),
                       legend_title_text="", **kwargs)
@@ -300,8 +301,11 @@ def _infinity_marks(fig: go.Figure, df: pd.DataFrame, *, x: str, col: int, log_x
     the tooltip, instead of a silent gap in the line (the table gives the same cause in words)."""
     if "delta_bound" not in df or "status" not in df:
         return
-    bound = pd.to_numeric(df["delta_bound"], errors="coerce")
-    infinite = df[bound.isna() & df["status"].notna()]
+    if "delta_bound_infinite" in df:  # the rows say which bounds are infinite (a method without Δ has none)
+        infinite = df[df["delta_bound_infinite"].map(lambda v: v in (True,))]
+    else:
+        bound = pd.to_numeric(df["delta_bound"], errors="coerce")
+        infinite = df[bound.isna() & df["status"].notna()]
     for value, part in infinite.groupby(x, sort=True):
         causes = [c for c in (*part.get("why_infinite", []), *part.get("why_not_certified", [])) if isinstance(c, str)]
         cause = causes[0] if causes else "not certified"
@@ -355,7 +359,7 @@ def sensitivity_figure(df: pd.DataFrame) -> go.Figure:
                         subplot_titles=("bound, noise and actual error", "accuracy of the release"))
     logged: list[float] = []
     for col, name, colour in (("delta_bound", "bound Δ", "#805ad5"), ("sigma_required", "σ required", "#c92a2a"),
-                              ("sigma_used", "σ used", "#e67700"),
+                              ("sigma_used", "σ used (dashed: equal to σ required when certified)", "#e67700"),
                               ("approx_error", "actual ‖w̃ − w̃*‖ (before noise)", "#d9480f"),
                               ("dist_to_retrained", "‖w⁻ − w̃*‖ (after noise)", "#868e96")):
         if col in df and pd.to_numeric(df[col], errors="coerce").notna().any():
@@ -364,8 +368,10 @@ def sensitivity_figure(df: pd.DataFrame) -> go.Figure:
             if col == "sigma_used" and not any(v for v in values if v):
                 continue  # no noise added at any value: nothing to draw on a log axis
             logged += [v for v in values if v]
-            fig.add_scatter(x=a["value"], y=values, mode="lines+markers", name=name, line=dict(color=colour),
-                            hovertemplate=f"{param} %{{x:g}}<br>{name}: %{{y:.3g}}<extra></extra>", row=1, col=1)
+            fig.add_scatter(x=a["value"], y=values, mode="lines+markers", name=name,
+                            line=dict(color=colour, dash="dash" if col == "sigma_used" else None),
+                            hovertemplate=f"{param} %{{x:g}}<br>{name.split(' (')[0]}: %{{y:.3g}}<extra></extra>",
+                            row=1, col=1)
     _infinity_marks(fig, df, x="value", col=1, log_x=True)
     _accuracy_lines(fig, df, x="value", col=2, reference="retrained, test")
     fig.update_xaxes(title_text=f"{param} (log scale)", type="log")
