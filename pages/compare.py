@@ -25,7 +25,7 @@ PREFIX = "compare"
 #: The table's columns: the key ones fit 1024 px beside the verdict; the rest wait in "All columns".
 COLUMNS = {
     "status": "certificate", "acc_forget": "acc forget", "acc_test": "acc test",
-    "js_forget": "JS to retrained (forget)", "mia_loss_auc": "loss MIA AUC", "time_s": "time", "speedup": "speed-up",
+    "js_forget": "JS (forget)", "mia_loss_auc": "MIA AUC", "time_s": "time", "speedup": "speed-up",
 }
 MORE_COLUMNS = {
     "family": "family", "acc_retain": "acc retain", "dist_to_retrained": "‖w − w_retrained‖",
@@ -131,8 +131,12 @@ def render(df, card, run_id) -> None:
         box, icon = results.VERDICT_STYLE[verdict.tone]
         box(f"**{method_name}** — {verdict.headline}", icon=icon)
     st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}. Read every number against the `retrained` row: closer "
-               "is better, and far below it (e.g. a lower forget accuracy) is over-unlearning. The verdict's rules: "
-               + (next(iter(verdicts.values())).rules if verdicts else ""))
+               "is better, and far below it (e.g. a lower forget accuracy) is over-unlearning. JS (forget): "
+               "Jensen–Shannon divergence of the outputs on the forget set to the retrained model's; MIA AUC: the loss "
+               "attack on the forget set.")
+    if verdicts:
+        with st.expander("How the verdicts are decided", icon=":material/help:"):
+            st.caption(next(iter(verdicts.values())).rules)
     table = results.mean_table(df, by="method", columns={**COLUMNS, **MORE_COLUMNS})
     table.insert(0, "verdict", [verdicts[m].label if m in verdicts else "reference" for m in table.index])
     shown = results.display_table(table, percent=("acc forget", "acc test", "acc retain"), seconds=("time",),
@@ -140,7 +144,12 @@ def render(df, card, run_id) -> None:
     shown["speed-up"] = [f"{fmt.sig(v, 2)}×" if not fmt.is_missing(v) else fmt.MISSING for v in table["speed-up"]] \
         if "speed-up" in table else fmt.MISSING
     key = ["verdict", *[c for c in COLUMNS.values() if c in shown]]
-    st.dataframe(shown[key], width="stretch", column_config={"verdict": st.column_config.TextColumn(width="medium")})
+    st.dataframe(shown[key], width="stretch", column_config={
+        "verdict": st.column_config.TextColumn(width="medium"),
+        "certificate": st.column_config.TextColumn(width="medium"),
+        "JS (forget)": st.column_config.TextColumn(help="Jensen–Shannon divergence of the outputs on the forget set "
+                                                        "to the retrained model's (0 = the same)"),
+        "MIA AUC": st.column_config.TextColumn(help="loss membership-inference attack, forget vs test (held-out)")})
     with st.expander("All columns", icon=":material/table_view:"):
         st.dataframe(shown, width="stretch")
     downloads.experiment_downloads(PREFIX, df, card, figures=results.experiment_figures(PREFIX, "compare", df),

@@ -331,3 +331,12 @@ def test_the_noise_free_step_closing_the_distance_is_evidence() -> None:
     assert v.distance_note.startswith("15× the original model's distance (2): dominated by the release noise "
                                       "(‖noise‖ = 29.9)")
     assert "before the noise the estimate is at 0.1 (0.05× the original's)" in v.distance_note
+
+
+def test_a_method_that_forgot_most_of_a_class_still_remembers_but_is_not_a_no_op() -> None:
+    """Fine-tuning took the digit 3 from 95.2 % to 4.8 % (retrained 0 %) while the weights barely moved: it still
+    remembers a little — not "does not forget", which is for a release whose outputs did not move either."""
+    card = _card(unlearned=_acc(0.048, 0.856), retrained=_acc(0.0, 0.842), original=_acc(0.952, 0.947),
+                 family="heuristic", n_forget=144, n_test=360, dist=2.03)
+    v = verdict_from_card(card)
+    assert (v.label, v.forgetting, v.tone) == ("still remembers the forget set", "fails", "warning")

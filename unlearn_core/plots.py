@@ -248,10 +248,14 @@ def compare_mia_figure(df: pd.DataFrame, *, columns: Sequence[str] | None = None
         columns = [c for c in ("mia_loss_auc", "mia_posterior_auc", "mia_svc_forget_nonmember_rate") if c in df]
     columns = list(columns)
     methods = [m for m in dict.fromkeys(df["method"]) if m != "retrained"]
-    fig = make_subplots(rows=1, cols=max(1, len(columns)), horizontal_spacing=0.06,
-                        subplot_titles=[_wrap(MIA_SCORES.get(c.removeprefix("mia_"),
-                                                              c.removeprefix("mia_").replace("_", " ")), 26)
-                                        for c in columns])
+    def has_original(col: str) -> bool:
+        values = pd.to_numeric(df.loc[df["method"] == "original", col], errors="coerce") if col in df else []
+        return "original" not in methods or bool(len(values) and np.isfinite(values).any())
+
+    # A panel without the original's bar says why in its title (never over the bars).
+    titles = [_wrap(MIA_SCORES.get(c.removeprefix("mia_"), c.removeprefix("mia_").replace("_", " ")), 26)
+              + ("" if has_original(c) else "<br>(original = its reference)") for c in columns]
+    fig = make_subplots(rows=1, cols=max(1, len(columns)), horizontal_spacing=0.06, subplot_titles=titles)
     for j, col in enumerate(columns, start=1):
         agg = _agg(df, ["method"], col).set_index("method")
         shown = [m for m in methods if m in agg.index and np.isfinite(agg.loc[m, "mean"])]
@@ -260,11 +264,6 @@ def compare_mia_figure(df: pd.DataFrame, *, columns: Sequence[str] | None = None
                     marker_color=[method_colour(m) for m in shown], name=col, showlegend=False,
                     hovertemplate=_hover(MIA_SCORES.get(col.removeprefix("mia_"), col), "%{y:.3f} (0–1)"),
                     row=1, col=j)
-        if "original" in methods and "original" not in shown:
-            fig.add_annotation(text="original: no score —<br>this attack compares<br>with the original",
-                               x=0.02, xref="x domain" if j == 1 else f"x{j} domain", y=0.98,
-                               yref="y domain" if j == 1 else f"y{j} domain", showarrow=False, xanchor="left",
-                               yanchor="top", font=dict(size=10, color=COLOURS["original"]), align="left")
         if "retrained" in agg.index and np.isfinite(agg.loc["retrained", "mean"]):
             fig.add_hline(y=agg.loc["retrained", "mean"], line=REFERENCE, row=1, col=j, annotation_text="retrained",
                           annotation_position="top left")

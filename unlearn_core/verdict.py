@@ -830,7 +830,12 @@ def judge(evidence: Evidence, *, thresholds: Thresholds = THRESHOLDS) -> Verdict
                            if released.kind == "loses_accuracy" else
                            f"forget-set accuracy {_pct(ev.released.forget)} vs {_pct(ref.forget)} retrained")
             headline = f"{label.capitalize()}: {detail_text}; {status}."
-            if released.kind == "remembers" and ratio is not None and ratio > 0.9:
+            # "Does not forget" only when neither the weights nor what the model computes moved: the forget-set
+            # accuracy is still at least 90 % as far from the retrained model's as the original's (fine-tuning
+            # that takes the digit 3 from 95 % to 4.8 % against 0 % still remembers a little; it is not a no-op).
+            original_gap = (ev.original.forget - ref.forget) if ev.original is not None else None
+            barely = original_gap is None or (original_gap > 0 and released.forget_gap >= 0.9 * original_gap)
+            if released.kind == "remembers" and ratio is not None and ratio > 0.9 and barely:
                 label = "does not forget"
                 headline = (f"Does not forget: {detail_text}, and the weights barely moved towards the retrained "
                             f"model ({100 * (1 - ratio):.2g} % of the distance closed); {status}.")
