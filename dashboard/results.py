@@ -92,13 +92,17 @@ def accuracy_frame(card: Mapping[str, Any]) -> pd.DataFrame:
 def accuracy_dataframe(card: Mapping[str, Any]) -> None:
     """The accuracy table on a page (:func:`accuracy_frame`, accuracies in %)."""
     shown = accuracy_frame(card)
-    # Short headers and narrow columns: at 1024 px the table shares its row with the certificate card, and a wide
-    # "loss test" column was cut off (issue 20).
+    # Short headers and one loss column: at 1024 px the table shares its row with the certificate card, and a
+    # separate "loss test" column was cut off (issue 20).
+    losses = [c for c in shown.columns if c.startswith("loss")]
+    if losses:
+        shown["loss (forget / retain / test)"] = [" / ".join(str(v) for v in row) for row in shown[losses].itertuples(
+            index=False)]
+        shown = shown.drop(columns=losses)
     config: dict[str, Any] = {c: st.column_config.NumberColumn(c.replace("acc ", ""), format="percent", width="small")
                               for c in shown.columns if c.startswith("acc")}
-    config.update({c: st.column_config.TextColumn(c, width="small") for c in shown.columns if c.startswith("loss")})
     st.dataframe(shown, column_config=config, width="stretch")
-    st.caption("Columns: accuracy (%) on the forget, retain and test sets, then the cross-entropy loss on each.")
+    st.caption("Accuracy (%) on the forget, retain and test sets, and the cross-entropy loss on each.")
 
 
 #: How each certificate status is drawn: Streamlit's box, its icon and the badge colour (status → style).

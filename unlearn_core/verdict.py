@@ -594,10 +594,17 @@ def _budget(ev: Evidence) -> str:
                                  f"δ = {ev.delta:.3g}" if ev.delta is not None else "") if x)
 
 
+def _short_statement(statement: str) -> str:
+    """A condition's statement without its explanation in brackets: "λ + λ_min > 0 (the regularised Hessian is
+    positive definite)" → "λ + λ_min > 0" (a headline must be read in seconds; the answer keeps the whole)."""
+    head = statement.split(" (", 1)[0].strip()
+    return head or statement
+
+
 def _first_failing(ev: Evidence) -> str:
     """The first failing condition in a few words (``""`` when unknown)."""
     if ev.certificate is not None and ev.certificate.failing():
-        return ev.certificate.failing()[0].statement
+        return _short_statement(ev.certificate.failing()[0].statement)
     return ""
 
 
@@ -741,8 +748,9 @@ def judge(evidence: Evidence, *, thresholds: Thresholds = THRESHOLDS) -> Verdict
     if forgetting == "unmeasurable":
         why = ("the released weights are the original's, and " if unchanged else "")
         measured = "accuracy" + (" and membership inference" if mia_original is not None else "")
-        short = (f"Cannot tell: {why}the original model passes the same test ({control}) — nothing measurable to "
-                 "forget here.")
+        assert ev.original is not None
+        short = (f"Cannot tell: {why}the original passes the same test (forget set {_pct(ev.original.forget)} vs "
+                 f"{_pct(ref.forget)}).")
         detail += (f" The control: the original model, before any unlearning, passes the same tests ({control}"
                    + (f"; loss-attack AUC {fmt.sig(ev.mia_original)} vs {fmt.sig(ev.mia_retrained)} retrained"
                       if ev.mia_original is not None and ev.mia_retrained is not None else "")
@@ -812,10 +820,11 @@ def judge(evidence: Evidence, *, thresholds: Thresholds = THRESHOLDS) -> Verdict
             headline = f"Forgets like retraining ({how}); {status}."
     elif forgetting == "unmeasurable":
         label = "unchanged: nothing measurable to forget" if unchanged else "nothing measurable to forget"
-        what = ("Returned the original model unchanged" if unchanged else
-                f"As accurate as retraining ({both})")
-        headline = (f"{what}, but nothing measurable was left to forget: the original model passes the same test "
-                    f"({control}), so accuracy cannot tell this from doing nothing. {_status_phrase(ev, capital=True)}"
+        what = "Returned the original model unchanged" if unchanged else "As accurate as retraining"
+        assert ev.original is not None
+        headline = (f"{what}, but nothing measurable was left to forget: the original passes the same test (forget "
+                    f"set {_pct(ev.original.forget)} vs {_pct(ref.forget)} retrained). "
+                    f"{_status_phrase(ev, capital=True)}"
                     + (" — the certificate is the evidence of forgetting here." if guarantee in ("proof",
                                                                                                  "assumptions")
                        else "."))
