@@ -710,7 +710,7 @@ def accuracy_bars(card: Mapping[str, Any]) -> go.Figure | None:
     _bar_labels(fig)
     fig.update_xaxes(title_text="evaluation set")
     fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[0, 1.1])
-    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.28, x=0))  # below: never over the subtitle
     return _layout(fig, f"Accuracy (dashed: retrained) — {CLOSER}", barmode="group", height=360)
 
 
@@ -728,11 +728,13 @@ def time_bars(card: Mapping[str, Any]) -> go.Figure | None:
         ratio = timing["retrain"] / timing["unlearn"]
         labels[names.index("unlearn")] += (f": {fmt.sig(ratio, 2)}× faster" if ratio >= 1
                                            else f": {fmt.sig(1 / ratio, 2)}× slower")
+    # The last label leans left so that it stays inside the chart; the dashed line is the retrain point's own level.
+    positions = ["top center"] * (len(names) - 1) + ["top left"]
     fig = go.Figure(go.Scatter(x=names, y=[timing[k] for k in names], text=labels, mode="markers+text",
-                               textposition="top center", marker=dict(size=14, color=[colours[k] for k in names]),
+                               textposition=positions, marker=dict(size=14, color=[colours[k] for k in names]),
                                name="wall time", hovertemplate=_hover("wall time", "%{y:.3g} s")))
     if "retrain" in names:
-        _reference_line(fig, float(timing["retrain"]), "retrain", log=True)
+        _reference_line(fig, float(timing["retrain"]), "retrain", log=True, side="right")
     fig.update_xaxes(title_text="stage")
     _log_axis(fig, "wall time (s, log scale)", values=[timing[k] for k in names])
     return _layout(fig, "Unlearning vs retraining time (dashed: retrain) — lower is better", height=340,
@@ -819,10 +821,11 @@ def step_curves(card: Mapping[str, Any]) -> go.Figure | None:
     metrics = list(dict.fromkeys(df["metric"]))
     phases = list(dict.fromkeys(df["phase"]))
     colours = {phase: (PHASE_COLOURS[i % len(PHASE_COLOURS)]) for i, phase in enumerate(phases)}
-    cols = min(3, len(metrics))
+    # Two panels a row: the figure takes half of a 1024-px page, and three titles a row ran into each other.
+    cols = min(2, len(metrics))
     rows = math.ceil(len(metrics) / cols)
-    fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.08, vertical_spacing=0.22 if rows > 1 else 0.1,
-                        subplot_titles=[_wrap(CURVE_LABELS.get(m, m.replace("_", " ")), 28) for m in metrics])
+    fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.14, vertical_spacing=0.5 / rows if rows > 1 else 0.1,
+                        subplot_titles=[_wrap(CURVE_LABELS.get(m, m.replace("_", " ")), 22) for m in metrics])
     shown: set[str] = set()
     for i, metric in enumerate(metrics):
         label = CURVE_LABELS.get(metric, metric.replace("_", " "))
@@ -833,8 +836,9 @@ def step_curves(card: Mapping[str, Any]) -> go.Figure | None:
                             hovertemplate=f"{phase}, step %{{x}}<br>{label}: %{{y:.3g}}<extra></extra>")
             shown.add(str(phase))
         fig.update_xaxes(title_text="step", row=i // cols + 1, col=i % cols + 1)
-    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, x=1, xanchor="right"))
-    return _layout(fig, "Per-step curves of the method (one colour per phase)", height=320 * rows)
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.6 / rows, x=0))
+    fig.update_annotations(font_size=12)
+    return _layout(fig, "Per-step curves of the method (one colour per phase)", height=260 * rows + 60)
 
 
 #: The colours of the phases of a method's per-step curves (the same phase, the same colour in every panel).
@@ -890,7 +894,7 @@ def mia_bars(card: Mapping[str, Any]) -> go.Figure | None:
                      categoryarray=[MIA_SCORES[k] for k in keys])
     _bar_labels(fig)
     fig.update_yaxes(title_text="attack score (0–1)", range=[0, 1.1])
-    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.28, x=0))  # below: never over the subtitle
     return _layout(fig, f"Membership inference (dashed: retrained) — {CLOSER}", barmode="group", height=360)
 
 
