@@ -891,7 +891,8 @@ def mia_bars(card: Mapping[str, Any]) -> go.Figure | None:
     # The categories in ``keys`` order, so that line i sits on category i. Without it plotly orders categories as
     # the traces first meet them: a score missing from the first trace moved to the end, under another's line.
     fig.update_xaxes(title_text="attack (held-out folds)", categoryorder="array",
-                     categoryarray=[MIA_SCORES[k] for k in keys])
+                     categoryarray=[MIA_SCORES[k] for k in keys], tickangle=0,
+                     tickvals=[MIA_SCORES[k] for k in keys], ticktext=[_wrap(MIA_SCORES[k], 16) for k in keys])
     _bar_labels(fig)
     fig.update_yaxes(title_text="attack score (0–1)", range=[0, 1.1])
     fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.28, x=0))  # below: never over the subtitle
