@@ -1,7 +1,11 @@
 """unlearn-explorer: the dashboard's entry point (``streamlit run app.py``).
 
 A router only: the page list lives here, in one place (``st.navigation`` stops Streamlit from auto-discovering
-``pages/``), plus the shared sidebar. Pages are thin; all work happens in :mod:`unlearn_core`.
+``pages/``), plus the shared sidebar. Pages are thin; all work happens in :mod:`unlearn_core`; what pages share is in
+:mod:`dashboard`.
+
+The navigation is drawn before the engine is imported (torch and friends: 2–4 s on a fresh server), so a fresh
+server's first screen is the real navigation, never a blank page or Streamlit's legacy list of ``pages/``.
 """
 
 from __future__ import annotations
@@ -10,10 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import _common as common
-from pages import _status as status
-from pages import _widgets as widgets
-from unlearn_core import __version__, paths
+from dashboard import router
 
 ROOT = Path(__file__).parent
 
@@ -36,6 +37,11 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES, position="top")
+
+# The engine, after the navigation is on screen (see the module docstring).
+from dashboard import common, status, widgets  # noqa: E402
+from unlearn_core import __version__, paths  # noqa: E402
+
 widgets.begin_script_run()
 
 with st.sidebar:
@@ -46,12 +52,13 @@ with st.sidebar:
     st.caption(f"Cache: `{paths.cache_dir()}`")
 
 # Every few seconds, on every page: this session still waits for its jobs, and a finished job whose results the
-# page missed is shown (pages/_common.session_heartbeat). The page that renders a job panel sets "_panel".
+# page missed is shown (dashboard/status.session_heartbeat). The page that renders a job panel sets "_panel".
 st.session_state["_panel"] = None
 with st.sidebar:
     status.session_heartbeat()
 
-page.run()
+with router.routed():  # dashboard/router.require_router: the page knows it runs inside this router
+    page.run()
 
 # Once per process, after the first page is on screen: the first job's lazy imports (torch._dynamo, scikit-learn,
 # the accountants; ≈ 2.5 s) start in a background thread, and jobs wait for them (unlearn_core.service.jobs.WarmUp): the

@@ -9,11 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages import _common as common
-from pages import _downloads as downloads
-from pages import _results as results
-from pages import _status as status
-from pages import _widgets as widgets
+from dashboard import common, downloads, results, status, widgets
 from unlearn_core.errors import ConfigError
 from unlearn_core.experiments import certified_methods
 from unlearn_core.service import ui_state

@@ -13,11 +13,8 @@ import dataclasses
 
 import streamlit as st
 
-from pages import _common as common
-from pages import _downloads as downloads
-from pages import _results as results
-from pages import _status as status
-from pages import _widgets as widgets
+from dashboard import common, downloads, results, status, widgets
+from unlearn_core import formatting as fmt
 from unlearn_core.data import DATASETS
 from unlearn_core.errors import ConfigError
 from unlearn_core.experiments import FRONTIER_EPSILONS, frontier_methods
@@ -25,12 +22,17 @@ from unlearn_core.service import ui_state
 from unlearn_core.verdict import THRESHOLDS, frontier_first_epsilon, verdicts_from_rows
 
 PREFIX = "compare"
+#: The table's columns: the key ones fit 1024 px beside the verdict; the rest wait in "All columns".
 COLUMNS = {
-    "family": "family", "status": "certificate", "acc_forget": "acc forget", "acc_retain": "acc retain",
-    "acc_test": "acc test", "dist_to_retrained": "‖w − w_retrained‖", "js_forget": "JS to retrained (forget)",
-    "mia_loss_auc": "loss MIA AUC", "relearn_steps": "relearn steps", "time_s": "time (s)",
-    "speedup": "speed-up vs retrain",
+    "status": "certificate", "acc_forget": "acc forget", "acc_test": "acc test",
+    "js_forget": "JS (forget)", "mia_loss_auc": "MIA AUC", "time_s": "time", "speedup": "speed-up",
 }
+MORE_COLUMNS = {
+    "family": "family", "acc_retain": "acc retain", "dist_to_retrained": "‖w − w_retrained‖",
+    "dist_to_original": "‖w − w_original‖", "js_test": "JS to retrained (test)", "relearn_steps": "relearn steps",
+    "epsilon": "ε", "sigma_used": "σ used", "why_not_certified": "why not certified",
+}
+DEFAULTS = ui_state.PAGE_DEFAULTS["compare"]
 
 common.require_router()
 st.title("Compare")
@@ -57,13 +59,17 @@ def _epsilons(text: str) -> list[float]:
     return values
 
 
-extras = widgets.init_page(PREFIX, extra_fields={
+extras = widgets.init_page(PREFIX, defaults=DEFAULTS, extra_fields={
     "methods": _methods, "seeds": ui_state.int_field("seeds", low=1, high=10), "mia": ui_state.bool_field("mia"),
     "relearn": ui_state.bool_field("relearn"), "fmethods": _methods, "eps": _epsilons,
     "fseeds": ui_state.int_field("fseeds", low=1, high=10),
 })
 if not st.session_state.get(f"{PREFIX}._method_params"):
-    # The URL's p.<method>.<name> (this page's own deep link) seeds each method's tab once.
+    # The page's defaults (e.g. certified Newton with a finite bound), then the URL's p.<method>.<name> (this page's
+    # own deep link), seed each method's tab once.
+    for method_name, values in DEFAULTS.method_params.items():
+        if method_name in ui_state.method_names() and "method" not in st.query_params:
+            widgets.seed_method_params(PREFIX, method_name, values)
     by_method, warnings = ui_state.method_params_from_query(st.query_params.to_dict())
     for method_name, values in by_method.items():
         widgets.seed_method_params(PREFIX, method_name, {**widgets.read_params(PREFIX, method_name), **values})
@@ -73,7 +79,7 @@ if not st.session_state.get(f"{PREFIX}._method_params"):
 all_methods = [n for n in ui_state.method_names() if n != "retrain"]  # retraining is the reference row
 common.seed_once(f"{PREFIX}.methods", [m for m in (extras.get("methods") or all_methods) if m in all_methods])
 common.seed_once(f"{PREFIX}.mia", extras.get("mia", True))
-common.seed_once(f"{PREFIX}.relearn", extras.get("relearn", True))
+common.seed_once(f"{PREFIX}.relearn", extras.get("relearn", False))
 common.seed_once(f"{PREFIX}.nseeds", extras.get("seeds", 1))
 widgets.presets_row(PREFIX)
 widgets.config_widgets(PREFIX, method=False)
@@ -125,11 +131,27 @@ def render(df, card, run_id) -> None:
         box, icon = results.VERDICT_STYLE[verdict.tone]
         box(f"**{method_name}** — {verdict.headline}", icon=icon)
     st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}. Read every number against the `retrained` row: closer "
-               "is better, and far below it (e.g. a lower forget accuracy) is over-unlearning. The verdict's rules: "
-               + (next(iter(verdicts.values())).rules if verdicts else ""))
-    table = results.mean_table(df, by="method", columns=COLUMNS)
+               "is better, and far below it (e.g. a lower forget accuracy) is over-unlearning. JS (forget): "
+               "Jensen–Shannon divergence of the outputs on the forget set to the retrained model's; MIA AUC: the loss "
+               "attack on the forget set.")
+    if verdicts:
+        with st.expander("How the verdicts are decided", icon=":material/help:"):
+            st.caption(next(iter(verdicts.values())).rules)
+    table = results.mean_table(df, by="method", columns={**COLUMNS, **MORE_COLUMNS})
     table.insert(0, "verdict", [verdicts[m].label if m in verdicts else "reference" for m in table.index])
-    st.dataframe(table, width="stretch")
+    shown = results.display_table(table, percent=("acc forget", "acc test", "acc retain"), seconds=("time",),
+                                  counts=("relearn steps",))
+    shown["speed-up"] = [f"{fmt.sig(v, 2)}×" if not fmt.is_missing(v) else fmt.MISSING for v in table["speed-up"]] \
+        if "speed-up" in table else fmt.MISSING
+    key = ["verdict", *[c for c in COLUMNS.values() if c in shown]]
+    st.dataframe(shown[key], width="stretch", column_config={
+        "verdict": st.column_config.TextColumn(width="medium"),
+        "certificate": st.column_config.TextColumn(width="medium"),
+        "JS (forget)": st.column_config.TextColumn(help="Jensen–Shannon divergence of the outputs on the forget set "
+                                                        "to the retrained model's (0 = the same)"),
+        "MIA AUC": st.column_config.TextColumn(help="loss membership-inference attack, forget vs test (held-out)")})
+    with st.expander("All columns", icon=":material/table_view:"):
+        st.dataframe(shown, width="stretch")
     downloads.experiment_downloads(PREFIX, df, card, figures=results.experiment_figures(PREFIX, "compare", df),
                                   name=f"compare-{cfg.dataset}-{cfg.model}")
 
@@ -144,8 +166,9 @@ st.caption("Each certified method's test accuracy against ε, on this configurat
            f"which a method is at most {100 * THRESHOLDS.accuracy_points:g} points below retraining. Each method runs "
            "with its hyperparameters above (its tab), ε set to each value.")
 with st.form("frontier.form", enter_to_submit=False):
-    c1, c2, c3 = st.columns([3, 3, 1])
-    c1.multiselect("Certified methods", certified, key="frontier.methods")
+    # The method picker on a row of its own: at 1024 px three chips did not fit beside the ε field (issue 20).
+    st.multiselect("Certified methods", certified, key="frontier.methods")
+    c2, c3 = st.columns([3, 1])
     c2.text_input("ε values (comma-separated)", key="frontier.eps", help="e.g. 0.1,0.3,1,3,10,30,100")
     with c3:
         frontier_seeds = widgets.seeds_widget("frontier")

@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages import _common as common
+from dashboard import common
 from unlearn_core import certificate, plots
+from unlearn_core import formatting as fmt
 from unlearn_core.errors import ConfigError
 from unlearn_core.service import ui_state
 
@@ -25,13 +26,16 @@ VACUOUS = {"C": 20.0, "lam": 1.0, "M": 1.0, "lambda_min": -0.0792, "G": 1.0, "L"
 
 common.require_router()
 st.title("Learn: certified unlearning in ten minutes")
-st.markdown("**Four stories, one click each** — each link opens Explore with a preset; press **Run** and read the "
-            "verdict at the top of the result.")
 STORY_ORDER = (ui_state.QUICK_DEMO, ui_state.CERTIFIED_AND_USEFUL, ui_state.NEWTON_CONVEX, ui_state.VACUOUS,
                ui_state.PAPER)
+NUMBERS = {1: "One", 2: "Two", 3: "Three", 4: "Four", 5: "Five", 6: "Six", 7: "Seven"}
+st.markdown(f"**{NUMBERS.get(len(STORY_ORDER), len(STORY_ORDER))} stories, one click each** — each link opens "
+            "Explore with a preset; press **Run** and read the verdict at the top of the result.")
+# The link is the preset's name; its story is a caption under it (a long link label was cut off at any width).
 for name in STORY_ORDER:
-    st.page_link("pages/explore.py", label=f"{name} — {ui_state.PRESETS[name]}", icon=":material/play_circle:",
+    st.page_link("pages/explore.py", label=name, icon=":material/play_circle:",
                  query_params={"preset": ui_state.preset_slug(name)})
+    st.caption(ui_state.PRESETS[name])
 
 st.header("1. What does it mean to unlearn?")
 st.markdown(
@@ -48,8 +52,8 @@ st.markdown("Small $\\varepsilon$ and $\\delta$ mean that no test — no members
             "the two apart much better than chance.")
 
 st.header("2. The Newton step, and why λ and C")
-st.image(str(ASSETS / "newton_step.svg"), caption="One Newton step moves w* towards the retrained model; "
-         "noise covers the remaining gap Δ.")
+st.image(str(ASSETS / "newton_step.svg"), width=520)
+st.caption("One Newton step moves w* towards the retrained model; noise covers the remaining gap Δ.")
 st.markdown("Zhang et al. (ICML 2024) take one Newton step on the retain loss from the trained model:")
 st.latex(r"\tilde w = w^* - \big(H_{w^*} + \lambda I\big)^{-1} \nabla L(w^*, D_r), \qquad "
          r"H_{w^*} = \nabla^2 L(w^*, D_r).")
@@ -102,14 +106,14 @@ try:
     s_an = certificate.sigma_analytic(epsilon=eps, delta=dlt, sensitivity=sens)
     s_cl = certificate.sigma_classical(epsilon=eps, delta=dlt, sensitivity=sens)
     m1, m2 = st.columns(2)
-    m1.metric("σ analytic (Balle & Wang)", f"{s_an:.6g}", help="exact for every ε: the σ this tool uses")
-    m2.metric("σ classical", f"{s_cl:.6g}" if eps < 1 else f"({s_cl:.6g})",
+    m1.metric("σ analytic (Balle & Wang)", fmt.sig(s_an, 6), help="exact for every ε: the σ this tool uses")
+    m2.metric("σ classical", fmt.sig(s_cl, 6) if eps < 1 else f"({fmt.sig(s_cl, 6)})",
               help="proved only for ε < 1", delta=None if eps < 1 else "not valid at ε ≥ 1", delta_color="off")
     if eps >= 1:
         st.caption("The classical mechanism is proved only for ε < 1: at this ε use the analytic σ; the classical "
                    "one is shown in brackets for comparison.")
 except ConfigError as exc:
-    st.error(str(exc), icon="🚫")
+    st.error(str(exc), icon=":material/error:")
 
 st.subheader("Calculator: Δ from (C, λ, M, λ_min)")
 c1, c2, c3, c4 = st.columns(4)
@@ -121,14 +125,14 @@ try:
     big_delta = certificate.delta_exact(C=C, M=M, lam=lam, lambda_min=lmin)
     if math.isinf(big_delta):
         st.warning(f"λ + λ_min = {lam + lmin:g} ≤ 0: the bound does not apply (Δ = ∞) — raise λ above {-lmin:g}.",
-                   icon="⚠️")
+                   icon=":material/warning:")
     else:
         sigma_needed = certificate.sigma_analytic(epsilon=eps, delta=dlt, sensitivity=big_delta)
         m1, m2 = st.columns(2)
-        m1.metric("Δ", f"{big_delta:.6g}")
-        m2.metric(f"σ required at ε={eps:g}, δ={dlt:g}", f"{sigma_needed:.6g}")
+        m1.metric("Δ", fmt.sig(big_delta, 6))
+        m2.metric(f"σ required at ε={eps:g}, δ={dlt:g}", fmt.sig(sigma_needed, 6))
 except ConfigError as exc:
-    st.error(str(exc), icon="🚫")
+    st.error(str(exc), icon=":material/error:")
 
 st.subheader("Where Δ comes from: three terms, and why the LiSSA term dominates")
 st.markdown(
@@ -166,13 +170,13 @@ try:
                                          num_samples=int(treps), scale=tH)
     total = term_nc + term_lissa
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("exact term", f"{term_exact:.4g}")
-    m2.metric("+ non-convergence (G)", f"{term_nc - term_exact:.4g}")
-    m3.metric("+ LiSSA term", f"{term_lissa:.4g}")
-    m4.metric("Δ (total)", f"{total:.4g}")
+    m1.metric("exact term", fmt.sig(term_exact, 4))
+    m2.metric("+ non-convergence (G)", fmt.sig(term_nc - term_exact, 4))
+    m3.metric("+ LiSSA term", fmt.sig(term_lissa, 4))
+    m4.metric("Δ (total)", fmt.sig(total, 4))
     if math.isfinite(total):
         sigma_total = certificate.sigma_analytic(epsilon=teps, delta=1e-5, sensitivity=total)
-        st.metric(f"σ required at ε = {teps:g}, δ = 1e-5 (analytic)", f"{sigma_total:.4g}")
+        st.metric(f"σ required at ε = {teps:g}, δ = 1e-5 (analytic)", fmt.sig(sigma_total, 4))
         if term_lissa > term_nc:
             st.caption(f"The LiSSA term is {term_lissa / term_nc:.0f}× the rest of Δ: it, not the Newton step, "
                        "sets σ here.")
@@ -211,20 +215,25 @@ st.markdown("The accountant turns (ε, δ) into σ and T; the dashboard shows th
 
 st.header("6. Cubic regularisation (CureNewton, Bui et al. 2024)")
 st.markdown("Instead of a hand-tuned λ, minimise the cubic model of the loss (Nesterov & Polyak):")
-st.latex(r"m(\Delta) = g^\top\Delta + \tfrac12\,\Delta^\top H \Delta + \tfrac{M}{6}\lVert\Delta\rVert^3,\qquad "
-         r"(H + \alpha I)\,\Delta^* = -g,\ \ \alpha = \tfrac M2\lVert\Delta^*\rVert.")
+# The step is s (Δ is the sensitivity bound everywhere else on this page).
+st.latex(r"m(s) = g^\top s + \tfrac12\, s^\top H s + \tfrac{M}{6}\lVert s\rVert^3,\qquad "
+         r"(H + \alpha I)\, s^* = -g,\ \ \alpha = \tfrac M2\lVert s^*\rVert.")
 st.markdown("The damping α is found automatically and stays finite even when $H$ has negative eigenvalues. "
             "There is no (ε, δ) certificate: the dashboard labels it **approximate (uncertified)**.")
 
 st.header("7. How to read the Explore page")
 st.markdown(
     "* **The verdict** (top right): one sentence and three questions — *like retraining?* (test and forget accuracy "
-    "within 2 points of the retrained model, or within the sampling noise of a small set), *certified?* (and "
-    "whether the noise destroyed the model), *cost?* (unlearning against retraining time). Its colour follows the "
-    "verdict, not the certificate alone; *Why* lists the numbers behind it.\n"
+    "within 2 points of the retrained model, or within the sampling noise of a small set — *and* a test the "
+    "original model fails: on a random forget set the original is often as close to retraining, and the verdict "
+    "then says that nothing measurable was left to forget), *certified?* (a proof, under assumptions, or not; and "
+    "whether the noise destroyed the model), *cost?* (unlearning against retraining time). One colour rule: green "
+    "= forgets and certified by a proof, blue = short of that, yellow = one of the two fails, red = both fail or "
+    "destroyed; *Why* lists the numbers behind it.\n"
     "* **Accuracy**: the unlearned model should match the *retrained* one on forget, retain and test — a forget "
     "accuracy far *below* retraining is over-forgetting, which an attacker can also detect.\n"
-    "* **Distance to retrained**: ‖w − w̃*‖; compare with the original model's distance.\n"
+    "* **Distance to retrained**: ‖w − w̃*‖, read against the original model's distance; beside a noisy release it "
+    "measures the noise the certificate requires (the page says so), not a failure to forget.\n"
     "* **Certificate**: Δ, σ required and σ used; \"certified\" only when every condition holds and σ_used ≥ "
     "σ_required, \"certified under assumptions\" when it rests on estimates or assumed constants.\n"
     "* **MIA**: membership-inference AUC should be close to the retrained model's value (≈ 0.5 when nothing "

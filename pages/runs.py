@@ -7,10 +7,13 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from pages import _common as common
-from pages import _downloads as downloads
-from pages import _results as results
+from dashboard import common, downloads, results
+from unlearn_core import formatting as fmt
 from unlearn_core import plots
+from unlearn_core.config import format_value
+from unlearn_core.errors import ConfigError
+from unlearn_core.service import ui_state
+from unlearn_core.unlearners import get_unlearner
 from unlearn_core.verdict import verdict_from_card
 
 PREFIX = "runs"
@@ -23,28 +26,44 @@ st.caption(f"Every finished run is stored in `{store.path}`; it survives restart
 
 
 
+def settings_text(method: str, params: dict) -> str:
+    """The method's basic hyperparameters other than ε and δ, by their own names (``lam=0.01, depth=1000``): one
+    column for every method without mixing meanings (a bare "λ" column showed certified Newton's local convex term
+    beside noisy fine-tuning's contraction term of 50)."""
+    try:
+        schema = [p for p in get_unlearner(method).schema if p.level == "basic" and p.name not in ("epsilon", "delta")]
+    except ConfigError:
+        return fmt.MISSING
+    shown = [f"{p.name}={format_value(params[p.name])}" for p in schema if p.name in params]
+    return ", ".join(shown) or fmt.MISSING
+
+
 def run_row(r) -> dict:
-    """One row of the history, key columns first: what ran (method, data, forget set, λ/ε/δ), the verdict, the test
-    accuracy gap to the retrained model and the time; the bookkeeping (certificate, when, id...) after them."""
+    """One row of the history, key columns first: what ran (method, data, forget set, its settings, ε, δ), the
+    verdict, the test accuracy gap to the retrained model and the time; the bookkeeping (certificate, when, id...)
+    after them. Every cell is display text: an experiment's row reads "—" where a run's has a number, never
+    "None"."""
     card = r.card
     params = (card.get("config") or {}).get("params") or {}
     models = card.get("models") or {}
     unl, ref = models.get("unlearned") or {}, models.get("retrained") or {}
     verdict = verdict_from_card(card)
     cert = card.get("certificate") or {}
-    gap = (100 * (unl["acc_test"] - ref["acc_test"]) if isinstance(unl.get("acc_test"), (int, float))
+    gap = (unl["acc_test"] - ref["acc_test"] if isinstance(unl.get("acc_test"), (int, float))
            and isinstance(ref.get("acc_test"), (int, float)) else None)
     timing = card.get("timing_s") or {}
+    experiment = card.get("experiment") if isinstance(card.get("experiment"), dict) else None
     return {
         "method": r.method, "dataset": r.dataset, "model": r.model, "forget": r.forget,
-        "λ": params.get("lam"), "ε": params.get("epsilon"), "δ": params.get("delta"),
-        "verdict": verdict.label if verdict is not None else ("experiment" if "experiment" in card else "—"),
-        "test acc. gap (points)": gap, "acc test": unl.get("acc_test"), "unlearn (s)": timing.get("unlearn"),
-        "retrain (s)": timing.get("retrain"),
-        "certificate": cert.get("status", "— (none)") if cert else "— (none)",
-        "‖w − w_retrained‖": (card.get("distance") or {}).get("unlearned_to_retrained"),
+        "settings": (f"{experiment['kind']} experiment" if experiment else settings_text(r.method, params)),
+        "ε": fmt.sig(params.get("epsilon")), "δ": fmt.sig(params.get("delta")),
+        "verdict": verdict.label if verdict is not None else ("experiment" if experiment else fmt.MISSING),
+        "test acc. gap": fmt.points(gap), "acc test": fmt.percent(unl.get("acc_test")),
+        "unlearn": fmt.seconds(timing.get("unlearn")), "retrain": fmt.seconds(timing.get("retrain")),
+        "certificate": cert.get("status", fmt.MISSING) if cert else fmt.MISSING,
+        "‖w − w_retrained‖": fmt.sig((card.get("distance") or {}).get("unlearned_to_retrained")),
         "when": dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M:%S"), "page": r.kind,
-        "label": r.label, "device": card.get("device"), "id": r.id,
+        "label": r.label or fmt.MISSING, "device": card.get("device") or fmt.MISSING, "id": r.id,
     }
 
 
@@ -58,22 +77,17 @@ table = st.data_editor(
     pd.DataFrame(rows), hide_index=True, width="stretch", key=f"{PREFIX}.table",
     disabled=[c for c in rows[0] if c != "select"],
     column_config={
-        "λ": st.column_config.NumberColumn(format="%g"), "ε": st.column_config.NumberColumn(format="%g"),
-        "δ": st.column_config.NumberColumn(format="%g"),
-        "test acc. gap (points)": st.column_config.NumberColumn(
-            format="%+.1f", help="unlearned − retrained test accuracy, in points"),
-        "acc test": st.column_config.NumberColumn(format="percent"),
-        "unlearn (s)": st.column_config.NumberColumn(format="%.2f"),
-        "retrain (s)": st.column_config.NumberColumn(format="%.2f"),
+        "settings": st.column_config.TextColumn(help="the method's main hyperparameters, by their CLI/URL names"),
+        "test acc. gap": st.column_config.TextColumn(help="unlearned − retrained test accuracy, in points"),
     },
 )
 selected = [row["id"] for _, row in table.iterrows() if row["select"]]
 
 c1, c2, c3 = st.columns(3)
 c1.download_button("Export all (JSON)", data=store.export_json, file_name="unlearn-runs.json",
-                   mime="application/json", on_click="ignore", icon="🧾")
+                   mime="application/json", on_click="ignore", icon=":material/data_object:")
 c2.download_button("Export all (CSV)", data=store.export_csv, file_name="unlearn-runs.csv", mime="text/csv",
-                   on_click="ignore", icon="📄")
+                   on_click="ignore", icon=":material/table:")
 by_id = {r.id: r for r in runs}
 
 
@@ -85,7 +99,7 @@ def confirm_delete(ids: list[str]) -> None:
     st.dataframe(pd.DataFrame([{"id": i, "method": by_id[i].method, "dataset": by_id[i].dataset,
                                 "forget": by_id[i].forget} for i in ids]), hide_index=True, width="stretch")
     c_yes, c_no = st.columns(2)
-    if c_yes.button("Delete", type="primary", icon="🗑️", key=f"{PREFIX}.delete.confirm"):
+    if c_yes.button("Delete", type="primary", icon=":material/delete:", key=f"{PREFIX}.delete.confirm"):
         common.delete_runs([by_id[i] for i in ids])
         st.session_state.pop(f"{PREFIX}.to_delete", None)
         st.rerun()
@@ -94,7 +108,7 @@ def confirm_delete(ids: list[str]) -> None:
         st.rerun()
 
 
-if selected and c3.button(f"Delete {len(selected)} selected", icon="🗑️", key=f"{PREFIX}.delete"):
+if selected and c3.button(f"Delete {len(selected)} selected", icon=":material/delete:", key=f"{PREFIX}.delete"):
     st.session_state[f"{PREFIX}.to_delete"] = selected
 pending = [i for i in st.session_state.get(f"{PREFIX}.to_delete") or [] if i in by_id]
 if pending:
@@ -118,11 +132,30 @@ choice = st.selectbox(
     index=ids.index(selected[0]) if selected else 0, key=f"{PREFIX}.open")
 stored = by_id[choice]  # listed without weights; the download below fetches them on demand
 card = stored.card
+target, query = ui_state.reopen_link(card, stored.kind)
+page_name = {"forget_size": "Forget-set size"}.get(target.removeprefix("pages/").removesuffix(".py"),
+                                                   target.removeprefix("pages/").removesuffix(".py").capitalize())
+
+
+def open_on_page() -> None:
+    """Load the run's configuration into its page (Explore, or the experiment page it came from) and go there:
+    the page's state is dropped so that it reads the link as a first visit."""
+    prefix = target.removeprefix("pages/").removesuffix(".py")
+    for key in [k for k in st.session_state if str(k).startswith((f"{prefix}.", "frontier."))]:
+        del st.session_state[key]
+    st.session_state.pop("shared_config", None)
+    st.switch_page(target, query_params=query)
+
+
+if st.button(f"Open in {page_name}", icon=":material/open_in_new:", key=f"{PREFIX}.reopen",
+             help="Loads this run's whole configuration (data, model, forget set, method and its settings, the "
+                  "page's own settings) into the page it came from; press Run there to recompute or change it."):
+    open_on_page()
 if "experiment" in card:
     exp = card["experiment"]
     df = pd.DataFrame(exp["rows"], columns=exp["columns"])
     st.caption(f"A {exp['kind']} experiment over seeds {exp['seeds']}: every row (every seed) below.")
-    st.dataframe(df, width="stretch", hide_index=True)
+    st.dataframe(fmt.display_frame(df, {}), width="stretch", hide_index=True)  # "—", never "None"
     downloads.experiment_downloads(PREFIX, df, card, figures=results.experiment_figures(PREFIX, exp["kind"], df),
                                   name=f"run-{stored.id}")
 else:

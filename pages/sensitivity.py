@@ -9,11 +9,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pages import _common as common
-from pages import _downloads as downloads
-from pages import _results as results
-from pages import _status as status
-from pages import _widgets as widgets
+from dashboard import common, downloads, results, status, stories, widgets
+from unlearn_core import formatting as fmt
 from unlearn_core.errors import ConfigError
 from unlearn_core.service import ui_state
 from unlearn_core.unlearners import get_unlearner
@@ -21,9 +18,12 @@ from unlearn_core.unlearners import get_unlearner
 PREFIX = "sensitivity"
 SWEEPABLE = ("lam", "epsilon", "delta")
 COLUMNS = {
-    "delta_bound": "Δ bound", "sigma_required": "σ required", "sigma_used": "σ used", "status": "certificate",
-    "approx_error": "actual ‖w̃ − w̃*‖ (before noise)", "dist_to_retrained": "‖w⁻ − w̃*‖ (after noise)",
-    "acc_test": "acc test", "acc_forget": "acc forget", "acc_test_retrained": "acc test, retrained",
+    "delta_bound": "Δ bound", "delta_bound_infinite": "_Δ infinite", "sigma_required": "σ required",
+    "sigma_used": "σ used", "status": "certificate", "approx_error": "actual ‖w̃ − w̃*‖ (before noise)",
+    "dist_to_retrained": "‖w⁻ − w̃*‖ (after noise)", "acc_test": "acc test",
+    "acc_test_noiseless": "acc test before noise", "acc_forget": "acc forget",
+    "acc_test_retrained": "acc test, retrained", "why_infinite": "_why ∞",
+    "why_not_certified": "why not certified",
 }
 
 common.require_router()
@@ -32,7 +32,7 @@ st.caption("Larger λ gives a smaller bound but a more biased step; smaller ε o
            "utility (Zhang et al. Fig. 4). The trained models are shared by every value; one run per value.")
 
 # The sweep travels in the URL too (?sweep=lam&from=0.1&to=10&n=4&seeds=1), so a link reproduces the run.
-extras = widgets.init_page(PREFIX, extra_fields={
+extras = widgets.init_page(PREFIX, defaults=ui_state.PAGE_DEFAULTS["sensitivity"], extra_fields={
     "sweep": ui_state.choice_field("sweep", SWEEPABLE),
     "from": ui_state.float_field("from", low=0.0, high=1e6, low_open=True),
     "to": ui_state.float_field("to", low=0.0, high=1e6, low_open=True),
@@ -48,7 +48,7 @@ if extras.get("sweep") is not None and extras["sweep"] not in names and not st.s
     st.warning(f"sweep={extras['sweep']!r} is not a hyperparameter of {method}: choose one of {', '.join(names)} — "
                f"using {names[0]}", icon=":material/warning:")
 common.seed_once(f"{PREFIX}.sweep", extras["sweep"] if extras.get("sweep") in names else names[0])
-common.seed_once(f"{PREFIX}.n", extras.get("n", 4))
+common.seed_once(f"{PREFIX}.n", extras.get("n", 5))
 common.seed_once(f"{PREFIX}.nseeds", extras.get("seeds", 1))
 with st.form(f"{PREFIX}.form", enter_to_submit=False):
     c1, c2, c3, c4, c5 = st.columns(5)
@@ -92,12 +92,18 @@ def render(df, card, run_id) -> None:
     swept = str(df["param"].iloc[0]) if len(df) else "value"
     n = df["seed"].nunique() if len(df) else 0
     st.subheader("Results")
-    st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}, one row per value of {swept}. Δ = ∞ where the bound "
-               "does not apply (λ + λ_min ≤ 0): no σ certifies the release there, so none is added.")
+    conclusion = stories.sensitivity_story(df, swept)
+    if conclusion:
+        st.markdown(f"**{conclusion}**")
+    st.caption(f"Mean over {n} seed{'s' if n > 1 else ''}, one row per value of {swept}. An infinite bound names "
+               "the condition that fails (the certificate card of Explore lists them all).")
     table = results.mean_table(df, by="value", columns=COLUMNS).rename_axis(swept)
-    for col in ("Δ bound", "σ required"):  # the engine serialises an infinite bound as null
-        table[col] = table[col].fillna(float("inf"))
-    st.dataframe(table, width="stretch")
+    cause = table.pop("_why ∞") if "_why ∞" in table else None
+    shown = results.display_table(table, percent=("acc test", "acc test before noise", "acc forget",
+                                                  "acc test, retrained"),
+                                  infinite={"Δ bound": "_Δ infinite"}, cause=cause)
+    shown.index = [fmt.sig(v) for v in shown.index]
+    st.dataframe(shown.rename_axis(swept), width="stretch")
     downloads.experiment_downloads(PREFIX, df, card, figures=results.experiment_figures(PREFIX, "sensitivity", df),
                                   name=f"sensitivity-{swept}")
 

@@ -2,8 +2,9 @@
 
 Runs the quick demo at 1024 × 768 (writes the seconds from the server's start to the Quick demo button and from the
 click on Run to the results to ``test-artifacts/quick-demo-*seconds.txt``), checks that the verdict is visible
-without scrolling and saves that screen, checks the accuracy table and a chart, then runs the quick demo on
-Compare, Sequential and Sensitivity, and saves a screenshot of every page to ``test-artifacts/``. Skipped (with
+without scrolling and saves that screen, checks the accuracy table and a chart and the Runs page; a fresh server's
+first screen (a deep link) and an early click on Run. Every other page, with its own defaults, is
+``tests/test_browser_pages.py``'s. Skipped (with
 the reason) when ``/usr/bin/chromium`` is missing — except under ``CI=true``, where CI installs Chromium and a
 missing browser is a failure.
 """
@@ -83,21 +84,29 @@ def server(tmp_path_factory):
 
 def test_a_deep_link_as_a_fresh_servers_first_request_goes_through_the_router(tmp_path):
     """The first request of a fresh server is a deep link to a page other than Explore (a shared link after a
-    restart): the page runs inside app.py's router — top navigation, its deep-linked value — and the helpers of
-    ``pages/`` never appear as pages. Before pages/_common.require_router, Streamlit's legacy multipage mode ran
-    the page on its own under a sidebar listing every file of ``pages/`` ("common", "widgets", …)."""
+    restart): from the first second on, the screen shows nothing but the real (top) navigation — never Streamlit's
+    legacy sidebar listing the files of ``pages/`` (issue 20: it showed for 8–15 s over a blank page) — and the page
+    then runs inside app.py's router with its deep-linked value. Guarded by ``client.showSidebarNavigation = false``
+    and dashboard/router.require_router (a page run outside the router reruns through it)."""
     with _serve(tmp_path) as (url, _), sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page = browser.new_page(viewport={"width": 1024, "height": 768})
             page.goto(f"{url}/sensitivity?method=certified_newton&epochs=7", wait_until="domcontentloaded")
-            page.get_by_role("heading", name="Sensitivity").first.wait_for(timeout=scaled_ms(120))
-            page.wait_for_timeout(3000)
+            heading = page.get_by_role("heading", name="Sensitivity").first
+            deadline = time.time() + scaled(120)
+            while time.time() < deadline and not heading.is_visible():
+                assert page.locator('[data-testid="stSidebarNavItems"]').count() == 0, "legacy pages/ sidebar shown"
+                assert page.locator('[data-testid="stSidebar"]').filter(has_text="sensitivity").count() == 0
+                page.wait_for_timeout(250)
+            heading.wait_for(timeout=scaled_ms(5))
+            page.wait_for_timeout(2000)
             nav = page.locator('[data-testid="stTopNavLinkContainer"], [data-testid="stTopNavLink"]')
             assert nav.count() > 0, "no top navigation: the page ran outside app.py"
             assert page.get_by_role("link", name="Learn").count() >= 1
             assert page.locator('[data-testid="stSidebarNavItems"]').count() == 0, "legacy pages/ sidebar shown"
             assert page.get_by_text("widgets", exact=True).count() == 0
+            assert "epochs=7" in page.url  # the deep-linked value survived the rerun through the router
         finally:
             browser.close()
 
@@ -106,7 +115,7 @@ def test_an_early_click_on_run_shows_the_configuration_that_ran(tmp_path):
     """Run clicked while the first page of a fresh server is still being drawn: the results are the quick demo's
     and the form still shows the quick demo's values. Before the fix, the server ran the right configuration but
     the browser showed the form at its widget defaults (ε = 0.001, model logreg) in 1 of 3–4 such clicks (a script
-    run cut short; see pages/_common.reassert_widgets). A race: this test catches it often, not always."""
+    run cut short; see dashboard/common.reassert_widgets). A race: this test catches it often, not always."""
     with _serve(tmp_path) as (url, _), sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
@@ -178,13 +187,7 @@ def test_quick_demo_in_a_real_browser(server):
             page.screenshot(path=str(ARTIFACTS / "explore-quick-demo.png"), full_page=True)
             # the deep link is in the URL
             assert "dataset=digits" in page.url and "method=" in page.url
-            page.goto(url + "/learn", wait_until="domcontentloaded")
-            page.get_by_text("Calculator: σ from").wait_for(timeout=scaled_ms(60))
-            page.screenshot(path=str(ARTIFACTS / "learn.png"), full_page=True)
-            _experiment_page(page, url + "/compare?methods=certified_newton,noisy_finetune,finetune,neggrad_plus",
-                             "Run comparison", "Results", "compare.png")
-            _experiment_page(page, url + "/sequential", "Run requests", "Per request", "sequential.png")
-            _experiment_page(page, url + "/sensitivity", "Run sweep", "Results", "sensitivity.png")
+            # The other pages, with their own defaults, are tests/test_browser_pages.py's.
             page.goto(url + "/runs", wait_until="domcontentloaded")
             page.get_by_role("heading", name="Reopen a run").wait_for(timeout=scaled_ms(60))
             # drawn after the table
@@ -194,22 +197,3 @@ def test_quick_demo_in_a_real_browser(server):
             page.screenshot(path=str(ARTIFACTS / "runs.png"), full_page=True)
         finally:
             browser.close()
-
-
-def _experiment_page(page, url: str, button: str, heading: str, shot: str) -> None:
-    """Open an experiment page, load the quick demo, run it and screenshot the results."""
-    page.goto(url, wait_until="domcontentloaded")
-    page.get_by_role("button", name=button).wait_for(timeout=scaled_ms(60))  # the first run has finished
-    page.wait_for_timeout(1000)
-    page.get_by_role("button", name="Quick demo").click()
-    page.wait_for_timeout(1500)
-    page.get_by_role("button", name=button).click()
-    try:
-        page.get_by_role("heading", name=heading).first.wait_for(timeout=scaled_ms(180))
-    except Exception:
-        page.screenshot(path=str(ARTIFACTS / shot.replace(".png", "-failed.png")), full_page=True)
-        raise
-    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=scaled_ms(60))
-    page.wait_for_timeout(2000)  # let the charts draw
-    assert page.locator('[data-testid="stException"]').count() == 0
-    page.screenshot(path=str(ARTIFACTS / shot), full_page=True)

@@ -113,7 +113,7 @@ def test_an_added_field_appears_as_cli_flag_url_key_and_config_json(extended, ca
 def _extended_page() -> None:
     import streamlit as st
 
-    from pages import _widgets as widgets
+    from dashboard import widgets
 
     widgets.init_page("t")
     widgets.config_widgets("t")

@@ -11,9 +11,10 @@ width field reappeared empty: the configuration was invalid, ``config_or_stop`` 
 *above* the job panel, and the finished job's results were never drawn. The poller is part of that panel, so
 nothing polled again either.
 
-The fix, in ``pages/_widgets.py`` and ``pages/_status.py``: the page remembers its last valid configuration outside
-widget state and re-seeds its widgets when their state is gone; an invalid widget value no longer hides a running or
-finished job (and cannot start one); the app-wide heartbeat re-renders a page whose finished job was not shown.
+The fix, in ``dashboard/widgets.py`` and ``dashboard/status.py``: the page remembers its last valid configuration
+outside widget state and re-seeds its widgets when their state is gone; an invalid widget value no longer hides a
+running or finished job (and cannot start one); the app-wide heartbeat re-renders a page whose finished job was not
+shown.
 
 The stress test runs that sequence many times, the job finishing at random moments relative to the polls and the
 page switch, and fails on the code before the fix (the results never appear in the first cycle).
@@ -101,7 +102,7 @@ def test_an_invalid_value_does_not_hide_a_finished_job_nor_start_another():
     assert _results(at)
     at.text_input(key="explore.hidden").set_value("").run()  # invalid: the error shows, the results stay
     assert any("hidden='' is not valid" in e.value for e in at.error) and _results(at)
-    from pages import _common as common
+    from dashboard import common
 
     jobs_before = len(common.get_registry().jobs())
     at.button(key="FormSubmitter:explore.form-Run").click().run()  # Run with an invalid value starts nothing
@@ -110,7 +111,7 @@ def test_an_invalid_value_does_not_hide_a_finished_job_nor_start_another():
 
 
 def test_heartbeat_notices_a_finished_job_whose_results_were_not_drawn():
-    from pages._status import finished_unshown
+    from dashboard.status import finished_unshown
     from unlearn_core.service.jobs import JobRegistry
 
     registry = JobRegistry(reap_every_s=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -44,7 +45,7 @@ def test_compare_figures() -> None:
     assert fig.data[0].y[1] == pytest.approx(0.825)  # mean over the two seeds
     assert len(_ref_lines(fig)) == 3
     assert "closer to retrained is better" in _title(fig)
-    assert fig.layout.yaxis.title.text == "accuracy (fraction)"
+    assert fig.layout.yaxis.title.text == "accuracy" and fig.layout.yaxis.tickformat == ".0%"
     t = plots.compare_time_figure(df)
     assert list(t.data[0].x) == ["certified_newton", "finetune"]
     assert t.layout.yaxis.type == "log" and "s" in t.layout.yaxis.title.text
@@ -181,7 +182,7 @@ def test_accuracy_bars_show_the_noise_free_estimate_when_reported() -> None:
     names = [tr.name for tr in fig.data]
     assert names == ["original", "retrained", "unlearned before noise", "unlearned"]
     assert list(fig.data[2].y) == [0.86, 0.96, 0.91]
-    assert fig.layout.xaxis.title.text == "evaluation set" and fig.layout.yaxis.title.text == "accuracy (fraction)"
+    assert fig.layout.xaxis.title.text == "evaluation set" and fig.layout.yaxis.title.text == "accuracy"
     assert plots.accuracy_bars({"models": {}}) is None
 
 
@@ -219,7 +220,9 @@ def test_mia_bars() -> None:
     assert list(fig.data[0].x) == ["loss MIA AUC", "SVC: forget called non-member"]
     assert list(fig.data[2].y) == [0.53, 0.56, 0.3]
     assert [s.y0 for s in _ref_lines(fig)] == [0.51, 0.5, 0.3]  # one dashed retrained target per attack
-    assert fig.layout.yaxis.title.text == "attack score (AUC or rate, 0–1)" and CLOSER in _title(fig)
+    assert fig.layout.yaxis.title.text == "attack score (0–1)" and CLOSER in _title(fig)
+    # the missing bar is explained where it would be
+    assert any(a.text == "original:<br>n/a" and a.x == "posterior-difference AUC" for a in fig.layout.annotations)
     assert plots.mia_bars(_card()) is None  # no MIA block in the card
 
 
@@ -234,8 +237,10 @@ def test_cards_tradeoff_and_accuracy() -> None:
     a, b = _full_card(), _full_card()
     b["timing_s"] = {**b["timing_s"], "unlearn": 0.5}
     b["distance"] = {"unlearned_to_retrained": 0.2}
+    b["models"] = {**b["models"], "unlearned": {**b["models"]["unlearned"], "acc_test": 0.87}}
     fig = plots.cards_tradeoff([a, b], ["A", "B"])
-    assert list(fig.data[0].x) == [0.1, 0.5] and list(fig.data[0].y) == [0.7, 0.2]
+    # the test-accuracy gap to retraining in points (not the parameter distance, which a noisy release inflates)
+    assert list(fig.data[0].x) == [0.1, 0.5] and list(fig.data[0].y) == pytest.approx([0.0, 3.0])
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.title.text.startswith("unlearning wall time (s")
     assert _ref_lines(fig)[0].x0 == pytest.approx(1.8)  # retraining time
     fig = plots.cards_accuracy([a, b], ["A", "B"])
@@ -358,3 +363,124 @@ def test_a_title_is_never_split_inside_parentheses() -> None:
     assert sub == "(mean ± sd over seeds; dashed: retrained) — closer to retrained"
     assert split_title("Unlearning time vs retraining (dashed) — lower is better") == (
         "Unlearning time vs retraining (dashed)", "lower is better")
+
+
+# -- issue 20: the chart style guide ----------------------------------------------------------------------------
+
+
+def _every_figure() -> list[go.Figure]:
+    """Every experiment and card figure on the fixtures above (what the pages draw)."""
+    df = _compare_df().assign(dist_to_retrained=1.0, js_forget=0.01)
+    seq = pd.DataFrame({"seed": [0, 0, 0], "step": [1, 2, 3], "grad_norm": [1.0, 0.5, 0.25],
+                        "delta_bound": [10.0, None, 10.0], "status": ["certified", "not certified", "certified"],
+                        "why_not_certified": [None, "σ fixed at request 1 is below σ required", None],
+                        "approx_error": [0.2, 0.25, 0.3], "acc_forget": [0.9] * 3, "acc_retain": [0.95] * 3,
+                        "acc_test": [0.9, 0.89, 0.88], "acc_test_retrained": [0.87] * 3})
+    sens = pd.DataFrame({"seed": [0, 0], "param": ["lam", "lam"], "value": [1.0, 10.0], "delta_bound": [None, 45.0],
+                         "status": ["not certified", "certified"],
+                         "why_infinite": ["LiSSA term: ζ_min > 0 fails", None],
+                         "sigma_required": [None, 180.0], "approx_error": [0.5, 0.4], "dist_to_retrained": [9e3, 8e3],
+                         "acc_forget": [0.2, 0.2], "acc_retain": [0.2, 0.2], "acc_test": [0.2, 0.2],
+                         "acc_test_retrained": [0.9, 0.9]})
+    size = pd.DataFrame({"seed": [0] * 4, "n_forget": [10, 10, 50, 50], "method": ["retrained", "noisy_finetune"] * 2,
+                         "time_s": [2.0, 0.1, 2.0, 0.3], "acc_test": [0.9, 0.8, 0.9, 0.7],
+                         "sigma_required": [None, 1.0, None, 4.0]})
+    figures = [*plots.experiment_figures("compare", df).values(), plots.sequential_figure(seq),
+               plots.sensitivity_figure(sens), plots.forget_size_figure(size)]
+    figures += [f for make in plots.CARD_FIGURES.values() if (f := make(_full_card())) is not None]
+    return figures
+
+
+def _axis_of(fig: go.Figure, trace: Any, letter: str) -> Any:
+    name = getattr(trace, f"{letter}axis") or letter
+    return fig.layout[f"{letter}axis{name[1:]}"]
+
+
+def test_log_quantities_are_points_with_decade_ticks_never_bars() -> None:
+    """Issue 20, finding 9: bars on a log axis with a cut base drew a 1.4× speed-up as ~10×, and minor ticks read
+    "2, 5, 100, 2, 5". Every log axis now carries points only, a tick per decade, and at least one decade."""
+    checked = 0
+    for fig in _every_figure():
+        for trace in fig.data:
+            yaxis = _axis_of(fig, trace, "y")
+            if yaxis.type == "log":
+                checked += 1
+                assert trace.type != "bar", (fig.layout.title.text, trace.name)
+                assert yaxis.dtick == 1, (fig.layout.title.text, yaxis.title.text)
+                if yaxis.range is not None:
+                    assert yaxis.range[1] - yaxis.range[0] >= 1.0
+    assert checked >= 8
+
+
+def test_time_chart_writes_the_ratio_to_retraining() -> None:
+    fig = plots.time_bars(_full_card())  # retrain 1.8 s, unlearn 0.1 s
+    assert fig.data[0].type == "scatter" and fig.data[0].text[2] == "0.1 s: 18× faster"
+    df = _compare_df()
+    t = plots.compare_time_figure(df)  # retraining 9 s
+    assert list(t.data[0].text) == ["1.0 s: 9× faster", "2.0 s: 4.5× faster"]
+
+
+def test_every_trace_has_a_tooltip_with_its_unit() -> None:
+    """Issue 20, finding 10: tooltips showed raw values ("forget, 0.9520548"). Every trace names what it shows."""
+    for fig in _every_figure():
+        for trace in fig.data:
+            if trace.type in ("bar", "scatter") and trace.name not in ("bound = actual",):
+                assert trace.hovertemplate, (fig.layout.title.text, trace.name)
+
+
+def test_one_colour_per_method_on_every_chart() -> None:
+    """Compare's bars, the frontier (Learn's and Compare's) and the forget-set-size lines give a method the same
+    colour (finding 8: frontier colours differed from Learn's)."""
+    df = _compare_df()
+    bars = plots.compare_figure(df)
+    assert list(bars.data[0].marker.color) == [plots.method_colour(m) for m in bars.data[0].x]
+    frontier = pd.DataFrame({"seed": [0] * 4, "method": ["retrained", "original", "noisy_finetune",
+                                                          "certified_newton"],
+                             "epsilon": [None, None, 1.0, 1.0], "acc_test": [0.9, 0.92, 0.88, 0.1],
+                             "dist_to_retrained": [0.0, 2.0, 9.0, 1e5]})
+    fig = plots.frontier_figure(frontier)
+    lines = {tr.name: tr.line.color for tr in fig.data if tr.showlegend is not False and tr.line.color}
+    assert lines["noisy_finetune"] == plots.method_colour("noisy_finetune") == plots.METHOD_COLOURS["noisy_finetune"]
+    assert lines["certified_newton"] == plots.method_colour("certified_newton")
+    size = pd.DataFrame({"seed": [0] * 2, "n_forget": [10, 10], "method": ["retrained", "noisy_finetune"],
+                         "time_s": [2.0, 0.1], "acc_test": [0.9, 0.8], "sigma_required": [None, 1.0]})
+    per_panel = {tr.line.color for tr in plots.forget_size_figure(size).data if tr.name == "noisy_finetune"}
+    assert per_panel == {plots.method_colour("noisy_finetune")}  # every panel, not only the first
+    assert plots.method_colour("a_new_method") == plots.method_colour("a_new_method")  # stable for new names
+
+
+def test_requests_are_integers_and_an_infinite_bound_says_why() -> None:
+    """Finding 5: the sequential x axis read 1.5 and 2.5; a request whose bound is infinite shows "Δ = ∞" with its
+    cause, as does a sweep value (finding 4)."""
+    figures = _every_figure()
+    seq = next(f for f in figures if f.layout.title.text.startswith("Sequential"))
+    assert list(seq.layout.xaxis.tickvals) == [1, 2, 3] and list(seq.layout.xaxis3.tickvals) == [1, 2, 3]
+    (mark,) = [a for a in seq.layout.annotations if a.text == "Δ = ∞"]
+    assert mark.x == 2 and mark.hovertext == "∞ (σ fixed at request 1 is below σ required)"
+    sens = next(f for f in figures if f.layout.title.text.startswith("Sensitivity"))
+    (mark,) = [a for a in sens.layout.annotations if a.text == "Δ = ∞"]
+    assert mark.x == pytest.approx(0.0) and mark.hovertext == "∞ (LiSSA term: ζ_min > 0 fails)"  # log10(λ = 1)
+
+
+def test_subtitles_keep_their_spaces_and_subplot_titles_are_short() -> None:
+    """Finding 10: subtitles lost spaces where a line broke ("isbetter"); per-step subplot titles overlapped and
+    read "w̃_{k−1}"."""
+    for fig in _every_figure():
+        sub = fig.layout.title.subtitle.text or ""
+        assert "<br>" not in sub.replace(" <br>", "")
+        for a in fig.layout.annotations:
+            if a.yref == "paper":
+                assert "_{" not in a.text and all(len(line) <= 30 for line in a.text.split("<br>")), a.text
+
+
+def test_the_tradeoff_chart_measures_closeness_in_outputs() -> None:
+    """Finding 8: "lower-left is better" put the two methods that work at the worst end, because a noisy release's
+    parameter distance is the noise's. With output divergences in the rows, closeness is the JS divergence on the
+    forget set."""
+    df = _compare_df().assign(dist_to_retrained=lambda d: d["method"].map(
+        {"original": 2.0, "retrained": 0.0, "certified_newton": 900.0, "finetune": 1.0}),
+        js_forget=lambda d: d["method"].map({"original": 0.2, "retrained": 0.0, "certified_newton": 0.01,
+                                             "finetune": 0.1}))
+    fig = plots.compare_tradeoff_figure(df)
+    assert list(fig.data[0].y) == pytest.approx([0.01, 0.1])
+    assert fig.layout.yaxis.title.text.startswith("JS divergence to retrained on the forget set")

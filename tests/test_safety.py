@@ -117,7 +117,7 @@ def fresh_app(tmp_path, monkeypatch):
 
 @pytest.mark.usefixtures("fresh_app")
 def test_runs_page_deletes_only_after_confirming() -> None:
-    from pages import _common as common
+    from dashboard import common
 
     store = common.get_store()
     card = {"config": {"dataset": "digits", "model": "mlp", "method": "retrain", "forget": "random:0.1"},
@@ -143,7 +143,7 @@ def test_runs_page_deletes_only_after_confirming() -> None:
 
 def test_html_report_escapes_the_run_card() -> None:
     """A card is data: a hostile label or forget spec must come out as text, never as markup."""
-    from pages._downloads import html_report
+    from dashboard.downloads import html_report
 
     evil = "<script>alert('x')</script>"
     card = {"config": {"dataset": "digits", "forget": evil, "method": evil}, "notes": [f"</pre>{evil}"]}

@@ -9,7 +9,7 @@ from that one list
 
 * the CLI's flags and the configuration they build (:mod:`unlearn_core.cli.parser`),
 * the dashboard's URL (de)serialisation and its flat configuration (:mod:`unlearn_core.service.ui_state`),
-* the dashboard's widgets (``pages/_widgets.py``), and
+* the dashboard's widgets (``dashboard/widgets.py``), and
 * ``python -m unlearn_core config --json``
 
 are generated. Adding a field is one edit — a ``setting(...)`` on the dataclass — plus its test

@@ -64,7 +64,7 @@ from unlearn_core.limits import AUDIT_RUNS_RANGE
 from unlearn_core.paths import cache_dir, data_dir
 from unlearn_core.pipeline import Prepared, RunConfig, prepare, run_method
 from unlearn_core.unlearners import get_unlearner, methods_with, resolve_params
-from unlearn_core.verdict import THRESHOLDS
+from unlearn_core.verdict import THRESHOLDS, infinite_cause, not_certified_cause
 
 ProgressFn = Callable[[dict[str, Any]], None] | None
 
@@ -217,10 +217,15 @@ def _cert_columns(cert: Mapping[str, Any] | None) -> dict[str, Any]:
     """The certificate's table columns (all ``None`` for a method without one); ``delta_bound`` is Δ."""
     if not cert:
         return {"certified": None, "status": None, "epsilon": None, "delta": None, "delta_guaranteed": None,
-                "epsilon_certified": None, "sigma_used": None, "sigma_required": None, "delta_bound": None}
+                "epsilon_certified": None, "sigma_used": None, "sigma_required": None, "delta_bound": None,
+                "delta_bound_infinite": None, "why_not_certified": None, "why_infinite": None}
     c = Certificate.from_dict(dict(cert))
     finite = c.sensitivity is not None and math.isfinite(c.sensitivity)
     return {
+        # Why a row is not certified, and why its Δ is infinite (the table shows "∞ (cause)", never "None").
+        "delta_bound_infinite": c.sensitivity is not None and not finite,
+        "why_not_certified": not_certified_cause(c),
+        "why_infinite": infinite_cause(c),
         "certified": c.certified,
         "status": c.status,
         "epsilon": c.epsilon,

@@ -12,8 +12,7 @@ import time
 
 import streamlit as st
 
-from pages import _common as common
-from pages import _status as status
+from dashboard import common, status
 
 st.title("Job race")
 if st.button("Run", key="race.run"):

@@ -10,7 +10,7 @@ import time
 
 import streamlit as st
 
-from pages import _status as status
+from dashboard import status
 
 ss = st.session_state
 if not ss.get("w._init"):

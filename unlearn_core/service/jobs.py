@@ -662,7 +662,7 @@ class WarmUp:
         return True
 
 
-#: The dashboard's process-wide warm-up (``pages/_common.warm_up`` starts it; its registry's jobs wait for it).
+#: The dashboard's process-wide warm-up (``dashboard/common.warm_up`` starts it; its registry's jobs wait for it).
 WARM_UP = WarmUp()
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages._common import POLL_SECONDS, engine_error, get_registry, get_store, session_id, state_key
+from dashboard.common import POLL_SECONDS, engine_error, get_registry, get_store, session_id, state_key
 from unlearn_core.errors import ConfigError
 from unlearn_core.service.jobs import (
     CANCELLED,
@@ -67,8 +67,9 @@ LOSS_CHART: dict[str, Any] = {
     "mark": {"type": "line", "point": True},
     "height": 180,
     "encoding": {
-        "x": {"field": "epoch", "type": "quantitative", "title": "epoch"},
-        "y": {"field": "loss", "type": "quantitative", "title": "training loss"},
+        # Epochs are integers: whole-number ticks (a one-epoch run showed "1.000000").
+        "x": {"field": "epoch", "type": "quantitative", "title": "epoch", "axis": {"format": "d", "tickMinStep": 1}},
+        "y": {"field": "loss", "type": "quantitative", "title": "training loss", "axis": {"format": ".3~g"}},
         "color": {"field": "stage", "type": "nominal", "title": "stage"},
     },
 }
@@ -94,7 +95,7 @@ def job_panel(prefix: str, *, on_done: Callable[[Job], None]) -> None:
     detached = st.session_state.pop(state_key(prefix, "detached"), None)
     if detached is not None:
         st.info(f"Stopped waiting for “{detached}”: another open page is waiting for the same run, so it keeps "
-                "running for them (press Run again to rejoin it).", icon="⏹️")
+                "running for them (press Run again to rejoin it).", icon=":material/stop_circle:")
     job = current_job(prefix)
     if job is None:
         return
@@ -104,10 +105,11 @@ def job_panel(prefix: str, *, on_done: Callable[[Job], None]) -> None:
         on_done(job)
         return
     if job.state == FAILED:
-        st.error(job.error or "the job failed", icon="🚫")
+        st.error(job.error or "the job failed", icon=":material/error:")
         return
     if job.state == CANCELLED:
-        st.info(f"The run was {job.describe()}." if job.cancel_reason else "The run was cancelled.", icon="⏹️")
+        st.info(f"The run was {job.describe()}." if job.cancel_reason else "The run was cancelled.",
+                icon=":material/stop_circle:")
         return
     _poller(prefix)
 
@@ -124,7 +126,7 @@ def _poller(prefix: str) -> None:
         return
     with st.status(f"Running: {job.label}", state="running", expanded=True):
         _status_body(job, registry)
-        if st.button("Cancel", key=state_key(prefix, "cancel"), icon="⏹️"):
+        if st.button("Cancel", key=state_key(prefix, "cancel"), icon=":material/stop_circle:"):
             if not registry.cancel(job.key, watcher=session_id()):
                 # another session still waits for this shared job: it keeps running for them; we stop watching
                 st.session_state.pop(state_key(prefix, "job"), None)
@@ -211,7 +213,7 @@ def experiment_panel(prefix: str, render: Callable[[pd.DataFrame, dict[str, Any]
 
     def show_stored(stored: Any) -> None:
         st.info(f"Reused the stored experiment {stored.id} with this exact configuration (nothing was "
-                "recomputed). Delete it on the Runs page to recompute.", icon="♻️")
+                "recomputed). Delete it on the Runs page to recompute.", icon=":material/recycling:")
         exp = stored.card["experiment"]
         render(pd.DataFrame(exp["rows"], columns=exp["columns"]), stored.card, stored.id)
 

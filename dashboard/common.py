@@ -1,9 +1,9 @@
 """What every dashboard page shares: the process-wide job registry and run store, this session's id, widget keys,
 and the one-line error.
 
-The page helpers are split by purpose: :mod:`pages._widgets` (the configuration widgets, generated from the run
-configuration's schema; hyperparameter widgets; presets), :mod:`pages._status` (job submission, polling, heartbeat,
-progress), :mod:`pages._results` (verdict, certificate card, accuracy tables, figures) and :mod:`pages._downloads`
+The page helpers are split by purpose: :mod:`dashboard.widgets` (the configuration widgets, generated from the run
+configuration's schema; hyperparameter widgets; presets), :mod:`dashboard.status` (job submission, polling, heartbeat,
+progress), :mod:`dashboard.results` (verdict, certificate card, accuracy tables, figures) and :mod:`dashboard.downloads`
 (CSV, JSON, HTML report, weights). Pages stay thin: they read widgets, call :mod:`unlearn_core` through the service
 layer (:mod:`unlearn_core.service`) and render; nothing here trains a model or does maths.
 """
@@ -15,6 +15,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard.router import require_router as require_router  # every page's first line
 from unlearn_core import paths
 from unlearn_core.service.jobs import WARM_UP, JobRegistry, default_torch_threads
 from unlearn_core.service.runstore import RunStore
@@ -28,28 +29,6 @@ FAMILY_BADGE = {
     "heuristic": ":gray-badge[heuristic (uncertified)]",
     "oracle": ":blue-badge[exact (oracle)]",
 }
-
-
-def require_router() -> None:
-    """First line of every page: make sure the page runs inside ``app.py``'s router, never on its own.
-
-    Why: while ``pages/`` exists and no script run of this server process has called ``st.navigation`` yet,
-    Streamlit serves the legacy multipage mode — a fresh server whose first request is a deep link such as
-    ``/sensitivity?method=…`` ran ``pages/sensitivity.py`` by itself (no page config, no heartbeat, no top
-    navigation) under a sidebar that listed every file of ``pages/``, helpers included ("common", "widgets"). Seen
-    in Chromium. Here the legacy mode is switched off and the run restarted, so ``app.py`` runs and routes to the
-    same page (its URL path and query are kept).
-    """
-    try:
-        from streamlit.runtime import Runtime
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # internal modules: without them there is nothing to correct
-        return
-    # Only in a served app: AppTest resets the legacy flag before every run and drives page files on their own by
-    # design, and a rerun there would swallow the click that started the run.
-    if PagesManager.uses_pages_directory and type(getattr(Runtime, "_instance", None)) is Runtime:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 @st.cache_resource(show_spinner=False)
@@ -141,4 +120,4 @@ def session_id() -> str:
 
 def engine_error(exc: BaseException) -> None:
     """Engine errors appear as one ``st.error`` line, never a traceback."""
-    st.error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, icon="🚫")
+    st.error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, icon=":material/error:")

@@ -12,7 +12,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages._common import state_key
+from dashboard.common import state_key
+from unlearn_core import formatting as fmt
 from unlearn_core import plots
 from unlearn_core.certificate import (
     CERTIFIED,
@@ -21,17 +22,14 @@ from unlearn_core.certificate import (
     UNDER_ASSUMPTIONS,
     certificate_from_card,
 )
-from unlearn_core.verdict import Verdict, verdict_from_card
+from unlearn_core.verdict import COLOUR_RULE, Verdict, infinite_cause, verdict_from_card
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "∞"
-        return f"{value:.{digits}g}"
-    return str(value)
+    """A number for a page (:mod:`unlearn_core.formatting`: significant digits, ∞, "—" for missing)."""
+    if isinstance(value, str):
+        return value
+    return fmt.sig(value, digits)
 
 
 def accuracy_table(card: Mapping[str, Any]) -> pd.DataFrame:
@@ -60,9 +58,7 @@ def accuracy_table(card: Mapping[str, Any]) -> pd.DataFrame:
 
 def fmt_accuracy(value: Any) -> str:
     """An accuracy as a percentage (``—`` when missing)."""
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        return "—"
-    return f"{100 * value:.1f} %"
+    return fmt.percent(value)
 
 
 def fmt_loss(value: Any) -> str:
@@ -96,8 +92,17 @@ def accuracy_frame(card: Mapping[str, Any]) -> pd.DataFrame:
 def accuracy_dataframe(card: Mapping[str, Any]) -> None:
     """The accuracy table on a page (:func:`accuracy_frame`, accuracies in %)."""
     shown = accuracy_frame(card)
-    config = {c: st.column_config.NumberColumn(c, format="percent") for c in shown.columns if c.startswith("acc")}
+    # Short headers and one loss column: at 1024 px the table shares its row with the certificate card, and a
+    # separate "loss test" column was cut off (issue 20).
+    losses = [c for c in shown.columns if c.startswith("loss")]
+    if losses:
+        shown["loss (forget / retain / test)"] = [" / ".join(str(v) for v in row) for row in shown[losses].itertuples(
+            index=False)]
+        shown = shown.drop(columns=losses)
+    config: dict[str, Any] = {c: st.column_config.NumberColumn(c.replace("acc ", ""), format="percent", width="small")
+                              for c in shown.columns if c.startswith("acc")}
     st.dataframe(shown, column_config=config, width="stretch")
+    st.caption("Accuracy (%) on the forget, retain and test sets, and the cross-entropy loss on each.")
 
 
 #: How each certificate status is drawn: Streamlit's box, its icon and the badge colour (status → style).
@@ -145,6 +150,9 @@ def verdict_box(card: Mapping[str, Any]) -> Verdict | None:
     with st.expander("Why: the numbers behind the verdict", icon=":material/help:"):
         for a in verdict.answers:
             st.markdown(f"**{a.question}** {a.detail}")
+        if verdict.distance_note:
+            st.markdown(f"**Distance to the retrained model:** {verdict.distance_note}")
+        st.markdown(f"**{COLOUR_RULE.split(':', 1)[0]}:**{COLOUR_RULE.split(':', 1)[1]}")
         st.caption(f"How the verdict is decided — {verdict.rules}")
     return verdict
 
@@ -179,29 +187,37 @@ def certificate_card(card: Mapping[str, Any]) -> None:
                 + (f" ({len(failing) - 1} more condition(s) fail: see below.)" if len(failing) > 1 else ""),
                 icon=icon)
         else:
-            box(f"**{cert.status}** at (ε, δ) = ({_fmt(cert.epsilon)}, {_fmt(cert.delta_guaranteed)})"
+            box(f"**{cert.status}** at (ε, δ) = ({_fmt(cert.epsilon)}, {cert.delta_guaranteed:.3g})"
                 + (f" — given {', '.join(f'{c.name} ({c.tag})' for c in soft)}" if soft else
                    " — every condition checked, every constant a proven bound"), icon=icon)
         if cert.delta_guaranteed != cert.delta:
-            st.caption(f"Asked for δ = {_fmt(cert.delta)}; guaranteed δ = {_fmt(cert.delta_guaranteed)} "
+            st.caption(f"Asked for δ = {cert.delta:.3g}; guaranteed δ = {cert.delta_guaranteed:.3g} "
                        "(δ + ρ: the LiSSA lemma holds with probability 1 − ρ).")
         c1, c2 = st.columns(2)
         c3, c4 = st.columns(2)
+        cause = infinite_cause(cert)
         if cert.sensitivity is not None:
-            c1.metric("Δ (sensitivity bound)", _fmt(cert.sensitivity, 3),
-                      help="the bound on the distance the noise must hide; ∞ when a hypothesis of the bound fails")
+            c1.metric("Δ (sensitivity bound)", _fmt(cert.sensitivity, 3), delta=cause, delta_color="off",
+                      delta_arrow="off",
+                      help="the bound on the distance the noise must hide; ∞ when a hypothesis of the bound fails "
+                           "(the failing one is named under the number)")
         else:
             c1.metric("Δ (sensitivity bound)", "n/a", help="this guarantee has no single sensitivity: the noise is "
                       "added at every step (privacy amplification by iteration)")
-        c2.metric("σ required", _fmt(cert.sigma_required, 3), help=f"accountant: {cert.accountant}")
+        c2.metric("σ required", _fmt(cert.sigma_required, 3), help=f"accountant: {cert.accountant}",
+                  delta="no finite noise certifies" if math.isinf(cert.sigma_required) else None, delta_color="off",
+                  delta_arrow="off")
         c3.metric("σ used", _fmt(cert.sigma_used, 3))
-        c4.metric("ε certified", _fmt(cert.epsilon_certified, 3),
-                  help="the ε that σ used certifies at δ, by the tightest valid accountant")
+        not_certified = cert.status == NOT_CERTIFIED
+        c4.metric("ε certified", "—" if not_certified else _fmt(cert.epsilon_certified, 3),
+                  delta="not certified" if not_certified else None, delta_color="off", delta_arrow="off",
+                  help="the ε that σ used certifies at δ, by the tightest valid accountant — shown only for a "
+                       "certified run (a number beside 'not certified' read as a guarantee)")
         if cert.sigma_required_by:
             st.caption("σ required by accountant: " + ", ".join(f"{k} {_fmt(v)}"
                                                                   for k, v in cert.sigma_required_by.items()))
         if cert.sensitivity_terms:
-            st.caption("Δ terms: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in cert.sensitivity_terms.items()))
+            st.caption(delta_terms_text(cert.sensitivity_terms, cert.sensitivity))
         st.markdown("**Conditions of the theorem, checked on this run**")
         st.markdown("\n".join(
             f"- {':material/check_circle:' if c.holds else ':red[:material/cancel:]'} {c.statement}: {c.value} "
@@ -217,28 +233,57 @@ def certificate_card(card: Mapping[str, Any]) -> None:
             st.caption(f"• {note}")
 
 
+#: The names of Δ's terms on the page (the Learn page's words).
+TERM_LABELS = {"exact": "exact", "nonconvergence": "non-convergence (G)", "lissa": "LiSSA", "solve": "residual"}
+
+
+def delta_terms_text(terms: Mapping[str, float], total: float | None) -> str:
+    """Δ as the sum it is, in the Learn page's terms: "Δ = exact 912 + non-convergence (G) 0.11 + LiSSA ∞ = ∞".
+
+    Certified Newton records ``nonconvergence`` as the exact term *plus* G/(λ + λ_min), so the page shows the
+    increment; the other terms are added to it (issue 20: the terms read as if additive on Explore but were summed
+    differently on Learn)."""
+    parts: list[str] = []
+    rest = dict(terms)
+    if "exact" in rest and "nonconvergence" in rest:
+        exact, nc = rest.pop("exact"), rest.pop("nonconvergence")
+        parts.append(f"exact {_fmt(exact)}")
+        increment = nc - exact if math.isfinite(nc) and math.isfinite(exact) else nc
+        parts.append(f"non-convergence (G) {_fmt(increment)}")
+    parts += [f"{TERM_LABELS.get(k, k)} {_fmt(v)}" for k, v in rest.items()]
+    return "Δ = " + " + ".join(parts) + (f" = {_fmt(total)}" if total is not None else "")
+
+
 def headline_metrics(card: Mapping[str, Any]) -> None:
     """Distance to the retrained model and unlearning vs retraining time, as metrics."""
     dist = card.get("distance", {})
     timing = card.get("timing_s", {})
     c1, c2 = st.columns(2)
     c3, c4 = st.columns(2)
+    verdict = verdict_from_card(card)
+    note = verdict.distance_note if verdict is not None else ""
+    ratio = verdict.distance_ratio if verdict is not None else None
     c1.metric("‖w_unlearned − w_retrained‖", _fmt(dist.get("unlearned_to_retrained"), 3),
-              help="ℓ2 distance over trainable parameters; closer to 0 is better. The original model is at "
-                   f"{_fmt(dist.get('original_to_retrained'))}.")
+              delta=(f"{fmt.sig(ratio, 2)}× the original's" + (": the noise's" if "noise" in note else ""))
+              if ratio is not None else None, delta_color="off", delta_arrow="off",
+              help="ℓ2 distance over trainable parameters, in the tooltip's words: " + (note or "—") + " Judged by "
+                   "the verdict only against the original's distance (the control); beside a noisy release it "
+                   "measures the noise the certificate requires, not a failure to forget.")
     c2.metric("‖w_original − w_retrained‖", _fmt(dist.get("original_to_retrained"), 3),
               help="how far unlearning has to move the model")
     unlearn_s, retrain_s = timing.get("unlearn"), timing.get("retrain")
     c3.metric("unlearning time", f"{unlearn_s:.2f} s" if unlearn_s is not None else "—")
     speed = (retrain_s / unlearn_s) if unlearn_s and retrain_s else None
     if speed is None:
-        verdict = None
+        faster = None
     elif speed >= 1:
-        verdict = f"unlearning is {speed:.1f}× faster"
+        faster = f"unlearning is {speed:.1f}× faster"
     else:
-        verdict = f"unlearning is {1 / speed:.1f}× slower"
-    c4.metric("retraining time", f"{retrain_s:.2f} s" if retrain_s is not None else "—", delta=verdict,
+        faster = f"unlearning is {1 / speed:.1f}× slower"
+    c4.metric("retraining time", f"{retrain_s:.2f} s" if retrain_s is not None else "—", delta=faster,
               delta_color="off")
+    if note:
+        st.caption(f"Distance to the retrained model: {note}")
     ratio = newton_step_ratio(card)
     if ratio is not None:
         c5, c6 = st.columns(2)
@@ -255,9 +300,9 @@ def headline_metrics(card: Mapping[str, Any]) -> None:
         retrained = (card.get("training") or {}).get("retrained") or {}
         if retrained.get("grad_norm") is not None:
             tol = retrained.get("grad_tol")
-            verdict = None if tol is None else (f"≤ tolerance {tol:g}: a minimiser" if retrained.get("converged")
-                                                else f"> tolerance {tol:g}: not converged")
-            c6.metric("retrained model's ‖∇(L + wd/2‖w‖²)‖", _fmt(retrained["grad_norm"], 3), delta=verdict,
+            minimiser = None if tol is None else (f"≤ tolerance {tol:g}: a minimiser" if retrained.get("converged")
+                                                  else f"> tolerance {tol:g}: not converged")
+            c6.metric("retrained model's ‖∇(L + wd/2‖w‖²)‖", _fmt(retrained["grad_norm"], 3), delta=minimiser,
                       delta_color="off", help=retrained.get("stop_reason"))
     st.caption(f"Device: **{card.get('device', '?')}** · cached models: "
                + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in (card.get("cached") or {}).items()))
@@ -281,6 +326,9 @@ def mean_table(df: pd.DataFrame, *, by: str, columns: Mapping[str, str]) -> pd.D
     for c in present:
         if c == "status":
             agg[c] = _worst_status
+        elif data[c].map(lambda v: isinstance(v, bool)).any():
+            data[c] = data[c].map(lambda v: v is True)
+            agg[c] = "max"  # a flag (e.g. Δ infinite): true when it is true for any seed
         elif pd.api.types.is_numeric_dtype(data[c]) or data[c].map(lambda v: v is None or isinstance(
                 v, (int, float))).all():
             data[c] = pd.to_numeric(data[c], errors="coerce")
@@ -289,6 +337,36 @@ def mean_table(df: pd.DataFrame, *, by: str, columns: Mapping[str, str]) -> pd.D
             agg[c] = "first"  # labels such as the method's family
     out = data.groupby(by, sort=False).agg(agg)
     return out.rename(columns=dict(columns))
+
+
+def display_table(table: pd.DataFrame, *, percent: tuple[str, ...] = (), counts: tuple[str, ...] = (),
+                  seconds: tuple[str, ...] = (), infinite: Mapping[str, str] | None = None,
+                  cause: pd.Series | None = None) -> pd.DataFrame:
+    """A table for a page: every cell display text from :mod:`unlearn_core.formatting` — accuracies in %, counts as
+    integers, times with their unit, numbers with 3 significant digits, a missing value "—", and in the columns of
+    ``infinite`` (column → the row flag column that says "this is ∞") "∞ (cause)" with the row's ``cause``. Never
+    "None", "nan" or 1197183.1094 (issue 20)."""
+    out = table.copy()
+    flags = {col: out.pop(flag) if flag in out else None for col, flag in (infinite or {}).items()}
+    causes = cause.reindex(out.index) if cause is not None else None
+    for col, flag in flags.items():
+        if col not in out or flag is None:
+            continue
+        values = []
+        for idx, value, is_inf in zip(out.index, out[col], flag, strict=True):
+            if is_inf in (True,):  # True or numpy's True; None / NaN / False are not
+                why = causes.loc[idx] if causes is not None else None
+                values.append(fmt.infinite(why if isinstance(why, str) else None))
+            else:
+                values.append(fmt.sig(value))
+        out[col] = values
+    formats: dict[str, Any] = {c: fmt.percent for c in percent}
+    formats.update({c: fmt.count for c in counts})
+    formats.update({c: fmt.seconds for c in seconds})
+    shown = fmt.display_frame(out, formats, keep=tuple(flags))
+    # A column with nothing in it (Δ for a method without one, "why not certified" when all are) only takes room.
+    empty = [c for c in shown.columns if all(v == fmt.MISSING for v in shown[c])]
+    return shown.drop(columns=empty)
 
 
 def _worst_status(values: pd.Series) -> str:
@@ -301,7 +379,7 @@ def _worst_status(values: pd.Series) -> str:
 
 def experiment_figures(prefix: str, kind: str, df: pd.DataFrame) -> dict[str, Any]:
     """An experiment's figures (those its rows can fill: ``plots.experiment_figures``), drawn; returned for the
-    downloads (:func:`pages._downloads.experiment_downloads`).
+    downloads (:func:`dashboard.downloads.experiment_downloads`).
 
     The experiment pages and the Runs page draw a result the same way, so a stored run looks as it did live.
     """

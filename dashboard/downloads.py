@@ -12,8 +12,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages._common import get_store, state_key
-from pages._results import accuracy_display, accuracy_table
+from dashboard.common import get_store, state_key
+from dashboard.results import accuracy_display, accuracy_table
+from unlearn_core import formatting as fmt
 from unlearn_core.certificate import (
     certificate_from_card,
 )
@@ -40,7 +41,7 @@ def html_report(title: str, card: Mapping[str, Any], figures: Mapping[str, Any])
         parts.append(pd.DataFrame([{"holds": "yes" if c.holds else "NO", "condition": c.statement, "this run": c.value,
                                     "needs": c.requirement, "fix": "" if c.holds else c.fix}
                                    for c in cert.conditions]).to_html(index=False))
-        parts.append(pd.DataFrame([{"constant": c.name, "value": c.value, "tag": c.tag, "how": c.how}
+        parts.append(pd.DataFrame([{"constant": c.name, "value": fmt.sig(c.value, 4), "tag": c.tag, "how": c.how}
                                    for c in cert.constants]).to_html(index=False))
     first = True
     for name, fig in figures.items():
@@ -57,10 +58,10 @@ def _card_buttons(prefix: str, c_json: Any, c_html: Any, card: Mapping[str, Any]
     """The JSON card and the HTML report (with the figures) buttons that every result offers."""
     c_json.download_button(json_label, data=lambda: json.dumps(card, indent=2, default=str),
                            file_name=f"{name}-card.json", mime="application/json", on_click="ignore",
-                           key=state_key(prefix, "dl.json"), icon="🧾")
+                           key=state_key(prefix, "dl.json"), icon=":material/data_object:")
     c_html.download_button("HTML report", data=lambda: html_report(title, card, figures),
                            file_name=f"{name}-report.html", mime="text/html", on_click="ignore",
-                           key=state_key(prefix, "dl.html"), icon="📊")
+                           key=state_key(prefix, "dl.html"), icon=":material/description:")
 
 
 def downloads(prefix: str, card: Mapping[str, Any], *, figures: Mapping[str, Any], weights: Callable[[], bytes] | None,
@@ -70,13 +71,13 @@ def downloads(prefix: str, card: Mapping[str, Any], *, figures: Mapping[str, Any
     c1, c2, c3, c4 = st.columns(4)
     rows = [card_row(c) for c in card["runs"]] if "runs" in card else [card_row(dict(card))]
     c1.download_button("Results CSV", data=lambda: rows_to_csv(rows), file_name=f"{name}.csv",
-                       mime="text/csv", on_click="ignore", key=state_key(prefix, "dl.csv"), icon="📄")
+                       mime="text/csv", on_click="ignore", key=state_key(prefix, "dl.csv"), icon=":material/table:")
     _card_buttons(prefix, c2, c3, card, figures=figures, name=name, json_label="JSON run card",
                   title=f"unlearn-explorer: {name} ({stamp})")
     if weights is not None:
         c4.download_button("Unlearned weights", data=weights, file_name=f"{name}-unlearned.pt",
                            mime="application/octet-stream", on_click="ignore", key=state_key(prefix, "dl.pt"),
-                           icon="💾")
+                           icon=":material/download:")
 
 
 def load_weights_bytes(run_id: str) -> bytes:
@@ -89,6 +90,6 @@ def experiment_downloads(prefix: str, df: pd.DataFrame, card: Mapping[str, Any],
     """The experiment's tidy rows as CSV, its JSON card, and an HTML report with the figures."""
     c1, c2, c3 = st.columns(3)
     c1.download_button("Results CSV (every seed)", data=lambda: df.to_csv(index=False), file_name=f"{name}.csv",
-                       mime="text/csv", on_click="ignore", key=state_key(prefix, "dl.csv"), icon="📄")
+                       mime="text/csv", on_click="ignore", key=state_key(prefix, "dl.csv"), icon=":material/table:")
     _card_buttons(prefix, c2, c3, card, figures=figures, name=name, json_label="JSON card",
                   title=f"unlearn-explorer: {name}")

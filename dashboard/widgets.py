@@ -15,11 +15,12 @@ from typing import Any
 
 import streamlit as st
 
-from pages._common import FAMILY_BADGE, engine_error, param_key, seed_once, state_key
+from dashboard.common import FAMILY_BADGE, engine_error, param_key, seed_once, state_key
 from unlearn_core.config import Setting
-from unlearn_core.data import DATASETS
+from unlearn_core.data import DATASETS, missing_files
 from unlearn_core.errors import ConfigError
 from unlearn_core.forget import parse_forget_spec
+from unlearn_core.paths import data_dir as default_data_dir
 from unlearn_core.pipeline import validate_config
 from unlearn_core.service import ui_state
 from unlearn_core.unlearners import HyperParam, get_unlearner, list_unlearners, resolve_params
@@ -151,13 +152,15 @@ def reassert_widgets(prefix: str) -> None:
             ss[key] = ss[key]
 
 
-def init_page(prefix: str, *, extra_fields: Mapping[str, Callable[[str], Any]] | None = None) -> dict[str, Any]:
+def init_page(prefix: str, *, extra_fields: Mapping[str, Callable[[str], Any]] | None = None,
+              defaults: ui_state.PageDefaults | None = None) -> dict[str, Any]:
     """First visit of a page in a session: restore the configuration from the URL (deep link).
 
     ``?preset=<slug>`` (e.g. ``?preset=quick-demo``, the links on the Learn page) loads a preset first; the other
-    parameters of the URL then override it. Bad parameters become one-line warnings (kept until the next Run) and
-    fall back to defaults. Returns the page-specific extras parsed from the URL (only on the first visit; ``{}``
-    afterwards).
+    parameters of the URL then override it. Without a preset or a ``method`` in the URL, an experiment page starts
+    from its own ``defaults`` (:data:`unlearn_core.service.ui_state.PAGE_DEFAULTS`: the settings whose first run
+    shows what the page is for). Bad parameters become one-line warnings (kept until the next Run) and fall back to
+    defaults. Returns the page-specific extras: the URL's over the page's defaults (on every visit).
     """
     ss = st.session_state
     extras: dict[str, Any] = {}
@@ -171,7 +174,11 @@ def init_page(prefix: str, *, extra_fields: Mapping[str, Callable[[str], Any]] |
                 base = preset_config(prefix, ui_state.parse_preset(raw[-1] if isinstance(raw, list) else str(raw)))
             except ConfigError as exc:
                 warnings.append(str(exc))
+        elif defaults is not None and "method" not in query:
+            base = defaults.apply(base)
         cfg, extras, parsed = ui_state.from_query(query, base=base, extra_fields=extra_fields)
+        if defaults is not None:
+            extras = {**defaults.extras, **extras}
         warnings += parsed
         seed_widgets(prefix, cfg)
         ss[state_key(prefix, "_warnings")] = warnings
@@ -268,7 +275,9 @@ def _setting_widget(prefix: str, x: Setting) -> None:
     if x.toggle is not None:
         st.checkbox(x.toggle, key=state_key(prefix, x.toggle_key or f"use_{x.widget_key}"), help=x.toggle_help)
     if x.widget == "select":
-        st.selectbox(x.label, x.allowed_choices(), key=key, help=_help(x))
+        # The dataset picker says which datasets have no data on this machine, before anyone presses Run.
+        label_of = _dataset_label if x.name == "dataset" else str
+        st.selectbox(x.label, x.allowed_choices(), key=key, help=_help(x), format_func=label_of)
     elif x.widget == "text":
         st.text_input(x.label, key=key, help=_help(x))
     elif x.widget == "number":
@@ -283,6 +292,32 @@ def _setting_widget(prefix: str, x: Setting) -> None:
         if x.type is float:
             kwargs["format"] = "%g"
         st.number_input(x.label, key=key, help=_help(x), **kwargs)
+
+
+def _dataset_label(name: str) -> str:
+    """A dataset's name in the picker, with "(no data on disk)" when its files are missing (issue 20: cifar10 and
+    svhn were offered and failed only after Run, with a message that named a CLI flag)."""
+    try:
+        return f"{name} (no data on disk)" if missing_files(name) else name
+    except ConfigError:
+        return name
+
+
+def missing_data_notice(dataset: str) -> bool:
+    """Before Run: when ``dataset``'s files are not on this machine, say so and how to get them (one warning);
+    returns whether they are missing."""
+    try:
+        missing = missing_files(dataset)
+    except ConfigError:
+        return False
+    if not missing:
+        return False
+    st.warning(f"**{dataset}: no data on this machine** — {len(missing)} file(s) missing in `{default_data_dir()}` "
+               f"(e.g. `{missing[0]}`), so a run would fail. Get them once with "
+               f"`python -m unlearn_core train --dataset {dataset} --download` (needs internet), or copy them there "
+               "in torchvision's layout (`UNLEARN_DATA_DIR` sets the folder; see the README's *Data, cache and "
+               "offline use*). digits needs nothing.", icon=":material/cloud_off:")
+    return True
 
 
 def _forget_widgets(prefix: str, kind_col: Any, amount_col: Any) -> None:
@@ -345,6 +380,7 @@ def config_widgets(prefix: str, *, method: bool = True) -> None:
             with cols[x.column]:
                 _setting_widget(prefix, x)
     values = _setup_values(prefix)
+    missing_data_notice(st.session_state[state_key(prefix, "dataset")])
     with st.expander("Details: widths, seeds, epochs, training recipe", icon=":material/tune:"):
         for row in sorted({x.row for x in settings if x.level == "advanced"}):
             if row == 1:
@@ -365,21 +401,25 @@ def method_param_tabs(prefix: str, methods: list[str], *, note: str = "") -> Non
             param_widgets(prefix, method)
 
 
-def param_widgets(prefix: str, method: str, *, skip: tuple[str, ...] = (), columns: int = 3) -> None:
+def param_widgets(prefix: str, method: str, *, skip: tuple[str, ...] = (), columns: int = 3,
+                  part: str = "all") -> None:
     """The method's hyperparameters as widgets, built from its schema (call inside a form).
 
     The ``basic`` ones (λ, ε, δ, iteration counts, the method's main knobs) come first with their human labels;
     the ``advanced`` ones wait in an "Advanced" expander. The widget keys carry the schema's names, which stay the
-    names of the CLI, the JSON card and the URL (the label is display only).
+    names of the CLI, the JSON card and the URL (the label is display only). ``part``: ``"basic"`` or
+    ``"advanced"`` draws one of the two (Explore puts Run between them, so that Run stays on a 1024 × 768 screen).
     """
     schema = [p for p in get_unlearner(method).schema if p.name not in skip]
     if not schema:
-        st.caption("This method has no hyperparameters.")
+        if part != "advanced":
+            st.caption("This method has no hyperparameters.")
         return
     basic = [p for p in schema if p.level == "basic"]
     advanced = [p for p in schema if p.level != "basic"]
-    _param_grid(prefix, method, basic, columns)
-    if advanced:
+    if part != "advanced":
+        _param_grid(prefix, method, basic, columns)
+    if advanced and part != "basic":
         with st.expander(f"Advanced: {len(advanced)} more", icon=":material/settings:"):
             _param_grid(prefix, method, advanced, columns)
 
@@ -498,10 +538,12 @@ def sync_url(cfg: Any, *, extra: Mapping[str, Any] | None = None) -> None:
 
 
 def config_or_stop(prefix: str, *, method: str | None = None, extra: Mapping[str, Any] | None = None,
-                   with_params: bool = True) -> Any:
+                   with_params: bool = True, skip_params: tuple[str, ...] = ()) -> Any:
     """Read the page's configuration and mirror it into the URL; a malformed value stops the page with st.error.
 
-    ``with_params=False``: the URL leaves out ``p.<name>`` (Compare carries ``p.<method>.<name>`` in ``extra``).
+    ``with_params=False``: the URL leaves out ``p.<name>`` (Compare carries ``p.<method>.<name>`` in ``extra``);
+    ``skip_params``: hyperparameters the page sets from its own settings (Sequential's ``requests``), left out of
+    the URL so that it never carries two values for one setting (``p.requests=1`` beside ``requests=3``).
     """
     try:
         cfg = read_config(prefix, method=method)
@@ -516,7 +558,8 @@ def config_or_stop(prefix: str, *, method: str | None = None, extra: Mapping[str
         # results, so the page goes on with the last valid configuration (the URL keeps it too).
         return last
     st.session_state["_config_invalid"] = False
-    sync_url(cfg if with_params else dataclasses.replace(cfg, params={}), extra=extra)
+    shown = {k: v for k, v in cfg.params.items() if k not in skip_params} if with_params else {}
+    sync_url(dataclasses.replace(cfg, params=shown), extra=extra)
     return cfg
 
 
