@@ -33,7 +33,6 @@ from unlearn_core.unlearners import get_unlearner, list_unlearners
 PREFIX = "playground"
 STATE = f"{PREFIX}._state"
 GAME = f"{PREFIX}._game"
-DRAWS = 6  # boundaries per cloud on the page and in the game (the engine's default is for the benchmark)
 
 common.require_router()
 st.title("Playground")
@@ -207,7 +206,7 @@ try:
 except ConfigError as exc:
     st.error(pstate.plain(str(exc)), icon="🚫")
     st.stop()
-key = (state.dataset, state.seed, state.model, state.deleted, state.method, _params_key(resolved), DRAWS)
+key = (state.dataset, state.seed, state.model, state.deleted, state.method, _params_key(resolved))
 memo = _memo()
 full = memo.get(key)
 points = data2d.points(pg.data)
@@ -250,7 +249,7 @@ with left:
                 st.stop()
         chart.plotly_chart(_figure(first, clouds=False), width="stretch", config={"displaylogo": False})
         with st.spinner("Drawing the noise clouds…"):
-            full = engine.draw_clouds(pg, first, draws=DRAWS)
+            full = engine.draw_clouds(pg, first, draws=engine.cloud_draws(first))
         memo.put(key, full)
     chart_key = f"{PREFIX}.plot.{ss.get(f'{PREFIX}._chart', 0)}"
     chart.plotly_chart(_figure(full, clouds=True), width="stretch", key=chart_key, on_select=on_select(chart_key),
@@ -325,20 +324,21 @@ else:
     cert = full.certificate
     cap = (game.single_release_cap(epsilon=cert.epsilon_certified, delta=cert.delta_guaranteed)
            if cert is not None and math.isfinite(cert.epsilon_certified) else None)
-    best = game.gaussian_ideal_accuracy(release, draws=DRAWS)
+    draws = engine.cloud_draws(full)
+    best = game.gaussian_ideal_accuracy(release, draws=draws)
     st.caption(
-        f"Each round draws {DRAWS} releases from each side: one cloud from the unlearned model, one from the model "
+        f"Each round draws {draws} releases from each side: one cloud from the unlearned model, one from the model "
         "that never saw the points, in random order. Guess which cloud never saw them. The certificate promises "
         "that nobody can do much better than chance: this is the audit in miniature — the **Audit** page plays it "
         "over many runs with the strongest attacks."
         + (f" One release against the retrained one: at most **{100 * cap:.1f} %** right at ε = "
-           f"{_num(cert.epsilon_certified)} (with {DRAWS} releases per cloud, more: ε adds up)." if cap else "")
+           f"{_num(cert.epsilon_certified)} (with {draws} releases per cloud, more: ε adds up)." if cap else "")
         + (f" A guesser who knows both noise-free models wins **{100 * best:.1f} %** of rounds here." if best else ""))
     g1, g2, g3 = st.columns([2, 2, 3])
     if g1.button("New round", icon=":material/casino:", key=f"{PREFIX}.game.new", type="primary"):
         game_state["number"] += 1
         with st.spinner("Drawing two clouds…"):
-            game_state["round"] = game.new_round(release, number=game_state["number"], draws=DRAWS)
+            game_state["round"] = game.new_round(release, number=game_state["number"], draws=draws)
         game_state["answered"] = None
     played, won = game_state["played"], game_state["won"]
     g3.markdown(f"**Your score: {won} / {played}**" + (f" ({100 * won / played:.0f} %)" if played else "")

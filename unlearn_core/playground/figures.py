@@ -2,11 +2,11 @@
 guessing game's two clouds.
 
 Trace order and ``customdata`` are part of the contract with the page: every point trace carries
-``customdata = [[point number, deleted (0/1)], ...]`` (plain lists: a NumPy array is sent as a typed array and
-comes back from the browser as ``{"0": …, "1": …}``) so that a click or a lasso selection names the data set's
-points directly; boundary traces skip hover, so a click never selects a line. The layout leaves ``dragmode`` and
-``clickmode`` to Streamlit: a click selects a point only while the drag mode is not lasso (Streamlit then sets
-``clickmode="event+select"``), so the lasso is the toolbar's tool, not the default.
+``customdata = [[point number, deleted (0/1)], ...]`` so that a click or a lasso selection names the data set's
+points directly (plain lists, like the coordinates: a NumPy array is sent as a typed array and comes back from the
+browser as ``{"0": …, "1": …}``); boundary traces skip hover, so a click never selects a line. The layout leaves
+``dragmode`` and ``clickmode`` to Streamlit: a click selects a point only while the drag mode is not lasso
+(Streamlit then sets ``clickmode="event+select"``), so the lasso is the toolbar's tool, not the default.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def _point_traces(points: np.ndarray, labels: np.ndarray, deleted: Sequence[int]
     for label in (0, 1):
         idx = np.nonzero((labels == label) & ~gone)[0]
         traces.append(go.Scatter(
-            x=points[idx, 0], y=points[idx, 1], mode="markers", name=f"{CLASS_NAMES[label]} points",
+            x=points[idx, 0].tolist(), y=points[idx, 1].tolist(), mode="markers", name=f"{CLASS_NAMES[label]} points",
             marker={"color": CLASS_COLOURS[label], "size": 7, "line": {"color": "white", "width": 0.5}},
             customdata=[[int(i), 0] for i in idx], hovertemplate="point %{customdata[0]}<extra>"
             + ("click to delete" if selectable else "") + "</extra>",
@@ -64,7 +64,7 @@ def _point_traces(points: np.ndarray, labels: np.ndarray, deleted: Sequence[int]
         ))
     idx = np.nonzero(gone)[0]
     traces.append(go.Scatter(
-        x=points[idx, 0], y=points[idx, 1], mode="markers", name="deleted points",
+        x=points[idx, 0].tolist(), y=points[idx, 1].tolist(), mode="markers", name="deleted points",
         marker={"color": [CLASS_COLOURS[int(v)] for v in labels[idx]], "size": 11, "symbol": "x-thin",
                 "line": {"width": 2.5, "color": [CLASS_COLOURS[int(v)] for v in labels[idx]]}},
         customdata=[[int(i), 1] for i in idx], hovertemplate="deleted point %{customdata[0]}<extra>"
