@@ -45,12 +45,19 @@ ss = st.session_state
 
 # -- state: the URL once, then the session ------------------------------------------------------------------------
 
-if not ss.get(f"{PREFIX}._init"):
-    parsed, url_errors = pstate.from_query(st.query_params.to_dict())
+# Parsed on the first visit, and again when a link brings another query (a Learn link, a shared link opened in this
+# session); otherwise the session's state is the truth and the URL follows it (written below).
+incoming = st.query_params.to_dict()
+if not ss.get(f"{PREFIX}._init") or (incoming and incoming != ss.get(f"{PREFIX}._query")):
+    parsed, url_errors = pstate.from_query(incoming)
     ss[STATE] = parsed
     ss[f"{PREFIX}._url_errors"] = url_errors
     ss[f"{PREFIX}._url_state"] = parsed
     ss[f"{PREFIX}._init"] = True
+    for name in ("dataset", "model", "seed", "method"):  # the setup widgets follow the link
+        ss.pop(f"{PREFIX}.{name}", None)
+    for name in [k for k in ss if str(k).startswith(f"{PREFIX}.p.")]:
+        del ss[name]
 state: pstate.PlaygroundState = ss[STATE]
 if ss.get(f"{PREFIX}._url_errors") and state == ss.get(f"{PREFIX}._url_state"):
     for line in ss[f"{PREFIX}._url_errors"]:
@@ -195,6 +202,7 @@ with right:
 state = dataclasses.replace(state, params=params)
 ss[STATE] = state
 query = pstate.to_query(state)
+ss[f"{PREFIX}._query"] = query
 if st.query_params.to_dict() != query:
     st.query_params.from_dict(query)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import numpy as np
 import pytest
@@ -101,6 +102,16 @@ def test_a_shared_link_opens_the_same_state_and_the_url_follows(blobs):
     assert not at.exception
     assert at.query_params["p.epsilon"] in ("100", ["100"])
     assert "ε certified = **100**" in " ".join(m.value for m in at.markdown)
+    # Later in the same session, a link with another state (a Learn link) opens that state, widgets included.
+    at.switch_page("pages/learn.py").run()
+    at.query_params.clear()
+    at.query_params.update({"dataset": "moons", "model": "logreg", "deleted": "1", "method": "output_perturbation"})
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    state = at.session_state[STATE]
+    assert (state.dataset, state.deleted, state.method) == ("moons", (1,), "output_perturbation")
+    assert at.selectbox(key="playground.method").value == "output_perturbation"
+    assert at.selectbox(key="playground.dataset").value == "moons"
 
 
 def test_deleting_a_point_changes_the_retrained_boundary_and_restore_brings_it_back(blobs):
@@ -190,3 +201,28 @@ def test_every_registered_method_can_be_chosen_and_the_game_keeps_score(blobs):
     out = engine.unlearn(blobs, forget, "certified_newton", {"lam": 100.0, "epsilon": 1000.0}, draws=0)
     best = game.gaussian_ideal_accuracy(out.release, draws=6)
     assert f"best possible here {100 * best:.0f} %" in score
+
+
+def test_the_learn_pages_playground_links_tell_the_stories_they_promise():
+    """Each Learn link opens a valid playground state, and the state shows what the link's label says: λ small →
+    the step lands on the retrained boundary; λ = 100, ε = 1000 → a narrow cloud and a game a guesser can win; the
+    MLP at ε = 1 → noise far wider than the weights (the cloud covers the plane)."""
+    at = AppTest.from_file(APP, default_timeout=scaled(120))
+    at.switch_page("pages/learn.py").run()
+    assert not at.exception, at.exception
+    links = [link.proto for link in at.get("page_link") if link.proto.page == "playground"]
+    assert len(links) == 3
+    stories = {}
+    for link in links:
+        state, errors = pstate.from_query(dict(parse_qsl(link.query_string)))
+        assert errors == [], errors
+        pg = engine.build_playground(state.dataset, seed=state.seed, model=state.model)
+        stories[link.label.split(":")[0]] = engine.unlearn(pg, state.deleted, state.method, state.params, draws=0)
+    lam = stories["See λ at work in the Playground"]
+    assert lam.distance["ratio"] < 0.1
+    sigma = stories["σ is the width of the noise cloud"]
+    assert game.gaussian_ideal_accuracy(sigma.release, draws=6) > 0.85
+    assert sigma.verdict.like_retraining
+    vacuous = stories["Why the Newton bound is vacuous for an MLP"]
+    weights = float(vacuous.release.centre["unlearned"].norm())
+    assert vacuous.sigma > 10 * weights and vacuous.verdict.destroyed
