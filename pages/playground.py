@@ -26,7 +26,6 @@ from pages import _results as results
 from unlearn_core.errors import ConfigError
 from unlearn_core.playground import data2d, engine, figures, game
 from unlearn_core.playground import state as pstate
-from unlearn_core.playground.boundary import boundary_of
 from unlearn_core.service.jobs import WARM_UP
 from unlearn_core.unlearners import get_unlearner, list_unlearners
 
@@ -255,8 +254,12 @@ with left:
             except ConfigError as exc:
                 st.error(pstate.plain(str(exc)), icon="🚫")
                 st.stop()
-        chart.plotly_chart(_figure(first, clouds=False), width="stretch", config={"displaylogo": False})
-        with st.spinner("Drawing the noise clouds…"):
+        if first.release is not None and first.release.kind == engine.RUNS:
+            # Each draw is a whole run of the method: show the three boundaries first, then the clouds.
+            chart.plotly_chart(_figure(first, clouds=False), width="stretch", config={"displaylogo": False})
+            with st.spinner("Drawing the noise clouds…"):
+                full = engine.draw_clouds(pg, first, draws=engine.cloud_draws(first))
+        else:  # Gaussian draws cost a forward pass each: one drawing, not two
             full = engine.draw_clouds(pg, first, draws=engine.cloud_draws(first))
         memo.put(key, full)
     chart_key = f"{PREFIX}.plot.{ss.get(f'{PREFIX}._chart', 0)}"
@@ -357,7 +360,7 @@ else:
         a_col, b_col = st.columns(2)
         for side, col in (("A", a_col), ("B", b_col)):
             with col:
-                cloud = [boundary_of(release.model(w), pg.grid) for w in current_round.cloud(side)]
+                cloud = release.boundaries(current_round.cloud(side), pg.grid)
                 st.plotly_chart(figures.game_figure(points, labels, state.deleted, cloud, title=f"Cloud {side}"),
                                 width="stretch", key=f"{PREFIX}.game.fig.{side}", config={"displayModeBar": False})
                 if game_state["answered"] is None and st.button(f"{side} never saw them", key=f"{PREFIX}.game.{side}"):

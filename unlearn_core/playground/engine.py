@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
+import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -54,6 +56,8 @@ from unlearn_core.run_config import RunConfig
 from unlearn_core.training import TrainConfig, resolve_train_config, train
 from unlearn_core.unlearners import get_unlearner, resolve_params
 from unlearn_core.verdict import Verdict, verdict_from_card
+
+T = TypeVar("T")
 
 #: The radius C of the training projection ‖w‖ ≤ C (and the C certified Newton's bound assumes). The trained models
 #: of every 2-D set stay inside it (largest ‖w*‖: 5.1, logistic regression on the separable set), so it never
@@ -99,6 +103,30 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "noisy_finetune": {"batch_size": 32},
     "output_perturbation": {"batch_size": 32},
 }
+
+
+def one_thread(fn: Callable[..., T]) -> Callable[..., T]:
+    """Run ``fn`` with one torch intra-op thread, then restore the caller's setting.
+
+    Why: the playground's models have at most 354 parameters and 200 points — a training step is ≈ 10⁵ floating-point
+    operations, far below where a second thread pays (:data:`unlearn_core.device.PARALLEL_STEP_FLOPS`) — and on the
+    shared 2-core machine two threads made a click on the MLP 10–30× slower (7.7–36.6 s against 0.6–1.9 s, load
+    average 12). The dashboard's script thread has torch's default (every core), so the engine sets it itself, as
+    the job registry does for its workers; ``OMP_NUM_THREADS`` set by the user wins.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        if os.environ.get("OMP_NUM_THREADS"):
+            return fn(*args, **kwargs)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(previous)
+
+    return wrapper
 
 
 def get_model_spec(name: str) -> ModelSpec:
@@ -231,6 +259,7 @@ def _forget_text(forget: tuple[int, ...]) -> str:
     return "indices:" + ",".join(str(i) for i in forget)
 
 
+@one_thread
 def build_playground(dataset: str, *, seed: int, model: str) -> Playground:
     """Draw the data set and train the original model on all of it.
 
@@ -290,6 +319,7 @@ class Release:
     def num_params(self) -> int:
         return num_params(self.template)
 
+    @one_thread
     def draw(self, side: str, seeds: Sequence[int], *, stream: int = noise.CLOUD_STREAM) -> list[torch.Tensor]:
         """Flat parameter vectors of simulated releases from ``side`` (``"unlearned"`` or ``"retrained"``), one per
         seed; the same (stream, side, seed) always gives the same draw, and two streams never share one."""
@@ -308,6 +338,11 @@ class Release:
                 model = _unlearn_model(self.prepared[side], self.method, self.params, seed=_run_seed(s, side, stream))
                 out.append(get_flat_params(model).detach().clone())
         return out
+
+    @one_thread
+    def boundaries(self, vectors: Sequence[torch.Tensor], grid: Grid) -> list[Boundary]:
+        """The decision boundary of each parameter vector (a cloud), on ``grid``."""
+        return [boundary_of(self.model(w), grid) for w in vectors]
 
     def model(self, flat: torch.Tensor) -> nn.Module:
         """A model with the parameters ``flat`` (a copy of the template)."""
@@ -382,6 +417,7 @@ class Outcome:
         return None if self.certificate is None else self.certificate.sigma_used
 
 
+@one_thread
 def unlearn(
     pg: Playground,
     forget: Sequence[int],
@@ -524,6 +560,7 @@ def cloud_draws(outcome: Outcome, *, gaussian: int = DRAWS, runs: int = RUN_DRAW
     return gaussian if outcome.release.kind == GAUSSIAN else runs
 
 
+@one_thread
 def draw_clouds(pg: Playground, outcome: Outcome, *, draws: int = DRAWS, noise_seed: int = 0) -> Outcome:
     """``outcome`` with its two clouds drawn: ``draws`` simulated releases from each side (:meth:`Release.draw`,
     seeds ``noise_seed·1000 + k``), as boundaries. A new :class:`Outcome` (the given one may be shared)."""
@@ -536,8 +573,8 @@ def draw_clouds(pg: Playground, outcome: Outcome, *, draws: int = DRAWS, noise_s
     mark = time.perf_counter()
     seeds = [int(noise_seed) * 1000 + k for k in range(int(draws))]
     try:
-        out.cloud_unlearned = [boundary_of(release.model(w), pg.grid) for w in release.draw("unlearned", seeds)]
-        out.cloud_retrained = [boundary_of(release.model(w), pg.grid) for w in release.draw("retrained", seeds)]
+        out.cloud_unlearned = release.boundaries(release.draw("unlearned", seeds), pg.grid)
+        out.cloud_retrained = release.boundaries(release.draw("retrained", seeds), pg.grid)
     except Exception as exc:  # a method whose repeated runs fail: the picture keeps its three boundaries
         out.cloud_unlearned, out.cloud_retrained = [], []
         out.cloud_note = f"no cloud: {_one_line(exc)}"
