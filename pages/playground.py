@@ -60,7 +60,7 @@ if not ss.get(f"{PREFIX}._init") or (incoming and incoming != ss.get(f"{PREFIX}.
 state: pstate.PlaygroundState = ss[STATE]
 if ss.get(f"{PREFIX}._url_errors") and state == ss.get(f"{PREFIX}._url_state"):
     for line in ss[f"{PREFIX}._url_errors"]:
-        st.error(pstate.plain(line), icon="🚫")
+        st.error(pstate.plain(line), icon=":material/error:")
 
 
 # -- cached engine work (the engine stays streamlit-free) --------------------------------------------------------
@@ -149,12 +149,12 @@ common.warm_up()  # the accountants' imports (≈ 2-5 s once per process) run wh
 try:
     pg = get_playground(state.dataset, state.seed, state.model)
 except ConfigError as exc:
-    st.error(pstate.plain(str(exc)), icon="🚫")
+    st.error(pstate.plain(str(exc)), icon=":material/error:")
     st.stop()
 try:
     pg.check_forget(state.deleted)
 except ConfigError as exc:
-    st.error(pstate.plain(str(exc)), icon="🚫")
+    st.error(pstate.plain(str(exc)), icon=":material/error:")
     state = dataclasses.replace(state, deleted=ss.get(f"{PREFIX}._last_good", ()))
     ss[STATE] = state
 ss[f"{PREFIX}._last_good"] = state.deleted
@@ -211,7 +211,7 @@ if st.query_params.to_dict() != query:
 try:
     resolved = engine.method_params(state.method, state.params)
 except ConfigError as exc:
-    st.error(pstate.plain(str(exc)), icon="🚫")
+    st.error(pstate.plain(str(exc)), icon=":material/error:")
     st.stop()
 key = (state.dataset, state.seed, state.model, state.deleted, state.method, _params_key(resolved))
 memo = _memo()
@@ -252,7 +252,7 @@ with left:
             try:
                 first = engine.unlearn(pg, state.deleted, state.method, resolved, draws=0)
             except ConfigError as exc:
-                st.error(pstate.plain(str(exc)), icon="🚫")
+                st.error(pstate.plain(str(exc)), icon=":material/error:")
                 st.stop()
         if first.release is not None and first.release.kind == engine.RUNS:
             # Each draw is a whole run of the method: show the three boundaries first, then the clouds.
@@ -344,7 +344,9 @@ else:
         "over many runs with the strongest attacks."
         + (f" One release against the retrained one: at most **{100 * cap:.1f} %** right at ε = "
            f"{_num(cert.epsilon_certified)} (with {draws} releases per cloud, more: ε adds up)." if cap else "")
-        + (f" A guesser who knows both noise-free models wins **{100 * best:.1f} %** of rounds here." if best else ""))
+        + (f" A guesser who knows both noise-free models wins **{100 * best:.1f} %** of rounds here." if best else
+           f" ({state.method}'s noise is inside the method, so the best possible score has no closed form here: the "
+           "Audit page measures it.)"))
     g1, g2, g3 = st.columns([2, 2, 3])
     if g1.button("New round", icon=":material/casino:", key=f"{PREFIX}.game.new", type="primary"):
         game_state["number"] += 1

@@ -89,8 +89,10 @@ MODELS_2D: dict[str, ModelSpec] = {
 }
 
 #: The training recipe of both models; ``optimizer="auto"`` resolves to L-BFGS with a gradient tolerance for the
-#: convex model and to (full-batch) Adam for the MLP (:func:`unlearn_core.training.resolve_train_config`).
-RECIPE = TrainConfig(optimizer="auto", lr=0.01, epochs=300, batch_size=N_TRAIN, weight_decay=WEIGHT_DECAY,
+#: convex model and to (full-batch) Adam for the MLP (:func:`unlearn_core.training.resolve_train_config`): 200
+#: epochs at lr 0.02 fit the four sets as well as 300 at 0.01 (train accuracy 0.95–1.0, test 0.89–1.0) in ⅔ of the
+#: time, and retraining is most of an MLP click.
+RECIPE = TrainConfig(optimizer="auto", lr=0.02, epochs=200, batch_size=N_TRAIN, weight_decay=WEIGHT_DECAY,
                      norm_bound=NORM_BOUND, max_iter=500)
 
 #: The playground's settings of a method where its own defaults are made for image models: certified Newton solves
