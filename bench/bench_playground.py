@@ -14,7 +14,7 @@ Browser (``--browser``): a fresh ``streamlit run app.py``, Chromium at 1024 × 7
 count with every element drawn (Streamlit's running indicator gone) — the whole round trip, clouds included.
 
     python bench/bench_playground.py                          # engine, both models, certified_newton + noisy_finetune
-    python bench/bench_playground.py --methods certified_newton --models logreg --clicks 20
+    python bench/bench_playground.py --methods certified_newton --models mlp --set lam=1   # with its clouds
     python bench/bench_playground.py --browser --models logreg,mlp
 
 Needs /usr/bin/chromium (Debian's package) and Playwright for ``--browser``.
@@ -64,14 +64,15 @@ def click_order(pg, n: int, *, seed: int) -> list[int]:
     return chosen
 
 
-def engine_bench(models: list[str], methods: list[str], *, dataset: str, clicks: int, warm: int) -> None:
+def engine_bench(models: list[str], methods: list[str], *, dataset: str, clicks: int, warm: int,
+                 sets: dict[str, str]) -> None:
     import torch
 
     from unlearn_core.playground import engine
 
     torch.set_num_threads(1)
-    print(f"engine: data set {dataset}, {clicks} clicks (+{warm} warm-up), torch threads 1, "
-          f"load average {os.getloadavg()[0]:.1f} at the start")
+    print(f"engine: data set {dataset}, {clicks} clicks (+{warm} warm-up), torch threads 1, settings "
+          f"{sets or 'defaults'}, load average {os.getloadavg()[0]:.1f} at the start")
     for model in models:
         start = time.perf_counter()
         pg = engine.build_playground(dataset, seed=0, model=model)
@@ -85,7 +86,7 @@ def engine_bench(models: list[str], methods: list[str], *, dataset: str, clicks:
             for k in range(len(order)):
                 forget = order[: k + 1]
                 tic = time.perf_counter()
-                first = engine.unlearn(pg, forget, method, {}, draws=0)
+                first = engine.unlearn(pg, forget, method, _params(method, sets), draws=0)
                 drawn = time.perf_counter() - tic
                 engine.draw_clouds(pg, first, draws=engine.cloud_draws(first))
                 done = time.perf_counter() - tic
@@ -102,6 +103,14 @@ def engine_bench(models: list[str], methods: list[str], *, dataset: str, clicks:
             print(f"  {'':20s} click → boundaries + clouds: {_summary(total)}; retraining alone: median "
                   f"{statistics.median(retrain):.3f} s")
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+
+
+def _params(method: str, sets: dict[str, str]) -> dict[str, str]:
+    """The ``--set`` values this method has (by name)."""
+    from unlearn_core.unlearners import get_unlearner
+
+    names = {p.name for p in get_unlearner(method).schema}
+    return {k: v for k, v in sets.items() if k in names}
 
 
 def _free_port() -> int:
@@ -203,14 +212,18 @@ def main() -> None:
     parser.add_argument("--dataset", default="moons")
     parser.add_argument("--clicks", type=int, default=20)
     parser.add_argument("--warm", type=int, default=3)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a hyperparameter for every method that has it, e.g. --set lam=1 (certified Newton's "
+                             "default λ = 0.01 is below the MLP's −λ_min: Δ = ∞, no noise, no cloud)")
     parser.add_argument("--browser", action="store_true", help="measure the round trip in Chromium instead")
     args = parser.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.browser:
         browser_bench(models, dataset=args.dataset, clicks=args.clicks, warm=args.warm)
     else:
+        sets = dict(item.split("=", 1) for item in args.set)
         engine_bench(models, [m.strip() for m in args.methods.split(",") if m.strip()], dataset=args.dataset,
-                     clicks=args.clicks, warm=args.warm)
+                     clicks=args.clicks, warm=args.warm, sets=sets)
 
 
 if __name__ == "__main__":

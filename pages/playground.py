@@ -285,7 +285,7 @@ def _num(value: float | None) -> str:
         return "—"
     if math.isinf(value):
         return "∞"
-    return f"{value:.3g}"
+    return f"{value:.4g}"
 
 
 with right:
@@ -338,10 +338,10 @@ else:
     draws = engine.cloud_draws(full)
     best = game.gaussian_ideal_accuracy(release, draws=draws)
     st.caption(
-        f"Each round draws {draws} releases from each side: one cloud from the unlearned model, one from the model "
-        "that never saw the points, in random order. Guess which cloud never saw them. The certificate promises "
-        "that nobody can do much better than chance: this is the audit in miniature — the **Audit** page plays it "
-        "over many runs with the strongest attacks."
+        f"Each round draws {draws} releases from each side (a simulation, from seeded draws): one cloud from the "
+        "unlearned model, one from the model that never saw the points, in random order. Guess which cloud never "
+        "saw them. The certificate promises that nobody can do much better than chance: this is the audit in "
+        "miniature — the **Audit** page plays it over many runs with the strongest attacks."
         + (f" One release against the retrained one: at most **{100 * cap:.1f} %** right at ε = "
            f"{_num(cert.epsilon_certified)} (with {draws} releases per cloud, more: ε adds up)." if cap else "")
         + (f" A guesser who knows both noise-free models wins **{100 * best:.1f} %** of rounds here." if best else

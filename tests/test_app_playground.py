@@ -154,7 +154,7 @@ def test_certified_newton_lands_on_the_retrained_boundary_and_its_status_is_expl
     cert, verdict = certificate_from_card(card), verdict_from_card(card)
     text = " ".join(m.value for m in at.markdown)
     assert f"**Certificate:** :orange-badge[{cert.status}]" in text
-    assert f"Δ = **{cert.sensitivity:.3g}**" in text and f"σ used = **{cert.sigma_used:.3g}**" in text
+    assert f"Δ = **{cert.sensitivity:.4g}**" in text and f"σ used = **{cert.sigma_used:.4g}**" in text
     assert any(verdict.headline in a for a in _alerts(at)), verdict.headline
     assert cert.status == "certified under assumptions"  # M is an assumption; λ_min and G are bounds here
 
