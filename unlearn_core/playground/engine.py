@@ -245,7 +245,8 @@ class Playground:
             original=self.original if start is None else start, retrained=retrained,
             timing_s={"train": self.original_summary.get("time_s"), "retrain": summary.get("time_s")},
             cached={"original": True, "retrained": True},
-            train_summaries={"original": dict(self.original_summary), "retrained": dict(summary)},
+            train_summaries={"original": dict(self.original_summary if start is None else summary),
+                             "retrained": dict(summary)},
         )
 
 
@@ -355,7 +356,12 @@ class Release:
 
 def _unlearn_model(prepared: Prepared, method: str, params: Mapping[str, Any], *, seed: int | None = None) -> nn.Module:
     """The model ``method`` releases on ``prepared`` (its own run, as in :func:`run_method`, without the run card's
-    metrics: a cloud needs only the weights)."""
+    metrics: a cloud needs only the weights).
+
+    The method draws its noise itself, from its context's generator seeded by ``seed``: with :func:`Release.draw`
+    (Gaussian draws) this is the second and last place where the playground's simulated noise comes from, and the
+    place to ask for a reproducible (simulation) mode should the release noise of the methods become secure.
+    """
     ctx = prepared.context(seed=seed)
     return get_unlearner(method).unlearn(ctx, **params).model.eval()
 

@@ -2,7 +2,9 @@
 
 The clouds are a **simulation** of what a release could look like: they are drawn from explicitly seeded
 generators (the same picture for the same link), never from the source a real release uses. Keeping every draw in
-this one module is what lets the engine follow a change of the package's release-noise API in one place.
+this one module is what lets the engine follow a change of the package's release-noise API in one place. (A
+method whose noise is inside it — noisy fine-tuning — draws its own, from the seed the engine gives its context:
+``engine._unlearn_model``.)
 """
 
 from __future__ import annotations
