@@ -384,7 +384,9 @@ else:
 
 # -- details ---------------------------------------------------------------------------------------------------------
 
-with st.expander("Details: accuracy, the full certificate, timings and the training recipe"):
+# A toggle, not an expander: an expander's content is sent (and the accuracy table drawn) on every click, shown or
+# not, and this page reruns on every click.
+if st.toggle("Details: accuracy, the full certificate, timings and the training recipe", key=f"{PREFIX}.details"):
     if full.card:
         d1, d2 = st.columns([3, 2])
         with d1:

@@ -157,6 +157,10 @@ def test_certified_newton_lands_on_the_retrained_boundary_and_its_status_is_expl
     assert f"Δ = **{cert.sensitivity:.4g}**" in text and f"σ used = **{cert.sigma_used:.4g}**" in text
     assert any(verdict.headline in a for a in _alerts(at)), verdict.headline
     assert cert.status == "certified under assumptions"  # M is an assumption; λ_min and G are bounds here
+    # Under Details, Explore's certificate card (pages/_results.certificate_card) over the playground's card.
+    at.toggle(key="playground.details").set_value(True).run()
+    assert any(a.startswith(f"**{cert.status}** at (ε, δ) = (1, 1e-05) — given M (assumption)") for a in _alerts(at))
+    assert at.dataframe, "the accuracy table"
 
 
 def test_bad_url_values_are_one_line_errors_shown_as_text():
