@@ -41,7 +41,8 @@ def run_row(r) -> dict:
         "verdict": verdict.label if verdict is not None else ("experiment" if "experiment" in card else "—"),
         "test acc. gap (points)": gap, "acc test": unl.get("acc_test"), "unlearn (s)": timing.get("unlearn"),
         "retrain (s)": timing.get("retrain"),
-        "certificate": cert.get("status", "— (none)") if cert else "— (none)",
+        "certificate": (cert.get("status", "— (none)") + (" — simulation, not a release" if cert.get("simulation")
+                                                           else "")) if cert else "— (none)",
         "‖w − w_retrained‖": (card.get("distance") or {}).get("unlearned_to_retrained"),
         "when": dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M:%S"), "page": r.kind,
         "label": r.label, "device": card.get("device"), "id": r.id,
