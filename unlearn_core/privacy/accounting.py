@@ -320,7 +320,8 @@ def sigma_grad_clip_rdp(
     _check_eps_delta(epsilon, delta)
     Z, S = grad_clip_rdp_sensitivity(C0=C0, C1=C1, gamma=gamma, lam=lam, T=T)
     c = _slope_for_epsilon(epsilon=epsilon, delta=delta)
-    return Z / math.sqrt(2.0 * S * c)
+    # c is on the safe side of the root; recomputing c from σ must not land a rounding error above it.
+    return Z / math.sqrt(2.0 * S * c) * (1.0 + 1e-12)
 
 
 # ---------------------------------------------------------------------------------------------------------------

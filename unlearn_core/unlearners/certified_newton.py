@@ -592,20 +592,20 @@ class CertifiedNewton(Unlearner):
         """How λ_min is known: ``assumption`` (set by the user), ``analytic`` (convex model: λ_min ≥ wd),
         ``cholesky`` (proven on the dense float64 Hessian) or ``lanczos`` (estimated).
 
-        ``solver=exact`` builds the dense Hessian anyway, so it always takes the proof; ``curvature_check=auto``
-        takes it where the assembly is cheap (:func:`~unlearn_core.curvature.cholesky_in_budget`).
+        ``curvature_check=auto`` takes the proof where the assembly is cheap
+        (:func:`~unlearn_core.curvature.cholesky_in_budget`) and with ``solver=exact``, which builds the dense Hessian
+        anyway (in float64 then: ≈ 6× the float32 assembly; ``curvature_check=lanczos`` keeps the float32 solve).
         """
         if params["lambda_min"] != "auto":
             return "assumption"
         if convex:
             return "analytic"
-        if params["curvature_check"] == "cholesky" or (
-            params["solver"] == "exact" and params["reg_form"] == "paper" and p <= DENSE_MAX_PARAMS
-        ):
+        check = params["curvature_check"]
+        if check != "auto":
+            return check
+        if params["solver"] == "exact" and params["reg_form"] == "paper" and p <= DENSE_MAX_PARAMS:
             return "cholesky"
-        if params["curvature_check"] == "auto" and cholesky_in_budget(p, n_r):
-            return "cholesky"
-        return "lanczos"
+        return "cholesky" if cholesky_in_budget(p, n_r) else "lanczos"
 
     @staticmethod
     def _constants(
@@ -937,6 +937,8 @@ class ConvexSteps:
     rounding: float
     steps: int
     trace: list[float]
+    #: The float32 weights (flat) after each step, the start included: what each ``trace`` entry bounds.
+    iterates: list[torch.Tensor] = dataclasses.field(default_factory=list)
 
 
 def _convex_bound(model32: nn.Module, w64: torch.Tensor, g64: torch.Tensor, x64: torch.Tensor, y: torch.Tensor,
@@ -976,6 +978,7 @@ abla F_r(w)` in float64 from
     w64 = get_flat_params(m64)
     p = int(w64.numel())
     trace: list[float] = []
+    iterates: list[torch.Tensor] = []
     steps = 0
     start_norm: float | None = None
     while True:
@@ -985,9 +988,10 @@ abla F_r(w)` in float64 from
         bound, grad_norm, rounding = _convex_bound(model32, w64, g64, x64, y, mu=mu)
         start_norm = grad_norm if start_norm is None else start_norm
         trace.append(bound)
+        iterates.append(get_flat_params(model32))
         if bound <= budget or steps >= max_steps or mu <= 0:
             return ConvexSteps(model=model32, bound=bound, grad_norm=grad_norm, grad_norm_start=start_norm,
-                               rounding=rounding, steps=steps, trace=trace)
+                               rounding=rounding, steps=steps, trace=trace, iterates=iterates)
         if p <= DENSE_MAX_PARAMS:
             a = hessian_matrix(m64, x64, y, weight_decay=mu, lam=lam, columns_per_call=512)
             v = torch.linalg.solve(a, g64)
