@@ -1121,11 +1121,17 @@ def _setting_text(setting: Mapping[str, Any]) -> str:
 
 def frontier_settings(method: str, pinned: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The settings the frontier runs ``method`` with at every ε: its declared grid (``Unlearner.frontier_grid``)
-    without the hyperparameters the user pinned (``pinned``: they are the user's, not swept), duplicates removed;
-    ``[{}]`` (the user's settings alone) when nothing is left to sweep."""
+    without the hyperparameters the user pinned, duplicates removed; ``[{}]`` (the user's settings alone) when
+    nothing is left to sweep.
+
+    Pinned: an entry of ``pinned`` whose value differs from the schema's default. A value equal to the default is
+    not a choice the user made (the dashboard sends every widget's value, defaults included), so the grid replaces
+    it; to run one setting only, set the grid's hyperparameters to other values, or pass the method no grid."""
+    schema = {p.name: p for p in get_unlearner(method).schema}
+    chosen = {k for k, v in pinned.items() if k in schema and v != schema[k].default}
     out: list[dict[str, Any]] = []
     for setting in get_unlearner(method).frontier_grid:
-        free = {k: v for k, v in setting.items() if k not in pinned}
+        free = {k: v for k, v in setting.items() if k not in chosen}
         if free not in out:
             out.append(free)
     return out or [{}]
@@ -1241,8 +1247,9 @@ def frontier(
     """The privacy–utility frontier: each certified method's best certified release against ε, on one configuration.
 
     Every method runs at every ε with each setting of its declared grid (``Unlearner.frontier_grid``, less what
-    ``params[method]`` pins) on every seed; those are the ``candidate`` rows (``epsilon`` empty, ``epsilon_run`` the
-    ε asked for, ``setting`` and ``param.<name>`` the grid values). The ``frontier`` rows are the envelope
+    ``params[method]`` sets to a value other than its default: :func:`frontier_settings`) on every seed; those are
+    the ``candidate`` rows (``epsilon`` empty, ``epsilon_run`` the ε asked for, ``setting`` and ``param.<name>`` the
+    grid values). The ``frontier`` rows are the envelope
     (:func:`frontier_envelope`): per method and ε, the admitted candidate — certified at ε or below — with the best
     mean test accuracy, so only certified releases form the frontier and it cannot fall as ε grows. The
     ``original`` and ``retrained`` reference rows of each seed have ``role="reference"``. A simulation, like every

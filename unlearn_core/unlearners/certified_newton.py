@@ -958,6 +958,8 @@ def _convex_bound(model32: nn.Module, w64: torch.Tensor, g64: torch.Tensor, x64:
     through = float(torch.linalg.vector_norm(w32 - w64)) + delta_strong_convexity(
         grad_norm=float(torch.linalg.vector_norm(g64)), mu=mu)
     x_norm = float(torch.sqrt((x64.reshape(n, -1) ** 2).sum(dim=1) + 1.0).max()) if n else 0.0
+    if not mu > 0:  # no strong convexity: no bound (the certificate's condition on μ fails)
+        return math.inf, float(torch.linalg.vector_norm(g32)), math.inf
     rounding = 4.0 * (n + 10) * 2.0**-53 * (math.sqrt(2.0) * x_norm + mu * float(torch.linalg.vector_norm(w32))) / mu
     return min(direct, through) + rounding, float(torch.linalg.vector_norm(g32)), rounding
 
