@@ -212,6 +212,11 @@ def test_finding6_a_vacuous_delta_is_not_certified() -> None:
     cert = Certificate.from_dict(card["certificate"])
     assert cert.status == "not certified" and cert.failing()[0].name == "delta_meaningful"
     assert card["certificate"]["epsilon_certified"] is None  # nothing is certified at any ε
+    # ... and the experiments' rows (the Forget-set size page's table) say the same: no ε next to "not certified".
+    from unlearn_core.experiments import _cert_columns
+
+    row = _cert_columns(card["certificate"])
+    assert row["status"] == "not certified" and row["epsilon_certified"] is None
     # The defaults keep δ + ρ below 1/n on every dataset of the registry (certified Newton's LiSSA lemma adds ρ).
     newton = resolve_params(get_unlearner("certified_newton").schema, {}, method="certified_newton")
     largest = max(info.n_train for info in DATASETS.values())

@@ -433,7 +433,9 @@ def frontier_figure(df: pd.DataFrame) -> go.Figure:
                 eps = mark.first
                 y = float(acc.loc[acc["epsilon"] == eps, "mean"].iloc[0])
                 text = f"ε = {eps:g}" + ("" if mark.stays else f" (out again at {mark.leaves_at:g})")
-                fig.add_scatter(x=[eps], y=[y], mode="markers+text", text=[text], textposition="bottom right",
+                # The label stays inside the plot: to the left of a star at the grid's largest ε.
+                side = "bottom left" if eps >= float(acc["epsilon"].max()) else "bottom right"
+                fig.add_scatter(x=[eps], y=[y], mode="markers+text", text=[text], textposition=side,
                                 marker=dict(symbol="star", size=16, color=colour, line=dict(color="black", width=1)),
                                 name=f"{method}: first ε within {100 * points:g} points", legendgroup=str(method),
                                 showlegend=False, row=1, col=1)
