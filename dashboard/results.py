@@ -22,6 +22,7 @@ from unlearn_core.certificate import (
     UNDER_ASSUMPTIONS,
     certificate_from_card,
 )
+from unlearn_core.privacy.noise import SIMULATION_LABEL, SIMULATION_WHY
 from unlearn_core.verdict import COLOUR_RULE, Verdict, infinite_cause, verdict_from_card
 
 
@@ -178,6 +179,8 @@ def certificate_card(card: Mapping[str, Any]) -> None:
             return
         box, icon, _ = STATUS_STYLE[cert.status]
         soft = cert.soft_constants()
+        if cert.simulation:  # reproducible mode: the noise can be regenerated from the run card
+            st.warning(f"**{SIMULATION_LABEL}** — {SIMULATION_WHY}.", icon=":material/science:")
         if cert.status == NOT_CERTIFIED:
             failing = cert.failing()
             first = failing[0]

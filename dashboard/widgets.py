@@ -280,6 +280,8 @@ def _setting_widget(prefix: str, x: Setting) -> None:
         st.selectbox(x.label, x.allowed_choices(), key=key, help=_help(x), format_func=label_of)
     elif x.widget == "text":
         st.text_input(x.label, key=key, help=_help(x))
+    elif x.widget == "checkbox":
+        st.checkbox(x.label, key=key, help=_help(x))
     elif x.widget == "number":
         # The bounds are the schema's (limits.py's), the URL parser's too: a deep-linked value is never clamped
         # silently. An open lower end (grad_tol > 0) starts the widget at 1e-12.

@@ -199,12 +199,12 @@ except ConfigError as exc:
 st.subheader("What certification costs: the privacy–utility frontier")
 st.markdown(
     "Smaller ε means more noise, and noise costs accuracy. The chart below was measured on digits (32-32 MLP, "
-    "10 % random points forgotten, 3 seeds): each certified method's test accuracy against ε, the retrained model "
-    "dashed, the band ± 2 points around it. Noisy fine-tuning stays within 2 points of retraining from ε = 0.1 to "
-    "1; both "
-    "Koloskova et al. methods then *lose* accuracy at large ε — their noise is also what re-initialises the "
-    "projected model, and a small σ leaves it stuck near zero. Certified Newton's noise destroys the MLP at every ε "
-    "(the vacuous bound above). Run it on your own configuration on the Compare page (section *Privacy–utility "
+    "10 % random points forgotten, 3 seeds): at each ε, each certified method's best *certified* release over a "
+    "small grid of its own settings (the projection radius C₀), the retrained model dashed, the band ± 2 points "
+    "around it; hover a point for its setting. Both Koloskova et al. methods stay within 2 points of retraining from "
+    "ε = 0.1 on — one setting alone would not: a small C₀ shrinks the model past what a small σ can re-initialise "
+    "at large ε, so the grid takes a larger one there. Certified Newton's noise destroys the MLP at every ε (the "
+    "vacuous bound above). Run it on your own configuration on the Compare page (section *Privacy–utility "
     "frontier*).")
 if FRONTIER_CSV.exists():
     st.plotly_chart(plots.frontier_figure(pd.read_csv(FRONTIER_CSV)), width="stretch", key="learn.frontier")

@@ -60,7 +60,8 @@ def run_row(r) -> dict:
         "verdict": verdict.label if verdict is not None else ("experiment" if experiment else fmt.MISSING),
         "test acc. gap": fmt.points(gap), "acc test": fmt.percent(unl.get("acc_test")),
         "unlearn": fmt.seconds(timing.get("unlearn")), "retrain": fmt.seconds(timing.get("retrain")),
-        "certificate": cert.get("status", fmt.MISSING) if cert else fmt.MISSING,
+        "certificate": (cert.get("status", fmt.MISSING) + (" — simulation, not a release" if cert.get("simulation")
+                                                            else "")) if cert else fmt.MISSING,
         "‖w − w_retrained‖": fmt.sig((card.get("distance") or {}).get("unlearned_to_retrained")),
         "when": dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M:%S"), "page": r.kind,
         "label": r.label or fmt.MISSING, "device": card.get("device") or fmt.MISSING, "id": r.id,

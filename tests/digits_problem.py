@@ -58,14 +58,16 @@ def digits_problem(seed: int = 0) -> dict:
     }
 
 
-def digits_context(seed: int = 0) -> UnlearnContext:
+def digits_context(seed: int = 0, *, reproducible: bool = True) -> UnlearnContext:
+    """The digits-MLP problem as an unlearning context. ``reproducible`` (the tests' default): seeded release noise, so
+    that runs can be compared — a simulation; ``False``: the product's default, secure noise."""
     prob = digits_problem(seed)
     return UnlearnContext(
         model=prob["original"], x_train=prob["x_train"], y_train=prob["y_train"], x_test=prob["x_test"],
         y_test=prob["y_test"], forget_idx=prob["forget_idx"], retain_idx=prob["retain_idx"], num_classes=10,
         train_config=dataclasses.replace(CONTEXT_RECIPE, seed=seed),
         model_factory=lambda seed_offset=0: make_mlp(seed + seed_offset),
-        device=torch.device("cpu"), seed=seed, retrained=prob["retrained"],
+        device=torch.device("cpu"), seed=seed, retrained=prob["retrained"], reproducible=reproducible,
     )
 
 

@@ -222,29 +222,35 @@ def test_certified_and_useful_preset_is_certified_within_two_points_of_retrainin
 
 
 def test_convex_preset_lands_the_newton_step_on_the_retrained_model():
-    """The Convex preset trains both models to a minimiser (L-BFGS, ‖∇‖ ≤ 1e-5) and takes the exact Newton step with
+    """The Convex preset trains both models to a minimiser (L-BFGS, ‖∇‖ ≤ 1e-5) and takes exact Newton steps with
     λ = 0: the page shows the noise-free estimate's distance to the retrained model as a fraction of the
-    original's, measured 0.051 (with the paper's Adam recipe the same step moved away: 3.0 against 0.31). The
-    verdict tells the whole story: the step lands, it is certified under assumptions, the noise destroys the model."""
+    original's (≈ 0.002 on random:0.05; with the paper's Adam recipe the same step moved away: 3.0 against 0.31).
+    With bound=strong_convexity (issue 19) the release is certified — every constant a bound — at ε = 1 and as
+    accurate as retraining: the verdict says it works, the card says certified."""
     at = _app()
     at.button(key=f"explore.preset.{ui_state.NEWTON_CONVEX}").click().run()
     ss = at.session_state
     assert ss["explore.model"] == "logreg" and ss["explore.optimizer"] == "lbfgs" and ss["explore.use_tol"] is True
     assert ss["explore.method"] == "certified_newton"
     assert ss["explore.p.certified_newton.solver"] == "exact" and ss["explore.p.certified_newton.lam"] == 0.0
+    assert ss["explore.p.certified_newton.bound"] == "strong_convexity"
     at.button(key="FormSubmitter:explore.form-Run").click().run()
     _poll(at, lambda a: any(s.value.startswith("Results") for s in a.subheader))
     metrics = {m.label: m for m in at.metric}
     ratio = metrics["‖w̃ − w̃*‖ / ‖w* − w̃*‖ (noise-free step)"]
-    assert _number(ratio.value) < 0.1
-    assert ratio.delta.startswith("the step closes 9")  # ≈ 95 % of the distance
+    assert _number(ratio.value) < 0.05
     grad = metrics["retrained model's ‖∇(L + wd/2‖w‖²)‖"]
     assert _number(grad.value) <= 1e-5 and grad.delta == "≤ tolerance 1e-05: a minimiser"
-    tone, text = _verdict(at)
-    assert tone == "error" and text.startswith("**The step itself lands next to the retrained model"), text
-    assert "but the noise that certifies it destroyed the model" in text
-    assert "(certified under assumptions at ε = 1)" in text
-    assert any(i.value.startswith("**certified under assumptions**") for i in at.info)  # the card agrees
+    table = at.dataframe[0].value
+    assert abs(table.loc["unlearned", "acc test"] - table.loc["retrained", "acc test"]) <= 0.02
+    tone, _ = _verdict(at)
+    assert tone == "success"
+    assert any(b.value.startswith("**certified** at (ε, δ) = (1, 1e-05)") for b in at.success)  # the card agrees
+    from dashboard import common
+
+    (stored,) = common.get_store().list()
+    cert = stored.card["certificate"]
+    assert cert["status"] == "certified" and all(c["tag"] == "bound" for c in cert["constants"])
 
 
 def test_vacuous_bound_preset_is_certified_and_the_noise_destroys_the_model():

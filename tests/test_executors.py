@@ -78,8 +78,8 @@ def test_serial_and_processes_give_identical_dataframes(processes) -> None:
 
 
 def test_the_frontier_is_the_same_on_every_executor(processes) -> None:
-    """The privacy–utility frontier is cells too (a reference cell per seed, one per method and ε): the same rows on
-    the serial and the process executor."""
+    """The privacy–utility frontier is cells too (a reference cell per seed, one per method, ε and grid setting): the
+    same rows on the serial and the process executor — the references, the frontier's points, the candidates."""
 
     def frontier(executor) -> pd.DataFrame:
         return ex.frontier(BASE, methods=["output_perturbation"], epsilons=[1.0, 10.0], seeds=[0, 1],
@@ -87,8 +87,9 @@ def test_the_frontier_is_the_same_on_every_executor(processes) -> None:
 
     a = frontier(SerialExecutor(threads_per_cell=1))
     _same(a, frontier(processes))
-    assert list(a["method"]) == ["original", "retrained", "output_perturbation", "output_perturbation"] * 2
-    assert list(a["epsilon"].iloc[2:4]) == [1.0, 10.0]
+    assert list(a["role"]) == ["reference"] * 4 + ["frontier"] * 4 + ["candidate"] * 12  # 2 seeds, 2 ε, 3 C₀
+    assert list(a["method"].iloc[:4]) == ["original", "retrained"] * 2
+    assert sorted(a[a["role"] == "frontier"]["epsilon"]) == [1.0, 1.0, 10.0, 10.0]
 
 
 def test_cancellation_reaches_a_running_cell(processes) -> None:

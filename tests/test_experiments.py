@@ -125,7 +125,7 @@ def _audit_params(method: str) -> dict:
     (post-processing the certificate does not need)."""
     names = {p.name for p in get_unlearner(method).schema}
     params = dict(get_unlearner(method).demo_params)
-    cheap = {"depth": 50, "reps": 2, "lanczos_steps": 10, "curvature_points": 256, "finetune_epochs": 0, "T": 1,
+    cheap = {"depth": 50, "reps": 2, "lanczos_steps": 40, "curvature_points": 256, "finetune_epochs": 0, "T": 1,
              "lissa_bound": "a_posteriori", "G": 1.0}
     params.update({k: v for k, v in cheap.items() if k in names})
     return params
@@ -209,38 +209,50 @@ def test_cli_experiment_writes_csv_json_and_refuses_bad_input(tmp_path, capsys) 
 
 
 def test_frontier_on_digits_through_the_cli(tmp_path, capsys) -> None:
-    """``experiment frontier`` on digits: reference rows, one row per (method, ε), σ shrinking with ε by the
-    mechanisms' closed forms, the marks consistent with the rows, and the figure drawn from the written CSV."""
+    """``experiment frontier`` on digits: reference rows, the frontier's points (the best release certified at each ε
+    over the method's grid), the candidate runs behind them with their settings, σ shrinking with ε by the
+    mechanism's closed form, the marks consistent with the points, and the figure drawn from the written CSV."""
     from unlearn_core import plots
-    from unlearn_core.certificate import sigma_classical
+    from unlearn_core.certificate import sigma_analytic
     from unlearn_core.cli import main
     from unlearn_core.verdict import frontier_first_epsilon
 
     epsilons = [0.3, 1.0, 10.0]
     code = main(["experiment", "frontier", "--dataset", "digits", "--model", "mlp", "--hidden", "16", "--epochs", "5",
                  "--forget", "random:0.1", "--methods", "noisy_finetune,output_perturbation",
+                 "--set", "noisy_finetune.finetune_epochs=3", "--set", "output_perturbation.finetune_epochs=3",
                  "--epsilons", ",".join(map(str, epsilons)), "--out", str(tmp_path), "--quiet"])
     assert code == 0
     out = capsys.readouterr().out
     df = pd.read_csv(tmp_path / "frontier.csv")
     assert (tmp_path / "frontier.json").exists()
     assert list(df["method"].iloc[:2]) == ["original", "retrained"] and df["epsilon"].iloc[:2].isna().all()
+    assert set(df["role"]) == {"reference", "frontier", "candidate"}
     ref = df.set_index("method").loc["retrained"]
     assert ref["dist_to_retrained"] == 0.0
+    front, cand = df[df["role"] == "frontier"], df[df["role"] == "candidate"]
     for method in ("noisy_finetune", "output_perturbation"):
-        rows = df[df["method"] == method].sort_values("epsilon")
-        assert list(rows["epsilon"]) == epsilons
-        assert rows["sigma_used"].is_monotonic_decreasing and rows["sigma_used"].iloc[0] > rows["sigma_used"].iloc[-1]
-    # Output perturbation's σ is the classical Gaussian mechanism at sensitivity 2·C₀ (C₀ = 0.01, δ = 1e-5).
-    for _, row in df[df["method"] == "output_perturbation"].iterrows():
-        expected = sigma_classical(epsilon=row["epsilon"], delta=1e-5, sensitivity=2 * 0.01)
+        rows = front[front["method"] == method].sort_values("epsilon")
+        assert list(rows["epsilon"]) == epsilons  # one point per ε (one seed)
+        assert (rows["epsilon_certified"] <= rows["epsilon"] * (1 + 1e-9)).all()  # certified at ε or below
+        assert rows["acc_test"].is_monotonic_increasing  # the envelope cannot fall as ε grows
+        grid = cand[cand["method"] == method]
+        assert len(grid) == 3 * len(epsilons) and grid["epsilon"].isna().all()  # 3 grid settings per ε
+        for _, row in rows.iterrows():  # each point is one of the candidates, the best admitted one
+            admitted = grid[grid["epsilon_certified"] <= row["epsilon"] * (1 + 1e-9)]
+            assert row["acc_test"] == pytest.approx(admitted["acc_test"].max())
+            assert row["setting"] in set(grid["setting"])
+    # Output perturbation's σ is the analytic Gaussian mechanism at sensitivity 2·C₀ (δ = 1e-5), for each C₀ of its
+    # grid; it shrinks with ε.
+    for _, row in cand[cand["method"] == "output_perturbation"].iterrows():
+        expected = sigma_analytic(epsilon=row["epsilon_run"], delta=1e-5, sensitivity=2 * row["param.C0"])
         assert row["sigma_used"] == pytest.approx(expected, rel=1e-9)
-    noisy = df[df["method"] == "noisy_finetune"]
+    noisy = cand[cand["method"] == "noisy_finetune"]
     assert (noisy["status"] == "certified").all()
-    assert np.allclose(noisy["epsilon_certified"], noisy["epsilon"], rtol=1e-6)  # σ is the one ε needs, no more
+    assert np.allclose(noisy["epsilon_certified"], noisy["epsilon_run"], rtol=1e-6)  # σ is the one ε needs, no more
     marks = frontier_first_epsilon(df)
     for method, mark in marks.items():
-        mean = df[df["method"] == method].groupby("epsilon")["acc_test"].mean()
+        mean = front[front["method"] == method].groupby("epsilon")["acc_test"].mean()
         gaps = ref["acc_test"] - mean  # how far below retraining (above it is no cost)
         if mark.first is None:
             assert (gaps > 0.02).all()
@@ -252,6 +264,8 @@ def test_frontier_on_digits_through_the_cli(tmp_path, capsys) -> None:
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type == "log"
     names = {t.name for t in fig.data}
     assert {"noisy_finetune", "output_perturbation"} <= names
+    line = next(t for t in fig.data if t.name == "output_perturbation")
+    assert all("run for ε" in text and "C0=" in text for text in line.text)  # the chosen setting in the tooltip
     stars = [t for t in fig.data if t.marker.symbol == "star"]
     assert len(stars) == sum(m.first is not None for m in marks.values())
     assert [a.text for a in fig.layout.annotations if a.text in ("retrained", "original")] == ["retrained",

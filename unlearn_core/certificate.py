@@ -41,6 +41,7 @@ from unlearn_core.privacy.gaussian import (
     sigma_for,
 )
 from unlearn_core.privacy.gaussian import check_positive as _check_positive
+from unlearn_core.privacy.noise import SIMULATION_LABEL
 
 LISSA_FORMS = ("agarwal", "r2d")
 #: The solve-error terms certified Newton offers: the LiSSA lemma (two transcriptions) or the residual bound.
@@ -61,10 +62,13 @@ __all__ = [
     "batchnorm_condition",
     "certificate_from_card",
     "certificate_status",
+    "compare_text",
     "delta_a_posteriori",
+    "delta_condition",
     "delta_exact",
     "delta_lissa",
     "delta_nonconvergence",
+    "delta_strong_convexity",
     "epsilon_for_sigma",
     "gradient_bound",
     "lissa_depth_required",
@@ -202,6 +206,20 @@ def delta_a_posteriori(*, residual_norm: float, lam: float, lambda_min: float) -
     return float(residual_norm) / floor
 
 
+def delta_strong_convexity(*, grad_norm: float, mu: float) -> float:
+    r"""‖w̃ − w*_r‖ ≤ ‖∇F_r(w̃)‖/μ for a μ-strongly convex F_r and any w̃ (w*_r = argmin F_r).
+
+    Strong convexity gives :math:`\langle\nabla F(w) - \nabla F(w^*), w - w^*\rangle \ge \mu\lVert w-w^*\rVert^2`
+    (Nesterov 2004, Thm. 2.1.10); with :math:`\nabla F(w^*) = 0` and Cauchy–Schwarz,
+    :math:`\mu\lVert w - w^*\rVert \le \lVert\nabla F(w)\rVert`. Deterministic and data-dependent (Guo,
+    Goldstein, Hannun & van der Maaten, ICML 2020, use the same idea). ``inf`` when μ ≤ 0.
+    """
+    _check_positive("grad_norm", grad_norm, allow_zero=True)
+    if not mu > 0:
+        return math.inf
+    return float(grad_norm) / float(mu)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The certificate record: one typed shape for every certified method
 # ----------------------------------------------------------------------------------------------------------------
@@ -236,12 +254,18 @@ class Condition:
     holds: bool
     fix: str = ""
     source: str = ""
+    #: What the check rests on when it is not a proof ("an estimate of λ_min (Lanczos, 40 steps)"): a condition that
+    #: holds given an estimate or an assumption can make a run at best "certified under assumptions".
+    given: str = ""
 
     def describe(self) -> str:
-        """One line: the statement, what was found, what is needed, and (when it fails) the fix."""
+        """One line: the statement, what was found, what is needed, (when it fails) the fix, and (when it holds
+        only given an estimate or assumption) what it rests on."""
         text = f"{self.statement}: {self.value} (needs {self.requirement})"
         if not self.holds and self.fix:
             text += f"; {self.fix}"
+        if self.holds and self.given:
+            text += f" — holds given {self.given}"
         return text
 
 
@@ -264,7 +288,8 @@ def certificate_status(conditions: list[Condition], constants: list[Constant]) -
 
     * ``not certified`` — some condition fails; the reason names the first failing one and its fix;
     * ``certified under assumptions`` — every condition holds, and the guarantee rests on constants that are
-      estimates or assumptions (named in the reason);
+      estimates or assumptions, or on conditions that hold only given one (``Condition.given``; named in the
+      reason);
     * ``certified`` — every condition holds and every constant is a proven bound.
 
     A certificate with no conditions at all is not a certificate: it is ``not certified``.
@@ -275,11 +300,15 @@ def certificate_status(conditions: list[Condition], constants: list[Constant]) -
     if failing:
         more = f" (and {len(failing) - 1} more condition(s))" if len(failing) > 1 else ""
         return NOT_CERTIFIED, failing[0].describe() + more
-    soft = [c for c in constants if c.tag != BOUND]
+    soft = [f"{c.name} ({c.tag})" for c in constants if c.tag != BOUND]
+    soft += [f"{c.name}: {c.given}" for c in conditions if c.given]
     if soft:
-        names = ", ".join(f"{c.name} ({c.tag})" for c in soft)
-        return UNDER_ASSUMPTIONS, f"every condition holds, given {names}"
+        return UNDER_ASSUMPTIONS, f"every condition holds, given {', '.join(soft)}"
     return CERTIFIED, "every condition holds and every constant is a proven bound"
+
+
+#: The conditions whose failure leaves the release certified at a larger ε (too little noise), not uncertified.
+_NOISE_CONDITIONS = ("noise", "every_request")
 
 
 @dataclass
@@ -314,6 +343,9 @@ class Certificate:
     constants: list[Constant] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    #: The release noise can be regenerated (``RunConfig.reproducible``): the run is a simulation of a release, not a
+    #: release — the status says what the mechanism would guarantee with secret noise.
+    simulation: bool = False
 
     @property
     def status(self) -> str:
@@ -331,6 +363,19 @@ class Certificate:
     def failing(self) -> list[Condition]:
         return [c for c in self.conditions if not c.holds]
 
+    def epsilon_guarantee(self) -> float:
+        """The ε this release is certified at — ``epsilon_certified`` when every hypothesis other than the noise
+        holds, else ∞ (nothing is certified at any ε).
+
+        With too little noise the release is still certified, at the larger ε its σ buys (status "not certified"
+        for the ε asked, and ε certified above it); with a failing hypothesis of the bound (a curvature floor, a
+        gradient bound, a δ ≥ 1/n) no ε is certified, and the card says so rather than showing an ε next to
+        "not certified". The run card's ``epsilon_certified`` is this value.
+        """
+        if any(not c.holds and c.name not in _NOISE_CONDITIONS for c in self.conditions):
+            return math.inf
+        return self.epsilon_certified
+
     def soft_constants(self) -> list[Constant]:
         """The estimates and assumptions the guarantee rests on."""
         return [c for c in self.constants if c.tag != BOUND]
@@ -338,14 +383,16 @@ class Certificate:
     def headline(self) -> str:
         """One line for the CLI, tables and reports: status, the guarantee and the reason."""
         guarantee = f"(ε, δ) = ({self.epsilon:g}, {self.delta_guaranteed:.3g})"
+        prefix = f"{SIMULATION_LABEL} — " if self.simulation else ""
         if self.status == NOT_CERTIFIED:
-            return f"{NOT_CERTIFIED}: {self.reason}"
-        return f"{self.status} at {guarantee}: {self.reason}"
+            return f"{prefix}{NOT_CERTIFIED}: {self.reason}"
+        return f"{prefix}{self.status} at {guarantee}: {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (non-finite numbers become ``None``); ``status``, ``reason``, ``certified`` included."""
         data = asdict(self)
         data.update(status=self.status, reason=self.reason, certified=self.certified, headline=self.headline(),
+                    epsilon_certified=self.epsilon_guarantee(),
                     sensitivity_infinite=self.sensitivity is not None and math.isinf(self.sensitivity))
         return to_jsonable(data)
 
@@ -391,6 +438,7 @@ class Certificate:
             constants=[Constant(**c) for c in data.get("constants") or []],
             notes=list(data.get("notes") or []),
             details=dict(data.get("details") or {}),
+            simulation=bool(data.get("simulation", False)),
         )
 
 
@@ -405,22 +453,58 @@ def certificate_from_card(card: dict[str, Any]) -> Certificate | None:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+#: Relative tolerance of σ_used ≥ σ_required: every σ_required is a root-find answer on the safe side to ~1e-10, and
+#: σ_used is either that same number or the user's; this only absorbs the last bits of recomputing it. Nothing
+#: larger is ever waved through (sequential requests have their own, stated margin: certified_newton).
+NOISE_RTOL = 1e-9
+
+
+def compare_text(name_a: str, a: float, name_b: str, b: float) -> str:
+    """``"σ_used = 2.844e+05, σ_required = 2.844e+05"`` with enough digits to see the difference: when the two agree
+    to 4 digits their ratio is written out (``σ_used/σ_required = 1 − 6.6e-07``)."""
+    text = f"{name_a} = {a:.4g}, {name_b} = {b:.4g}"
+    if math.isfinite(a) and math.isfinite(b) and b > 0 and a != b and abs(a / b - 1.0) < 5e-4:
+        gap = a / b - 1.0
+        text += f" ({name_a}/{name_b} = 1 {'+' if gap > 0 else '−'} {abs(gap):.2g})"
+    return text
+
+
 def noise_condition(*, sigma_used: float, sigma_required: float, accountant: str) -> Condition:
     """σ_used ≥ σ_required: the noise added is at least what the accountant needs for (ε, δ).
 
-    Below it the release is "not certified by the bound" (the guide's words), whatever else holds.
+    Below it the release is "not certified by the bound" (the guide's words), whatever else holds. The comparison
+    is relative (:data:`NOISE_RTOL`) and the text shows the ratio when the two agree to 4 digits.
     """
     finite = math.isfinite(sigma_required)
     return Condition(
         name="noise",
         statement="noise σ_used ≥ σ_required",
-        value=f"σ_used = {sigma_used:.4g}, σ_required = {sigma_required:.4g}" if finite
+        value=compare_text("σ_used", sigma_used, "σ_required", sigma_required) if finite
         else f"σ_used = {sigma_used:.4g}, σ_required = ∞ (no finite noise certifies)",
         requirement=f"σ_used ≥ σ_required ({accountant})",
-        holds=bool(finite and sigma_used >= sigma_required * (1 - 1e-9)),
+        holds=bool(finite and sigma_used >= sigma_required * (1 - NOISE_RTOL)),
         fix="not certified by the bound: leave sigma unset (none) to add the required noise" if finite
         else "not certified by the bound: make the bound finite first",
         source="Gaussian mechanism: the noise must cover the sensitivity at (ε, δ)",
+    )
+
+
+def delta_condition(*, delta_guaranteed: float, n: int) -> Condition:
+    """δ_guaranteed < 1/n, with n the training set's size: δ is a hypothesis too.
+
+    A mechanism that publishes one training point, chosen at random, in the clear is (0, 1/n)-differentially
+    private; a "guarantee" with δ ≥ 1/n therefore allows exactly that, and says nothing about any one person
+    (Dwork & Roth 2014, §2.3: δ must be well below 1/n). n is the size of the whole training set D — the stricter
+    of the natural choices (it is ≥ the forget set's size). So the run is *not certified* rather than certified
+    with a vacuous δ (docs/certified_newton.md#the-label).
+    """
+    bound = 1.0 / max(int(n), 1)
+    return Condition(
+        name="delta_meaningful", statement="δ guaranteed < 1/n (n = training points)",
+        value=f"δ = {delta_guaranteed:.3g}", requirement=f"< 1/n = 1/{int(n):,} = {bound:.3g}",
+        holds=bool(delta_guaranteed < bound),
+        fix=f"lower delta (and rho, where the LiSSA lemma adds it) below {bound:.2g}",
+        source="Dwork & Roth (2014), §2.3: releasing a random record in the clear is (0, 1/n)-DP",
     )
 
 

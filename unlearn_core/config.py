@@ -35,10 +35,11 @@ from unlearn_core.errors import ConfigError, abbreviate
 SETTING_KEY = "unlearn_core.setting"
 #: ``basic``: the dashboard's setup row (dataset, model, forget set, method); ``advanced``: the "Details" expander.
 LEVELS = ("basic", "advanced")
-#: How the dashboard shows a field: ``select`` (a choice), ``number``, ``text`` (parsed by ``parse``), ``custom``
+#: How the dashboard shows a field: ``select`` (a choice), ``number``, ``text`` (parsed by ``parse``), ``checkbox``
+#: (a ``bool``), ``custom``
 #: (drawn by hand: the forget set's kind + amount/classes, the method, the hyperparameters), or ``None`` (no widget:
 #: paths and cache switches).
-WIDGETS = ("select", "number", "text", "custom", None)
+WIDGETS = ("select", "number", "text", "checkbox", "custom", None)
 #: The CLI's argument groups, in ``--help`` order.
 CLI_GROUPS = ("data and model", "training recipe (original model and retrained oracle)", "seeds, device, cache",
               "unlearning")

@@ -133,8 +133,12 @@ def prepare_seed(base: RunConfig, seed: int, *, progress: ProgressFn = None, can
 
     Memoised per process (:data:`PREPARED_MEMO` entries): the models are never mutated, so cells of one seed
     share them, as one loop over seeds would.
+
+    Every experiment is a **simulation**: it runs many seeded releases and compares them, so its runs draw their
+    release noise reproducibly (``reproducible=True``, whatever ``base`` says; :mod:`unlearn_core.privacy.noise`) and
+    their certificates and rows say ``simulation``. None of them releases a model.
     """
-    config = dataclasses.replace(base, seed=int(seed), compute_retrained=True)
+    config = dataclasses.replace(base, seed=int(seed), compute_retrained=True, reproducible=True)
     key = _memo_key(config)
     with _MEMO_LOCK:
         if key in _PREPARED:
@@ -218,7 +222,8 @@ def _cert_columns(cert: Mapping[str, Any] | None) -> dict[str, Any]:
     if not cert:
         return {"certified": None, "status": None, "epsilon": None, "delta": None, "delta_guaranteed": None,
                 "epsilon_certified": None, "sigma_used": None, "sigma_required": None, "delta_bound": None,
-                "delta_bound_infinite": None, "why_not_certified": None, "why_infinite": None}
+                "delta_bound_infinite": None, "why_not_certified": None, "why_infinite": None,
+                "simulation": None}
     c = Certificate.from_dict(dict(cert))
     finite = c.sensitivity is not None and math.isfinite(c.sensitivity)
     return {
@@ -235,6 +240,7 @@ def _cert_columns(cert: Mapping[str, Any] | None) -> dict[str, Any]:
         "sigma_used": c.sigma_used,
         "sigma_required": c.sigma_required if math.isfinite(c.sigma_required) else None,
         "delta_bound": c.sensitivity if finite else None,
+        "simulation": c.simulation,
     }
 
 
@@ -317,13 +323,16 @@ def summarize(
     by: Sequence[str] | str = "method",
     columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Mean, standard deviation, count and 95 % half-width (1.96·SE) over seeds of every numeric column.
+    """Mean, standard deviation, count and 95 % half-width (1.96·SE) over seeds of every numeric column (rows whose
+    ``role`` is ``candidate`` — the frontier's grid runs behind its points — are left out).
 
     ``by`` names the grouping columns (e.g. ``"method"``, ``["method", "step"]``); the result has one row per group
     and columns ``<metric>_mean``, ``<metric>_std``, ``<metric>_n``, ``<metric>_ci95``. The 1.96·SE band is what
     Koloskova et al. plot; with 2-4 seeds it is a rough guide, not a test.
     """
     keys = [by] if isinstance(by, str) else list(by)
+    if "role" in df.columns:  # the frontier's candidate rows are the evidence behind its points, not results
+        df = df[df["role"] != "candidate"]
     missing = [k for k in keys if k not in df.columns]
     if missing:
         raise ConfigError(f"summarize: no column {missing[0]!r}; available: {', '.join(map(str, df.columns))}")
@@ -1103,27 +1112,55 @@ def _frontier_reference_cell(*, base: RunConfig, seed: int, cancel: Any = None) 
     rows = []
     for ref, model, t in (("original", prepared.original, prepared.timing_s.get("train")),
                           ("retrained", prepared.retrained, prepared.timing_s.get("retrain"))):
-        rows.append({"seed": seed, "method": ref, "family": "reference", "epsilon": None,
+        rows.append({"seed": seed, "method": ref, "family": "reference", "role": "reference", "epsilon": None,
                      **prepared.metrics(model), "dist_to_retrained": param_distance(model, prepared.retrained),
                      "time_s": t, "n_forget": int(prepared.forget_idx.numel()),
                      "n_test": int(prepared.data.y_test.numel())})
     return {"rows": rows}
 
 
+def _setting_text(setting: Mapping[str, Any]) -> str:
+    """``"C0=0.3, finetune_epochs=30"`` (``"defaults"`` for the empty setting): the frontier's tooltip and CSV."""
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items()) or "defaults"
+
+
+def frontier_settings(method: str, pinned: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The settings the frontier runs ``method`` with at every ε: its declared grid (``Unlearner.frontier_grid``)
+    without the hyperparameters the user pinned, duplicates removed; ``[{}]`` (the user's settings alone) when
+    nothing is left to sweep.
+
+    Pinned: an entry of ``pinned`` whose value differs from the schema's default. A value equal to the default is
+    not a choice the user made (the dashboard sends every widget's value, defaults included), so the grid replaces
+    it; to run one setting only, set the grid's hyperparameters to other values, or pass the method no grid."""
+    schema = {p.name: p for p in get_unlearner(method).schema}
+    chosen = {k for k, v in pinned.items() if k in schema and v != schema[k].default}
+    out: list[dict[str, Any]] = []
+    for setting in get_unlearner(method).frontier_grid:
+        free = {k: v for k, v in setting.items() if k not in chosen}
+        if free not in out:
+            out.append(free)
+    return out or [{}]
+
+
 def _frontier_cell(*, base: RunConfig, seed: int, method: str, params: Mapping[str, Any], epsilon: float,
-                   cancel: Any = None) -> dict[str, Any]:
-    """One method at one ε on one seed's models: the released model's accuracies and distance, the certificate's
-    status and σ, and the noise-free estimate's accuracies where the method reports them."""
+                   setting: Mapping[str, Any] | None = None, cancel: Any = None) -> dict[str, Any]:
+    """One method at one ε and one grid setting on one seed's models: a *candidate* row — the released model's
+    accuracies and distance, the certificate's status, σ and ε certified, the setting — for :func:`frontier_envelope`.
+
+    Its ``epsilon`` column is empty: a candidate is not a frontier point (``epsilon_run`` is the ε it ran for)."""
     prepared = prepare_seed(base, seed, cancel=cancel)
     epsilon_param = get_unlearner(method).epsilon_param
-    result = run_method(prepared, method, {**params, epsilon_param: float(epsilon)}, seed=seed, cancel=cancel)
+    setting = dict(setting or {})
+    result = run_method(prepared, method, {**params, **setting, epsilon_param: float(epsilon)}, seed=seed,
+                        cancel=cancel)
     card = result.card
     row: dict[str, Any] = {"seed": seed, "method": method, "family": card["method"]["family"],
                            **card["models"]["unlearned"],
                            "dist_to_retrained": card["distance"]["unlearned_to_retrained"],
                            "time_s": card["timing_s"]["unlearn"], "n_forget": int(prepared.forget_idx.numel()),
                            "n_test": int(prepared.data.y_test.numel()), **_cert_columns(card["certificate"])}
-    row["epsilon"] = float(epsilon)  # the ε asked for (the certificate's own ε is the same number)
+    row.update(role="candidate", epsilon=None, epsilon_run=float(epsilon), setting=_setting_text(setting),
+               **{f"param.{k}": v for k, v in setting.items()})
     diag = result.result.diagnostics
     row["approx_error"] = diag.approx_error
     if diag.noiseless_accuracy is not None:
@@ -1131,10 +1168,53 @@ def _frontier_cell(*, base: RunConfig, seed: int, method: str, params: Mapping[s
     return {"rows": [row]}
 
 
+#: Relative slack of "ε certified ≤ ε" when a candidate is admitted at a frontier ε (the calibrations' last bits).
+FRONTIER_RTOL = 1e-9
+
+
+def frontier_envelope(candidates: pd.DataFrame, epsilons: Sequence[float]) -> pd.DataFrame:
+    """The frontier's points from its candidate rows: per method and frontier ε, the best certified release.
+
+    A candidate (a grid setting run for ε_run, over the seeds) is *admitted* at ε when every seed's release is
+    certified at ε or below — its ``epsilon_certified`` (finite only when every hypothesis of its bound holds) is at
+    most ε. Among the admitted candidates the one with the best mean test accuracy is the point (ties: the one run
+    for ε itself, then the grid's order). Why the curve cannot fall as ε grows: a release certified at ε is certified
+    at every ε' ≥ ε (the (ε, δ) guarantee only weakens), so every candidate admitted at ε is admitted at ε', and the
+    best over a larger set is at least as good — the envelope of the grid, not one setting's curve.
+
+    Returns one row per (method, ε, seed) of the chosen candidate, ``role="frontier"``, ``epsilon`` = the frontier ε
+    and ``epsilon_run``/``setting`` saying which run it is. A method with no admitted candidate at ε has no point
+    there (its uncertified candidates stay in the candidate rows).
+    """
+    rows: list[dict[str, Any]] = []
+    if not len(candidates):
+        return pd.DataFrame(rows)
+    cands = candidates.assign(
+        acc_test=pd.to_numeric(candidates["acc_test"], errors="coerce"),
+        epsilon_certified=pd.to_numeric(candidates["epsilon_certified"], errors="coerce"),
+    )
+    for _method, part in cands.groupby("method", sort=False):
+        groups = []
+        for order, ((eps_run, setting), g) in enumerate(part.groupby(["epsilon_run", "setting"], sort=False)):
+            certified = g["epsilon_certified"]
+            worst = float(certified.max()) if certified.notna().all() else math.inf
+            groups.append({"eps_run": float(eps_run), "setting": setting, "order": order, "worst": worst,
+                           "acc": float(g["acc_test"].mean()), "rows": g})
+        for eps in sorted({float(e) for e in epsilons}):
+            admitted = [c for c in groups if c["worst"] <= eps * (1.0 + FRONTIER_RTOL)]
+            if not admitted:
+                continue
+            best = max(admitted, key=lambda c: (c["acc"], c["eps_run"] == eps, -c["order"]))
+            for record in best["rows"].to_dict(orient="records"):
+                record.update(role="frontier", epsilon=eps, epsilon_run=best["eps_run"])
+                rows.append(record)
+    return pd.DataFrame(rows)
+
+
 def check_frontier_args(
     *, methods: Sequence[str] | None, epsilons: Sequence[float], params: Mapping[str, Mapping[str, Any]] | None
 ) -> tuple[list[str], dict[str, dict[str, Any]], list[float]]:
-    """Check :func:`frontier`'s own arguments before any training: every (method, ε) pair is resolved.
+    """Check :func:`frontier`'s own arguments before any training: every (method, grid setting, ε) is resolved.
 
     Raises:
         ConfigError: a method without an ``epsilon`` hyperparameter, an ε that is not > 0, or a value the
@@ -1149,10 +1229,12 @@ def check_frontier_args(
     values = [float(e) for e in epsilons]
     if not values or any(not (math.isfinite(e) and e > 0) for e in values):
         raise ConfigError(f"epsilons={values!r} is not valid: expected numbers > 0, at least one")
-    for name in methods:  # every (method, ε) validated before anything is trained
+    for name in methods:  # every (method, setting, ε) validated before anything is trained
         unlearner = get_unlearner(name)
-        for e in values:
-            resolve_params(unlearner.schema, {**overrides[name], unlearner.epsilon_param: e}, method=name)
+        for setting in frontier_settings(name, overrides[name]):
+            for e in values:
+                resolve_params(unlearner.schema, {**overrides[name], **setting, unlearner.epsilon_param: e},
+                               method=name)
     return methods, overrides, values
 
 
@@ -1167,15 +1249,20 @@ def frontier(
     cancel: Any = None,
     executor: Executor | str | None = None,
 ) -> pd.DataFrame:
-    """The privacy–utility frontier: each certified method's released model against ε, on one configuration.
+    """The privacy–utility frontier: each certified method's best certified release against ε, on one configuration.
 
-    One row per (seed, method, ε) — test / forget / retain accuracy, distance to the retrained model, time, the
-    certificate's status, σ used and ε certified — plus the ``original`` and ``retrained`` reference rows of each
-    seed (``epsilon`` empty). Every method runs with ``params[method]`` and its ``epsilon`` set to each value; the
-    trained models are shared by every run of a seed. One cell per seed for the references and one per (seed,
-    method, ε). It answers "what does certification cost us?": how much accuracy the noise of each ε takes, and from
-    which ε on a method is at most :data:`FRONTIER_POINTS` below retraining
-    (:func:`unlearn_core.verdict.frontier_first_epsilon`). Beyond both papers, which report single ε values.
+    Every method runs at every ε with each setting of its declared grid (``Unlearner.frontier_grid``, less what
+    ``params[method]`` sets to a value other than its default: :func:`frontier_settings`) on every seed; those are
+    the ``candidate`` rows (``epsilon`` empty, ``epsilon_run`` the ε asked for, ``setting`` and ``param.<name>`` the
+    grid values). The ``frontier`` rows are the envelope
+    (:func:`frontier_envelope`): per method and ε, the admitted candidate — certified at ε or below — with the best
+    mean test accuracy, so only certified releases form the frontier and it cannot fall as ε grows. The
+    ``original`` and ``retrained`` reference rows of each seed have ``role="reference"``. A simulation, like every
+    experiment (seeded release noise). It answers "what does certification cost us?" and from which ε on a method is
+    at most :data:`FRONTIER_POINTS` below retraining (:func:`unlearn_core.verdict.frontier_first_epsilon`, which
+    reads the frontier rows). Beyond both papers, which report single ε values. Choosing the setting by test
+    accuracy is optimistic, and tuning on private data is itself not covered by the certificate (Papernot &
+    Steinke, ICLR 2022): the frontier is what the method *can* reach, not a tuned release.
     """
     seeds = _check_seeds(seeds)
     methods, overrides, epsilons = check_frontier_args(methods=methods, epsilons=epsilons, params=params)
@@ -1183,9 +1270,14 @@ def frontier(
     for seed in seeds:
         cells.append(Cell(_frontier_reference_cell, {"base": base, "seed": seed}, label=f"seed {seed}: references"))
         cells += [Cell(_frontier_cell, {"base": base, "seed": seed, "method": name, "params": overrides[name],
-                                        "epsilon": e}, label=f"seed {seed}: {name}, ε = {e:g}")
-                  for name in methods for e in epsilons]
+                                        "epsilon": e, "setting": setting},
+                       label=f"seed {seed}: {name}, ε = {e:g}, {_setting_text(setting)}")
+                  for name in methods for e in epsilons for setting in frontier_settings(name, overrides[name])]
     with _Scope(executor) as ex:
         _prepare_all(ex, [(base, s) for s in seeds], progress=progress, cancel=cancel)
         results = _run_cells(ex, cells, progress=progress, cancel=cancel, phase="runs")
-    return pd.DataFrame([row for r in results for row in r["rows"]])
+    rows = [row for r in results for row in r["rows"]]
+    references = pd.DataFrame([r for r in rows if r["role"] == "reference"])
+    candidates = pd.DataFrame([r for r in rows if r["role"] == "candidate"])
+    parts = [references, frontier_envelope(candidates, epsilons), candidates]
+    return pd.concat([p for p in parts if len(p)], ignore_index=True)

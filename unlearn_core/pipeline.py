@@ -37,6 +37,7 @@ from unlearn_core.evaluation import param_distance, split_metrics
 from unlearn_core.forget import check_forget_spec, select_forget
 from unlearn_core.models import build_model, get_model_info, has_batchnorm
 from unlearn_core.preflight import check_estimate, check_run_config
+from unlearn_core.privacy.noise import release_record
 from unlearn_core.progress import ProgressCallback
 from unlearn_core.run_config import RunConfig
 from unlearn_core.training import TrainConfig, resolve_train_config, train
@@ -131,6 +132,7 @@ class Prepared:
             train_summaries={k: dict(v) for k, v in self.train_summaries.items()},
             progress=progress,
             cancel=cancel,
+            reproducible=self.config.reproducible,
         )
 
     def metrics(self, model: nn.Module) -> dict[str, float]:
@@ -303,6 +305,8 @@ def run_method(
         torch.cuda.synchronize(prepared.device)
     unlearn_s = time.perf_counter() - start
     unlearned = result.model.eval()
+    if result.certificate is not None:  # a reproducible run's noise can be regenerated: a simulation, not a release
+        result.certificate.simulation = ctx.reproducible
 
     models = {"original": prepared.metrics(prepared.original), "unlearned": prepared.metrics(unlearned)}
     distance: dict[str, float | None] = {
@@ -339,6 +343,7 @@ def run_method(
         "cached": dict(prepared.cached),
         "training": training_card(prepared),
         "certificate": result.certificate.to_dict() if result.certificate is not None else None,
+        "release": release_record(reproducible=ctx.reproducible),
         "diagnostics": result.diagnostics.to_dict(),
         "warnings": (
             ["the model has BatchNorm buffers, which no certificate covers (use norm=group or none)"]

@@ -576,41 +576,80 @@ def compare_tradeoff_figure(df: pd.DataFrame) -> go.Figure:
                         "retrained model computes", showlegend=False)
 
 
+def _frontier_tooltip(part: pd.DataFrame) -> list[str]:
+    """One tooltip per row of a frontier point or candidate: its setting, the ε it ran for, what is certified."""
+    out = []
+    for _, row in part.iterrows():
+        eps_cert = pd.to_numeric(pd.Series([row.get("epsilon_certified")]), errors="coerce").iloc[0]
+        certified = f"certified at ε = {eps_cert:.3g}" if pd.notna(eps_cert) else "not certified at any ε"
+        out.append(f"{row.get('setting', 'defaults')}<br>run for ε = {float(row.get('epsilon_run', np.nan)):g} — "
+                   f"{row.get('status') or ''}; {certified}")
+    return out
+
+
 def frontier_figure(df: pd.DataFrame) -> go.Figure:
     """The privacy–utility frontier: test accuracy (left) and distance to the retrained model (right) against ε.
 
-    One line per certified method (mean ± sd over seeds), ε on a log axis; the retrained model (dashed) and the
-    original (dotted) are the references, the band is ± 2 points around retraining, and a star marks the first ε
-    no more than 2 points below it, with the ε where the method falls out again if it does
-    (:func:`unlearn_core.verdict.frontier_first_epsilon`).
+    One line per certified method through its frontier points (the rows with ``role="frontier"``: at each ε the
+    best release certified at that ε or below over the method's grid, mean ± sd over seeds —
+    :func:`unlearn_core.experiments.frontier_envelope`), ε on a log axis; the tooltip names each point's setting and
+    the ε it was run for. Candidates that no ε of the grid certifies are drawn hollow, grey and labelled "not
+    certified" (the best of them per ε), never as the frontier. The retrained model (dashed) and the original
+    (dotted) are the references, the band is ± 2 points around retraining, and a star marks the first ε no more
+    than 2 points below it (:func:`unlearn_core.verdict.frontier_first_epsilon`).
     """
     from unlearn_core.verdict import THRESHOLDS, frontier_first_epsilon
 
     points = THRESHOLDS.accuracy_points
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("test accuracy of the release",
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("test accuracy of the certified release",
                                                         "‖w − w_retrained‖ (ℓ2, parameters)"))
-    rows = df[~df["method"].isin(["original", "retrained"])].assign(
+    role = df["role"] if "role" in df.columns else pd.Series("frontier", index=df.index)
+    rows = df[(role == "frontier") & ~df["method"].isin(["original", "retrained"])].assign(
         epsilon=lambda d: pd.to_numeric(d["epsilon"], errors="coerce"))
+    candidates = df[role == "candidate"]
     first = frontier_first_epsilon(df)
-    for method in dict.fromkeys(rows["method"]):
+    methods = list(dict.fromkeys([*rows["method"], *candidates["method"]]))
+    for method in methods:
         part = rows[rows["method"] == method]
         colour = method_colour(str(method))  # the same colour as on every other page
-        acc = _agg(part, ["epsilon"], "acc_test").sort_values("epsilon")
-        fig.add_scatter(x=acc["epsilon"], y=acc["mean"], error_y=dict(type="data", array=acc["std"]),
-                        mode="lines+markers", name=str(method), legendgroup=str(method), line=dict(color=colour),
-                        row=1, col=1)
-        dist = _agg(part, ["epsilon"], "dist_to_retrained").sort_values("epsilon")
-        fig.add_scatter(x=dist["epsilon"], y=_num(dist["mean"]), mode="lines+markers", name=str(method),
-                        legendgroup=str(method), showlegend=False, line=dict(color=colour), row=1, col=2)
-        mark = first.get(str(method))
-        if mark is not None and mark.first is not None:
-            eps = mark.first
-            y = float(acc.loc[acc["epsilon"] == eps, "mean"].iloc[0])
-            text = f"ε = {eps:g}" + ("" if mark.stays else f" (out again at {mark.leaves_at:g})")
-            fig.add_scatter(x=[eps], y=[y], mode="markers+text", text=[text], textposition="bottom right",
-                            marker=dict(symbol="star", size=16, color=colour, line=dict(color="black", width=1)),
-                            name=f"{method}: first ε within {100 * points:g} points", legendgroup=str(method),
-                            showlegend=False, row=1, col=1)
+        if len(part):
+            acc = _agg(part, ["epsilon"], "acc_test").sort_values("epsilon")
+            tips = part.drop_duplicates("epsilon").set_index("epsilon").loc[acc["epsilon"]]
+            fig.add_scatter(x=acc["epsilon"], y=acc["mean"], error_y=dict(type="data", array=acc["std"]),
+                            mode="lines+markers", name=str(method), legendgroup=str(method), line=dict(color=colour),
+                            text=_frontier_tooltip(tips.reset_index()),
+                            hovertemplate="ε = %{x:g}: test accuracy %{y:.3f}<br>%{text}<extra>" + str(method)
+                            + "</extra>", row=1, col=1)
+            dist = _agg(part, ["epsilon"], "dist_to_retrained").sort_values("epsilon")
+            fig.add_scatter(x=dist["epsilon"], y=_num(dist["mean"]), mode="lines+markers", name=str(method),
+                            legendgroup=str(method), showlegend=False, line=dict(color=colour), row=1, col=2)
+            mark = first.get(str(method))
+            if mark is not None and mark.first is not None:
+                eps = mark.first
+                y = float(acc.loc[acc["epsilon"] == eps, "mean"].iloc[0])
+                text = f"ε = {eps:g}" + ("" if mark.stays else f" (out again at {mark.leaves_at:g})")
+                # The label stays inside the plot: to the left of a star at the grid's largest ε.
+                side = "bottom left" if eps >= float(acc["epsilon"].max()) else "bottom right"
+                fig.add_scatter(x=[eps], y=[y], mode="markers+text", text=[text], textposition=side,
+                                marker=dict(symbol="star", size=16, color=colour, line=dict(color="black", width=1)),
+                                name=f"{method}: first ε within {100 * points:g} points", legendgroup=str(method),
+                                showlegend=False, row=1, col=1)
+        # Candidates certified at no ε of the grid: hollow, grey, labelled — visible, never the frontier.
+        cand = candidates[candidates["method"] == method]
+        if len(cand):
+            certified_at = pd.to_numeric(cand["epsilon_certified"], errors="coerce")
+            largest = float(pd.to_numeric(candidates["epsilon_run"], errors="coerce").max())
+            uncertified = cand[certified_at.isna() | (certified_at > largest * (1 + 1e-9))]
+            if len(uncertified):
+                mean = (uncertified.assign(acc_test=pd.to_numeric(uncertified["acc_test"], errors="coerce"))
+                        .groupby(["epsilon_run", "setting"], sort=False)["acc_test"].mean().reset_index())
+                best = mean.sort_values("acc_test").groupby("epsilon_run").tail(1).sort_values("epsilon_run")
+                tips = [f"{s}<br>not certified" for s in best["setting"]]
+                fig.add_scatter(x=best["epsilon_run"], y=best["acc_test"], mode="markers",
+                                marker=dict(symbol="circle-open", size=11, color="#868e96", line=dict(width=2)),
+                                name=f"{method} — not certified", legendgroup=str(method), text=tips,
+                                hovertemplate="ε = %{x:g}: test accuracy %{y:.3f}<br>%{text}<extra>" + str(method)
+                                + "</extra>", row=1, col=1)
     for ref, style in (("retrained", REFERENCE), ("original", dict(color=COLOURS["original"], dash="dot", width=2))):
         values = pd.to_numeric(df.loc[df["method"] == ref, "acc_test"], errors="coerce").dropna()
         if len(values):
@@ -626,9 +665,8 @@ def frontier_figure(df: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title_text="ε (log scale; larger = weaker privacy)", type="log")
     fig.update_yaxes(title_text="test accuracy (fraction)", range=[0, 1.05], row=1, col=1)
     fig.update_yaxes(title_text="ℓ2 distance (log)", type="log", row=1, col=2)
-    return _layout(fig, f"Privacy–utility frontier — what certification costs: accuracy against ε; dashed: "
-                        f"retrained, dotted: original, band: ± {100 * points:g} points, ★ the first ε at most "
-                        f"{100 * points:g} points below retraining", height=440)
+    return _layout(fig, f"Privacy–utility frontier — the best certified release per ε; hollow: not certified; "
+                        f"band: retrained ± {100 * points:g} points; ★ first ε within it", height=440)
 
 
 def has_mia(df: pd.DataFrame) -> bool:

@@ -41,7 +41,8 @@ _DATA, _SEEDS, _UNLEARN = CLI_GROUPS[0], CLI_GROUPS[2], CLI_GROUPS[3]
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that determines a run. ``seed`` drives the model initialisation, the training shuffle and the
-    unlearner's own randomness; ``forget_seed`` the forget-set draw; ``split_seed`` the digits split.
+    unlearner's own randomness (and, with ``reproducible``, its release noise); ``forget_seed`` the forget-set draw;
+    ``split_seed`` the digits split.
 
     Every field is declared once with its CLI flag, URL key, widget and range (:mod:`unlearn_core.config`); the
     training recipe's fields are :class:`~unlearn_core.training.TrainConfig`'s.
@@ -81,6 +82,15 @@ class RunConfig:
         help="seed of the digits train/test split (default 0)",
         widget_help="The digits dataset has no fixed test set: this seed draws its train/test split. The other "
                     "datasets ignore it.")
+    reproducible: bool = setting(
+        False, type=bool, cli="--reproducible", cli_group=_SEEDS, url="reproducible", widget="checkbox",
+        label="Reproducible noise (simulation)", row=0, column=1,
+        help="draw the release noise from a generator seeded from --seed, so the run repeats exactly: a simulation, "
+             "not a release (anyone with the run card can subtract the noise); default: off, the noise comes from "
+             "the operating system's secure generator and is never recorded",
+        widget_help="Off (default): the release noise comes from the operating system's secure generator and is "
+                    "never recorded — a real release. On: it is drawn from the seed, so the run repeats exactly, "
+                    "and it is labelled *simulation — not a release*: anyone with the run card can subtract it.")
     hidden: tuple[int, ...] = setting(
         (32, 32), type=tuple, parse=parse_hidden, cli="--hidden", url="hidden", widget="text", label="Hidden widths",
         row=0, column=0, help="MLP hidden widths, e.g. 32,32", widget_help="MLP hidden layer widths, e.g. 32-32",
@@ -129,5 +139,6 @@ class RunConfig:
             "seed": self.seed,
             "forget_seed": self.forget_seed,
             "split_seed": self.split_seed,
+            "reproducible": self.reproducible,
             "device": self.device,
         }

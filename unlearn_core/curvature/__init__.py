@@ -10,6 +10,7 @@ here mutates a model. One purpose per module (each imports only those above it):
 ``operators``             the one builder: batched mini-batch products, the full-data HVP, the dense Hessian
 ``spectrum``              Lanczos, power iteration, λ_max / λ_min over sampled mini-batch Hessians
 ``solvers``               CG, MINRES, the exact (dense) solve and its size refusal, the residual norm
+``proof``                 a proven λ_min lower bound: the float64 dense Hessian and its Cholesky factorisation
 ``lissa``                 the LiSSA recursion (Agarwal, Bullins & Hazan 2017) and its diagnostics
 ========================  ==================================================================================
 """
@@ -23,6 +24,15 @@ from unlearn_core.curvature.operators import (
     hessian_matrix,
     make_data_hvp,
     make_lissa_hvp,
+    softmax_regression_hessian,
+    softmax_regression_layer,
+)
+from unlearn_core.curvature.proof import (
+    DENSE_PROOF_WORK,
+    CurvatureProof,
+    cholesky_in_budget,
+    dense_hessian64,
+    proven_lambda_min,
 )
 from unlearn_core.curvature.solvers import (
     DENSE_MAX_PARAMS,
@@ -44,14 +54,18 @@ from unlearn_core.curvature.spectrum import (
 
 __all__ = [
     "DENSE_MAX_PARAMS",
+    "DENSE_PROOF_WORK",
     "HVP",
     "HVP_BACKENDS",
     "BatchedHVP",
     "CGResult",
+    "CurvatureProof",
     "EigenEstimate",
     "LissaResult",
     "MLPBatchedHVP",
+    "cholesky_in_budget",
     "conjugate_gradient",
+    "dense_hessian64",
     "dense_refusal",
     "exact_inverse_hvp",
     "extreme_eigenvalues",
@@ -64,7 +78,10 @@ __all__ = [
     "make_mlp_batched_hvp",
     "minres_solve",
     "power_iteration",
+    "proven_lambda_min",
     "regularised_residual_norm",
     "sampled_lambda_max",
     "sampled_lambda_min",
+    "softmax_regression_hessian",
+    "softmax_regression_layer",
 ]

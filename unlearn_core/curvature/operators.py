@@ -18,7 +18,8 @@ docs/certified_newton.md#hyperparameters, reg_form). Every product with A in the
   (:func:`unlearn_core.functional.size_weighted_mean`) plus (wd + λ)·v once; it also takes a stack of vectors.
   Lanczos, CG, CureNewton and the a-posteriori residual use it.
 * :func:`hessian_matrix` — the dense p × p matrix A, :func:`make_data_hvp` applied to blocks of unit vectors, for
-  the exact solver (``solver=exact`` / ``dense`` / CureNewton's ``eigh``).
+  the exact solver (``solver=exact`` / ``dense`` / CureNewton's ``eigh``); for softmax regression its closed form
+  (:func:`softmax_regression_hessian`).
 
 The tests check these against an independent dense reference (``tests/dense_reference.py``). Nothing here
 mutates a model; the callers put it in eval mode (dropout off, BatchNorm on running statistics).
@@ -150,6 +151,62 @@ def make_data_hvp(
     return hvp
 
 
+def softmax_regression_layer(model: nn.Module) -> nn.Linear | None:
+    """The one ``Linear`` layer of a softmax (multinomial logistic) regression — flattening around it, nothing
+    else — or ``None`` for any other model."""
+    layers = [m for m in model.modules() if not isinstance(m, nn.Sequential)]
+    linear = [m for m in layers if isinstance(m, nn.Linear)]
+    others = [m for m in layers if not isinstance(m, (nn.Linear, nn.Flatten, nn.Identity))]
+    if len(linear) != 1 or others or not all(p.requires_grad for p in linear[0].parameters()):
+        return None
+    return linear[0]
+
+
+def softmax_regression_hessian(
+    layer: nn.Linear, x: torch.Tensor, *, weight_decay: float = 0.0, lam: float = 0.0, batch_size: int = 4096
+) -> torch.Tensor:
+    r"""The exact dense Hessian of softmax regression's mean cross-entropy, in closed form, plus (wd + λ)I.
+
+    With logits z = Wx + b and p = softmax(z), :math:`\nabla_z^2\ell = S = \mathrm{diag}(p) - pp^\top` whatever the
+    label, and z is linear in θ = (W, b), so with x̃ = (x, 1)
+
+    .. math:: \partial^2 L/\partial\Theta_{ci}\partial\Theta_{c'j}
+              = \frac1n\sum_n S_n[c, c']\,\tilde x_n[i]\,\tilde x_n[j]
+
+    — C²(d+1)²n multiply-adds in chunks of ``batch_size`` points instead of p HVP columns (≈ 0.3 s against 1.4 s on
+    digits in float64, one thread). Rows and columns in the order of the flat parameter vector (W row-major, then b).
+    """
+    n = int(x.shape[0])
+    w = layer.weight
+    num_classes, d = int(w.shape[0]), int(w.shape[1])
+    has_bias = layer.bias is not None
+    width = d + 1 if has_bias else d
+    dtype = w.dtype
+    k = torch.zeros(num_classes * num_classes, width, width, dtype=dtype, device=w.device)
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            xb = x[start : start + batch_size].reshape(-1, d).to(dtype)
+            probs = torch.softmax(layer(xb), dim=1)
+            s = torch.diag_embed(probs) - probs.unsqueeze(2) * probs.unsqueeze(1)  # (b, C, C)
+            xt = torch.cat([xb, torch.ones(xb.shape[0], 1, dtype=dtype, device=xb.device)], dim=1) if has_bias else xb
+            weighted = s.reshape(-1, num_classes * num_classes).T.unsqueeze(2) * xt.unsqueeze(0)  # (C², b, width)
+            k += torch.bmm(weighted.transpose(1, 2), xt.unsqueeze(0).expand(num_classes * num_classes, -1, -1))
+    k /= max(n, 1)
+    # (c, c', i, j) → rows (c, i), columns (c', j) in the augmented layout, then into the flat order [W, b].
+    aug = k.reshape(num_classes, num_classes, width, width).permute(0, 2, 1, 3).reshape(num_classes * width,
+                                                                                          num_classes * width)
+    c_idx = torch.arange(num_classes).repeat_interleave(width)
+    i_idx = torch.arange(width).repeat(num_classes)
+    flat = torch.where(i_idx < d, c_idx * d + i_idx, num_classes * d + c_idx).to(w.device)
+    p = num_classes * width
+    hess = torch.empty(p, p, dtype=dtype, device=w.device)
+    hess[flat.unsqueeze(1), flat.unsqueeze(0)] = aug
+    shift = float(weight_decay) + float(lam)
+    if shift:
+        hess.diagonal().add_(shift)
+    return hess
+
+
 def hessian_matrix(
     model: nn.Module,
     x: torch.Tensor,
@@ -166,8 +223,12 @@ def hessian_matrix(
     ``columns_per_call`` unit vectors at a time against each data chunk. Why not ``torch.func.hessian``: it
     vmaps over all p basis vectors and all the data at once (memory p·n·activations), and on the 3,466-parameter
     digits MLP the blocks through the hand-written HVP take ≈ 4.6 s against ≈ 13 s (2 CPU threads). The
-    result is symmetrised (the shift is added after, so it stays exact on the diagonal).
+    result is symmetrised (the shift is added after, so it stays exact on the diagonal). Softmax regression takes its
+    closed form instead (:func:`softmax_regression_hessian`: the same matrix, without p HVPs).
     """
+    layer = softmax_regression_layer(model)
+    if layer is not None:
+        return softmax_regression_hessian(layer, x, weight_decay=weight_decay, lam=lam, batch_size=batch_size)
     p = num_params(model)
     product = make_data_hvp(model, x, y, batch_size=batch_size)
     hess = torch.empty(p, p, dtype=x.dtype, device=x.device)

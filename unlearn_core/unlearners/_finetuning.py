@@ -27,6 +27,7 @@ from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.errors import DivergenceError
 from unlearn_core.evaluation import evaluate
 from unlearn_core.functional import batches
+from unlearn_core.privacy.noise import NoiseSource
 from unlearn_core.training import trainable
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext
 
@@ -244,9 +245,13 @@ def run_finetune_phase(model: nn.Module, ctx: UnlearnContext, params: dict[str, 
 
 
 @torch.no_grad()
-def add_gaussian_(tensors: list[torch.Tensor], sigma: float, generator: torch.Generator) -> None:
-    """w ← w + N(0, σ²I) on every tensor; the noise is drawn on the CPU from ``generator`` (reproducible)."""
-    if sigma <= 0:
-        return
-    for t in tensors:
-        t.add_(torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device), alpha=sigma)
+def add_gaussian_(tensors: list[torch.Tensor], sigma: float, source: NoiseSource | torch.Generator) -> None:
+    """w ← w + N(0, σ²I) on every tensor, from ``source``.
+
+    A certified method passes the run's :class:`~unlearn_core.privacy.noise.NoiseSource`
+    (``ctx.release_noise(stream)``): secure unless the run is reproducible. A bare ``torch.Generator`` draws seeded
+    noise — for noise that is not a release's (it can be regenerated from the seed).
+    """
+    if isinstance(source, torch.Generator):
+        source = NoiseSource.reproducible(source)
+    source.add_gaussian_(tensors, sigma)

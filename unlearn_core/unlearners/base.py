@@ -35,6 +35,7 @@ from unlearn_core.curvature import dense_refusal
 from unlearn_core.diagnostics import Diagnostics
 from unlearn_core.errors import ConfigError, abbreviate
 from unlearn_core.functional import num_params
+from unlearn_core.privacy.noise import NoiseSource
 from unlearn_core.progress import Cancelled, ProgressCallback
 
 FAMILIES = ("certified", "approximate", "heuristic", "oracle")
@@ -245,6 +246,9 @@ class UnlearnContext:
     progress: ProgressCallback | None = None
     cancel: threading.Event | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    #: ``RunConfig.reproducible``: the release noise comes from a generator seeded from ``seed`` (a simulation that
+    #: anyone with the run card can repeat, noise included) instead of the operating system's secure generator.
+    reproducible: bool = False
 
     # Gathered once per context: on MNIST the retain images are ~185 MB, and a method reads them several times.
     # A context is built per request and its index tensors are never reassigned.
@@ -287,8 +291,17 @@ class UnlearnContext:
         return copy.deepcopy(self.model).to(self.device)
 
     def generator(self, offset: int = 0) -> torch.Generator:
-        """A seeded CPU generator for the method's own randomness (batches, noise)."""
+        """A seeded CPU generator for the method's own randomness that the guarantee does not hide (batch order,
+        subsamples, LiSSA's draws). Never for the release noise: that is :meth:`release_noise`."""
         return torch.Generator().manual_seed(int(self.seed) * 1_000_003 + 7919 + offset)
+
+    def release_noise(self, stream: int = 1) -> NoiseSource:
+        """The source of the release's Gaussian noise (:class:`~unlearn_core.privacy.noise.NoiseSource`).
+
+        Secure (``os.urandom``, never recorded) unless the run is ``reproducible``; then the seeded generator of
+        ``stream`` (an offset of :meth:`generator`), so that a simulation repeats exactly.
+        """
+        return NoiseSource.reproducible(self.generator(offset=stream)) if self.reproducible else NoiseSource.secure()
 
     def report(self, **info: Any) -> None:
         """Send a progress record to the callback, if any, and honour cancellation."""
@@ -345,6 +358,10 @@ class Unlearner(ABC):
     noise_param: ClassVar[str | None] = None
     #: The hyperparameter holding the target ε of the certificate (the frontier sweeps it), or None.
     epsilon_param: ClassVar[str | None] = None
+    #: A small grid of the method's own hyperparameters the privacy–utility frontier tries at every ε: a tuple of
+    #: settings (name → value), each run at each ε; the frontier's point at ε is the best certified test accuracy
+    #: over them (:func:`unlearn_core.experiments.frontier`). A setting the user pins is not swept. Empty: one run.
+    frontier_grid: ClassVar[tuple[dict[str, Any], ...]] = ()
 
     @classmethod
     def issues_certificate(cls) -> bool:
@@ -362,6 +379,7 @@ class Unlearner(ABC):
             "noise_param": cls.noise_param,
             "epsilon_param": cls.epsilon_param,
             "demo_params": dict(cls.demo_params),
+            "frontier_grid": [dict(setting) for setting in cls.frontier_grid],
         }
 
     def unsupported_reason(self, model: nn.Module, params: dict[str, Any]) -> str | None:

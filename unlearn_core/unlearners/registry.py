@@ -25,6 +25,12 @@ def register_unlearner(cls: type[Unlearner]) -> type[Unlearner]:
         value = getattr(cls, attribute)
         if value is not None and value not in names:
             raise ValueError(f"{cls.name}.{attribute}={value!r} is not one of its hyperparameters")
+    by_name = {p.name: p for p in cls.schema}
+    for setting in cls.frontier_grid:
+        for key, value in setting.items():
+            if key not in by_name or key == cls.epsilon_param:
+                raise ValueError(f"{cls.name}.frontier_grid: {key!r} is not one of its hyperparameters (other than ε)")
+            by_name[key].validate(value)
     if cls.sequential != ("requests" in names):
         raise ValueError(f"{cls.name}.sequential={cls.sequential} but 'requests' is "
                          f"{'' if 'requests' in names else 'not '}a hyperparameter")
@@ -50,7 +56,8 @@ def list_unlearners() -> list[type[Unlearner]]:
 
 
 #: The capabilities :func:`methods_with` understands (keys of :meth:`Unlearner.capabilities`).
-CAPABILITIES = ("certificate", "budget_param", "sequential", "noise_param", "epsilon_param", "demo_params")
+CAPABILITIES = ("certificate", "budget_param", "sequential", "noise_param", "epsilon_param", "demo_params",
+                "frontier_grid")
 
 
 def methods_with(capability: str) -> list[str]:
