@@ -14,7 +14,7 @@ from typing import Any
 from unlearn_core.data import get_dataset_info, load_dataset
 from unlearn_core.errors import ConfigError, abbreviate
 from unlearn_core.experiments import check_audit_args, forget_size_specs
-from unlearn_core.forget import select_forget
+from unlearn_core.forget import check_forget_spec, select_forget
 from unlearn_core.limits import (
     MAX_EPOCHS,
     MAX_SEED,
@@ -36,6 +36,36 @@ def forget_size(config: RunConfig) -> int:
                         split_seed=config.split_seed)
     forget, _ = select_forget(config.forget, data.y_train, seed=config.forget_seed, num_classes=data.num_classes)
     return int(forget.numel())
+
+
+def check_forget_sizes(base: RunConfig, sizes: Sequence[float]) -> list[int]:
+    """The forget-set sizes of ``experiment forget-size`` as point counts, each in [1, n_train − 1] and distinct.
+
+    A fraction is a share of the training split (rounded as :func:`unlearn_core.forget.select_forget` rounds it):
+    ``--sizes 1e-9`` was an ``int('1e-09')`` traceback, ``0.9999999`` became the count 1, ``1e300`` was echoed as a
+    301-digit number.
+
+    Raises:
+        ConfigError: one line naming the size (abbreviated), what it amounts to, and what is allowed.
+    """
+    info = get_dataset_info(base.dataset)
+    n_train = info.n_train
+    counts = []
+    for size, spec in zip(sizes, forget_size_specs(sizes), strict=True):
+        amount = spec.split(":", 1)[1]
+        count = int(amount) if amount.isdigit() else round(float(amount) * n_train)
+        if not 1 <= count < n_train:
+            what = "" if amount.isdigit() else f" ({count:,} of its points)"
+            shown = f"{int(size)}" if float(size).is_integer() and abs(size) < 1e15 else repr(float(size))
+            raise ConfigError(f"sizes={shown} is not valid{what}: the training split of {base.dataset} "
+                              f"has {n_train:,} points, so a forget set of at least 1 and at most {n_train - 1:,}")
+        check_forget_spec(spec, num_classes=info.num_classes, n_train=n_train, dataset=info.name)
+        counts.append(count)
+    if len(set(counts)) != len(counts):
+        listed = abbreviate(",".join(f"{s:g}" for s in sizes))
+        raise ConfigError(f"sizes={listed} is not valid: two sizes give the same number of points "
+                          f"({', '.join(map(str, counts))} of {n_train:,})")
+    return counts
 
 
 def check_experiment_options(
@@ -79,12 +109,7 @@ def check_experiment_options(
                          statistic=options.get("statistic", "auto"), alpha=options.get("alpha"),
                          runs_per_cell=options.get("runs_per_cell", 1))
     if kind in ("forget-size", "forget_size"):
-        n_train = get_dataset_info(base.dataset).n_train
-        for spec in forget_size_specs(options.get("sizes") or []):
-            count = spec.split(":", 1)[1]
-            if "." not in count and int(count) >= n_train:
-                raise ConfigError(f"sizes={count} is not valid: the training split of {base.dataset} has {n_train:,} "
-                                  f"points, so a forget set of at most {n_train - 1:,}")
+        check_forget_sizes(base, options.get("sizes") or [])
     if kind == "sensitivity":
         for value in options.get("values") or []:
             check_float("values", value, low=-1e300, high=1e300)

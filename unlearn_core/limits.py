@@ -248,6 +248,27 @@ def check_train_limits(train: Any) -> None:
         check_float("norm_bound", train.norm_bound, low=NORM_BOUND_RANGE[0], high=NORM_BOUND_RANGE[1])
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the system has one, else the CPU count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def check_workers(workers: Any, *, cores: int | None = None) -> int:
+    """Local worker processes (``--workers``, ``UNLEARN_WORKERS``): an integer in [1, the usable cores].
+
+    Why the cores: each worker is a process with its own torch and its own copy of the data; on a 2-core machine a
+    third only competes with the other two (and ``--workers 1000000`` made loky start a million processes at once).
+    A Ray cluster's CPUs are the cluster's business, not this machine's: only local executors are checked.
+    """
+    cores = usable_cores() if cores is None else cores
+    return check_int("workers", workers, low=1, high=cores,
+                     why=f"this machine has {cores} usable core{'s' if cores != 1 else ''}; more local workers only "
+                         "compete for them")
+
+
 def refuse_over_limits(estimate: Estimate, *, what: str, device: Any = None) -> Estimate:
     """``estimate`` when it fits :func:`memory_limit` and :data:`MAX_FLOPS`, else a one-line :class:`ConfigError`.
 

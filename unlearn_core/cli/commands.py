@@ -145,6 +145,8 @@ def _print_summary(card: dict[str, Any]) -> None:
     from unlearn_core.certificate import certificate_from_card
     from unlearn_core.verdict import verdict_from_card
 
+    for warning in card.get("warnings") or []:
+        print(f"warning: {warning}", file=sys.stderr)
     verdict = verdict_from_card(card)
     if verdict is not None:  # first: the result in words (unlearn_core.verdict), then the numbers behind it
         print(f"verdict: {verdict.headline}")
@@ -186,7 +188,7 @@ def _start(config: RunConfig, args: argparse.Namespace) -> TqdmProgress:
     from unlearn_core.pipeline import validate_config
 
     validate_config(config)
-    if args.json:
+    if args.json is not None:  # '' too: it used to mean "no card" and exit 0
         check_output_file(args.json)
     set_threads(config)
     return TqdmProgress(not args.quiet)
@@ -218,12 +220,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         "versions": versions(),
         "device": describe_device(prepared.device),
     }
+    for note in prepared.notes:
+        print(f"warning: {note}", file=sys.stderr)
     cached = " (from the cache)" if prepared.cached["original"] else ""
     print(f"original model: acc_train {acc_train:.4f}, acc_test {acc_test:.4f}; "
           f"trained in {prepared.timing_s['train'] or 0:.2f}s{cached}; device {describe_device(prepared.device)}")
     for line in training_lines(card["training"]):
         print(line)
-    if args.json:
+    if args.json is not None:
         write_json_atomic(args.json, card)
     return 0
 
@@ -239,7 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     _print_summary(result.card)
-    if args.json:
+    if args.json is not None:
         write_json_atomic(args.json, result.card)
         print(f"run card written to {args.json}")
     return 0
