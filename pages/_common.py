@@ -17,7 +17,7 @@ import streamlit as st
 
 from unlearn_core import paths
 from unlearn_core.service.jobs import WARM_UP, JobRegistry, default_torch_threads
-from unlearn_core.service.runstore import RunStore
+from unlearn_core.service.runstore import JobJournal, RunStore
 
 POLL_SECONDS = 0.5
 
@@ -60,7 +60,17 @@ def get_registry() -> JobRegistry:
     watcher counts only while its Streamlit session is connected (:func:`session_is_live`) and beating.
     """
     return JobRegistry(torch_threads=default_torch_threads(), is_live=lambda session: session_is_live(session),
-                       warm_up=WARM_UP)
+                       warm_up=WARM_UP, journal=get_journal())
+
+
+def get_journal() -> JobJournal:
+    """The journal of jobs in progress (in the run store's file): what a restart lost, for the page to say so."""
+    return _journal_for(str(paths.cache_dir()))
+
+
+@st.cache_resource(show_spinner=False)
+def _journal_for(root: str) -> JobJournal:
+    return JobJournal(_store_for(root))
 
 
 def session_is_live(session: str) -> bool | None:

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages._common import POLL_SECONDS, engine_error, get_registry, get_store, session_id, state_key
+from pages._common import POLL_SECONDS, engine_error, get_journal, get_registry, get_store, session_id, state_key
 from unlearn_core.errors import ConfigError
 from unlearn_core.service.jobs import (
     CANCELLED,
@@ -23,6 +23,7 @@ from unlearn_core.service.jobs import (
     JobRegistry,
     job_key,
 )
+from unlearn_core.service.runstore import RunStoreError
 from unlearn_core.service.tasks import experiment_task
 
 #: The app-wide heartbeat's period: each open page renews its watchers this often, whatever page it shows.
@@ -49,10 +50,55 @@ def finished_unshown(registry: JobRegistry, state: Mapping[str, Any]) -> bool:
 
 
 def submit(prefix: str, key: str, fn: Callable[..., Any], *, label: str) -> Job:
-    """Start (or join) the background job ``key`` and remember it as the page's current job."""
-    job = get_registry().submit(key, fn, label=label, watcher=session_id())
+    """Start (or join) the background job ``key`` and remember it as the page's current job.
+
+    The journal records the page and its URL (which holds the whole configuration), so that after a restart the
+    same link can say that this run was interrupted (:func:`interrupted_notice`).
+    """
+    query = {str(k): str(v) for k, v in st.query_params.to_dict().items()}
+    job = get_registry().submit(key, fn, label=label, watcher=session_id(), meta={"page": prefix, "query": query})
     st.session_state[state_key(prefix, "job")] = key
     return job
+
+
+def store_warning(exc: Exception) -> None:
+    """A broken run history (:class:`~unlearn_core.service.runstore.RunStoreError`): one warning line, and the page
+    goes on without it — a run is computed and shown, only not reused or stored."""
+    st.warning(f"{str(exc).splitlines()[0]} (runs are computed and shown, but not reused or stored until then)",
+               icon=":material/warning:")
+
+
+def find_stored(key: str) -> Any:
+    """The stored run with this configuration hash, or ``None`` — also when the history cannot be read (said)."""
+    try:
+        return get_store().find(key)
+    except RunStoreError as exc:
+        store_warning(exc)
+        return None
+
+
+def interrupted_notice(prefix: str) -> bool:
+    """Say that this page's run with this very URL was interrupted by a server stop (from the job journal); return
+    whether it did. After a restart, the tab reconnects with its URL and the page used to show "Results appear
+    here" as if nothing had been asked."""
+    import datetime as dt
+
+    query = {str(k): str(v) for k, v in st.query_params.to_dict().items()}
+    shown = False
+    for row in get_journal().interrupted(page=prefix):
+        if row["query"] != query or get_registry().get(row["key"]) is not None:
+            continue
+        started = dt.datetime.fromtimestamp(row["started"]).strftime("%H:%M:%S")
+        updated = dt.datetime.fromtimestamp(row["updated"]).strftime("%H:%M:%S")
+        where = (row["progress"] or {}).get("describe")
+        st.warning(f"This run ({row['label']}) was interrupted: the server stopped while it ran (started {started}, "
+                   f"last heard of at {updated}{', ' + where if where else ''}). Nothing of it was kept — press "
+                   "Run to start it again.", icon=":material/restart_alt:")
+        if st.button("Dismiss", key=state_key(prefix, f"interrupted.{row['key'][:12]}"), type="tertiary"):
+            get_journal().dismiss(row["key"])
+            st.rerun()
+        shown = True
+    return shown
 
 
 def current_job(prefix: str) -> Job | None:
@@ -134,7 +180,7 @@ def _poller(prefix: str) -> None:
 
 def submit_or_reuse(prefix: str, key: str, make_task: Callable[[], Any], *, label: str) -> None:
     """Reuse the stored run with this configuration hash (nothing is recomputed), else start ``make_task()``."""
-    stored = get_store().find(key)
+    stored = find_stored(key)
     ss = st.session_state
     if stored is not None:
         ss[state_key(prefix, "job")] = None
@@ -151,7 +197,7 @@ def stored_or_job(prefix: str, *, show_stored: Callable[[Any], None], on_done: C
     if key and get_registry().get(key) is None:
         # The registry no longer has the page's job (it keeps 32 finished ones; a restart empties it): a job that
         # finished saved its run, so show that rather than nothing.
-        found = get_store().find(key)
+        found = find_stored(key)
         ss[state_key(prefix, "job")] = None
         if found is not None:
             ss[state_key(prefix, "stored")] = found.id
@@ -159,11 +205,16 @@ def stored_or_job(prefix: str, *, show_stored: Callable[[Any], None], on_done: C
     if stored_id:
         try:
             stored = get_store().get(stored_id, with_weights=False)
+        except RunStoreError as exc:  # the history broke meanwhile
+            store_warning(exc)
+            ss[state_key(prefix, "stored")] = None
         except ConfigError:  # deleted on the Runs page meanwhile
             ss[state_key(prefix, "stored")] = None
         else:
             show_stored(stored)
             return
+    if current_job(prefix) is None:
+        interrupted_notice(prefix)
     job_panel(prefix, on_done=on_done)
 
 
@@ -216,6 +267,8 @@ def experiment_panel(prefix: str, render: Callable[[pd.DataFrame, dict[str, Any]
         render(pd.DataFrame(exp["rows"], columns=exp["columns"]), stored.card, stored.id)
 
     def done(job: Job) -> None:
+        for warning in job.result["card"].get("warnings") or []:  # e.g. not saved to a broken run history
+            st.warning(warning, icon=":material/warning:")
         render(job.result["table"], job.result["card"], job.result.get("run_id"))
 
     executor_caption()

@@ -21,6 +21,11 @@ registry is plain Python (threads, events, locks) and never imports streamlit; t
   ``is_live`` hook asks Streamlit) or has not been heard from for :data:`WATCHER_TIMEOUT_S` no longer counts, so
   Cancel in any other session works at once when no *live* session waits; and a job nobody watches any more is
   cancelled after :data:`ORPHAN_GRACE_S` by a reaper thread, so a closed tab never holds the device queue.
+* **A journal that outlives the process.** With a ``journal`` (the run store's
+  :class:`~unlearn_core.service.runstore.JobJournal`), every job is written down when it is submitted, its progress
+  every :data:`JOURNAL_EVERY_S`, and struck out when it ends. A server stopped mid-job (SIGTERM, a crash) leaves its
+  rows; the next registry marks them interrupted, and the page that started the job says so after the restart
+  instead of showing an empty result.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ WATCHER_TIMEOUT_S = 90.0
 ORPHAN_GRACE_S = 120.0
 #: How often the reaper thread looks for orphans.
 REAP_EVERY_S = 5.0
+#: How often a running job's progress is written to the journal (a restart then says how far it had got).
+JOURNAL_EVERY_S = 5.0
 
 # Errors whose message is meant for the user; anything else is a bug and keeps its traceback in ``Job.traceback``.
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, DataUnavailableError, DivergenceError)
@@ -137,6 +144,8 @@ class Job:
     orphaned_since: float | None = None
     #: Why it was cancelled, when the registry did it (e.g. no session watched it for two minutes).
     cancel_reason: str | None = None
+    #: What the submitter wants remembered with the job in the journal (the page, its URL query).
+    meta: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- called from the worker thread -------------------------------------------------------------------
@@ -293,6 +302,9 @@ class JobRegistry:
         reap_every_s: period of the reaper thread (started with the first watched job); ``None``: no thread,
             call :meth:`reap` yourself (tests).
         clock: the time source for watchers (monotonic; tests pass a fake one).
+        journal: where jobs in progress are written down (``started``/``progress``/``finished``/
+            ``mark_interrupted``, e.g. :class:`~unlearn_core.service.runstore.JobJournal`); on creation the registry
+            marks the jobs of processes that are gone as interrupted.
     """
 
     def __init__(
@@ -306,8 +318,12 @@ class JobRegistry:
         reap_every_s: float | None = REAP_EVERY_S,
         clock: Callable[[], float] = time.monotonic,
         warm_up: WarmUp | None = None,
+        journal: Any = None,
     ) -> None:
         self.max_finished = int(max_finished)
+        self.journal = journal
+        if journal is not None:
+            journal.mark_interrupted()
         self.warm_up = warm_up
         self.torch_threads = torch_threads
         self.is_live = is_live
@@ -325,11 +341,13 @@ class JobRegistry:
         _INSTANCES.add(self)
 
     # -- submission --------------------------------------------------------------------------------------
-    def submit(self, key: str, fn: WorkerFn, *, label: str = "", watcher: str | None = None) -> Job:
+    def submit(self, key: str, fn: WorkerFn, *, label: str = "", watcher: str | None = None,
+               meta: Mapping[str, Any] | None = None) -> Job:
         """Start ``fn(progress, cancel)`` in a thread under ``key``, or return the live/finished job with that key.
 
         A job that failed or was cancelled is replaced: submitting again is how a user retries. ``watcher``
         (a UI session id) is recorded on the job, so that :meth:`cancel` knows who else is waiting for it.
+        ``meta`` (``page``, ``query``) goes to the journal with the job.
         """
         with self._lock:
             existing = self._jobs.get(key)
@@ -337,7 +355,7 @@ class JobRegistry:
                 if watcher is not None:
                     self._watch(existing, watcher)
                 return existing
-            job = Job(key=key, label=label or key[:12], fn=fn)
+            job = Job(key=key, label=label or key[:12], fn=fn, meta=dict(meta or {}))
             if watcher is not None:
                 self._watch(job, watcher)
             self._jobs[key] = job
@@ -345,6 +363,8 @@ class JobRegistry:
                 self._waiting.append(job.id)
             job.thread = threading.Thread(target=self._work, args=(job,), name=f"unlearn-job-{job.id}", daemon=True)
             self._trim()
+        if self.journal is not None:
+            self.journal.started(key, label=job.label, page=job.meta.get("page"), query=job.meta.get("query"))
         job.thread.start()
         if watcher is not None:
             self._start_reaper()
@@ -522,6 +542,29 @@ class JobRegistry:
             self._device.notify_all()
 
     def _work(self, job: Job) -> None:
+        try:
+            self._run(job)
+        finally:
+            if self.journal is not None:
+                self.journal.finished(job.key)
+
+    def _reporter(self, job: Job) -> Callable[[dict[str, Any]], None]:
+        """``job.report``, plus the journal's progress every :data:`JOURNAL_EVERY_S`."""
+        if self.journal is None:
+            return job.report
+        last = [0.0]
+
+        def report(info: dict[str, Any]) -> None:
+            job.report(info)
+            now = time.monotonic()
+            if now - last[0] >= JOURNAL_EVERY_S:
+                last[0] = now
+                self.journal.progress(job.key, {**job.progress, "describe": job.describe(),
+                                                "fraction": job.fraction()})
+
+        return report
+
+    def _run(self, job: Job) -> None:
         if self.warm_up is not None:
             self.warm_up.wait(cancel=job.cancel_event)  # the job's imports are the warm-up's: never both at once
         if not self._acquire_device(job):
@@ -533,7 +576,7 @@ class JobRegistry:
                 import torch
 
                 torch.set_num_threads(int(self.torch_threads))
-            result = job.fn(job.report, job.cancel_event)
+            result = job.fn(self._reporter(job), job.cancel_event)
         except Cancelled:
             job.state = CANCELLED
         except USER_ERRORS as exc:
