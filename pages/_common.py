@@ -18,6 +18,7 @@ import streamlit as st
 from unlearn_core import paths
 from unlearn_core.service.jobs import WARM_UP, JobRegistry, default_torch_threads
 from unlearn_core.service.runstore import JobJournal, RunStore
+from unlearn_core.service.text import plain
 
 POLL_SECONDS = 0.5
 
@@ -150,5 +151,6 @@ def session_id() -> str:
 
 
 def engine_error(exc: BaseException) -> None:
-    """Engine errors appear as one ``st.error`` line, never a traceback."""
-    st.error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, icon="🚫")
+    """Engine errors appear as one ``st.error`` line, never a traceback, and as plain text (a message may quote a
+    value from the URL: :func:`unlearn_core.service.text.plain`)."""
+    st.error(plain(str(exc).splitlines()[0] if str(exc) else type(exc).__name__), icon="🚫")

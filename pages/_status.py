@@ -25,6 +25,7 @@ from unlearn_core.service.jobs import (
 )
 from unlearn_core.service.runstore import RunStoreError
 from unlearn_core.service.tasks import experiment_task
+from unlearn_core.service.text import plain
 
 #: The app-wide heartbeat's period: each open page renews its watchers this often, whatever page it shows.
 HEARTBEAT_SECONDS = 5.0
@@ -64,8 +65,8 @@ def submit(prefix: str, key: str, fn: Callable[..., Any], *, label: str) -> Job:
 def store_warning(exc: Exception) -> None:
     """A broken run history (:class:`~unlearn_core.service.runstore.RunStoreError`): one warning line, and the page
     goes on without it — a run is computed and shown, only not reused or stored."""
-    st.warning(f"{str(exc).splitlines()[0]} (runs are computed and shown, but not reused or stored until then)",
-               icon=":material/warning:")
+    st.warning(plain(f"{str(exc).splitlines()[0]} (runs are computed and shown, but not reused or stored until "
+                     "then)"), icon=":material/warning:")
 
 
 def find_stored(key: str) -> Any:
@@ -91,9 +92,9 @@ def interrupted_notice(prefix: str) -> bool:
         started = dt.datetime.fromtimestamp(row["started"]).strftime("%H:%M:%S")
         updated = dt.datetime.fromtimestamp(row["updated"]).strftime("%H:%M:%S")
         where = (row["progress"] or {}).get("describe")
-        st.warning(f"This run ({row['label']}) was interrupted: the server stopped while it ran (started {started}, "
-                   f"last heard of at {updated}{', ' + where if where else ''}). Nothing of it was kept — press "
-                   "Run to start it again.", icon=":material/restart_alt:")
+        st.warning(plain(f"This run ({row['label']}) was interrupted: the server stopped while it ran (started "
+                         f"{started}, last heard of at {updated}{', ' + where if where else ''}). Nothing of it was "
+                         "kept — press Run to start it again."), icon=":material/restart_alt:")
         if st.button("Dismiss", key=state_key(prefix, f"interrupted.{row['key'][:12]}"), type="tertiary"):
             get_journal().dismiss(row["key"])
             st.rerun()
@@ -150,7 +151,7 @@ def job_panel(prefix: str, *, on_done: Callable[[Job], None]) -> None:
         on_done(job)
         return
     if job.state == FAILED:
-        st.error(job.error or "the job failed", icon="🚫")
+        st.error(plain(job.error or "the job failed"), icon="🚫")
         return
     if job.state == CANCELLED:
         st.info(f"The run was {job.describe()}." if job.cancel_reason else "The run was cancelled.", icon="⏹️")
@@ -268,7 +269,7 @@ def experiment_panel(prefix: str, render: Callable[[pd.DataFrame, dict[str, Any]
 
     def done(job: Job) -> None:
         for warning in job.result["card"].get("warnings") or []:  # e.g. not saved to a broken run history
-            st.warning(warning, icon=":material/warning:")
+            st.warning(plain(warning), icon=":material/warning:")
         render(job.result["table"], job.result["card"], job.result.get("run_id"))
 
     executor_caption()

@@ -22,6 +22,7 @@ from unlearn_core.data import DATASETS
 from unlearn_core.errors import ConfigError
 from unlearn_core.experiments import FRONTIER_EPSILONS, frontier_methods
 from unlearn_core.service import ui_state
+from unlearn_core.service.text import plain
 from unlearn_core.verdict import THRESHOLDS, frontier_first_epsilon, verdicts_from_rows
 
 PREFIX = "compare"
@@ -68,7 +69,7 @@ if not st.session_state.get(f"{PREFIX}._method_params"):
     for method_name, values in by_method.items():
         widgets.seed_method_params(PREFIX, method_name, {**widgets.read_params(PREFIX, method_name), **values})
     for line in warnings:
-        st.warning(line, icon=":material/warning:")
+        st.warning(plain(line), icon=":material/warning:")
     st.session_state[f"{PREFIX}._method_params"] = True
 all_methods = [n for n in ui_state.method_names() if n != "retrain"]  # retraining is the reference row
 common.seed_once(f"{PREFIX}.methods", [m for m in (extras.get("methods") or all_methods) if m in all_methods])

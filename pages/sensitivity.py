@@ -14,8 +14,9 @@ from pages import _downloads as downloads
 from pages import _results as results
 from pages import _status as status
 from pages import _widgets as widgets
-from unlearn_core.errors import ConfigError
+from unlearn_core.errors import ConfigError, abbreviate
 from unlearn_core.service import ui_state
+from unlearn_core.service.text import plain
 from unlearn_core.unlearners import get_unlearner
 
 PREFIX = "sensitivity"
@@ -45,8 +46,8 @@ method = widgets.method_select(PREFIX, methods, empty="No registered method has 
 schema = {p.name: p for p in get_unlearner(method).schema}
 names = [n for n in SWEEPABLE if n in schema]
 if extras.get("sweep") is not None and extras["sweep"] not in names and not st.session_state.get(f"{PREFIX}._swept"):
-    st.warning(f"sweep={extras['sweep']!r} is not a hyperparameter of {method}: choose one of {', '.join(names)} — "
-               f"using {names[0]}", icon=":material/warning:")
+    st.warning(plain(f"sweep={abbreviate(extras['sweep'])} is not a hyperparameter of {method}: choose one of "
+                     f"{', '.join(names)} — using {names[0]}"), icon=":material/warning:")
 common.seed_once(f"{PREFIX}.sweep", extras["sweep"] if extras.get("sweep") in names else names[0])
 common.seed_once(f"{PREFIX}.n", extras.get("n", 4))
 common.seed_once(f"{PREFIX}.nseeds", extras.get("seeds", 1))

@@ -18,6 +18,7 @@ from timeouts import scaled
 
 from unlearn_core.service import ui_state
 from unlearn_core.service.jobs import shutdown_all
+from unlearn_core.service.text import visible
 from unlearn_core.unlearners import get_unlearner, list_unlearners
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -112,7 +113,7 @@ def test_bad_query_parameters_warn_and_fall_back():
     at.query_params["hidden"] = "32-99999"
     at.run()
     assert not at.exception
-    warnings = [w.value for w in at.warning]
+    warnings = [visible(w.value) for w in at.warning]  # URL text is escaped Markdown (service.text.plain)
     assert any(w.startswith("dataset='nope' is not valid: choose one of digits") for w in warnings), warnings
     assert any("forget spec 'random:2.5x' is not valid" in w for w in warnings), warnings
     assert any(w.startswith("lam=") and "expected a number in [0" in w for w in warnings), warnings
@@ -341,7 +342,7 @@ def test_training_recipe_deep_link_fills_the_widgets():
     bad.query_params.update({"optimizer": "foo", "grad_tol": "-1"})
     bad.run()
     assert not bad.exception
-    warnings = [w.value for w in bad.warning]
+    warnings = [visible(w.value) for w in bad.warning]
     assert sum(w.startswith("optimizer='foo' is not valid") for w in warnings) == 1, warnings
     assert sum(w.startswith("grad_tol='-1' is not valid") for w in warnings) == 1, warnings
     assert bad.session_state["explore.optimizer"] == "auto" and bad.session_state["explore.use_tol"] is False
@@ -522,7 +523,8 @@ def test_sequential_deep_link_carries_k_and_its_options():
     assert (ss["sequential.requests"], ss["sequential.each"], ss["sequential.nseeds"]) == (7, True, 2)
     assert (_q(at, "requests"), _q(at, "each"), _q(at, "seeds")) == ("7", "true", "2")
     bad = _open("pages/sequential.py", {"requests": "99"})
-    assert any(w.value.startswith("requests='99' is not valid: expected an integer in [2, 20]") for w in bad.warning)
+    assert any(visible(w.value).startswith("requests='99' is not valid: expected an integer in [2, 20]")
+               for w in bad.warning)
 
 
 def test_sensitivity_deep_link_carries_the_sweep_and_warns_about_a_method_it_cannot_sweep():

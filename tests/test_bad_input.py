@@ -254,6 +254,68 @@ def test_bad_deep_link_warns_once_and_falls_back(query, fragment, field, fallbac
         assert getattr(cfg, field) == fallback
 
 
+# -- hostile deep links: every value shortened, unknown keys summarised, shown as plain text (issue 24) ------------
+
+TEN_KB = "A" * 10_000
+
+
+@pytest.mark.parametrize("key", ["lr", "forget", "dataset", "method", "hidden", "seed", "p.lam", "p.nope",
+                                 "p." + TEN_KB])
+def test_a_10kb_value_is_never_echoed_whole(key) -> None:
+    """Each parameter with a 10 KB value: its one warning stays short (the value abbreviated, its length said)."""
+    base = ui_state.UIConfig(method="certified_newton")
+    _, _, warnings = ui_state.from_query({key: TEN_KB}, base=base)
+    assert len(warnings) == 1 and len(warnings[0]) < 450, (len(warnings[0]), warnings[0][:200])
+    assert "characters" in warnings[0]  # what was cut is said, not hidden
+
+
+def test_many_unknown_hyperparameters_are_one_warning() -> None:
+    base = ui_state.UIConfig(method="certified_newton")
+    query = {f"p.x{i}": str(i) for i in range(200)}
+    _, _, warnings = ui_state.from_query(query, base=base)
+    from unlearn_core.unlearners import get_unlearner
+
+    names = ", ".join(p.name for p in get_unlearner("certified_newton").schema)
+    assert warnings == ["'p.x0'='0', 'p.x1'='1', 'p.x2'='2' and 197 more are not hyperparameters of certified_newton: "
+                        f"allowed names are {names} — ignored"]
+    by_method, warnings = ui_state.method_params_from_query({f"p.finetune.y{i}": TEN_KB for i in range(50)})
+    assert by_method == {} and len(warnings) == 1 and "and 47 more are not hyperparameters of finetune" in warnings[0]
+    assert len(warnings[0]) < 450
+    with pytest.raises(Exception, match=r"preset='AAAA.*\(10,000 characters\)"):
+        ui_state.parse_preset(TEN_KB)
+
+
+HOSTILE = {
+    "link": "[Your session expired - log in again](https://evil.example/login)",
+    "image": "![t](https://tracker.example/pixel.png)",
+    "bold": "**Certified: yes**",
+    "autolink": "https://evil.example/x",
+    "www": "www.evil.example",
+    "mail": "admin@evil.example",
+    "shortcode": ":material/verified: :red[Works]",
+    "html": "<img src=x onerror=alert(1)>",
+}
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE))
+def test_a_deep_link_value_is_shown_as_plain_text(kind) -> None:
+    """The warning about a bad value is rendered by Streamlit as Markdown: the page passes it through
+    ``text.plain``, which escapes every markup character and breaks the patterns Streamlit finds after parsing
+    (literal autolinks, shortcodes) with an invisible word joiner. Checked here on the text; the browser test
+    (tests/test_browser_reliability.py) checks what Chromium draws."""
+    from unlearn_core.service.text import JOINER, plain
+
+    _, _, (warning,) = ui_state.from_query({"lr": HOSTILE[kind]}, base=ui_state.UIConfig(method="retrain"))
+    shown = plain(warning)
+    visible = shown.replace(JOINER, "")
+    # every markup character is escaped: removing the escapes gives back the message, character for character
+    import re
+
+    assert re.sub(r"\\(.)", r"\1", visible) == warning
+    for pattern in ("](", "![", "**", "://", "www.", "@e", ":material/", ":red[", "<img"):
+        assert not re.search(r"(?<!\\)" + re.escape(pattern), shown), (pattern, shown)  # none left unescaped
+
+
 # -- the same deep links in the running app (AppTest): one warning, the widget shows the fallback ------------------
 
 
@@ -295,9 +357,11 @@ def test_bad_forget_deep_link_warns_and_falls_back_in_the_app(spec) -> None:
 
 @pytest.mark.usefixtures("fresh_app")
 def test_out_of_range_lr_warns_instead_of_being_clamped_by_the_widget() -> None:
+    from unlearn_core.service.text import plain
+
     at = _open({"lr": "1e-7"})
     assert [w.value for w in at.warning] == [
-        "lr='1e-7' is not valid: expected a number in [1e-06, 10] — using the default 0.001"]
+        plain("lr='1e-7' is not valid: expected a number in [1e-06, 10] — using the default 0.001")]
     assert at.number_input(key="explore.lr").value == pytest.approx(1e-3)
 
 
