@@ -12,10 +12,12 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unlearn_core.cli.parser import config_from_args
-from unlearn_core.pipeline import RunConfig
+
+if TYPE_CHECKING:  # listing commands and --help never import the engine (torch)
+    from unlearn_core.pipeline import RunConfig
 
 
 class TqdmProgress:
@@ -87,41 +89,63 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_models(args: argparse.Namespace) -> int:
+def models_text(as_json: bool = False) -> str:
+    """``models``: one line per model of the registry."""
     from unlearn_core.models import MODELS
 
-    for info in MODELS.values():
-        print(f"  {info.name:<9} norm default: {info.default_norm:<6} {info.description}")
+    return "\n".join(f"  {info.name:<9} norm default: {info.default_norm:<6} {info.description}"
+                     for info in MODELS.values())
+
+
+def config_text(as_json: bool = False) -> str:
+    """``config``: the run configuration's schema (:func:`unlearn_core.settings.run_settings`): every field, its
+    type, default, range, help, level, CLI flag, URL key and widget."""
+    from unlearn_core.settings import run_settings
+
+    settings = run_settings()
+    if as_json:
+        return json.dumps({"settings": [s.to_json() for s in settings]}, indent=2)
+    lines = []
+    for s in settings:
+        flag = s.cli or "(no flag)"
+        url = f"?{s.url}=" if s.url else "(not in the URL)"
+        lines.append(f"{'.'.join((*s.path, s.name)):<20} {flag:<16} {url:<16} [{s.level}] {s.help}")
+    return "\n".join(lines)
+
+
+def methods_text(as_json: bool = False) -> str:
+    """``methods``: every unlearner, its family, summary and hyperparameters (``--json``: their schemas)."""
+    from unlearn_core.unlearners import list_unlearners
+
+    methods = list_unlearners()
+    if as_json:
+        return json.dumps({"methods": [cls.describe() for cls in methods]}, indent=2)
+    lines = []
+    for cls in methods:
+        lines.append(f"{cls.name:<20} [{cls.family}] {cls.summary}")
+        for p in cls.schema:
+            lines.append(f"    --set {p.name}={p.default!s:<10} {p.allowed():<32} {p.help}")
+    return "\n".join(lines)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from unlearn_core.cli.listing import listing
+
+    print(listing("models", False, models_text))
     return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    """The run configuration's schema (:func:`unlearn_core.settings.run_settings`): every field, its type, default,
-    range, help, level, CLI flag, URL key and widget."""
-    from unlearn_core.settings import run_settings
+    from unlearn_core.cli.listing import listing
 
-    settings = run_settings()
-    if args.json:
-        print(json.dumps({"settings": [s.to_json() for s in settings]}, indent=2))
-        return 0
-    for s in settings:
-        flag = s.cli or "(no flag)"
-        url = f"?{s.url}=" if s.url else "(not in the URL)"
-        print(f"{'.'.join((*s.path, s.name)):<20} {flag:<16} {url:<16} [{s.level}] {s.help}")
+    print(listing("config", args.json, config_text))
     return 0
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from unlearn_core.unlearners import list_unlearners
+    from unlearn_core.cli.listing import listing
 
-    methods = list_unlearners()
-    if args.json:
-        print(json.dumps({"methods": [cls.describe() for cls in methods]}, indent=2))
-        return 0
-    for cls in methods:
-        print(f"{cls.name:<20} [{cls.family}] {cls.summary}")
-        for p in cls.schema:
-            print(f"    --set {p.name}={p.default!s:<10} {p.allowed():<32} {p.help}")
+    print(listing("methods", args.json, methods_text))
     return 0
 
 

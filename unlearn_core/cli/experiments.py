@@ -68,8 +68,9 @@ def _method_sets(items: list[str], methods: list[str]) -> dict[str, dict[str, st
     return out
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    add_config_arguments(p, method=False)
+def _common(p: argparse.ArgumentParser, full: bool = True) -> None:
+    if full:
+        add_config_arguments(p, method=False)
     e = p.add_argument_group("experiment")
     e.add_argument("--seeds", type=_ints, default=[0], help="comma-separated seeds, e.g. 0,1,2 (default 0)")
     e.add_argument("--out", default="experiments", help="output directory for CSV/JSON (default ./experiments)")
@@ -90,13 +91,14 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "workers; serial leaves torch's setting)")
 
 
-def add_experiment_commands(subparsers: Any) -> None:
-    """Add ``experiment`` with its seven subcommands to the CLI's subparsers."""
+def add_experiment_commands(subparsers: Any, *, full: Any = lambda kind: True) -> None:
+    """Add ``experiment`` with its seven subcommands to the CLI's subparsers; ``full(kind)`` says whether a
+    subcommand gets its schema-generated flags (only the one being run needs them: they import the engine)."""
     exp = subparsers.add_parser("experiment", help="run a paper experiment over seeds and write CSV/JSON")
     sub = exp.add_subparsers(dest="experiment", required=True, parser_class=OneLineParser)
 
     p = sub.add_parser("compare", help="methods vs retraining: accuracy, distance, MIA, relearn time, wall time")
-    _common(p)
+    _common(p, full("compare"))
     p.add_argument("--methods", type=_names, default=["certified_newton", "finetune"],
                    help="comma-separated method names (default certified_newton,finetune)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.NAME=VALUE",
@@ -107,7 +109,7 @@ def add_experiment_commands(subparsers: Any) -> None:
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("sequential", help="k removal requests in a row (Zhang et al. Fig. 3)")
-    _common(p)
+    _common(p, full("sequential"))
     p.add_argument("--method", default="certified_newton", help="a method with a 'requests' hyperparameter")
     p.add_argument("--requests", type=int, default=10, help="number of requests k (default 10)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
@@ -116,7 +118,7 @@ def add_experiment_commands(subparsers: Any) -> None:
     p.set_defaults(func=cmd_sequential)
 
     p = sub.add_parser("sensitivity", help="sweep one numeric hyperparameter (Zhang et al. Fig. 4)")
-    _common(p)
+    _common(p, full("sensitivity"))
     p.add_argument("--method", default="certified_newton")
     p.add_argument("--param", default="lam", help="the hyperparameter to sweep (default lam)")
     p.add_argument("--values", type=_floats, default=[1e-3, 1e-2, 1e-1, 1.0], help="comma-separated values")
@@ -125,7 +127,7 @@ def add_experiment_commands(subparsers: Any) -> None:
     p.set_defaults(func=cmd_sensitivity)
 
     p = sub.add_parser("budget", help="accuracy vs unlearning budget in epochs (Koloskova et al. Fig. 1)")
-    _common(p)
+    _common(p, full("budget"))
     p.add_argument("--methods", type=_names, default=["noisy_finetune"], help="methods (retrain is always added)")
     p.add_argument("--budgets", type=_ints, default=[1, 2, 5, 10], help="comma-separated epoch budgets")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.NAME=VALUE")
@@ -133,7 +135,7 @@ def add_experiment_commands(subparsers: Any) -> None:
 
     p = sub.add_parser("audit", help="every certified method: empirical lower bound on ε vs the certified (ε, δ), "
                                      "per-example ε and LiRA, from many runs of the unlearner and the noisy retrain")
-    _common(p)
+    _common(p, full("audit"))
     p.add_argument("--methods", type=_names, default=None,
                    help="certified methods to audit (default: every certified method of the registry)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.NAME=VALUE")
@@ -148,7 +150,7 @@ def add_experiment_commands(subparsers: Any) -> None:
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("forget-size", help="cost, accuracy and the certificate as the forget set grows")
-    _common(p)
+    _common(p, full("forget-size"))
     p.add_argument("--methods", type=_names, default=["certified_newton", "noisy_finetune"],
                    help="comma-separated method names (default certified_newton,noisy_finetune)")
     p.add_argument("--sizes", type=_floats, default=[10, 50, 100, 200],
@@ -157,7 +159,7 @@ def add_experiment_commands(subparsers: Any) -> None:
     p.set_defaults(func=cmd_forget_size)
 
     p = sub.add_parser("frontier", help="privacy–utility frontier: each certified method's accuracy against ε")
-    _common(p)
+    _common(p, full("frontier"))
     p.add_argument("--methods", type=_names, default=None,
                    help="certified methods with an epsilon (default: every registered one)")
     p.add_argument("--epsilons", type=_floats, default=[0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
