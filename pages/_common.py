@@ -153,4 +153,4 @@ def session_id() -> str:
 def engine_error(exc: BaseException) -> None:
     """Engine errors appear as one ``st.error`` line, never a traceback, and as plain text (a message may quote a
     value from the URL: :func:`unlearn_core.service.text.plain`)."""
-    st.error(plain(str(exc).splitlines()[0] if str(exc) else type(exc).__name__), icon="🚫")
+    st.error(plain(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, limit=1000), icon="🚫")

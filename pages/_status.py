@@ -57,16 +57,88 @@ def submit(prefix: str, key: str, fn: Callable[..., Any], *, label: str) -> Job:
     same link can say that this run was interrupted (:func:`interrupted_notice`).
     """
     query = {str(k): str(v) for k, v in st.query_params.to_dict().items()}
-    job = get_registry().submit(key, fn, label=label, watcher=session_id(), meta={"page": prefix, "query": query})
+    meta: dict[str, Any] = {"page": prefix, "query": query}
+    shown = st.session_state.get(state_key(prefix, "_estimate"))
+    if shown and shown[0] == query:  # the estimate shown beside Run is this very configuration's: the ETA starts there
+        meta["prediction"] = shown[1]
+    job = get_registry().submit(key, fn, label=label, watcher=session_id(), meta=meta)
     st.session_state[state_key(prefix, "job")] = key
     return job
+
+
+@st.cache_data(ttl=20, show_spinner=False, max_entries=64)
+def _run_estimate(query: tuple[tuple[str, str], ...], cache_root: str,
+                  _cfg: Any) -> tuple[str, dict[str, float]] | None:
+    """(one line, seconds per stage) for the run configuration ``_cfg`` (the URL ``query`` is its key) — ``None``
+    while this device's speed is not measured yet or when the configuration is invalid (the page says why
+    elsewhere). Cached a few seconds per URL: a finished run puts models into the cache, which makes the next
+    estimate shorter."""
+    from unlearn_core.device import resolve_device
+    from unlearn_core.device_time import calibrate, describe_estimate, stage_seconds
+    from unlearn_core.pipeline import cached_stages, validate_config
+    from unlearn_core.preflight import estimate_run
+    from unlearn_core.unlearners import get_unlearner
+
+    try:
+        run_config = _cfg.to_run_config()
+        params = validate_config(run_config)
+        calibration = calibrate(resolve_device(run_config.device), measure=False)
+        if calibration is None:
+            return None
+        estimate = estimate_run(run_config, get_unlearner(run_config.method), params)
+        seconds = stage_seconds(estimate, calibration, cached=cached_stages(run_config))
+    except ConfigError:
+        return None
+    return describe_estimate(seconds, caps=bool(estimate.caps)), seconds
+
+
+def estimate_caption(container: Any, prefix: str, cfg: Any) -> None:
+    """Beside Run, before it is pressed: the run's estimated time on this device (its work from ``limits``,
+    calibrated by this device's measured step, :mod:`unlearn_core.device_time`); cached models count nothing.
+    The job started by Run then begins its ETA from this estimate (:meth:`~unlearn_core.service.jobs.Job.eta_s`)."""
+    from pages._common import warm_up
+    from unlearn_core import paths
+
+    query = {str(k): str(v) for k, v in st.query_params.to_dict().items()}
+    found = _run_estimate(tuple(sorted(query.items())), str(paths.cache_dir()), cfg)
+    if found is None:
+        warm_up()  # measures this device in the background (once per process)
+        container.caption(":material/timer: Estimated time: measuring this device's speed…")
+        return
+    text, seconds = found
+    st.session_state[state_key(prefix, "_estimate")] = (query, seconds)
+    container.caption(f":material/timer: Estimated time: {plain(text)} — with the settings shown (cached models "
+                      "count as nothing).")
+
+
+def experiment_estimate_caption(container: Any, kind: str, cfg: Any, *, n_seeds: int, **options: Any) -> None:
+    """Beside an experiment page's Run: the whole experiment's estimated time on this device (every seed's models,
+    every cell's method: :func:`unlearn_core.experiment_options.experiment_estimate`). Says nothing while the
+    settings are invalid or the device is not measured yet."""
+    from unlearn_core.device import resolve_device
+    from unlearn_core.device_time import calibrate, describe_estimate, stage_seconds
+    from unlearn_core.experiment_options import experiment_estimate
+
+    try:
+        base = cfg.to_run_config(**options.pop("_overrides", {}))
+        calibration = calibrate(resolve_device(base.device), measure=False)
+        if calibration is None:
+            container.caption(":material/timer: Estimated time: measuring this device's speed…")
+            return
+        seeds = [base.seed + i for i in range(int(n_seeds))]
+        estimate = experiment_estimate(kind, base, seeds=seeds, **options)
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return
+    text = describe_estimate(stage_seconds(estimate, calibration), caps=bool(estimate.caps))
+    container.caption(f":material/timer: Estimated time: {plain(text)} — the models of every seed are trained "
+                      "unless they are in the cache.")
 
 
 def store_warning(exc: Exception) -> None:
     """A broken run history (:class:`~unlearn_core.service.runstore.RunStoreError`): one warning line, and the page
     goes on without it — a run is computed and shown, only not reused or stored."""
     st.warning(plain(f"{str(exc).splitlines()[0]} (runs are computed and shown, but not reused or stored until "
-                     "then)"), icon=":material/warning:")
+                     "then)", limit=1000), icon=":material/warning:")
 
 
 def find_stored(key: str) -> Any:
@@ -151,7 +223,7 @@ def job_panel(prefix: str, *, on_done: Callable[[Job], None]) -> None:
         on_done(job)
         return
     if job.state == FAILED:
-        st.error(plain(job.error or "the job failed"), icon="🚫")
+        st.error(plain(job.error or "the job failed", limit=1000), icon="🚫")
         return
     if job.state == CANCELLED:
         st.info(f"The run was {job.describe()}." if job.cancel_reason else "The run was cancelled.", icon="⏹️")
@@ -269,7 +341,7 @@ def experiment_panel(prefix: str, render: Callable[[pd.DataFrame, dict[str, Any]
 
     def done(job: Job) -> None:
         for warning in job.result["card"].get("warnings") or []:  # e.g. not saved to a broken run history
-            st.warning(plain(warning), icon=":material/warning:")
+            st.warning(plain(warning, limit=1000), icon=":material/warning:")
         render(job.result["table"], job.result["card"], job.result.get("run_id"))
 
     executor_caption()

@@ -18,6 +18,7 @@ from timeouts import scaled
 
 from unlearn_core.service.jobs import shutdown_all
 from unlearn_core.service.runstore import RunStore
+from unlearn_core.service.text import visible
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -73,7 +74,7 @@ def test_runs_page_with_a_garbage_store_is_one_line_with_its_path(cache) -> None
     """It was "This app has encountered an error"."""
     path = _garbage(cache)
     at = _app(page="pages/runs.py")
-    (error,) = [e.value for e in at.error]
+    (error,) = [visible(e.value) for e in at.error]  # shown as plain text (service.text.plain)
     assert str(path) in error and "file is not a database" in error and "move it aside" in error
     assert "\n" not in error
 
@@ -86,7 +87,7 @@ def test_explore_runs_and_shows_its_result_with_a_garbage_store(cache) -> None:
     at.button(key="FormSubmitter:explore.form-Run").click().run()
     _poll(at, lambda a: any(s.value.startswith("Results") for s in a.subheader) or bool(a.error))
     assert not at.error, [e.value for e in at.error]
-    warnings = [w.value for w in at.warning if w.value.startswith("not saved to the run history:")]
+    warnings = [visible(w.value) for w in at.warning if visible(w.value).startswith("not saved to the run history:")]
     assert len(warnings) == 1 and "file is not a database" in warnings[0] and "move it aside" in warnings[0], warnings
 
 
@@ -101,7 +102,7 @@ def test_runs_page_leaves_out_unreadable_rows_says_so_and_deletes_them(cache) ->
     con.close()
     at = _app(page="pages/runs.py")
     assert not at.error, [e.value for e in at.error]
-    (warning,) = [w.value for w in at.warning]
+    (warning,) = [visible(w.value) for w in at.warning]
     assert "1 stored run cannot be read" in warning and "bad: its card is a JSON list, not an object" in warning
     (table,) = [d for d in at.dataframe if d.key == "runs.table"]
     assert table.value["id"].tolist() == [good]
@@ -149,7 +150,7 @@ def test_after_a_restart_the_page_says_its_run_was_interrupted(cache) -> None:
                    timeout=scaled(120))
     st.cache_resource.clear()  # a new server process: a new registry, which reads the journal
     at = _app(query)
-    notices = [w.value for w in at.warning if "was interrupted" in w.value]
+    notices = [visible(w.value) for w in at.warning if "was interrupted" in w.value]
     assert len(notices) == 1, [w.value for w in at.warning]
     assert "retrain on digits/mlp" in notices[0] and "epoch 7/40" in notices[0] and "press Run" in notices[0]
     other = _app({**query, "epochs": "3"})  # another configuration: not its run

@@ -246,6 +246,28 @@ def prepare(
     return prep
 
 
+def cached_stages(config: RunConfig) -> dict[str, bool]:
+    """Which of ``config``'s trained models are in the model cache already (``{"train": …, "retrain": …}``): a time
+    estimate before Run counts those stages as nothing. Trains nothing; the retrained model's key needs the forget
+    set, so the labels are loaded (memoised per process)."""
+    if not config.use_cache:
+        return {"train": False, "retrain": False}
+    device = resolve_device(config.device)
+    cache = ModelCache(config.cache_dir)
+    train_config = resolve_train_config(dataclasses.replace(config.train, seed=config.seed),
+                                        convex=get_model_info(config.model).convex)
+    found = {"train": cache.path(_model_key(config, train_config, device, kind="original")).is_file(),
+             "retrain": False}
+    if config.compute_retrained:
+        data = load_dataset(config.dataset, data_dir=config.data_dir, download=False, device="cpu",
+                            split_seed=config.split_seed)
+        forget_idx, _ = select_forget(config.forget, data.y_train, seed=config.forget_seed,
+                                      num_classes=data.num_classes)
+        key = _model_key(config, train_config, device, kind="retrained", forget=_index_digest(forget_idx))
+        found["retrain"] = cache.path(key).is_file()
+    return found
+
+
 @dataclass
 class RunResult:
     """The outcome of one run: the run card (JSON-ready) and the models behind it."""

@@ -211,11 +211,30 @@ def _start(config: RunConfig, args: argparse.Namespace) -> TqdmProgress:
     from unlearn_core.paths import check_output_file
     from unlearn_core.pipeline import validate_config
 
-    validate_config(config)
+    params = validate_config(config)
     if args.json is not None:  # '' too: it used to mean "no card" and exit 0
         check_output_file(args.json)
     set_threads(config)
+    if not args.quiet:
+        print(f"estimate: {run_estimate_line(config, params)}", file=sys.stderr)
     return TqdmProgress(not args.quiet)
+
+
+def run_estimate_line(config: RunConfig, params: dict[str, Any]) -> str:
+    """The run's work (:func:`unlearn_core.preflight.estimate_run`) as a time on this device, the models already
+    in the cache counting nothing (:func:`unlearn_core.pipeline.cached_stages`)."""
+    try:
+        from unlearn_core.device import resolve_device
+        from unlearn_core.device_time import calibrate, describe_estimate, stage_seconds
+        from unlearn_core.pipeline import cached_stages
+        from unlearn_core.preflight import estimate_run
+        from unlearn_core.unlearners import get_unlearner
+
+        estimate = estimate_run(config, get_unlearner(config.method), params)
+        seconds = stage_seconds(estimate, calibrate(resolve_device(config.device)), cached=cached_stages(config))
+        return describe_estimate(seconds, caps=bool(estimate.caps))
+    except Exception as exc:  # a measurement must never stop a run
+        return f"unavailable ({type(exc).__name__}: {str(exc)[:80]})"
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -244,6 +244,19 @@ def _executor(args: argparse.Namespace):
                         gpus_per_cell=args.gpus_per_cell, threads_per_cell=args.threads_per_cell)
 
 
+def estimate_line(estimate: Any, base: Any) -> str:
+    """The estimate as a time on this device (:mod:`unlearn_core.device_time`), or its work where it cannot be
+    measured."""
+    try:
+        from unlearn_core.device import resolve_device
+        from unlearn_core.device_time import calibrate, describe_estimate, stage_seconds
+
+        seconds = stage_seconds(estimate, calibrate(resolve_device(base.device)))
+        return describe_estimate(seconds, caps=bool(estimate.caps))
+    except Exception as exc:  # a measurement must never stop a run
+        return f"{estimate.flops:.3g} floating-point operations in {estimate.steps:,.0f} steps (no time: {exc})"
+
+
 class CellProgress:
     """One stderr line per finished cell (at most about one a second): phase, cells done / total, rate, ETA."""
 
@@ -275,7 +288,17 @@ def _progress(args: argparse.Namespace) -> CellProgress | None:
 
 
 def _run(args: argparse.Namespace, fn: Any, *fn_args: Any, **kwargs: Any) -> Any:
-    """Call an experiment on the chosen executor (validated first), closing what the executor started."""
+    """Call an experiment on the chosen executor (validated first), closing what the executor started.
+
+    Before any work, the whole experiment's work is estimated (every cell's training and method), refused when far
+    beyond the limits, and — unless ``--quiet`` — said as a time on this device."""
+    from unlearn_core.experiment_options import check_experiment_estimate
+
+    base = fn_args[0]
+    options = {**kwargs, **({"methods": fn_args[1]} if len(fn_args) > 1 else {})}
+    estimate = check_experiment_estimate(fn.__name__, base, **options)
+    if not args.quiet:
+        print(f"estimate: {estimate_line(estimate, base)}", file=sys.stderr)
     executor = _executor(args)
     if not args.quiet:
         print(f"executor: {executor.describe()}", file=sys.stderr)
