@@ -120,7 +120,7 @@ def experiment_estimate_caption(container: Any, kind: str, cfg: Any, *, n_seeds:
     from unlearn_core.experiment_options import experiment_estimate
 
     try:
-        base = cfg.to_run_config(**options.pop("_overrides", {}))
+        base = cfg.to_run_config(params={})  # each method's hyperparameters travel in ``options``
         calibration = calibrate(resolve_device(base.device), measure=False)
         if calibration is None:
             container.caption(":material/timer: Estimated time: measuring this device's speed…")

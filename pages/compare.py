@@ -106,6 +106,9 @@ cfg = widgets.config_or_stop(PREFIX, method=all_methods[0], with_params=False, e
                                        for m in dict.fromkeys(chosen + frontier_chosen)}),
 })
 
+status.experiment_estimate_caption(st, "compare", cfg, n_seeds=n_seeds, methods=chosen, params=params, mia=mia,
+                                   relearn=relearn)  # before Run (#20 item 14)
+
 if submitted:
     if not chosen:
         common.engine_error(ConfigError("methods=[] is not valid: pick at least one method"))
@@ -151,6 +154,13 @@ with st.form("frontier.form", enter_to_submit=False):
     with c3:
         frontier_seeds = widgets.seeds_widget("frontier")
     run_frontier = st.form_submit_button("Run frontier", type="primary", icon=":material/show_chart:")
+
+try:  # before Run (#20 item 14)
+    status.experiment_estimate_caption(st, "frontier", cfg, n_seeds=frontier_seeds, methods=frontier_chosen,
+                                       epsilons=_epsilons(st.session_state["frontier.eps"]),
+                                       params={m: widgets.read_params(PREFIX, m) for m in frontier_chosen})
+except ConfigError:
+    pass  # said when Run is pressed
 
 if run_frontier:
     try:

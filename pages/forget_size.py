@@ -53,6 +53,12 @@ with st.form(f"{PREFIX}.form", enter_to_submit=False):
 
 chosen = list(st.session_state[f"{PREFIX}.methods"])
 cfg = widgets.config_or_stop(PREFIX, method=all_methods[0])
+try:  # before Run (#20 item 14); a malformed list is said when Run is pressed
+    status.experiment_estimate_caption(st, "forget_size", cfg, n_seeds=n_seeds, methods=chosen,
+                                       sizes=[float(t) for t in sizes_text.split(",") if t.strip()],
+                                       params={m: widgets.read_params(PREFIX, m) for m in chosen})
+except ValueError:
+    pass
 
 if submitted:
     try:

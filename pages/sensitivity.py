@@ -72,6 +72,10 @@ st.session_state[f"{PREFIX}._swept"] = True  # the URL's sweep range seeds the w
 
 cfg = widgets.config_or_stop(PREFIX, method=method, extra={"sweep": name, "from": float(low), "to": float(high),
                                                            "n": int(count), "seeds": int(n_seeds)})
+if 0 < low < high:  # before Run (#20 item 14)
+    status.experiment_estimate_caption(st, "sensitivity", cfg, n_seeds=n_seeds, method=method, param=name,
+                                       values=[float(v) for v in np.geomspace(low, high, int(count))],
+                                       params={k: v for k, v in cfg.params.items() if k != name})
 
 if submitted:
     try:

@@ -252,3 +252,28 @@ def test_explore_shows_the_estimate_beside_run_before_it_is_pressed(tmp_path, mo
         shutdown_all(timeout=scaled(60))
         st.cache_resource.clear()
         st.cache_data.clear()
+
+
+@pytest.mark.parametrize("page", ["pages/compare.py", "pages/sequential.py", "pages/sensitivity.py",
+                                  "pages/forget_size.py"])
+def test_every_experiment_page_shows_its_estimate_before_run(page, tmp_path, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from unlearn_core.device_time import calibrate
+    from unlearn_core.service.jobs import shutdown_all
+
+    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    calibrate(None)
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=scaled(60))
+        at.run()
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+        captions = [c.value for c in at.caption if "Estimated time" in c.value]
+        assert len(captions) >= 1 and all("on this device" in c for c in captions), [c.value for c in at.caption]
+    finally:
+        shutdown_all(timeout=scaled(60))
+        st.cache_resource.clear()
+        st.cache_data.clear()
