@@ -258,15 +258,23 @@ def test_vacuous_bound_preset_is_certified_and_the_noise_destroys_the_model():
 @pytest.mark.slow
 @pytest.mark.usefixtures("shared_data")
 def test_paper_preset_does_not_forget_and_is_not_certified():
-    """Zhang et al.'s own setting (MNIST MLP, 1,000 random points, 50 epochs, λ = 0.01): λ + λ_min ≤ 0, so Δ = ∞ and
-    no noise is added; the Newton step barely moves, and the model still remembers the forget set. Minutes on a
-    CPU."""
-    at = AppTest.from_file(APP, default_timeout=600)
+    """Zhang et al.'s setting (the preset: MNIST MLP, 1,000 random points, 50 epochs, λ = 0.01) tells its story on a
+    reduced setting that keeps it true: the preset's method, λ, recipe and 50 epochs on digits, forgetting half of
+    it (700 points, so that the forget accuracy's sampling noise stays under the verdict's 2 points). λ + λ_min ≤ 0,
+    so Δ = ∞ and no noise is added; the Newton step barely moves, and the model still remembers the forget set.
+    The preset itself at full scale (MNIST, 50 epochs, twice: ≈ 15 min on a loaded 2-core machine, 92 s quiet) is
+    bench/bench_paper_preset.py's; a test over 60 s does not belong in the suite."""
+    at = AppTest.from_file(APP, default_timeout=scaled(120))
     at.run()
     at.button(key=f"explore.preset.{ui_state.PAPER}").click().run()
-    assert at.session_state["explore.dataset"] == "mnist" and at.session_state["explore.epochs"] == 50
+    ss = at.session_state
+    assert ss["explore.dataset"] == "mnist" and ss["explore.epochs"] == 50 and ss["explore.famount"] == 1000
+    assert ss["explore.method"] == "certified_newton" and ss["explore.p.certified_newton.lam"] == 0.01
+    at.selectbox(key="explore.dataset").set_value("digits").run()
+    at.number_input(key="explore.famount").set_value(700).run()
+    assert ss["explore.epochs"] == 50 and ss["explore.p.certified_newton.lam"] == 0.01  # the preset's, kept
     at.button(key="FormSubmitter:explore.form-Run").click().run()
-    _poll(at, lambda a: any(s.value.startswith("Results") for s in a.subheader) or bool(a.error), timeout=1500)
+    _poll(at, lambda a: any(s.value.startswith("Results") for s in a.subheader) or bool(a.error), timeout=600)
     assert not _errors(at), _errors(at)
     tone, text = _verdict(at)
     assert tone == "warning" and ("still remembers" in text or "Does not forget" in text), text
