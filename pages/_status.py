@@ -82,7 +82,7 @@ def _run_estimate(query: tuple[tuple[str, str], ...], cache_root: str,
     try:
         run_config = _cfg.to_run_config()
         params = validate_config(run_config)
-        calibration = calibrate(resolve_device(run_config.device), measure=False)
+        calibration = calibrate(resolve_device(run_config.device), threads=job_threads(run_config), measure=False)
         if calibration is None:
             return None
         estimate = estimate_run(run_config, get_unlearner(run_config.method), params)
@@ -90,6 +90,18 @@ def _run_estimate(query: tuple[tuple[str, str], ...], cache_root: str,
     except ConfigError:
         return None
     return describe_estimate(seconds, caps=bool(estimate.caps)), seconds
+
+
+def job_threads(run_config: Any) -> int:
+    """The torch threads a dashboard job of ``run_config`` runs with: the registry's setting, lowered to what the work
+    size calls for (:func:`unlearn_core.service.tasks._fit_threads`); the estimate is measured at that count."""
+    import os
+
+    from unlearn_core.preflight import threads_for
+    from unlearn_core.service.jobs import default_torch_threads
+
+    registry = default_torch_threads() or (os.cpu_count() or 1)
+    return max(1, min(registry, threads_for(run_config)))
 
 
 def estimate_caption(container: Any, prefix: str, cfg: Any) -> None:
@@ -107,8 +119,7 @@ def estimate_caption(container: Any, prefix: str, cfg: Any) -> None:
         return
     text, seconds = found
     st.session_state[state_key(prefix, "_estimate")] = (query, seconds)
-    container.caption(f":material/timer: Estimated time: {plain(text)} — with the settings shown (cached models "
-                      "count as nothing).")
+    container.caption(f":material/timer: Estimated time: {plain(text)}; models already in the cache count nothing.")
 
 
 def experiment_estimate_caption(container: Any, kind: str, cfg: Any, *, n_seeds: int, **options: Any) -> None:
@@ -121,7 +132,7 @@ def experiment_estimate_caption(container: Any, kind: str, cfg: Any, *, n_seeds:
 
     try:
         base = cfg.to_run_config(params={})  # each method's hyperparameters travel in ``options``
-        calibration = calibrate(resolve_device(base.device), measure=False)
+        calibration = calibrate(resolve_device(base.device), threads=job_threads(base), measure=False)
         if calibration is None:
             container.caption(":material/timer: Estimated time: measuring this device's speed…")
             return
@@ -130,8 +141,8 @@ def experiment_estimate_caption(container: Any, kind: str, cfg: Any, *, n_seeds:
     except (ConfigError, KeyError, TypeError, ValueError):
         return
     text = describe_estimate(stage_seconds(estimate, calibration), caps=bool(estimate.caps))
-    container.caption(f":material/timer: Estimated time: {plain(text)} — the models of every seed are trained "
-                      "unless they are in the cache.")
+    container.caption(f":material/timer: Estimated time: {plain(text)}, every seed's models included (unless "
+                      "they are in the cache).")
 
 
 def store_warning(exc: Exception) -> None:

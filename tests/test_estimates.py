@@ -222,13 +222,12 @@ def test_the_eta_starts_from_the_estimate_and_converges_to_the_true_end(monkeypa
 def test_explore_shows_the_estimate_beside_run_before_it_is_pressed(tmp_path, monkeypatch) -> None:
     from streamlit.testing.v1 import AppTest
 
-    from unlearn_core.device_time import calibrate
-    from unlearn_core.service.jobs import shutdown_all
+    from unlearn_core.service.jobs import calibrate_for_jobs, shutdown_all
 
     monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
     st.cache_resource.clear()
     st.cache_data.clear()
-    calibrate(None)  # what the dashboard's warm-up thread does once per process
+    calibrate_for_jobs()  # what the dashboard's warm-up thread does once per process
     try:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=scaled(60))
         at.query_params.update({"dataset": "mnist", "model": "cnn", "method": "finetune", "epochs": "20"})
@@ -259,13 +258,12 @@ def test_explore_shows_the_estimate_beside_run_before_it_is_pressed(tmp_path, mo
 def test_every_experiment_page_shows_its_estimate_before_run(page, tmp_path, monkeypatch) -> None:
     from streamlit.testing.v1 import AppTest
 
-    from unlearn_core.device_time import calibrate
-    from unlearn_core.service.jobs import shutdown_all
+    from unlearn_core.service.jobs import calibrate_for_jobs, shutdown_all
 
     monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
     st.cache_resource.clear()
     st.cache_data.clear()
-    calibrate(None)
+    calibrate_for_jobs()
     try:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=scaled(60))
         at.run()

@@ -55,15 +55,14 @@ class Calibration:
         return flops / self.flops_per_s + steps * self.step_s
 
 
-def _key(device: Any) -> tuple[str, str, int, str]:
+def _key(device: Any, threads: int) -> tuple[str, str, str]:
     import torch
 
     from unlearn_core.device import describe_device
 
     dev = torch.device(device) if device is not None else torch.device("cpu")
-    # Not the thread count: the dashboard's jobs change it, and a page must find the warm-up's measurement.
-    return f"{describe_device(dev)}|torch={torch.__version__}", describe_device(dev), torch.get_num_threads(), \
-        torch.__version__
+    name = describe_device(dev)
+    return f"{name}|threads={threads}|torch={torch.__version__}", name, torch.__version__
 
 
 def _measure(device: Any, *, repeats: int = 3) -> tuple[float, float]:
@@ -117,14 +116,23 @@ def _path() -> Any:
     return cache_dir() / FILE_NAME
 
 
-def calibrate(device: Any = None, *, refresh: bool = False, measure: bool = True) -> Calibration | None:
-    """This device's :class:`Calibration`: from memory, else from the cache directory (when younger than
-    :data:`MAX_AGE_S`), else measured (≈ 0.3–1 s) and stored. Never raises for a cache that cannot be written.
+def calibrate(device: Any = None, *, threads: int | None = None, refresh: bool = False,
+              measure: bool = True) -> Calibration | None:
+    """This device's :class:`Calibration` at ``threads`` torch threads (default: torch's current setting): from
+    memory, else from the cache directory (when younger than :data:`MAX_AGE_S`), else measured (≈ 0.3–1 s, at that
+    thread count) and stored. Never raises for a cache that cannot be written.
+
+    The thread count matters more than anything on a shared CPU: on the loaded 2-core machine a small training
+    step took 14–22 ms on one thread and 170–200 ms on two (spinning OpenMP threads preempting each other), so a
+    run is estimated at the threads it will use (the CLI's ``threads_for``, the dashboard's jobs' setting).
 
     ``measure=False``: only what is known already (``None`` otherwise) — for a page, which must not spend a second
     measuring on its script thread (the dashboard's warm-up thread measures instead).
     """
-    key, name, threads, version = _key(device)
+    import torch
+
+    threads = int(threads or torch.get_num_threads())
+    key, name, version = _key(device, threads)
     with _LOCK:
         if not refresh and key in _MEMO:
             return _MEMO[key]
@@ -149,7 +157,12 @@ def calibrate(device: Any = None, *, refresh: bool = False, measure: bool = True
     if found is None and not measure:
         return None
     if found is None:
-        step, rate = _measure(device)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            step, rate = _measure(device)
+        finally:
+            torch.set_num_threads(previous)
         found = Calibration(device=name, threads=threads, torch=version, step_s=step, flops_per_s=rate,
                             measured_at=time.time())
         try:

@@ -697,6 +697,16 @@ def warm_imports(modules: Sequence[str] = LAZY_IMPORTS) -> list[str]:
     return failed
 
 
+def calibrate_for_jobs() -> None:
+    """Measure this device's speed (:func:`unlearn_core.device_time.calibrate`) at the thread counts the dashboard's
+    jobs use — one for small models, :func:`default_torch_threads` for large ones — for the time shown beside Run
+    before it is pressed. The warm-up thread calls it once per process; a page only reads the result."""
+    from unlearn_core.device_time import calibrate
+
+    for threads in sorted({1, default_torch_threads() or os.cpu_count() or 1}):
+        calibrate(None, threads=threads)
+
+
 #: How long a job waits for the warm-up before it starts anyway (the imports then happen in the job, as without one).
 WARM_UP_TIMEOUT_S = 120.0
 
@@ -732,10 +742,8 @@ class WarmUp:
     def _run(self) -> None:
         try:
             self.failed = warm_imports(self.modules)
-            try:  # the device's speed, for the time shown beside Run before it is pressed (unlearn_core.device_time)
-                from unlearn_core.device_time import calibrate
-
-                calibrate(None)
+            try:
+                calibrate_for_jobs()
             except Exception:
                 self.failed.append("unlearn_core.device_time.calibrate")
         finally:
