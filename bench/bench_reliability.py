@@ -22,11 +22,13 @@ Parts, each printing what it measured (counts and ratios, never a bare absolute 
   ``main`` left to the interpreter's ordinary exit, alternating.
 * ``startup`` — ``--help`` and the listing commands: seconds and whether torch was imported, against ``python -c
   "import torch"`` in the same window.
+* ``restart`` — a real server, a long run started in Chromium, SIGTERM to the server mid-run, a new server on the
+  same port: the server's exit status, and whether the reconnected tab says the run was interrupted.
 * ``eta`` — a real run through the dashboard's job registry with the estimate made before Run: the ETA at 20 %,
   50 % and 80 % of the run against the true end, with and without the estimate.
 
     python bench/bench_reliability.py all            # or: sessions | kill | bad-input | speed | hostile | store |
-                                                     #     lifecycle | startup | eta
+                                                     #     lifecycle | startup | eta | restart
     python bench/bench_reliability.py sessions --sessions 8
     python bench/bench_reliability.py kill --kills 20
     python bench/bench_reliability.py speed --rounds 5
@@ -548,10 +550,62 @@ def bench_eta(epochs: int) -> dict:
     return out
 
 
+def bench_restart(timeout_s: float) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    cache = Path(tempfile.mkdtemp(prefix="bench-restart-"))
+    port = _free_port()
+
+    def serve() -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                                 "--server.headless", "true"], cwd=ROOT, env=_env(cache),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(int(timeout_s * 5)):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                    return proc
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("the server did not start")
+
+    link = f"http://127.0.0.1:{port}/?dataset=digits&model=mlp&method=retrain&epochs=1000&forget=random:0.1"
+    server = serve()
+    notice = None
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                         args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1024, "height": 768})
+            page.goto(link, wait_until="domcontentloaded")
+            run = page.get_by_role("button", name="Run").first
+            run.wait_for(timeout=timeout_s * 1000)
+            page.wait_for_timeout(3000)
+            run.click()
+            page.get_by_text("training the original model").first.wait_for(timeout=timeout_s * 1000)
+            page.wait_for_timeout(8000)  # a progress record reaches the journal
+            tic = time.perf_counter()
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=120)
+            stopped = {"server_exit_status": server.returncode, "seconds_to_stop": round(time.perf_counter() - tic, 1)}
+            server = serve()
+            page.reload(wait_until="domcontentloaded")
+            try:
+                found = page.get_by_text("was interrupted").first
+                found.wait_for(timeout=timeout_s * 1000)
+                notice = found.inner_text().replace("\u2060", "")[:200]
+            except Exception as exc:
+                notice = f"NONE ({type(exc).__name__})"
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    return {**stopped, "notice_after_restart": notice}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("part", choices=["all", "sessions", "kill", "bad-input", "speed", "hostile", "store",
-                                         "lifecycle", "startup", "eta"])
+                                         "lifecycle", "startup", "eta", "restart"])
     parser.add_argument("--epochs", type=int, default=60, help="eta: epochs of the run (default 60)")
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--kills", type=int, default=20)
@@ -561,7 +615,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}; 1-min load average at start: {os.getloadavg()[0]:.2f} "
           "(other processes on this machine count: the figures are ratios and counts for that reason)")
-    parts = (["sessions", "kill", "bad-input", "speed", "hostile", "store", "lifecycle", "startup", "eta"]
+    parts = (["sessions", "kill", "bad-input", "speed", "hostile", "store", "lifecycle", "startup", "eta", "restart"]
              if args.part == "all" else [args.part])
     for part in parts:
         start = time.perf_counter()
@@ -581,6 +635,8 @@ def main() -> None:
             result = bench_startup(args.rounds)
         elif part == "eta":
             result = bench_eta(args.epochs)
+        elif part == "restart":
+            result = bench_restart(args.timeout)
         else:
             result = bench_speed(args.rounds)
         print(f"\n[{part}] ({time.perf_counter() - start:.0f} s)")

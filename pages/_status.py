@@ -168,13 +168,15 @@ def interrupted_notice(prefix: str) -> bool:
     import datetime as dt
 
     query = {str(k): str(v) for k, v in st.query_params.to_dict().items()}
+    registry = get_registry()  # a new server's registry marks the jobs its predecessor left as interrupted
     shown = False
     for row in get_journal().interrupted(page=prefix):
-        if row["query"] != query or get_registry().get(row["key"]) is not None:
+        if row["query"] != query or registry.get(row["key"]) is not None:
             continue
         started = dt.datetime.fromtimestamp(row["started"]).strftime("%H:%M:%S")
         updated = dt.datetime.fromtimestamp(row["updated"]).strftime("%H:%M:%S")
-        where = (row["progress"] or {}).get("describe")
+        where = str((row["progress"] or {}).get("describe") or "")
+        where = where.split(" · about ")[0].split(" · at least ")[0]  # its time left then means nothing now
         st.warning(plain(f"This run ({row['label']}) was interrupted: the server stopped while it ran (started "
                          f"{started}, last heard of at {updated}{', ' + where if where else ''}). Nothing of it was "
                          "kept — press Run to start it again."), icon=":material/restart_alt:")

@@ -275,3 +275,29 @@ def test_a_running_jobs_row_is_kept_while_it_runs_and_removed_when_it_ends(tmp_p
     gate.set()
     registry.wait("k", timeout=30)
     assert journal.store._query("SELECT key FROM jobs") == []
+
+
+def test_a_server_stopping_mid_job_leaves_it_journalled_as_interrupted(tmp_path):
+    """SIGTERM to the server runs the registry's exit hook: the job is cancelled at its next step (its thread no
+    longer runs into the interpreter's teardown, which aborted the server) and its row stays, interrupted."""
+    import threading
+
+    from unlearn_core.progress import Cancelled
+    from unlearn_core.service.jobs import CANCELLED, JobRegistry
+    from unlearn_core.service.runstore import JobJournal
+
+    journal = JobJournal(RunStore(tmp_path))
+    registry = JobRegistry(journal=journal, reap_every_s=None)
+    started = threading.Event()
+
+    def work(progress, cancel):
+        started.set()
+        while not cancel.wait(0.05):
+            progress({"stage": "train", "epoch": 1, "epochs": 9})
+        raise Cancelled("cancelled")
+
+    job = registry.submit("k", work, label="a long job", meta={"page": "explore", "query": {}})
+    assert started.wait(30)
+    registry.stop_for_exit(timeout=30)
+    assert job.state == CANCELLED and job.cancel_reason == "the server stopped"
+    assert [row["key"] for row in journal.interrupted(page="explore")] == ["k"]

@@ -30,6 +30,7 @@ registry is plain Python (threads, events, locks) and never imports streamlit; t
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -60,6 +61,8 @@ ORPHAN_GRACE_S = 120.0
 REAP_EVERY_S = 5.0
 #: How often a running job's progress is written to the journal (a restart then says how far it had got).
 JOURNAL_EVERY_S = 5.0
+#: How long a stopping server waits for its jobs to stop at their next step.
+STOP_TIMEOUT_S = 10.0
 
 # Errors whose message is meant for the user; anything else is a bug and keeps its traceback in ``Job.traceback``.
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, DataUnavailableError, DivergenceError)
@@ -364,8 +367,12 @@ class JobRegistry:
     ) -> None:
         self.max_finished = int(max_finished)
         self.journal = journal
+        #: Set when the process is stopping (SIGTERM to the server): jobs cut short then are journalled as
+        #: interrupted, not struck out, so that the next server can say so.
+        self._stopping = threading.Event()
         if journal is not None:
             journal.mark_interrupted()
+            atexit.register(_stop_at_exit, weakref.ref(self))
         self.warm_up = warm_up
         self.torch_threads = torch_threads
         self.is_live = is_live
@@ -588,7 +595,23 @@ class JobRegistry:
             self._run(job)
         finally:
             if self.journal is not None:
-                self.journal.finished(job.key)
+                if self._stopping.is_set() and job.state != DONE:
+                    self.journal.interrupt(job.key)
+                else:
+                    self.journal.finished(job.key)
+
+    def stop_for_exit(self, *, timeout: float = STOP_TIMEOUT_S) -> None:
+        """The process is ending (the server got SIGTERM): cancel every job cooperatively, give them ``timeout``
+        seconds to stop at their next step, and leave their journal rows *interrupted*.
+
+        Why: the job threads are daemons; left running into the interpreter's teardown, a thread inside torch
+        ended the server with SIGABRT (exit status −6, seen on every SIGTERM mid-training).
+        """
+        self._stopping.set()
+        for job in self.jobs():
+            if not job.done:
+                job.cancel_reason = "the server stopped"
+        self.shutdown(timeout=timeout)
 
     def _reporter(self, job: Job) -> Callable[[dict[str, Any]], None]:
         """``job.report``, plus the journal's progress every :data:`JOURNAL_EVERY_S`."""
@@ -637,6 +660,15 @@ class JobRegistry:
 
 
 _INSTANCES: weakref.WeakSet[JobRegistry] = weakref.WeakSet()
+
+
+def _stop_at_exit(ref: weakref.ReferenceType) -> None:
+    registry = ref()
+    if registry is not None:
+        try:
+            registry.stop_for_exit()
+        except Exception:  # the process is ending: never fail its exit
+            traceback.print_exc()
 
 
 def default_torch_threads() -> int | None:

@@ -438,6 +438,11 @@ class JobJournal:
     def finished(self, key: str) -> None:
         self._safely(lambda con: con.execute("DELETE FROM jobs WHERE key = ? AND owner = ?", (key, self.owner)))
 
+    def interrupt(self, key: str) -> None:
+        """This process stopped the job because it is ending (the server's SIGTERM): the row stays, interrupted."""
+        self._safely(lambda con: con.execute("UPDATE jobs SET state = 'interrupted', updated = ? WHERE key = ? AND "
+                                             "owner = ?", (time.time(), key, self.owner)))
+
     def mark_interrupted(self) -> int:
         """Mark the running rows of processes that are gone as interrupted; returns how many."""
         def mark(con: sqlite3.Connection) -> int:
