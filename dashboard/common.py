@@ -18,7 +18,8 @@ import streamlit as st
 from dashboard.router import require_router as require_router  # every page's first line
 from unlearn_core import paths
 from unlearn_core.service.jobs import WARM_UP, JobRegistry, default_torch_threads
-from unlearn_core.service.runstore import RunStore
+from unlearn_core.service.runstore import JobJournal, RunStore
+from unlearn_core.service.text import plain
 
 POLL_SECONDS = 0.5
 
@@ -39,7 +40,17 @@ def get_registry() -> JobRegistry:
     watcher counts only while its Streamlit session is connected (:func:`session_is_live`) and beating.
     """
     return JobRegistry(torch_threads=default_torch_threads(), is_live=lambda session: session_is_live(session),
-                       warm_up=WARM_UP)
+                       warm_up=WARM_UP, journal=get_journal())
+
+
+def get_journal() -> JobJournal:
+    """The journal of jobs in progress (in the run store's file): what a restart lost, for the page to say so."""
+    return _journal_for(str(paths.cache_dir()))
+
+
+@st.cache_resource(show_spinner=False)
+def _journal_for(root: str) -> JobJournal:
+    return JobJournal(_store_for(root))
 
 
 def session_is_live(session: str) -> bool | None:
@@ -119,5 +130,6 @@ def session_id() -> str:
 
 
 def engine_error(exc: BaseException) -> None:
-    """Engine errors appear as one ``st.error`` line, never a traceback."""
-    st.error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, icon=":material/error:")
+    """Engine errors appear as one ``st.error`` line, never a traceback, and as plain text (a message may quote a
+    value from the URL: :func:`unlearn_core.service.text.plain`)."""
+    st.error(plain(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, limit=1000), icon=":material/error:")

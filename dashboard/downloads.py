@@ -3,7 +3,6 @@ the unlearned weights."""
 
 from __future__ import annotations
 
-import html
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -15,42 +14,40 @@ import streamlit as st
 from dashboard.common import get_store, state_key
 from dashboard.results import accuracy_display, accuracy_table
 from unlearn_core import formatting as fmt
-from unlearn_core.certificate import (
-    certificate_from_card,
-)
+from unlearn_core import report
+from unlearn_core.certificate import certificate_from_card
 from unlearn_core.service.runstore import card_row, rows_to_csv
 from unlearn_core.verdict import verdict_from_card
 
 
 def html_report(title: str, card: Mapping[str, Any], figures: Mapping[str, Any]) -> str:
-    """A self-contained HTML report: the run card as tables plus the interactive figures (no Kaleido)."""
-    # Everything from the card is escaped: a card is data (a label, a forget spec, a note), never markup.
-    safe_title = html.escape(title)
-    parts = [f"<html><head><meta charset='utf-8'><title>{safe_title}</title></head><body>", f"<h1>{safe_title}</h1>"]
+    """A self-contained HTML report (:func:`unlearn_core.report.html_document`: plotly.js embedded once, opens
+    offline): the verdict, the accuracy table, the certificate, the experiment's rows, the interactive figures and
+    the run card. Everything from the card is escaped: a card is data (a label, a forget spec, a note), never
+    markup."""
+    sections: list[tuple[str, str]] = []
     verdict = verdict_from_card(card)
     if verdict is not None:
-        parts.append("<h2>Verdict</h2><p><b>" + html.escape(verdict.headline) + "</b></p><ul>"
-                     + "".join(f"<li><b>{html.escape(a.question)}</b> {html.escape(a.detail)}</li>"
-                               for a in verdict.answers)
-                     + "</ul><p><i>" + html.escape(verdict.rules) + "</i></p>")
+        sections.append(("Verdict", "<p><b>" + report.text(verdict.headline) + "</b></p><ul>"
+                         + "".join(f"<li><b>{report.text(a.question)}</b> {report.text(a.detail)}</li>"
+                                   for a in verdict.answers)
+                         + "</ul><p><i>" + report.text(verdict.rules) + "</i></p>"))
     if card.get("models"):
-        parts.append("<h2>Accuracy</h2>" + accuracy_display(accuracy_table(card)).to_html())
+        sections.append(("Accuracy", accuracy_display(accuracy_table(card)).to_html()))
     cert = certificate_from_card(dict(card)) if "certificate" in card else None
     if cert is not None:
-        parts.append("<h2>Certificate</h2><p><b>" + html.escape(cert.headline()) + "</b></p>")
-        parts.append(pd.DataFrame([{"holds": "yes" if c.holds else "NO", "condition": c.statement, "this run": c.value,
-                                    "needs": c.requirement, "fix": "" if c.holds else c.fix}
-                                   for c in cert.conditions]).to_html(index=False))
-        parts.append(pd.DataFrame([{"constant": c.name, "value": fmt.sig(c.value, 4), "tag": c.tag, "how": c.how}
-                                   for c in cert.constants]).to_html(index=False))
-    first = True
-    for name, fig in figures.items():
-        parts.append(f"<h2>{html.escape(str(name))}</h2>")
-        parts.append(fig.to_html(full_html=False, include_plotlyjs="cdn" if not first else True))
-        first = False
-    card_text = html.escape(json.dumps(card, indent=2, default=str))
-    parts.append(f"<h2>Run card</h2><pre>{card_text}</pre></body></html>")
-    return "\n".join(parts)
+        sections.append(("Certificate", "<p><b>" + report.text(cert.headline()) + "</b></p>"
+                         + pd.DataFrame([{"holds": "yes" if c.holds else "NO", "condition": c.statement,
+                                          "this run": c.value, "needs": c.requirement,
+                                          "fix": "" if c.holds else c.fix}
+                                         for c in cert.conditions]).to_html(index=False)
+                         + pd.DataFrame([{"constant": c.name, "value": fmt.sig(c.value, 4), "tag": c.tag, "how": c.how}
+                                         for c in cert.constants]).to_html(index=False)))
+    experiment = card.get("experiment")
+    if isinstance(experiment, Mapping) and experiment.get("rows"):
+        rows = pd.DataFrame(experiment["rows"], columns=experiment.get("columns"))
+        sections.append((f"Rows ({len(rows)})", rows.to_html(index=False, na_rep="—")))
+    return report.html_document(title, sections, figures, tail=[("Run card", report.json_block(card))])
 
 
 def _card_buttons(prefix: str, c_json: Any, c_html: Any, card: Mapping[str, Any], *, figures: Mapping[str, Any],

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.common import POLL_SECONDS, engine_error, get_registry, get_store, session_id, state_key
+from dashboard.common import POLL_SECONDS, engine_error, get_journal, get_registry, get_store, session_id, state_key
 from unlearn_core.errors import ConfigError
 from unlearn_core.service.jobs import (
     CANCELLED,
@@ -23,7 +23,9 @@ from unlearn_core.service.jobs import (
     JobRegistry,
     job_key,
 )
+from unlearn_core.service.runstore import RunStoreError
 from unlearn_core.service.tasks import experiment_task
+from unlearn_core.service.text import plain
 
 #: The app-wide heartbeat's period: each open page renews its watchers this often, whatever page it shows.
 HEARTBEAT_SECONDS = 5.0
@@ -49,10 +51,140 @@ def finished_unshown(registry: JobRegistry, state: Mapping[str, Any]) -> bool:
 
 
 def submit(prefix: str, key: str, fn: Callable[..., Any], *, label: str) -> Job:
-    """Start (or join) the background job ``key`` and remember it as the page's current job."""
-    job = get_registry().submit(key, fn, label=label, watcher=session_id())
+    """Start (or join) the background job ``key`` and remember it as the page's current job.
+
+    The journal records the page and its URL (which holds the whole configuration), so that after a restart the
+    same link can say that this run was interrupted (:func:`interrupted_notice`).
+    """
+    query = {str(k): str(v) for k, v in st.query_params.to_dict().items()}
+    meta: dict[str, Any] = {"page": prefix, "query": query}
+    shown = st.session_state.get(state_key(prefix, "_estimate"))
+    if shown and shown[0] == query:  # the estimate shown beside Run is this very configuration's: the ETA starts there
+        meta["prediction"] = shown[1]
+    job = get_registry().submit(key, fn, label=label, watcher=session_id(), meta=meta)
     st.session_state[state_key(prefix, "job")] = key
     return job
+
+
+@st.cache_data(ttl=20, show_spinner=False, max_entries=64)
+def _run_estimate(query: tuple[tuple[str, str], ...], cache_root: str,
+                  _cfg: Any) -> tuple[str, dict[str, float]] | None:
+    """(one line, seconds per stage) for the run configuration ``_cfg`` (the URL ``query`` is its key) — ``None``
+    while this device's speed is not measured yet or when the configuration is invalid (the page says why
+    elsewhere). Cached a few seconds per URL: a finished run puts models into the cache, which makes the next
+    estimate shorter."""
+    from unlearn_core.device import resolve_device
+    from unlearn_core.device_time import calibrate, describe_estimate, stage_seconds
+    from unlearn_core.pipeline import cached_stages, validate_config
+    from unlearn_core.preflight import estimate_run
+    from unlearn_core.unlearners import get_unlearner
+
+    try:
+        run_config = _cfg.to_run_config()
+        params = validate_config(run_config)
+        calibration = calibrate(resolve_device(run_config.device), threads=job_threads(run_config), measure=False)
+        if calibration is None:
+            return None
+        estimate = estimate_run(run_config, get_unlearner(run_config.method), params)
+        seconds = stage_seconds(estimate, calibration, cached=cached_stages(run_config))
+    except ConfigError:
+        return None
+    return describe_estimate(seconds, caps=bool(estimate.caps)), seconds
+
+
+def job_threads(run_config: Any) -> int:
+    """The torch threads a dashboard job of ``run_config`` runs with: the registry's setting, lowered to what the work
+    size calls for (:func:`unlearn_core.service.tasks._fit_threads`); the estimate is measured at that count."""
+    import os
+
+    from unlearn_core.preflight import threads_for
+    from unlearn_core.service.jobs import default_torch_threads
+
+    registry = default_torch_threads() or (os.cpu_count() or 1)
+    return max(1, min(registry, threads_for(run_config)))
+
+
+def estimate_caption(container: Any, prefix: str, cfg: Any) -> None:
+    """Beside Run, before it is pressed: the run's estimated time on this device (its work from ``limits``,
+    calibrated by this device's measured step, :mod:`unlearn_core.device_time`); cached models count nothing.
+    The job started by Run then begins its ETA from this estimate (:meth:`~unlearn_core.service.jobs.Job.eta_s`)."""
+    from dashboard.common import warm_up
+    from unlearn_core import paths
+
+    query = {str(k): str(v) for k, v in st.query_params.to_dict().items()}
+    found = _run_estimate(tuple(sorted(query.items())), str(paths.cache_dir()), cfg)
+    if found is None:
+        warm_up()  # measures this device in the background (once per process)
+        container.caption(":material/timer: Estimated time: measuring this device's speed…")
+        return
+    text, seconds = found
+    st.session_state[state_key(prefix, "_estimate")] = (query, seconds)
+    container.caption(f":material/timer: Estimated time: {plain(text)}; models already in the cache count nothing.")
+
+
+def experiment_estimate_caption(container: Any, kind: str, cfg: Any, *, n_seeds: int, **options: Any) -> None:
+    """Beside an experiment page's Run: the whole experiment's estimated time on this device (every seed's models,
+    every cell's method: :func:`unlearn_core.experiment_options.experiment_estimate`). Says nothing while the
+    settings are invalid or the device is not measured yet."""
+    from unlearn_core.device import resolve_device
+    from unlearn_core.device_time import calibrate, describe_estimate, stage_seconds
+    from unlearn_core.experiment_options import experiment_estimate
+
+    try:
+        base = cfg.to_run_config(params={})  # each method's hyperparameters travel in ``options``
+        calibration = calibrate(resolve_device(base.device), threads=job_threads(base), measure=False)
+        if calibration is None:
+            container.caption(":material/timer: Estimated time: measuring this device's speed…")
+            return
+        seeds = [base.seed + i for i in range(int(n_seeds))]
+        estimate = experiment_estimate(kind, base, seeds=seeds, **options)
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return
+    text = describe_estimate(stage_seconds(estimate, calibration), caps=bool(estimate.caps))
+    container.caption(f":material/timer: Estimated time: {plain(text)}, every seed's models included (unless "
+                      "they are in the cache).")
+
+
+def store_warning(exc: Exception) -> None:
+    """A broken run history (:class:`~unlearn_core.service.runstore.RunStoreError`): one warning line, and the page
+    goes on without it — a run is computed and shown, only not reused or stored."""
+    st.warning(plain(f"{str(exc).splitlines()[0]} (runs are computed and shown, but not reused or stored until "
+                     "then)", limit=1000), icon=":material/warning:")
+
+
+def find_stored(key: str) -> Any:
+    """The stored run with this configuration hash, or ``None`` — also when the history cannot be read (said)."""
+    try:
+        return get_store().find(key)
+    except RunStoreError as exc:
+        store_warning(exc)
+        return None
+
+
+def interrupted_notice(prefix: str) -> bool:
+    """Say that this page's run with this very URL was interrupted by a server stop (from the job journal); return
+    whether it did. After a restart, the tab reconnects with its URL and the page used to show "Results appear
+    here" as if nothing had been asked."""
+    import datetime as dt
+
+    query = {str(k): str(v) for k, v in st.query_params.to_dict().items()}
+    registry = get_registry()  # a new server's registry marks the jobs its predecessor left as interrupted
+    shown = False
+    for row in get_journal().interrupted(page=prefix):
+        if row["query"] != query or registry.get(row["key"]) is not None:
+            continue
+        started = dt.datetime.fromtimestamp(row["started"]).strftime("%H:%M:%S")
+        updated = dt.datetime.fromtimestamp(row["updated"]).strftime("%H:%M:%S")
+        where = str((row["progress"] or {}).get("describe") or "")
+        where = where.split(" · about ")[0].split(" · at least ")[0]  # its time left then means nothing now
+        st.warning(plain(f"This run ({row['label']}) was interrupted: the server stopped while it ran (started "
+                         f"{started}, last heard of at {updated}{', ' + where if where else ''}). Nothing of it was "
+                         "kept — press Run to start it again."), icon=":material/restart_alt:")
+        if st.button("Dismiss", key=state_key(prefix, f"interrupted.{row['key'][:12]}"), type="tertiary"):
+            get_journal().dismiss(row["key"])
+            st.rerun()
+        shown = True
+    return shown
 
 
 def current_job(prefix: str) -> Job | None:
@@ -105,7 +237,7 @@ def job_panel(prefix: str, *, on_done: Callable[[Job], None]) -> None:
         on_done(job)
         return
     if job.state == FAILED:
-        st.error(job.error or "the job failed", icon=":material/error:")
+        st.error(plain(job.error or "the job failed", limit=1000), icon=":material/error:")
         return
     if job.state == CANCELLED:
         st.info(f"The run was {job.describe()}." if job.cancel_reason else "The run was cancelled.",
@@ -136,7 +268,7 @@ def _poller(prefix: str) -> None:
 
 def submit_or_reuse(prefix: str, key: str, make_task: Callable[[], Any], *, label: str) -> None:
     """Reuse the stored run with this configuration hash (nothing is recomputed), else start ``make_task()``."""
-    stored = get_store().find(key)
+    stored = find_stored(key)
     ss = st.session_state
     if stored is not None:
         ss[state_key(prefix, "job")] = None
@@ -153,7 +285,7 @@ def stored_or_job(prefix: str, *, show_stored: Callable[[Any], None], on_done: C
     if key and get_registry().get(key) is None:
         # The registry no longer has the page's job (it keeps 32 finished ones; a restart empties it): a job that
         # finished saved its run, so show that rather than nothing.
-        found = get_store().find(key)
+        found = find_stored(key)
         ss[state_key(prefix, "job")] = None
         if found is not None:
             ss[state_key(prefix, "stored")] = found.id
@@ -161,11 +293,16 @@ def stored_or_job(prefix: str, *, show_stored: Callable[[Any], None], on_done: C
     if stored_id:
         try:
             stored = get_store().get(stored_id, with_weights=False)
+        except RunStoreError as exc:  # the history broke meanwhile
+            store_warning(exc)
+            ss[state_key(prefix, "stored")] = None
         except ConfigError:  # deleted on the Runs page meanwhile
             ss[state_key(prefix, "stored")] = None
         else:
             show_stored(stored)
             return
+    if current_job(prefix) is None:
+        interrupted_notice(prefix)
     job_panel(prefix, on_done=on_done)
 
 
@@ -218,6 +355,8 @@ def experiment_panel(prefix: str, render: Callable[[pd.DataFrame, dict[str, Any]
         render(pd.DataFrame(exp["rows"], columns=exp["columns"]), stored.card, stored.id)
 
     def done(job: Job) -> None:
+        for warning in job.result["card"].get("warnings") or []:  # e.g. not saved to a broken run history
+            st.warning(plain(warning, limit=1000), icon=":material/warning:")
         render(job.result["table"], job.result["card"], job.result.get("run_id"))
 
     executor_caption()

@@ -23,6 +23,7 @@ from unlearn_core.forget import parse_forget_spec
 from unlearn_core.paths import data_dir as default_data_dir
 from unlearn_core.pipeline import validate_config
 from unlearn_core.service import ui_state
+from unlearn_core.service.text import plain
 from unlearn_core.unlearners import HyperParam, get_unlearner, list_unlearners, resolve_params
 
 
@@ -193,8 +194,8 @@ def init_page(prefix: str, *, extra_fields: Mapping[str, Callable[[str], Any]] |
                      or ui_state.UIConfig(method=ui_state.default_method()))
     elif ss.get("_previous_run_cut"):
         reassert_widgets(prefix)
-    for line in ss.get(state_key(prefix, "_warnings"), []):
-        st.warning(line, icon=":material/warning:")
+    for line in ss.get(state_key(prefix, "_warnings"), []):  # text from the URL: shown as plain text, never markup
+        st.warning(plain(line), icon=":material/warning:")
     return ss.get(state_key(prefix, "_extras"), {})
 
 
@@ -594,7 +595,7 @@ def method_select(prefix: str, methods: list[str], *, empty: str, why: str = "it
             line = (f"method={current!r} cannot be used here: {why} — using {methods[0]} (choose one of "
                     f"{', '.join(methods)})")
             st.session_state.setdefault(state_key(prefix, "_warnings"), []).append(line)
-            st.warning(line, icon=":material/warning:")
+            st.warning(plain(line), icon=":material/warning:")
         st.session_state[state_key(prefix, "method")] = methods[0]
         seed_method_params(prefix, methods[0], {})
     config_widgets(prefix, method=False)

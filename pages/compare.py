@@ -19,6 +19,7 @@ from unlearn_core.data import DATASETS
 from unlearn_core.errors import ConfigError
 from unlearn_core.experiments import FRONTIER_EPSILONS, frontier_methods
 from unlearn_core.service import ui_state
+from unlearn_core.service.text import plain
 from unlearn_core.verdict import THRESHOLDS, frontier_first_epsilon, verdicts_from_rows
 
 PREFIX = "compare"
@@ -74,7 +75,7 @@ if not st.session_state.get(f"{PREFIX}._method_params"):
     for method_name, values in by_method.items():
         widgets.seed_method_params(PREFIX, method_name, {**widgets.read_params(PREFIX, method_name), **values})
     for line in warnings:
-        st.warning(line, icon=":material/warning:")
+        st.warning(plain(line), icon=":material/warning:")
     st.session_state[f"{PREFIX}._method_params"] = True
 all_methods = [n for n in ui_state.method_names() if n != "retrain"]  # retraining is the reference row
 common.seed_once(f"{PREFIX}.methods", [m for m in (extras.get("methods") or all_methods) if m in all_methods])
@@ -110,6 +111,9 @@ cfg = widgets.config_or_stop(PREFIX, method=all_methods[0], with_params=False, e
     **ui_state.method_params_to_query({m: widgets.read_params(PREFIX, m)
                                        for m in dict.fromkeys(chosen + frontier_chosen)}),
 })
+
+status.experiment_estimate_caption(st, "compare", cfg, n_seeds=n_seeds, methods=chosen, params=params, mia=mia,
+                                   relearn=relearn)  # before Run (#20 item 14)
 
 if submitted:
     if not chosen:
@@ -173,6 +177,13 @@ with st.form("frontier.form", enter_to_submit=False):
     with c3:
         frontier_seeds = widgets.seeds_widget("frontier")
     run_frontier = st.form_submit_button("Run frontier", type="primary", icon=":material/show_chart:")
+
+try:  # before Run (#20 item 14)
+    status.experiment_estimate_caption(st, "frontier", cfg, n_seeds=frontier_seeds, methods=frontier_chosen,
+                                       epsilons=_epsilons(st.session_state["frontier.eps"]),
+                                       params={m: widgets.read_params(PREFIX, m) for m in frontier_chosen})
+except ConfigError:
+    pass  # said when Run is pressed
 
 if run_frontier:
     try:

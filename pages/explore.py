@@ -37,6 +37,7 @@ top = right.container()
 details = st.container()
 
 cfg = widgets.config_or_stop(PREFIX)
+status.estimate_caption(left, PREFIX, cfg)  # beside Run, before it is pressed (#20 item 14)
 
 if submitted:
     st.session_state[f"{PREFIX}._warnings"] = []

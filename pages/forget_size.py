@@ -88,6 +88,12 @@ cfg = widgets.config_or_stop(PREFIX, method=all_methods[0], with_params=False, e
     "methods": ",".join(chosen), "sizes": sizes_text, "seeds": int(n_seeds),
     **ui_state.method_params_to_query({m: widgets.read_params(PREFIX, m) for m in chosen}),
 })
+try:  # before Run (#20 item 14); a malformed list is said when Run is pressed
+    status.experiment_estimate_caption(st, "forget_size", cfg, n_seeds=n_seeds, methods=chosen,
+                                       sizes=[float(t) for t in sizes_text.split(",") if t.strip()],
+                                       params={m: widgets.read_params(PREFIX, m) for m in chosen})
+except ValueError:
+    pass
 
 if submitted:
     try:

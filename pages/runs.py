@@ -13,6 +13,7 @@ from unlearn_core import plots
 from unlearn_core.config import format_value
 from unlearn_core.errors import ConfigError
 from unlearn_core.service import ui_state
+from unlearn_core.service.runstore import RunStoreError
 from unlearn_core.unlearners import get_unlearner
 from unlearn_core.verdict import verdict_from_card
 
@@ -68,7 +69,23 @@ def run_row(r) -> dict:
     }
 
 
-runs = store.list()
+try:  # a truncated, garbage or locked runs.sqlite is one line with what to do, never a crashed page
+    runs = store.list()
+except RunStoreError as exc:
+    common.engine_error(exc)
+    st.stop()
+if runs.unreadable:
+    ids = ", ".join(i for i, _ in runs.unreadable[:5]) + (", …" if len(runs.unreadable) > 5 else "")
+    st.warning(f"{len(runs.unreadable)} stored run{'s' if len(runs.unreadable) > 1 else ''} cannot be read and "
+               f"{'are' if len(runs.unreadable) > 1 else 'is'} left out of the table ({ids}: "
+               f"{runs.unreadable[0][1]}).", icon=":material/warning:")
+    if st.button("Delete the unreadable runs", key=f"{PREFIX}.delete_unreadable"):
+        for run_id, _ in runs.unreadable:
+            store.delete(run_id)
+        st.rerun()
+if runs.total > len(runs) + len(runs.unreadable):
+    st.caption(f"Showing the newest {len(runs):,} of {runs.total:,} stored runs; **Export all** below includes every "
+               "one.")
 if not runs:
     st.info("No runs yet: run something on the Explore page (try the “Quick demo” preset).")
     st.stop()

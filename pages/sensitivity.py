@@ -11,8 +11,9 @@ import streamlit as st
 
 from dashboard import common, downloads, results, status, stories, widgets
 from unlearn_core import formatting as fmt
-from unlearn_core.errors import ConfigError
+from unlearn_core.errors import ConfigError, abbreviate
 from unlearn_core.service import ui_state
+from unlearn_core.service.text import plain
 from unlearn_core.unlearners import get_unlearner
 
 PREFIX = "sensitivity"
@@ -45,8 +46,8 @@ method = widgets.method_select(PREFIX, methods, empty="No registered method has 
 schema = {p.name: p for p in get_unlearner(method).schema}
 names = [n for n in SWEEPABLE if n in schema]
 if extras.get("sweep") is not None and extras["sweep"] not in names and not st.session_state.get(f"{PREFIX}._swept"):
-    st.warning(f"sweep={extras['sweep']!r} is not a hyperparameter of {method}: choose one of {', '.join(names)} — "
-               f"using {names[0]}", icon=":material/warning:")
+    st.warning(plain(f"sweep={abbreviate(extras['sweep'])} is not a hyperparameter of {method}: choose one of "
+                     f"{', '.join(names)} — using {names[0]}"), icon=":material/warning:")
 common.seed_once(f"{PREFIX}.sweep", extras["sweep"] if extras.get("sweep") in names else names[0])
 common.seed_once(f"{PREFIX}.n", extras.get("n", 5))
 common.seed_once(f"{PREFIX}.nseeds", extras.get("seeds", 1))
@@ -71,6 +72,10 @@ st.session_state[f"{PREFIX}._swept"] = True  # the URL's sweep range seeds the w
 
 cfg = widgets.config_or_stop(PREFIX, method=method, extra={"sweep": name, "from": float(low), "to": float(high),
                                                            "n": int(count), "seeds": int(n_seeds)})
+if 0 < low < high:  # before Run (#20 item 14)
+    status.experiment_estimate_caption(st, "sensitivity", cfg, n_seeds=n_seeds, method=method, param=name,
+                                       values=[float(v) for v in np.geomspace(low, high, int(count))],
+                                       params={k: v for k, v in cfg.params.items() if k != name})
 
 if submitted:
     try:

@@ -56,6 +56,9 @@ with st.form(f"{PREFIX}.form", enter_to_submit=False):
 
 cfg = widgets.config_or_stop(PREFIX, method=method, skip_params=OWN_CONTROLS,
                              extra={"requests": int(requests), "each": bool(each), "seeds": int(n_seeds)})
+status.experiment_estimate_caption(st, "sequential", cfg, n_seeds=n_seeds, method=method, requests=int(requests),
+                                   params={k: v for k, v in cfg.params.items() if k not in OWN_CONTROLS},
+                                   retrain_each_step=bool(each))  # before Run (#20 item 14)
 
 if submitted:
     st.session_state[f"{PREFIX}._warnings"] = []

@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 export UNLEARN_DATA_DIR="${UNLEARN_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 "$VENV/bin/python" -m ruff check .
-"$VENV/bin/python" -m pytest -q "$@"
+# The 20 slowest tests, every run: a test creeping towards the 60-s budget shows up in the CI log first.
+"$VENV/bin/python" -m pytest -q --durations=20 "$@"

@@ -18,6 +18,7 @@ from timeouts import scaled
 
 from unlearn_core.service import ui_state
 from unlearn_core.service.jobs import shutdown_all
+from unlearn_core.service.text import visible
 from unlearn_core.unlearners import get_unlearner, list_unlearners
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -122,7 +123,7 @@ def test_bad_query_parameters_warn_and_fall_back():
     at.query_params["hidden"] = "32-99999"
     at.run()
     assert not at.exception
-    warnings = [w.value for w in at.warning]
+    warnings = [visible(w.value) for w in at.warning]  # URL text is escaped Markdown (service.text.plain)
     assert any(w.startswith("dataset='nope' is not valid: choose one of digits") for w in warnings), warnings
     assert any("forget spec 'random:2.5x' is not valid" in w for w in warnings), warnings
     assert any(w.startswith("lam=") and "expected a number in [0" in w for w in warnings), warnings
@@ -280,15 +281,23 @@ def test_vacuous_bound_preset_is_certified_and_the_noise_destroys_the_model():
 @pytest.mark.slow
 @pytest.mark.usefixtures("shared_data")
 def test_paper_preset_does_not_forget_and_is_not_certified():
-    """Zhang et al.'s own setting (MNIST MLP, 1,000 random points, 50 epochs, λ = 0.01): λ + λ_min ≤ 0, so Δ = ∞ and
-    no noise is added; the Newton step barely moves, and the model still remembers the forget set. Minutes on a
-    CPU."""
-    at = AppTest.from_file(APP, default_timeout=600)
+    """Zhang et al.'s setting (the preset: MNIST MLP, 1,000 random points, 50 epochs, λ = 0.01) tells its story on a
+    reduced setting that keeps it true: the preset's method, λ, recipe and 50 epochs on digits, forgetting half of
+    it (700 points, so that the forget accuracy's sampling noise stays under the verdict's 2 points). λ + λ_min ≤ 0,
+    so Δ = ∞ and no noise is added; the Newton step barely moves, and the model still remembers the forget set.
+    The preset itself at full scale (MNIST, 50 epochs, twice: ≈ 15 min on a loaded 2-core machine, 92 s quiet) is
+    bench/bench_paper_preset.py's; a test over 60 s does not belong in the suite."""
+    at = AppTest.from_file(APP, default_timeout=scaled(120))
     at.run()
     at.button(key=f"explore.preset.{ui_state.PAPER}").click().run()
-    assert at.session_state["explore.dataset"] == "mnist" and at.session_state["explore.epochs"] == 50
+    ss = at.session_state
+    assert ss["explore.dataset"] == "mnist" and ss["explore.epochs"] == 50 and ss["explore.famount"] == 1000
+    assert ss["explore.method"] == "certified_newton" and ss["explore.p.certified_newton.lam"] == 0.01
+    at.selectbox(key="explore.dataset").set_value("digits").run()
+    at.number_input(key="explore.famount").set_value(700).run()
+    assert ss["explore.epochs"] == 50 and ss["explore.p.certified_newton.lam"] == 0.01  # the preset's, kept
     at.button(key="FormSubmitter:explore.form-Run").click().run()
-    _poll(at, lambda a: any(s.value.startswith("Results") for s in a.subheader) or bool(a.error), timeout=1500)
+    _poll(at, lambda a: any(s.value.startswith("Results") for s in a.subheader) or bool(a.error), timeout=600)
     assert not _errors(at), _errors(at)
     tone, text = _verdict(at)
     # Both fail — it does not forget and it is not certified: red under the one colour rule (issue 20).
@@ -365,7 +374,7 @@ def test_training_recipe_deep_link_fills_the_widgets():
     bad.query_params.update({"optimizer": "foo", "grad_tol": "-1"})
     bad.run()
     assert not bad.exception
-    warnings = [w.value for w in bad.warning]
+    warnings = [visible(w.value) for w in bad.warning]
     assert sum(w.startswith("optimizer='foo' is not valid") for w in warnings) == 1, warnings
     assert sum(w.startswith("grad_tol='-1' is not valid") for w in warnings) == 1, warnings
     assert bad.session_state["explore.optimizer"] == "auto" and bad.session_state["explore.use_tol"] is False
@@ -545,7 +554,8 @@ def test_sequential_deep_link_carries_k_and_its_options():
     assert (ss["sequential.requests"], ss["sequential.each"], ss["sequential.nseeds"]) == (7, True, 2)
     assert (_q(at, "requests"), _q(at, "each"), _q(at, "seeds")) == ("7", "true", "2")
     bad = _open("pages/sequential.py", {"requests": "99"})
-    assert any(w.value.startswith("requests='99' is not valid: expected an integer in [2, 20]") for w in bad.warning)
+    assert any(visible(w.value).startswith("requests='99' is not valid: expected an integer in [2, 20]")
+               for w in bad.warning)
 
 
 def test_sensitivity_deep_link_carries_the_sweep_and_warns_about_a_method_it_cannot_sweep():

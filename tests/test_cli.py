@@ -185,3 +185,60 @@ def test_a_measured_gradient_bound_is_checked_against_the_retrained_model(tmp_pa
     tags = {c["name"]: c["tag"] for c in cert["constants"]}
     assert tags["G"] == tags["λ_min"] == "estimate" and tags["‖r‖"] == "bound"
     assert cert["delta_guaranteed"] == cert["delta"]  # the residual bound is deterministic: no ρ
+
+
+# -- issue 24: --help and the listing commands never import torch --------------------------------------------------
+
+LISTINGS = [["--help"], ["datasets"], ["datasets", "--json"], ["models"], ["methods"], ["methods", "--json"],
+            ["config"], ["config", "--json"], ["experiment", "--help"]]
+
+
+def _imported(argv: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run ``python -X importtime -m unlearn_core *argv``; return the process and every module it imported."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "unlearn_core", *argv], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=scaled(120))
+    modules = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
+               if line.startswith("import time:") and "|" in line}
+    return proc, modules
+
+
+def test_help_and_listings_never_import_torch_and_say_what_the_engine_says(tmp_path) -> None:
+    """Listings print what the registries declare; the registries import torch (3 s idle, 37–39 s on a loaded
+    machine). A command that loaded the engine anyway (here ``train``) stores every listing (cli/listing.py); every
+    listing then, and --help always, runs without torch — and prints exactly what the engine computes."""
+    from unlearn_core.cli.commands import config_text, methods_text, models_text
+
+    env = {**os.environ, "UNLEARN_CACHE_DIR": str(tmp_path)}
+    first, modules = _imported(["train", "--epochs", "1", "--quiet"], env)
+    assert first.returncode == 0 and "torch" in modules, first.stderr[-500:]
+    expected = {"models": models_text(False), "methods": methods_text(False), "methods --json": methods_text(True),
+                "config": config_text(False), "config --json": config_text(True)}
+    for argv in LISTINGS:
+        proc, modules = _imported(argv, env)
+        assert proc.returncode == 0, proc.stderr[-500:]
+        assert not {m for m in modules if m == "torch" or m.startswith("torch.")}, (argv, "imported torch")
+        assert proc.stdout.strip(), argv
+        if " ".join(argv) in expected:
+            assert proc.stdout == expected[" ".join(argv)] + "\n", argv
+
+
+def test_a_missing_listing_is_computed_with_all_the_others_and_stored(tmp_path, monkeypatch, capsys) -> None:
+    from unlearn_core.cli import listing
+
+    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path))
+    assert not listing.listing_file().exists()
+    assert _call(["config", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["settings"]
+    stored = json.loads(listing.listing_file().read_text())
+    assert set(stored) == {"models", "methods", "methods --json", "config", "config --json"}
+    monkeypatch.setenv("UNLEARN_DOWNLOAD", "0" if os.environ.get("UNLEARN_DOWNLOAD") != "0" else "1")
+    assert not listing.listing_file().exists()  # another environment, another key: never a stale default
+
+
+def test_run_help_still_lists_every_flag_of_the_schema(capsys) -> None:
+    from unlearn_core.settings import run_settings
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert all(s.cli in out for s in run_settings() if s.cli is not None)

@@ -1,8 +1,6 @@
 """``python -m unlearn_core``: the command-line interface (see :mod:`unlearn_core.cli`)."""
 
-import sys
-
-from unlearn_core.cli import main
+from unlearn_core.cli import exit_now, main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

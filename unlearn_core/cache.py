@@ -6,8 +6,9 @@
 * **Atomic** — an entry is written to a temporary file in the same directory and ``os.replace``-d into place, so
   a reader sees either nothing or a complete file.
 * **Safe loading** — ``torch.load(weights_only=True)``: only tensors and primitive containers, no pickled code.
-* **Self-healing** — an entry that fails to load or does not match its model (truncated, corrupt, stale) is
-  deleted and recomputed.
+* **Self-healing** — an entry that fails to load, does not match its model (truncated, corrupt, stale) or holds
+  a NaN or an infinite weight is deleted and recomputed, and :attr:`ModelCache.notes` says so in one line; a model
+  whose weights are not finite (a diverged training) is never stored.
 * **One trainer** — a file lock per key: a second process (or dashboard session) asking for the same model
   waits for the first and then reads its result instead of training again.
 * **No litter** — a process killed while saving leaves its ``<hash><random>.tmp`` behind (never a corrupt
@@ -47,6 +48,17 @@ def config_hash(key: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def non_finite(state: dict[str, Any]) -> str | None:
+    """The first tensor of a state dict holding a NaN or ±∞, as ``"name: n of m values"``; ``None`` when all are
+    finite (integer buffers such as BatchNorm's counter always are)."""
+    for name, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                return f"{name}: {bad:,} of {tensor.numel():,} values"
+    return None
+
+
 class ModelCache:
     """A directory of ``<hash>.pt`` files, each ``{"state_dict": ..., "meta": ...}``.
 
@@ -58,6 +70,8 @@ class ModelCache:
     def __init__(self, root: str | os.PathLike[str] | None = None, *, stale_tmp_age_s: float = STALE_TMP_AGE_S) -> None:
         self.root = cache_dir(root) / "models"
         self.removed_tmp = self.remove_stale_tmp(stale_tmp_age_s)
+        #: One line per entry this cache discarded or declined to store, and why (the run card's warnings).
+        self.notes: list[str] = []
 
     def remove_stale_tmp(self, age_s: float = STALE_TMP_AGE_S) -> int:
         """Delete ``<root>/<xx>/*.tmp`` files last modified more than ``age_s`` seconds ago; return how many."""
@@ -94,6 +108,12 @@ class ModelCache:
         except Exception:  # any failure to read or match means the entry is unusable: recompute it
             path.unlink(missing_ok=True)
             return None
+        bad = non_finite(payload["state_dict"])
+        if bad is not None:  # written by an older version, or damaged on disk: served, it poisoned every result
+            path.unlink(missing_ok=True)
+            self.notes.append(f"the cached model {path.name[:12]}… held non-finite weights ({bad}): it was deleted and "
+                              "trained again")
+            return None
         model.load_state_dict(scratch.state_dict())
         return meta
 
@@ -102,6 +122,11 @@ class ModelCache:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        bad = non_finite(state)
+        if bad is not None:  # a diverged training: never stored, so the next run trains again instead of reading it
+            self.notes.append(f"the trained model was not cached: its weights are not finite ({bad}; the training "
+                              "diverged — try a smaller lr)")
+            return path
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:

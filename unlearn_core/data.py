@@ -16,12 +16,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from unlearn_core.errors import ConfigError, DataUnavailableError, abbreviate
 from unlearn_core.paths import data_dir as default_data_dir
+
+if TYPE_CHECKING:  # torch and numpy are imported where data is loaded: listing datasets needs neither
+    import numpy as np
+    import torch
 
 
 @dataclass(frozen=True)
@@ -168,17 +170,54 @@ def _load_cpu(name: str, root: str, download: bool, split_seed: int) -> DataBund
     """CPU tensors, memoised per process: the dashboard and the experiments reload datasets often.
 
     A failed download removes what it created (empty ``MNIST/raw`` folders, partial archives), so that a retry
-    or ``datasets`` does not mistake them for data.
+    or ``datasets`` does not mistake them for data. What is loaded is checked (:func:`check_bundle`) before anyone
+    trains on it.
     """
     loader = _LOADERS[name]
     if not download:
-        return loader(Path(root), download, split_seed)
+        return check_bundle(loader(Path(root), download, split_seed), root=root)
     before = _tree(Path(root))
     try:
-        return loader(Path(root), download, split_seed)
+        bundle = loader(Path(root), download, split_seed)
     except BaseException:
         _remove_created(Path(root), before)
         raise
+    return check_bundle(bundle, root=root)
+
+
+def check_bundle(bundle: DataBundle, *, root: str | Path = "") -> DataBundle:
+    """Refuse data that would fail (or silently mislead) only later, inside training: labels outside
+    ``0..num_classes-1`` (cross-entropy's "Target 12 is out of bounds" traceback, with the model cache's lock taken),
+    images and labels of different lengths, a split whose size is not the registry's (every forget spec was
+    checked against that size before loading), or images with NaN or ±∞.
+
+    Raises:
+        DataUnavailableError: one line naming the dataset, the directory, the first bad value and what to do.
+    """
+    import torch
+
+    info = DATASETS.get(bundle.name)
+    where = f"dataset {bundle.name!r}" + (f" in {root}" if root and info is not None and info.files else "")
+    fix = ("the files are corrupt or are not this dataset's: delete them and download again" if info is not None
+           and info.downloadable else "this is a bug in its loader")
+    k = bundle.num_classes
+    for split, x, y, expected in (("train", bundle.x_train, bundle.y_train, info.n_train if info else None),
+                                  ("test", bundle.x_test, bundle.y_test, info.n_test if info else None)):
+        if x.shape[0] != y.shape[0]:
+            raise DataUnavailableError(f"{where} is not valid: its {split} split has {x.shape[0]:,} images but "
+                                       f"{y.shape[0]:,} labels ({fix})")
+        if expected and y.shape[0] != expected:
+            raise DataUnavailableError(f"{where} is not valid: its {split} split has {y.shape[0]:,} examples, not "
+                                       f"{expected:,} ({fix})")
+        bad = torch.nonzero((y < 0) | (y >= k), as_tuple=False).flatten()
+        if bad.numel():
+            i = int(bad[0])
+            raise DataUnavailableError(f"{where} is not valid: {split} label {int(y[i])} at position {i:,} is outside "
+                                       f"0..{k - 1} ({bad.numel():,} such label{'s' if bad.numel() > 1 else ''}; "
+                                       f"{fix})")
+        if not bool(torch.isfinite(x).all()):
+            raise DataUnavailableError(f"{where} is not valid: its {split} images hold NaN or infinite values ({fix})")
+    return bundle
 
 
 def _tree(root: Path) -> set[Path]:
@@ -204,6 +243,8 @@ def _remove_created(root: Path, before: set[Path]) -> None:
 
 
 def _load_digits(root: Path, download: bool, split_seed: int) -> DataBundle:
+    import numpy as np
+    import torch
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -226,6 +267,8 @@ def _load_digits(root: Path, download: bool, split_seed: int) -> DataBundle:
 
 def _load_synthetic(root: Path, download: bool, split_seed: int) -> DataBundle:
     """Four Gaussian blobs in 16 dimensions with unit variance and centres 3 apart: separable but not trivially."""
+    import torch
+
     gen = torch.Generator().manual_seed(split_seed)
     k, d, n_train, n_test = 4, 16, 800, 400
     centres = 1.5 * torch.randn(k, d, generator=gen)
@@ -259,6 +302,9 @@ def _to_bundle(
     name: str, x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray, classes: list[str]
 ) -> DataBundle:
     """uint8 N×C×H×W arrays → normalised float tensors."""
+    import numpy as np
+    import torch
+
     mean, std = _NORMALISATION[name]
 
     def norm(a: np.ndarray) -> torch.Tensor:
@@ -296,6 +342,7 @@ def _load_mnist_like(name: str) -> Callable[[Path, bool, int], DataBundle]:
 
 
 def _load_cifar10(root: Path, download: bool, split_seed: int) -> DataBundle:
+    import numpy as np
     from torchvision import datasets
 
     try:

@@ -14,13 +14,14 @@ from typing import Any
 from unlearn_core.data import get_dataset_info, load_dataset
 from unlearn_core.errors import ConfigError, abbreviate
 from unlearn_core.experiments import check_audit_args, forget_size_specs
-from unlearn_core.forget import select_forget
+from unlearn_core.forget import check_forget_spec, select_forget
 from unlearn_core.limits import (
     MAX_EPOCHS,
     MAX_SEED,
     MAX_SEEDS,
     MAX_SWEEP_POINTS,
     RELEARN_STEPS_RANGE,
+    Estimate,
     check_float,
     check_int,
     check_seed,
@@ -36,6 +37,36 @@ def forget_size(config: RunConfig) -> int:
                         split_seed=config.split_seed)
     forget, _ = select_forget(config.forget, data.y_train, seed=config.forget_seed, num_classes=data.num_classes)
     return int(forget.numel())
+
+
+def check_forget_sizes(base: RunConfig, sizes: Sequence[float]) -> list[int]:
+    """The forget-set sizes of ``experiment forget-size`` as point counts, each in [1, n_train − 1] and distinct.
+
+    A fraction is a share of the training split (rounded as :func:`unlearn_core.forget.select_forget` rounds it):
+    ``--sizes 1e-9`` was an ``int('1e-09')`` traceback, ``0.9999999`` became the count 1, ``1e300`` was echoed as a
+    301-digit number.
+
+    Raises:
+        ConfigError: one line naming the size (abbreviated), what it amounts to, and what is allowed.
+    """
+    info = get_dataset_info(base.dataset)
+    n_train = info.n_train
+    counts = []
+    for size, spec in zip(sizes, forget_size_specs(sizes), strict=True):
+        amount = spec.split(":", 1)[1]
+        count = int(amount) if amount.isdigit() else round(float(amount) * n_train)
+        if not 1 <= count < n_train:
+            what = "" if amount.isdigit() else f" ({count:,} of its points)"
+            shown = f"{int(size)}" if float(size).is_integer() and abs(size) < 1e15 else repr(float(size))
+            raise ConfigError(f"sizes={shown} is not valid{what}: the training split of {base.dataset} "
+                              f"has {n_train:,} points, so a forget set of at least 1 and at most {n_train - 1:,}")
+        check_forget_spec(spec, num_classes=info.num_classes, n_train=n_train, dataset=info.name)
+        counts.append(count)
+    if len(set(counts)) != len(counts):
+        listed = abbreviate(",".join(f"{s:g}" for s in sizes))
+        raise ConfigError(f"sizes={listed} is not valid: two sizes give the same number of points "
+                          f"({', '.join(map(str, counts))} of {n_train:,})")
+    return counts
 
 
 def check_experiment_options(
@@ -79,12 +110,7 @@ def check_experiment_options(
                          statistic=options.get("statistic", "auto"), alpha=options.get("alpha"),
                          runs_per_cell=options.get("runs_per_cell", 1))
     if kind in ("forget-size", "forget_size"):
-        n_train = get_dataset_info(base.dataset).n_train
-        for spec in forget_size_specs(options.get("sizes") or []):
-            count = spec.split(":", 1)[1]
-            if "." not in count and int(count) >= n_train:
-                raise ConfigError(f"sizes={count} is not valid: the training split of {base.dataset} has {n_train:,} "
-                                  f"points, so a forget set of at most {n_train - 1:,}")
+        check_forget_sizes(base, options.get("sizes") or [])
     if kind == "sensitivity":
         for value in options.get("values") or []:
             check_float("values", value, low=-1e300, high=1e300)
@@ -106,3 +132,124 @@ def check_experiment_options(
                               f"{n_forget} points, so at most {n_forget} requests")
 
 
+
+
+# -- the whole experiment's work, before any of it (issue 24: runs of hundreds of hours were accepted silently) -----
+
+
+def experiment_estimate(kind: str, base: RunConfig, *, seeds: Sequence[int], **options: Any) -> Estimate:
+    """The work of ``unlearn_core.experiments.<kind>(base, seeds=seeds, **options)``, by stage, before any of it.
+
+    Counts what the experiment's cells do: per seed, the original and the retrained model (per forget-set size
+    for ``forget_size``); per cell, the method's own work (:func:`unlearn_core.preflight.estimate_run`'s
+    ``unlearn`` stage) and the metrics — for every method of ``compare`` (plus relearning, at most
+    ``relearn_max_steps`` steps per model), every value of ``sensitivity``, every budget of ``budget``, every ε of
+    ``frontier``, and ``1 + 2 × runs`` releases per σ factor of the ``audit`` (a pilot, then both arms). Iteration
+    caps are counted in full (``Estimate.caps``).
+
+    Raises:
+        ConfigError: an unknown kind or method (the experiment's own checks say more, first).
+    """
+    from unlearn_core import limits
+    from unlearn_core.preflight import config_shape, estimate_run
+
+    kind = kind.replace("-", "_")
+    info = get_dataset_info(base.dataset)
+    shape = config_shape(base, info)
+    n_seeds = max(1, len(list(seeds)))
+    total = limits.Estimate()
+
+    def prepare(config: RunConfig, times: float, *, original: bool = True) -> None:
+        est = estimate_run(dataclasses.replace(config, method="retrain", params={}), get_unlearner("retrain"),
+                           {"epochs": 0, "seed_offset": 0}, shape)
+        for stage in ("train", "retrain") if original else ("retrain",):
+            flops, steps = est.work.get(stage, (0.0, 0.0))
+            total.add_work(stage, times * flops, times * steps)
+        total.caps += [c for c in est.caps if c not in total.caps]
+
+    def runs(method: str, params: Mapping[str, Any], times: float, config: RunConfig = base) -> None:
+        unlearner = get_unlearner(method)
+        resolved = resolve_params(unlearner.schema, dict(params), method=method)
+        est = estimate_run(dataclasses.replace(config, method=method), unlearner, resolved, shape)
+        for stage in ("unlearn", "metrics"):
+            flops, steps = est.work.get(stage, (0.0, 0.0))
+            total.add_work(stage, times * flops, times * steps)
+        total.caps += [c for c in est.caps if c not in total.caps]
+
+    def by_method(name: str) -> dict[str, dict[str, Any]]:
+        given = options.get("params") or {}
+        return {m: dict(given.get(m, {})) for m in options.get(name) or []}
+
+    if kind == "forget_size":
+        prepare(base, n_seeds)
+        sizes = list(options.get("sizes") or (10, 50, 100, 200))
+        for spec in forget_size_specs(sizes):
+            config = dataclasses.replace(base, forget=spec)
+            prepare(config, n_seeds, original=False)
+            for method, params in by_method("methods").items():
+                runs(method, params, n_seeds, config)
+        return total
+    prepare(base, n_seeds)
+    if kind == "compare":
+        methods = by_method("methods")
+        for method, params in methods.items():
+            runs(method, params, n_seeds)
+        if options.get("relearn", True):
+            batch = int(options.get("relearn_batch", 32))
+            steps = (len(methods) + 2) * n_seeds * int(options.get("relearn_max_steps", 200))
+            total.add_work("unlearn", 3.0 * steps * batch * shape.flops, steps)
+            total.caps.append("relearn_max_steps")
+    elif kind == "sequential":
+        params = {**dict(options.get("params") or {}), "requests": int(options.get("requests", 10))}
+        if options.get("retrain_each_step", True) and "retrain_each_step" in {
+                p.name for p in get_unlearner(options.get("method", "certified_newton")).schema}:
+            params["retrain_each_step"] = True
+        runs(options.get("method", "certified_newton"), params, n_seeds)
+    elif kind == "sensitivity":
+        for value in options.get("values") or ():
+            runs(options.get("method", "certified_newton"),
+                 {**dict(options.get("params") or {}), options.get("param", "lam"): value}, n_seeds)
+    elif kind == "budget":
+        for method, params in by_method("methods").items():
+            budget_param = get_unlearner(method).budget_param
+            for b in options.get("budgets") or ():
+                runs(method, {**params, **({budget_param: int(b)} if budget_param else {})}, n_seeds)
+    elif kind == "audit":
+        from unlearn_core.experiments import certified_methods
+
+        given = options.get("params") or {}
+        factors = len(list(options.get("sigma_factors") or (1.0,)))
+        for method in options.get("methods") or certified_methods():
+            runs(method, dict(given.get(method, {})), n_seeds * (1 + 2 * factors * int(options.get("runs", 100))))
+    elif kind == "frontier":
+        for method, params in by_method("methods").items():
+            for epsilon in options.get("epsilons") or ():
+                runs(method, {**params, "epsilon": epsilon}, n_seeds)
+    else:
+        raise ConfigError(f"experiment {kind!r} is not valid: choose one of compare, sequential, sensitivity, budget, "
+                          "audit, forget_size, frontier")
+    return total
+
+
+def check_experiment_estimate(kind: str, base: RunConfig, *, seeds: Sequence[int], device: Any = None,
+                              **options: Any) -> Estimate:
+    """:func:`experiment_estimate`, refused over the limits (a week at the reference speed: ``--runs 1000000``,
+    a sweep of a thousand-epoch fine-tuning) before any work.
+
+    Raises:
+        ConfigError: one line with the experiment, its estimate and the limit.
+    """
+    from unlearn_core import limits
+
+    estimate = experiment_estimate(kind, base, seeds=seeds, **options)
+    what = f"experiment {kind.replace('_', '-')} ({len(list(seeds))} seed{'s' if len(list(seeds)) != 1 else ''})"
+    parts = limits.reference_seconds(estimate, device)
+    total = sum(parts.values())
+    limit_s, how = limits.max_run_seconds()
+    if total > limit_s or estimate.flops > limits.MAX_FLOPS:
+        stage = max(parts, key=parts.__getitem__)
+        kind_name = getattr(device, "type", str(device or "cpu")).upper()
+        raise ConfigError(f"{what} needs an estimated {estimate.flops:.2g} floating-point operations in "
+                          f"{estimate.steps:,.0f} steps, about {total / 3600:,.0f} h even on a fast {kind_name} "
+                          f"(largest part: {stage}), above the limit of {limit_s / 3600:,.0f} h ({how})")
+    return estimate

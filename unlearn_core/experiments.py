@@ -1008,9 +1008,9 @@ def _size_spec(size: float) -> str:
         if not float(size).is_integer():
             raise ConfigError(f"size {size!r} is not valid: expected a count (integer ≥ 1) or a fraction in (0, 1)")
         return f"random:{int(size)}"
-    if size <= 0:
+    if not size > 0:
         raise ConfigError(f"size {size!r} is not valid: expected a count (integer ≥ 1) or a fraction in (0, 1)")
-    return f"random:{size:g}"
+    return f"random:{size!r}"  # not :g, which made 0.9999999 the count "random:1"
 
 
 def _forget_size_reference_cell(*, base: RunConfig, seed: int, cancel: Any = None) -> dict[str, Any]:

@@ -129,7 +129,14 @@ def check_forget_spec(spec: str | ForgetSpec, *, num_classes: int, n_train: int,
     if bad:
         raise _bad(text, f"index {bad[0]} is out of range ({name}training positions 0..{n_train - 1})")
     if parsed.kind == "random" and parsed.count is not None and parsed.count >= n_train:
-        raise _bad(text, f"count {parsed.count} must be below the training-set size ({name}{n_train})")
+        raise _bad(text, f"count {abbreviate(parsed.count)} must be below the training-set size ({name}{n_train})")
+    if parsed.kind == "random" and parsed.fraction is not None:
+        # random:1e-9 silently became one point, and random:0.99999 every point but none (or all of them).
+        count = round(parsed.fraction * n_train)
+        if not 1 <= count < n_train:
+            raise _bad(text, f"fraction {parsed.fraction!r} of the {n_train:,} training points ({name.rstrip(': ')}) "
+                             f"is {count:,} point{'s' if count != 1 else ''}: expected a fraction in "
+                             f"[{0.5 / n_train:.2g}, {(n_train - 0.5) / n_train:.6g}) or a count")
     if parsed.kind == "indices" and len(parsed.indices) >= n_train:
         raise _bad(text, "the forget set covers the whole training set; nothing would be retained")
     return parsed

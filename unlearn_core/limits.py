@@ -94,6 +94,15 @@ FLOAT_BYTES = 4
 PARAMETER_COPIES = 8
 #: Batch size of evaluation (:func:`unlearn_core.evaluation.evaluate`): inference keeps ≈ 3 layer outputs alive.
 EVAL_BATCH = 4096
+#: The longest estimated run (or experiment) accepted: a week. Beyond it a value is a typo (``finetune_epochs=10⁵``,
+#: ``--runs 10⁶``), not a plan; ``UNLEARN_MAX_HOURS`` overrides it for a machine meant to run that long.
+MAX_RUN_HOURS = 7 * 24.0
+MAX_RUN_HOURS_ENV = "UNLEARN_MAX_HOURS"
+#: The speed the refusal assumes, per device type: ``(floating-point operations per second, seconds per step)``.
+#: Deliberately generous to the run (a fast CPU core pair, a mid-range GPU), and fixed, so that a refusal never
+#: depends on how loaded the machine was when it measured itself; the times *shown* before Run use this device's
+#: measured speed instead (:mod:`unlearn_core.device_time`).
+REFERENCE_SPEED = {"cpu": (2e10, 2e-5), "cuda": (2e13, 2e-5), "mps": (2e12, 5e-5)}
 
 
 @dataclass(frozen=True)
@@ -117,16 +126,53 @@ class ModelShape:
 
 @dataclass
 class Estimate:
-    """A run's estimated peak memory (bytes, by part) and arithmetic (floating-point operations)."""
+    """A run's estimated peak memory (bytes, by part) and work: arithmetic (floating-point operations) and steps.
+
+    ``work`` splits the work by run stage (``train``, ``retrain``, ``unlearn``, ``metrics``) as ``[flops, steps]``:
+    a *step* is one small sequential operation (an optimizer step, a Hessian-vector product, a solver iteration)
+    whose fixed cost — Python, kernel launches — dominates on small models, where the arithmetic is nothing. Time
+    on a device is ``flops / rate + steps × overhead`` with both measured there
+    (:mod:`unlearn_core.device_time`); ``flops`` is the total, which :data:`MAX_FLOPS` bounds.
+    """
 
     memory: dict[str, float] = field(default_factory=dict)
     flops: float = 0.0
     #: Which stages run one after another (their memory does not add up): the largest counts.
     stages: dict[str, float] = field(default_factory=dict)
+    #: Work by run stage: ``{"train": [flops, steps], ...}``.
+    work: dict[str, list[float]] = field(default_factory=dict)
+    #: The iteration caps counted in full (L-BFGS's ``max_iter``, a solver's): the run may stop earlier, so the work
+    #: is an upper bound ("at most").
+    caps: list[str] = field(default_factory=list)
 
     @property
     def memory_bytes(self) -> float:
         return sum(self.memory.values()) + max(self.stages.values(), default=0.0)
+
+    @property
+    def steps(self) -> float:
+        return sum(steps for _, steps in self.work.values())
+
+    def add_work(self, stage: str, flops: float, steps: float) -> Estimate:
+        """Add ``flops`` and ``steps`` to ``stage`` (and ``flops`` to the total); returns ``self``."""
+        entry = self.work.setdefault(stage, [0.0, 0.0])
+        entry[0] += float(flops)
+        entry[1] += float(steps)
+        self.flops += float(flops)
+        return self
+
+    def merge(self, other: Estimate | None) -> Estimate:
+        """Add ``other``'s memory parts, stages and work to this one (the training's estimate plus a method's)."""
+        if other is None:
+            return self
+        self.memory.update(other.memory)
+        self.stages.update(other.stages)
+        accounted = sum(f for f, _ in other.work.values())
+        for stage, (flops, steps) in other.work.items():
+            self.add_work(stage, flops, steps)
+        self.flops += other.flops - accounted  # arithmetic an estimate did not assign to a stage
+        self.caps += [c for c in other.caps if c not in self.caps]
+        return self
 
     def largest(self) -> str:
         """The biggest part, named, for the message (``"LiSSA batches 800 GB"``)."""
@@ -143,43 +189,88 @@ def format_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def estimate_training(shape: ModelShape, *, n_train: int, n_test: int, batch_size: int, epochs: int) -> Estimate:
-    """Memory and arithmetic of loading the data and training the original and the retrained model.
+def training_work(shape: ModelShape, *, n: int, batch_size: int, epochs: int, optimizer: str = "adam",
+                  max_iter: int = 0) -> tuple[float, float]:
+    """``(flops, steps)`` of training one model on ``n`` examples with a recipe.
+
+    Mini-batch optimizers: ``epochs`` × ⌈n / batch⌉ steps, each forward + backward ≈ 3 forward passes per example.
+    Full-batch L-BFGS (the convex recipe): at most ``max_iter`` iterations of at most 1.25 function evaluations each
+    (torch's default ``max_eval``), each a full-data forward + backward — an upper bound, as it stops at
+    ``grad_tol``.
+    """
+    if optimizer == "lbfgs":
+        evaluations = 1.25 * max(0, int(max_iter))
+        return evaluations * 3.0 * n * shape.flops, evaluations * max(1.0, math.ceil(n / EVAL_BATCH))
+    steps = float(epochs) * max(1, math.ceil(n / max(1, batch_size)))
+    return 3.0 * epochs * n * shape.flops, steps
+
+
+def evaluation_work(shape: ModelShape, *, n: int, models: int = 3) -> tuple[float, float]:
+    """``(flops, steps)`` of evaluating ``models`` models on ``n`` examples (the run card's metrics)."""
+    return models * float(n) * shape.flops, models * float(math.ceil(n / EVAL_BATCH))
+
+
+def estimate_training(shape: ModelShape, *, n_train: int, n_test: int, batch_size: int, epochs: int,
+                      optimizer: str = "adam", max_iter: int = 0, n_retain: int | None = None,
+                      retrain: bool = True) -> Estimate:
+    """Memory and work of loading the data, training the original and the retrained model, and the metrics.
 
     * data: the train and test images as float32, twice (the loaded tensors and the retain set's gathered copy);
     * parameters: :data:`PARAMETER_COPIES` copies of the parameter vector;
     * training (a stage): one mini-batch's activations, kept for the backward pass, and their gradients;
     * evaluation (a stage): :data:`EVAL_BATCH` examples' largest layer output, three alive at once;
-    * arithmetic: forward + backward ≈ 3 forward passes per example, for two trainings.
+    * work: :func:`training_work` of the original (``n_train``) and the retrained model (``n_retain``, default
+      ``n_train``), and :func:`evaluation_work` of three models on train and test.
     """
     data = 2.0 * FLOAT_BYTES * shape.input_numel * (n_train + n_test)
     params = float(PARAMETER_COPIES * FLOAT_BYTES * shape.num_params)
     train = 2.0 * FLOAT_BYTES * min(batch_size, n_train) * shape.activations
     evaluation = 3.0 * FLOAT_BYTES * min(EVAL_BATCH, max(n_train, n_test)) * shape.peak_activation
-    flops = 2.0 * epochs * n_train * 3.0 * shape.flops
-    return Estimate(memory={"data": data, "parameters": params},
-                    stages={"training activations": train, "evaluation activations": evaluation}, flops=flops)
+    estimate = Estimate(memory={"data": data, "parameters": params},
+                        stages={"training activations": train, "evaluation activations": evaluation})
+    recipe = {"batch_size": batch_size, "epochs": epochs, "optimizer": optimizer, "max_iter": max_iter}
+    if optimizer == "lbfgs":
+        estimate.caps.append("max_iter (L-BFGS stops at grad_tol)")
+    estimate.add_work("train", *training_work(shape, n=n_train, **recipe))
+    if retrain:
+        estimate.add_work("retrain", *training_work(shape, n=n_train if n_retain is None else n_retain, **recipe))
+    estimate.add_work("metrics", *evaluation_work(shape, n=n_train + n_test))
+    return estimate
 
 
 def estimate_lissa(shape: ModelShape, *, depth: int, reps: int, batch: int, requests: int = 1) -> Estimate:
-    """Memory and arithmetic of LiSSA (Agarwal, Bullins & Hazan 2017) as :func:`unlearn_core.curvature.lissa` runs it.
+    """Memory and work of LiSSA (Agarwal, Bullins & Hazan 2017) as :func:`unlearn_core.curvature.lissa` runs it.
 
     It draws all depth × reps × batch indices up front (int64) and gathers their labels (int64); each step holds one
     (reps × batch) input batch, its activations for the forward-over-reverse Hessian-vector product (≈ 3× a
     forward pass) and three (reps × p) iterates. Each HVP costs ≈ 6 forward passes; ``requests`` sequential
-    requests run it once each.
+    requests run it once each; each of the ``depth`` iterations is one step.
     """
     points = float(depth) * reps * batch
     indices = 2.0 * 8 * points
     batch_memory = FLOAT_BYTES * float(reps) * batch * (shape.input_numel + 3 * shape.activations)
     iterates = 3.0 * FLOAT_BYTES * reps * shape.num_params
-    return Estimate(stages={"LiSSA batch indices": indices + batch_memory + iterates},
-                    flops=6.0 * points * shape.flops * max(1, requests))
+    estimate = Estimate(stages={"LiSSA batch indices": indices + batch_memory + iterates})
+    return estimate.add_work("unlearn", 6.0 * points * shape.flops * max(1, requests), float(depth) * max(1, requests))
 
 
-def estimate_minibatch_method(shape: ModelShape, *, batch_size: int) -> Estimate:
-    """A method taking gradient steps on mini-batches of ``batch_size`` (fine-tuning, NegGrad, noisy fine-tuning)."""
-    return Estimate(stages={"method mini-batch activations": 2.0 * FLOAT_BYTES * batch_size * shape.activations})
+def hvp_work(shape: ModelShape, *, products: float, points: int, chunk: int = EVAL_BATCH) -> tuple[float, float]:
+    """``(flops, steps)`` of ``products`` Hessian-vector products over ``points`` examples each (≈ 6 forward passes
+    per example; a full-data product is ⌈points / chunk⌉ steps)."""
+    return 6.0 * products * points * shape.flops, products * max(1.0, math.ceil(points / chunk))
+
+
+def estimate_minibatch_method(shape: ModelShape, *, batch_size: int, n: int = 0, epochs: float = 0,
+                              steps: float | None = None) -> Estimate:
+    """A method taking gradient steps on mini-batches of ``batch_size`` (fine-tuning, NegGrad, noisy fine-tuning):
+    the batch's activations, and — given ``epochs`` over ``n`` examples, or a number of ``steps`` — its work."""
+    estimate = Estimate(stages={"method mini-batch activations": 2.0 * FLOAT_BYTES * batch_size * shape.activations})
+    if steps is None and n and epochs:  # every example once per epoch, the last batch partial
+        estimate.add_work("unlearn", 3.0 * float(epochs) * n * shape.flops,
+                          float(epochs) * max(1, math.ceil(n / max(1, batch_size))))
+    elif steps:
+        estimate.add_work("unlearn", 3.0 * steps * min(batch_size, n or batch_size) * shape.flops, steps)
+    return estimate
 
 
 def memory_limit(device: Any = None) -> tuple[float, str]:
@@ -248,6 +339,57 @@ def check_train_limits(train: Any) -> None:
         check_float("norm_bound", train.norm_bound, low=NORM_BOUND_RANGE[0], high=NORM_BOUND_RANGE[1])
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the system has one, else the CPU count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def check_workers(workers: Any, *, cores: int | None = None) -> int:
+    """Local worker processes (``--workers``, ``UNLEARN_WORKERS``): an integer in [1, the usable cores].
+
+    Why the cores: each worker is a process with its own torch and its own copy of the data; on a 2-core machine a
+    third only competes with the other two (and ``--workers 1000000`` made loky start a million processes at once).
+    A Ray cluster's CPUs are the cluster's business, not this machine's: only local executors are checked.
+    """
+    cores = usable_cores() if cores is None else cores
+    return check_int("workers", workers, low=1, high=cores,
+                     why=f"this machine has {cores} usable core{'s' if cores != 1 else ''}; more local workers only "
+                         "compete for them")
+
+
+def max_run_seconds() -> tuple[float, str]:
+    """The longest estimated run accepted, and how it was chosen (:data:`MAX_RUN_HOURS`; ``UNLEARN_MAX_HOURS``)."""
+    text = os.environ.get(MAX_RUN_HOURS_ENV, "").strip()
+    if not text:
+        return MAX_RUN_HOURS * 3600.0, f"{MAX_RUN_HOURS_ENV} overrides"
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = math.nan
+    if not (math.isfinite(hours) and hours > 0):
+        raise ConfigError(f"{MAX_RUN_HOURS_ENV}={abbreviate(text)} is not valid: expected a number of hours > 0")
+    return hours * 3600.0, MAX_RUN_HOURS_ENV
+
+
+def reference_seconds(estimate: Estimate, device: Any = None) -> dict[str, float]:
+    """Seconds per stage of ``estimate`` at :data:`REFERENCE_SPEED` for the device's type."""
+    rate, step = REFERENCE_SPEED.get(getattr(device, "type", str(device or "cpu")), REFERENCE_SPEED["cpu"])
+    parts = {stage: flops / rate + steps * step for stage, (flops, steps) in estimate.work.items()}
+    unassigned = estimate.flops - sum(f for f, _ in estimate.work.values())
+    if unassigned > 0:
+        parts["other"] = unassigned / rate
+    return parts
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:,.0f} days"
+    return f"{seconds / 3600:.3g} h"
+
+
 def refuse_over_limits(estimate: Estimate, *, what: str, device: Any = None) -> Estimate:
     """``estimate`` when it fits :func:`memory_limit` and :data:`MAX_FLOPS`, else a one-line :class:`ConfigError`.
 
@@ -255,7 +397,8 @@ def refuse_over_limits(estimate: Estimate, *, what: str, device: Any = None) -> 
 
     Raises:
         ConfigError: ``the run (model=cnn width=... ) needs an estimated 720 GB of memory (largest part: ...), above
-            the limit 18.9 GB (80% of this machine's 23.6 GB; ...)``.
+            the limit 18.9 GB (80% of this machine's 23.6 GB; ...)``; or its arithmetic above :data:`MAX_FLOPS`; or
+            its time at :data:`REFERENCE_SPEED` above :func:`max_run_seconds` (a week).
     """
     limit, how = memory_limit(device)
     if estimate.memory_bytes > limit:
@@ -264,4 +407,14 @@ def refuse_over_limits(estimate: Estimate, *, what: str, device: Any = None) -> 
     if estimate.flops > MAX_FLOPS:
         raise ConfigError(f"{what} needs an estimated {estimate.flops:.2g} floating-point operations, above the limit "
                           f"{MAX_FLOPS:.0e} (hours on a large GPU, months on a CPU)")
+    parts = reference_seconds(estimate, device)
+    total = sum(parts.values())
+    limit_s, how_s = max_run_seconds()
+    if total > limit_s:
+        stage = max(parts, key=parts.__getitem__)
+        kind = getattr(device, "type", str(device or "cpu"))
+        raise ConfigError(f"{what} needs an estimated {estimate.flops:.2g} floating-point operations in "
+                          f"{estimate.steps:,.0f} steps, about {_duration(total)} even on a fast {kind.upper()} "
+                          f"(largest part: {stage}, {_duration(parts[stage])}), above the limit of "
+                          f"{_duration(limit_s)} ({how_s})")
     return estimate

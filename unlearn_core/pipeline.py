@@ -36,6 +36,7 @@ from unlearn_core.device import describe_device, resolve_device
 from unlearn_core.evaluation import param_distance, split_metrics
 from unlearn_core.forget import check_forget_spec, select_forget
 from unlearn_core.models import build_model, get_model_info, has_batchnorm
+from unlearn_core.paths import check_cache_dir, check_data_dir
 from unlearn_core.preflight import check_estimate, check_run_config
 from unlearn_core.privacy.noise import release_record
 from unlearn_core.progress import ProgressCallback
@@ -47,7 +48,9 @@ from unlearn_core.unlearners import UnlearnContext, UnlearnResult, get_unlearner
 def validate_config(config: RunConfig) -> dict[str, Any]:
     """Check every name and value that can be checked without data; return the method's resolved params.
 
-    Names (dataset, model, method, device), the forget spec against the dataset's classes and size, every
+    Names (dataset, model, method, device), the data and cache directories (an empty one, a cache that is a file,
+    read-only or under /proc: :func:`unlearn_core.paths.check_cache_dir`), the forget spec against the dataset's
+    classes and size, every
     number against its bound, and the run's estimated memory and arithmetic against the machine
     (:func:`unlearn_core.preflight.check_run_config`). The model is only ever built on the ``meta`` device here,
     so even an absurd width costs nothing.
@@ -60,6 +63,9 @@ def validate_config(config: RunConfig) -> dict[str, Any]:
     """
     info = get_dataset_info(config.dataset)
     get_model_info(config.model)
+    check_data_dir(config.data_dir)
+    if config.use_cache:  # a cache that cannot hold files failed after the data had loaded (a traceback)
+        check_cache_dir(config.cache_dir)
     check_forget_spec(config.forget, num_classes=info.num_classes, n_train=info.n_train, dataset=info.name)
     config.train.validate()
     device = resolve_device(config.device)
@@ -97,6 +103,8 @@ class Prepared:
     timing_s: dict[str, float | None]
     cached: dict[str, bool]
     train_summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: One line per thing the model cache discarded or declined to store (:attr:`unlearn_core.cache.ModelCache.notes`).
+    notes: list[str] = field(default_factory=list)
 
     def model_factory(self, seed_offset: int = 0) -> nn.Module:
         """A fresh initialisation; offset 0 is the one the original and the retrained models started from."""
@@ -236,7 +244,30 @@ def prepare(
         retrained.eval()
         prep.retrained, prep.timing_s["retrain"], prep.cached["retrained"] = retrained, meta.get("time_s"), hit
         prep.train_summaries["retrained"] = _summary_from_meta(meta)
+    prep.notes = list(cache.notes) if cache is not None else []
     return prep
+
+
+def cached_stages(config: RunConfig) -> dict[str, bool]:
+    """Which of ``config``'s trained models are in the model cache already (``{"train": …, "retrain": …}``): a time
+    estimate before Run counts those stages as nothing. Trains nothing; the retrained model's key needs the forget
+    set, so the labels are loaded (memoised per process)."""
+    if not config.use_cache:
+        return {"train": False, "retrain": False}
+    device = resolve_device(config.device)
+    cache = ModelCache(config.cache_dir)
+    train_config = resolve_train_config(dataclasses.replace(config.train, seed=config.seed),
+                                        convex=get_model_info(config.model).convex)
+    found = {"train": cache.path(_model_key(config, train_config, device, kind="original")).is_file(),
+             "retrain": False}
+    if config.compute_retrained:
+        data = load_dataset(config.dataset, data_dir=config.data_dir, download=False, device="cpu",
+                            split_seed=config.split_seed)
+        forget_idx, _ = select_forget(config.forget, data.y_train, seed=config.forget_seed,
+                                      num_classes=data.num_classes)
+        key = _model_key(config, train_config, device, kind="retrained", forget=_index_digest(forget_idx))
+        found["retrain"] = cache.path(key).is_file()
+    return found
 
 
 @dataclass
@@ -345,10 +376,11 @@ def run_method(
         "certificate": result.certificate.to_dict() if result.certificate is not None else None,
         "release": release_record(reproducible=ctx.reproducible),
         "diagnostics": result.diagnostics.to_dict(),
-        "warnings": (
-            ["the model has BatchNorm buffers, which no certificate covers (use norm=group or none)"]
-            if has_batchnorm(prepared.original) else []
-        ),
+        "warnings": [
+            *(["the model has BatchNorm buffers, which no certificate covers (use norm=group or none)"]
+              if has_batchnorm(prepared.original) else []),
+            *prepared.notes,
+        ],
         "versions": versions(),
         "device": describe_device(prepared.device),
     }

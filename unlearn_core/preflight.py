@@ -8,6 +8,7 @@ functions of :mod:`unlearn_core.limits`, which hold the numbers.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,20 +30,57 @@ def config_shape(config: RunConfig, info: DatasetInfo | None = None) -> ModelSha
                        hidden=tuple(config.hidden), norm=config.norm, width=config.width)
 
 
+def forget_count(spec: str, info: DatasetInfo) -> int:
+    """How many training points a forget spec removes, known without the labels (a class's share is taken as
+    ``n_train / num_classes``): what the retrained model's and the methods' work depend on."""
+    from unlearn_core.forget import parse_forget_spec
+
+    parsed = parse_forget_spec(spec)
+    n = info.n_train
+    if parsed.kind == "random":
+        count = parsed.count if parsed.count is not None else round((parsed.fraction or 0.0) * n)
+    elif parsed.kind == "class":
+        count = round(n * len(parsed.classes) / max(1, info.num_classes))
+    elif parsed.kind == "class-fraction":
+        count = round(n / max(1, info.num_classes) * (parsed.fraction or 0.0))
+    else:
+        count = len(parsed.indices)
+    return int(min(max(count, 1), max(1, n - 1)))
+
+
+def method_estimate(unlearner: Unlearner, params: Mapping[str, Any], *, shape: ModelShape, n_train: int,
+                    n_forget: int, train: Any) -> Estimate | None:
+    """The method's own :meth:`~unlearn_core.unlearners.base.Unlearner.work_estimate`, given what it accepts of
+    the forget set's size and the training recipe (a method written before those keywords existed still works)."""
+    fn = unlearner.work_estimate
+    try:
+        accepted = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        accepted = {}
+    extra = {"n_forget": n_forget, "train": train}
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        extra = {k: v for k, v in extra.items() if k in accepted}
+    return fn(dict(params), shape=shape, n_train=n_train, **extra)
+
+
 def estimate_run(config: RunConfig, unlearner: Unlearner, params: Mapping[str, Any],
                  shape: ModelShape | None = None) -> Estimate:
-    """The whole run's estimate: data, training (original and retrained), then the method's own stage."""
+    """The whole run's estimate: data, training (original and retrained, with the recipe as it will run: L-BFGS
+    for a convex model on ``auto``), the method's own work, and the metrics."""
+    from unlearn_core.models import get_model_info
+    from unlearn_core.training import resolve_train_config
+
     info = get_dataset_info(config.dataset)
     if shape is None:
         shape = config_shape(config, info)
+    train = resolve_train_config(config.train, convex=get_model_info(config.model).convex)
+    n_forget = forget_count(config.forget, info)
     total = limits.estimate_training(shape, n_train=info.n_train, n_test=info.n_test,
-                                     batch_size=config.train.batch_size, epochs=config.train.epochs)
-    method = unlearner.work_estimate(dict(params), shape=shape, n_train=info.n_train)
-    if method is not None:
-        total.memory.update(method.memory)
-        total.stages.update(method.stages)
-        total.flops += method.flops
-    return total
+                                     batch_size=train.batch_size, epochs=train.epochs, optimizer=train.optimizer,
+                                     max_iter=train.max_iter, n_retain=info.n_train - n_forget,
+                                     retrain=config.compute_retrained)
+    return total.merge(method_estimate(unlearner, params, shape=shape, n_train=info.n_train, n_forget=n_forget,
+                                       train=train))
 
 
 def check_run_config(config: RunConfig, unlearner: Unlearner, params: Mapping[str, Any], *,

@@ -12,10 +12,12 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unlearn_core.cli.parser import config_from_args
-from unlearn_core.pipeline import RunConfig
+
+if TYPE_CHECKING:  # listing commands and --help never import the engine (torch)
+    from unlearn_core.pipeline import RunConfig
 
 
 class TqdmProgress:
@@ -87,41 +89,63 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_models(args: argparse.Namespace) -> int:
+def models_text(as_json: bool = False) -> str:
+    """``models``: one line per model of the registry."""
     from unlearn_core.models import MODELS
 
-    for info in MODELS.values():
-        print(f"  {info.name:<9} norm default: {info.default_norm:<6} {info.description}")
+    return "\n".join(f"  {info.name:<9} norm default: {info.default_norm:<6} {info.description}"
+                     for info in MODELS.values())
+
+
+def config_text(as_json: bool = False) -> str:
+    """``config``: the run configuration's schema (:func:`unlearn_core.settings.run_settings`): every field, its
+    type, default, range, help, level, CLI flag, URL key and widget."""
+    from unlearn_core.settings import run_settings
+
+    settings = run_settings()
+    if as_json:
+        return json.dumps({"settings": [s.to_json() for s in settings]}, indent=2)
+    lines = []
+    for s in settings:
+        flag = s.cli or "(no flag)"
+        url = f"?{s.url}=" if s.url else "(not in the URL)"
+        lines.append(f"{'.'.join((*s.path, s.name)):<20} {flag:<16} {url:<16} [{s.level}] {s.help}")
+    return "\n".join(lines)
+
+
+def methods_text(as_json: bool = False) -> str:
+    """``methods``: every unlearner, its family, summary and hyperparameters (``--json``: their schemas)."""
+    from unlearn_core.unlearners import list_unlearners
+
+    methods = list_unlearners()
+    if as_json:
+        return json.dumps({"methods": [cls.describe() for cls in methods]}, indent=2)
+    lines = []
+    for cls in methods:
+        lines.append(f"{cls.name:<20} [{cls.family}] {cls.summary}")
+        for p in cls.schema:
+            lines.append(f"    --set {p.name}={p.default!s:<10} {p.allowed():<32} {p.help}")
+    return "\n".join(lines)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from unlearn_core.cli.listing import listing
+
+    print(listing("models", False, models_text))
     return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    """The run configuration's schema (:func:`unlearn_core.settings.run_settings`): every field, its type, default,
-    range, help, level, CLI flag, URL key and widget."""
-    from unlearn_core.settings import run_settings
+    from unlearn_core.cli.listing import listing
 
-    settings = run_settings()
-    if args.json:
-        print(json.dumps({"settings": [s.to_json() for s in settings]}, indent=2))
-        return 0
-    for s in settings:
-        flag = s.cli or "(no flag)"
-        url = f"?{s.url}=" if s.url else "(not in the URL)"
-        print(f"{'.'.join((*s.path, s.name)):<20} {flag:<16} {url:<16} [{s.level}] {s.help}")
+    print(listing("config", args.json, config_text))
     return 0
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from unlearn_core.unlearners import list_unlearners
+    from unlearn_core.cli.listing import listing
 
-    methods = list_unlearners()
-    if args.json:
-        print(json.dumps({"methods": [cls.describe() for cls in methods]}, indent=2))
-        return 0
-    for cls in methods:
-        print(f"{cls.name:<20} [{cls.family}] {cls.summary}")
-        for p in cls.schema:
-            print(f"    --set {p.name}={p.default!s:<10} {p.allowed():<32} {p.help}")
+    print(listing("methods", args.json, methods_text))
     return 0
 
 
@@ -145,6 +169,8 @@ def _print_summary(card: dict[str, Any]) -> None:
     from unlearn_core.certificate import certificate_from_card
     from unlearn_core.verdict import verdict_from_card
 
+    for warning in card.get("warnings") or []:
+        print(f"warning: {warning}", file=sys.stderr)
     verdict = verdict_from_card(card)
     if verdict is not None:  # first: the result in words (unlearn_core.verdict), then the numbers behind it
         print(f"verdict: {verdict.headline}")
@@ -185,11 +211,30 @@ def _start(config: RunConfig, args: argparse.Namespace) -> TqdmProgress:
     from unlearn_core.paths import check_output_file
     from unlearn_core.pipeline import validate_config
 
-    validate_config(config)
-    if args.json:
+    params = validate_config(config)
+    if args.json is not None:  # '' too: it used to mean "no card" and exit 0
         check_output_file(args.json)
     set_threads(config)
+    if not args.quiet:
+        print(f"estimate: {run_estimate_line(config, params)}", file=sys.stderr)
     return TqdmProgress(not args.quiet)
+
+
+def run_estimate_line(config: RunConfig, params: dict[str, Any]) -> str:
+    """The run's work (:func:`unlearn_core.preflight.estimate_run`) as a time on this device, the models already
+    in the cache counting nothing (:func:`unlearn_core.pipeline.cached_stages`)."""
+    try:
+        from unlearn_core.device import resolve_device
+        from unlearn_core.device_time import calibrate, describe_estimate, stage_seconds
+        from unlearn_core.pipeline import cached_stages
+        from unlearn_core.preflight import estimate_run
+        from unlearn_core.unlearners import get_unlearner
+
+        estimate = estimate_run(config, get_unlearner(config.method), params)
+        seconds = stage_seconds(estimate, calibrate(resolve_device(config.device)), cached=cached_stages(config))
+        return describe_estimate(seconds, caps=bool(estimate.caps))
+    except Exception as exc:  # a measurement must never stop a run
+        return f"unavailable ({type(exc).__name__}: {str(exc)[:80]})"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -218,12 +263,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         "versions": versions(),
         "device": describe_device(prepared.device),
     }
+    for note in prepared.notes:
+        print(f"warning: {note}", file=sys.stderr)
     cached = " (from the cache)" if prepared.cached["original"] else ""
     print(f"original model: acc_train {acc_train:.4f}, acc_test {acc_test:.4f}; "
           f"trained in {prepared.timing_s['train'] or 0:.2f}s{cached}; device {describe_device(prepared.device)}")
     for line in training_lines(card["training"]):
         print(line)
-    if args.json:
+    if args.json is not None:
         write_json_atomic(args.json, card)
     return 0
 
@@ -239,7 +286,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     _print_summary(result.card)
-    if args.json:
+    if args.json is not None:
         write_json_atomic(args.json, result.card)
         print(f"run card written to {args.json}")
     return 0

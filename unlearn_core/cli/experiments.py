@@ -2,7 +2,9 @@
 
 Each subcommand builds a :class:`~unlearn_core.pipeline.RunConfig` from the shared flags, runs one function of
 :mod:`unlearn_core.experiments`, prints the seed-averaged summary and writes ``<out>/<name>.csv`` (the tidy rows),
-``<out>/<name>.json`` (configuration, rows, summary, versions) and, with ``--html``, one HTML file per figure.
+``<out>/<name>.json`` (configuration, rows, summary, versions) and, with ``--html``, ``<out>/<name>.html`` (a
+self-contained report with every figure; it opens offline). Every output is checked before any work and written
+all or none.
 Bad input raises :class:`~unlearn_core.errors.ConfigError` before anything is trained; :func:`unlearn_core.cli.main`
 prints it as
 one line and exits with status 2.
@@ -19,13 +21,14 @@ ETA. Only this process writes the output files.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from unlearn_core.cli.commands import set_threads
 from unlearn_core.cli.parser import OneLineParser, add_config_arguments, config_from_args, parse_sets
-from unlearn_core.errors import ConfigError
+from unlearn_core.errors import ConfigError, abbreviate
 
 
 def _csv(text: str, cast: Any, what: str) -> list:
@@ -65,13 +68,15 @@ def _method_sets(items: list[str], methods: list[str]) -> dict[str, dict[str, st
     return out
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    add_config_arguments(p, method=False)
+def _common(p: argparse.ArgumentParser, full: bool = True) -> None:
+    if full:
+        add_config_arguments(p, method=False)
     e = p.add_argument_group("experiment")
     e.add_argument("--seeds", type=_ints, default=[0], help="comma-separated seeds, e.g. 0,1,2 (default 0)")
     e.add_argument("--out", default="experiments", help="output directory for CSV/JSON (default ./experiments)")
     e.add_argument("--name", default=None, help="file name stem (default: the experiment's name)")
-    e.add_argument("--html", action="store_true", help="also write each figure as a standalone HTML file")
+    e.add_argument("--html", action="store_true", help="also write <name>.html: a self-contained report with every "
+                   "figure (opens offline)")
     e.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     x = p.add_argument_group("execution (where the experiment's independent cells run)")
     x.add_argument("--executor", default="serial", help="serial (default), processes (local worker processes) or "
@@ -86,13 +91,14 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "workers; serial leaves torch's setting)")
 
 
-def add_experiment_commands(subparsers: Any) -> None:
-    """Add ``experiment`` with its seven subcommands to the CLI's subparsers."""
+def add_experiment_commands(subparsers: Any, *, full: Any = lambda kind: True) -> None:
+    """Add ``experiment`` with its seven subcommands to the CLI's subparsers; ``full(kind)`` says whether a
+    subcommand gets its schema-generated flags (only the one being run needs them: they import the engine)."""
     exp = subparsers.add_parser("experiment", help="run a paper experiment over seeds and write CSV/JSON")
     sub = exp.add_subparsers(dest="experiment", required=True, parser_class=OneLineParser)
 
     p = sub.add_parser("compare", help="methods vs retraining: accuracy, distance, MIA, relearn time, wall time")
-    _common(p)
+    _common(p, full("compare"))
     p.add_argument("--methods", type=_names, default=["certified_newton", "finetune"],
                    help="comma-separated method names (default certified_newton,finetune)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.NAME=VALUE",
@@ -103,7 +109,7 @@ def add_experiment_commands(subparsers: Any) -> None:
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("sequential", help="k removal requests in a row (Zhang et al. Fig. 3)")
-    _common(p)
+    _common(p, full("sequential"))
     p.add_argument("--method", default="certified_newton", help="a method with a 'requests' hyperparameter")
     p.add_argument("--requests", type=int, default=10, help="number of requests k (default 10)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
@@ -112,7 +118,7 @@ def add_experiment_commands(subparsers: Any) -> None:
     p.set_defaults(func=cmd_sequential)
 
     p = sub.add_parser("sensitivity", help="sweep one numeric hyperparameter (Zhang et al. Fig. 4)")
-    _common(p)
+    _common(p, full("sensitivity"))
     p.add_argument("--method", default="certified_newton")
     p.add_argument("--param", default="lam", help="the hyperparameter to sweep (default lam)")
     p.add_argument("--values", type=_floats, default=[1e-3, 1e-2, 1e-1, 1.0], help="comma-separated values")
@@ -121,7 +127,7 @@ def add_experiment_commands(subparsers: Any) -> None:
     p.set_defaults(func=cmd_sensitivity)
 
     p = sub.add_parser("budget", help="accuracy vs unlearning budget in epochs (Koloskova et al. Fig. 1)")
-    _common(p)
+    _common(p, full("budget"))
     p.add_argument("--methods", type=_names, default=["noisy_finetune"], help="methods (retrain is always added)")
     p.add_argument("--budgets", type=_ints, default=[1, 2, 5, 10], help="comma-separated epoch budgets")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.NAME=VALUE")
@@ -129,7 +135,7 @@ def add_experiment_commands(subparsers: Any) -> None:
 
     p = sub.add_parser("audit", help="every certified method: empirical lower bound on ε vs the certified (ε, δ), "
                                      "per-example ε and LiRA, from many runs of the unlearner and the noisy retrain")
-    _common(p)
+    _common(p, full("audit"))
     p.add_argument("--methods", type=_names, default=None,
                    help="certified methods to audit (default: every certified method of the registry)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.NAME=VALUE")
@@ -144,7 +150,7 @@ def add_experiment_commands(subparsers: Any) -> None:
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("forget-size", help="cost, accuracy and the certificate as the forget set grows")
-    _common(p)
+    _common(p, full("forget-size"))
     p.add_argument("--methods", type=_names, default=["certified_newton", "noisy_finetune"],
                    help="comma-separated method names (default certified_newton,noisy_finetune)")
     p.add_argument("--sizes", type=_floats, default=[10, 50, 100, 200],
@@ -153,7 +159,7 @@ def add_experiment_commands(subparsers: Any) -> None:
     p.set_defaults(func=cmd_forget_size)
 
     p = sub.add_parser("frontier", help="privacy–utility frontier: each certified method's accuracy against ε")
-    _common(p)
+    _common(p, full("frontier"))
     p.add_argument("--methods", type=_names, default=None,
                    help="certified methods with an epsilon (default: every registered one)")
     p.add_argument("--epsilons", type=_floats, default=[0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
@@ -166,9 +172,16 @@ def add_experiment_commands(subparsers: Any) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _outputs(args: argparse.Namespace, out: Path) -> list[Path]:
+    """Every file the command will write: ``<out>/<stem>.csv``, ``.json`` and, with ``--html``, ``.html``."""
+    stem = args.name or args.experiment.replace("-", "_")
+    return [out / f"{stem}.{ext}" for ext in ("csv", "json", *(("html",) if args.html else ()))]
+
+
 def _base(args: argparse.Namespace):
-    """The validated base configuration; the experiment's own arguments and output paths are checked here too,
-    so that a bad one costs nothing (issue 15: ``--requests 1000`` and ``--trials 0`` were refused after training)."""
+    """The validated base configuration; the experiment's own arguments and every output path are checked here too,
+    so that a bad one costs nothing (issue 15: ``--requests 1000`` and ``--trials 0`` were refused after training;
+    issue 24: an output that was a directory, or a 300-character ``--name``, failed after all the work)."""
     from unlearn_core.experiment_options import check_experiment_options
     from unlearn_core.paths import check_output_dir, check_output_file
     from unlearn_core.pipeline import validate_config
@@ -177,12 +190,24 @@ def _base(args: argparse.Namespace):
     validate_config(config)
     name = args.name
     if name is not None and (not name.strip() or Path(name).name != name or name in (".", "..")):
-        raise ConfigError(f"--name {args.name!r} is not valid: expected a file name stem without '/', e.g. run1")
+        raise ConfigError(f"--name {abbreviate(args.name)} is not valid: expected a file name stem without '/', "
+                          "e.g. run1")
     out = check_output_dir(args.out)
-    check_output_file(out / f"{args.name or args.experiment}.json", flag="--out")
+    for path in _outputs(args, out):
+        check_output_file(path, flag="--out/--name")
+    check_workers(args)
     check_experiment_options(args.experiment, config, vars(args), runs=_runs(args))
     set_threads(config)
     return config
+
+
+def check_workers(args: argparse.Namespace) -> None:
+    """``--workers`` at most the cores of this machine for the local executors (:func:`limits.check_workers`):
+    ``--workers 1000000`` started a million loky processes at once."""
+    from unlearn_core.limits import check_workers as check
+
+    if args.workers is not None and not (args.executor == "ray" and (args.address or os.environ.get("RAY_ADDRESS"))):
+        check(args.workers)
 
 
 def _runs(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
@@ -219,6 +244,19 @@ def _executor(args: argparse.Namespace):
                         gpus_per_cell=args.gpus_per_cell, threads_per_cell=args.threads_per_cell)
 
 
+def estimate_line(estimate: Any, base: Any) -> str:
+    """The estimate as a time on this device (:mod:`unlearn_core.device_time`), or its work where it cannot be
+    measured."""
+    try:
+        from unlearn_core.device import resolve_device
+        from unlearn_core.device_time import calibrate, describe_estimate, stage_seconds
+
+        seconds = stage_seconds(estimate, calibrate(resolve_device(base.device)))
+        return describe_estimate(seconds, caps=bool(estimate.caps))
+    except Exception as exc:  # a measurement must never stop a run
+        return f"{estimate.flops:.3g} floating-point operations in {estimate.steps:,.0f} steps (no time: {exc})"
+
+
 class CellProgress:
     """One stderr line per finished cell (at most about one a second): phase, cells done / total, rate, ETA."""
 
@@ -250,7 +288,17 @@ def _progress(args: argparse.Namespace) -> CellProgress | None:
 
 
 def _run(args: argparse.Namespace, fn: Any, *fn_args: Any, **kwargs: Any) -> Any:
-    """Call an experiment on the chosen executor (validated first), closing what the executor started."""
+    """Call an experiment on the chosen executor (validated first), closing what the executor started.
+
+    Before any work, the whole experiment's work is estimated (every cell's training and method), refused when far
+    beyond the limits, and — unless ``--quiet`` — said as a time on this device."""
+    from unlearn_core.experiment_options import check_experiment_estimate
+
+    base = fn_args[0]
+    options = {**kwargs, **({"methods": fn_args[1]} if len(fn_args) > 1 else {})}
+    estimate = check_experiment_estimate(fn.__name__, base, **options)
+    if not args.quiet:
+        print(f"estimate: {estimate_line(estimate, base)}", file=sys.stderr)
     executor = _executor(args)
     if not args.quiet:
         print(f"executor: {executor.describe()}", file=sys.stderr)
@@ -263,29 +311,32 @@ def _run(args: argparse.Namespace, fn: Any, *fn_args: Any, **kwargs: Any) -> Any
 def _write(
     args: argparse.Namespace, name: str, df: Any, *, base: Any, by: list[str], extra: dict[str, Any]
 ) -> None:
-    """Print the summary; write CSV, JSON and (optionally) HTML figures. ``base``: the command's validated config."""
+    """Print the summary; write CSV, JSON and (optionally) a self-contained HTML report, all or none
+    (:func:`unlearn_core.jsonio.write_files_atomic`). ``base``: the command's validated config."""
     import pandas as pd
 
+    from unlearn_core import report
     from unlearn_core.experiments import summarize
-    from unlearn_core.jsonio import write_json_atomic
+    from unlearn_core.jsonio import json_text, write_files_atomic
     from unlearn_core.pipeline import versions
     from unlearn_core.plots import experiment_figures
 
     summary = summarize(df, by=by) if len(df) else pd.DataFrame()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = args.name or name
-    df.to_csv(out / f"{stem}.csv", index=False)
-    write_json_atomic(out / f"{stem}.json", {
+    paths = _outputs(args, Path(args.out).expanduser())
+    payload = {
         "experiment": name, "config": base.to_json(), "seeds": args.seeds, **extra,
         "rows": df.to_dict(orient="records"), "summary": summary.to_dict(orient="records"), "versions": versions(),
-    })
-    written = [out / f"{stem}.csv", out / f"{stem}.json"]
-    if args.html and len(df):
-        for title, fig in experiment_figures(name, df).items():
-            path = out / f"{stem}_{title.lower().replace(' ', '_')}.html"
-            fig.write_html(path, include_plotlyjs="cdn")
-            written.append(path)
+    }
+    files: dict[Path, str] = {paths[0]: df.to_csv(index=False), paths[1]: json_text(payload)}
+    if args.html:
+        figures = experiment_figures(name, df) if len(df) else {}
+        sections = [("Configuration", report.json_block({k: v for k, v in payload.items()
+                                                           if k not in ("rows", "summary")})),
+                    ("Summary over seeds", summary.to_html(index=False, na_rep="—") if len(summary) else
+                     "<p>(no rows)</p>")]
+        files[paths[2]] = report.html_document(f"unlearn-explorer: experiment {name} ({paths[0].stem})", sections,
+                                               figures, tail=[("Rows", df.to_html(index=False, na_rep="—"))])
+    written = write_files_atomic(files)
     cols = [c for c in summary.columns if c.endswith("_mean") and any(
         k in c for k in ("acc_", "dist_to_retrained", "mia_loss_auc", "time_s", "delta_bound", "epsilon", "grad_norm",
                          "lira", "approx_error"))]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from unlearn_core import settings as run_schema
 from unlearn_core.config import CLI_GROUPS, Setting, build
 from unlearn_core.errors import ConfigError
-from unlearn_core.pipeline import RunConfig
-from unlearn_core.settings import run_settings
+
+if TYPE_CHECKING:  # the schema imports the engine (torch): only the commands that run it load it
+    from unlearn_core.pipeline import RunConfig
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -78,6 +78,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, method: bool = True
     """The flags that make a :class:`~unlearn_core.pipeline.RunConfig` (shared by ``train``, ``run``, experiments),
     one per setting with a ``cli`` flag, in :data:`~unlearn_core.config.CLI_GROUPS`; ``method=False`` leaves out
     the "unlearning" group (``--method``, ``--set``)."""
+    from unlearn_core.settings import run_settings
+
     settings = [s for s in run_settings() if s.cli is not None or s.name == "params"]
     for title in CLI_GROUPS:
         if title == CLI_GROUPS[3] and not method:
@@ -107,6 +109,9 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
 def config_from_args(args: argparse.Namespace, *, method: str | None = None,
                      params: dict[str, Any] | None = None) -> RunConfig:
     """Build a :class:`~unlearn_core.pipeline.RunConfig` from parsed flags (every setting with a flag)."""
+    from unlearn_core import settings as run_schema
+    from unlearn_core.settings import run_settings
+
     values = {s.name: getattr(args, s.name) for s in run_settings() if s.cli is not None and hasattr(args, s.name)}
     values["method"] = method if method is not None else getattr(args, "method", "retrain")
     values["params"] = params if params is not None else parse_sets(getattr(args, "sets", []))

@@ -17,7 +17,7 @@ from unlearn_core.executors import Executor
 from unlearn_core.pipeline import RunConfig, RunResult
 from unlearn_core.progress import Cancelled
 from unlearn_core.service.jobs import WorkerFn
-from unlearn_core.service.runstore import RunStore
+from unlearn_core.service.runstore import RunStore, RunStoreError
 
 
 def _optional_mia(result: RunResult) -> dict[str, Any] | None:
@@ -45,6 +45,19 @@ def _fit_threads(config: RunConfig) -> None:
     torch.set_num_threads(max(1, min(torch.get_num_threads(), threads_for(config))))
 
 
+def save_or_warn(store: RunStore, card: dict[str, Any], **kwargs: Any) -> str | None:
+    """Store a finished run; when the store cannot be written, keep the result anyway and say so in the card.
+
+    Why: a broken or locked ``runs.sqlite`` made Run on Explore fail after all its work. The run's result does not
+    depend on the history, so it is shown, with one warning line (the store's error: path, why, what to do).
+    """
+    try:
+        return store.save(card, **kwargs)
+    except RunStoreError as exc:
+        card.setdefault("warnings", []).append(f"not saved to the run history: {exc}")
+        return None
+
+
 def run_task(config: RunConfig, *, key: str, store: RunStore | None = None, kind: str = "explore",
              validated: bool = False) -> WorkerFn:
     """A worker for one run: :func:`unlearn_core.pipeline.run`, MIA when available, saved to the run store.
@@ -70,7 +83,7 @@ def run_task(config: RunConfig, *, key: str, store: RunStore | None = None, kind
         card = to_jsonable(card)
         run_id = None
         if store is not None:  # the weights live in the store only; the page downloads them from there
-            run_id = store.save(card, config_hash=key, kind=kind, weights=state_dict_bytes(result.unlearned))
+            run_id = save_or_warn(store, card, config_hash=key, kind=kind, weights=state_dict_bytes(result.unlearned))
         return {"card": card, "run_id": run_id}
 
     return work
@@ -147,7 +160,8 @@ def experiment_task(
         df = getattr(experiments, kind)(base, seeds=seeds, progress=forward, cancel=cancel, executor=executor,
                                         **options)
         card = experiment_card(kind, base, df, seeds=seeds, options=options, label=label or kind)
-        run_id = store.save(card, config_hash=key, kind=kind, label=label or kind) if store is not None else None
+        run_id = (save_or_warn(store, card, config_hash=key, kind=kind, label=label or kind) if store is not None
+                  else None)
         return {"kind": kind, "table": df, "card": card, "run_id": run_id}
 
     return work

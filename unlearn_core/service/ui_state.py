@@ -15,7 +15,7 @@ This module does not import streamlit, so it is unit-tested directly.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from unlearn_core import settings as run_schema
@@ -32,6 +32,7 @@ from unlearn_core.data import DATASETS
 from unlearn_core.errors import ConfigError, abbreviate
 from unlearn_core.forget import check_forget_spec
 from unlearn_core.pipeline import RunConfig
+from unlearn_core.service.text import one_line
 from unlearn_core.settings import run_settings
 from unlearn_core.training import CONVEX_GRAD_TOL, TrainConfig
 from unlearn_core.unlearners import get_unlearner, list_unlearners, resolve_params
@@ -158,21 +159,20 @@ def from_query(
                             f"using the default {method}")
     params: dict[str, Any] = dict(base.params) if method == base.method else {}
     schema = {p.name: p for p in get_unlearner(method).schema}
+    unknown: list[str] = []
     for key, text in raw.items():
         if not key.startswith(PARAM_PREFIX) or _method_param_key(key) is not None:
             continue  # p.<method>.<name> belongs to the Compare page (method_params_from_query)
         name = key[len(PARAM_PREFIX):]
         if name not in schema:
-            allowed = ", ".join(schema) or "(none)"
-            warnings.append(
-                f"{abbreviate(key)}={abbreviate(text)} is not a hyperparameter of {method}: allowed names are "
-                f"{allowed} — ignored"
-            )
+            unknown.append(key)
             continue
         try:
             params[name] = schema[name].parse(text)
         except ConfigError as exc:
             warnings.append(f"{exc} — using the default {_fmt(schema[name].default)}")
+    if unknown:  # one line for all of them: 200 unknown keys were 200 warnings
+        warnings.append(unknown_params_warning(unknown, raw, method, schema))
     params = {k: v for k, v in params.items() if k in schema}
 
     extras: dict[str, Any] = {}
@@ -200,7 +200,7 @@ def from_query(
             fallback = UIConfig().forget
         warnings.append(f"{exc} — using the default {fallback}")
         config = dataclasses.replace(config, forget=fallback)
-    return config, extras, warnings
+    return config, extras, [one_line(w) for w in warnings]
 
 
 def _method_param_key(key: str) -> tuple[str, str] | None:
@@ -229,22 +229,40 @@ def method_params_from_query(query: Mapping[str, Any]) -> tuple[dict[str, dict[s
     """The ``p.<method>.<name>`` parameters of a URL, parsed by each method's schema; bad ones become warnings."""
     out: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
-    for key, value in query.items():
-        split = _method_param_key(str(key))
+    unknown: dict[str, list[str]] = {}
+    raw = {str(k): _first(v) for k, v in query.items()}
+    for key, text in raw.items():
+        split = _method_param_key(key)
         if split is None:
             continue
         method, name = split
-        text = _first(value)
         schema = {p.name: p for p in get_unlearner(method).schema}
         if name not in schema:
-            warnings.append(f"{key}={text!r} is not a hyperparameter of {method}: allowed names are "
-                            f"{', '.join(schema) or '(none)'} — ignored")
+            unknown.setdefault(method, []).append(key)
             continue
         try:
             out.setdefault(method, {})[name] = schema[name].parse(text)
         except ConfigError as exc:
             warnings.append(f"{exc} — using the default {_fmt(schema[name].default)}")
-    return out, warnings
+    for method, keys in unknown.items():  # one line per method, however many keys
+        schema = {p.name: p for p in get_unlearner(method).schema}
+        warnings.append(unknown_params_warning(keys, raw, method, schema))
+    return out, [one_line(w) for w in warnings]
+
+
+#: Unknown URL parameters named in full in their one warning; the rest are counted.
+MAX_NAMED_KEYS = 3
+
+
+def unknown_params_warning(keys: Sequence[str], raw: Mapping[str, str], method: str,
+                           schema: Mapping[str, Any]) -> str:
+    """One warning for every ``p.<name>`` of a URL that ``method`` does not have: the first few (abbreviated, with
+    their values), how many more, and the names allowed."""
+    named = ", ".join(f"{abbreviate(k, limit=40)}={abbreviate(raw.get(k, ''), limit=40)}"
+                      for k in keys[:MAX_NAMED_KEYS])
+    more = f" and {len(keys) - MAX_NAMED_KEYS:,} more" if len(keys) > MAX_NAMED_KEYS else ""
+    what = "is not a hyperparameter" if len(keys) == 1 else "are not hyperparameters"
+    return (f"{named}{more} {what} of {method}: allowed names are {', '.join(schema) or '(none)'} — ignored")
 
 
 def int_field(name: str, *, low: int, high: int) -> Callable[[str], Any]:
@@ -318,7 +336,7 @@ def parse_preset(text: str) -> str:
         return text
     if text in PRESET_SLUGS:
         return PRESET_SLUGS[text]
-    raise ConfigError(f"preset={text!r} is not valid: choose one of {', '.join(PRESET_SLUGS)}")
+    raise ConfigError(f"preset={abbreviate(text)} is not valid: choose one of {', '.join(PRESET_SLUGS)}")
 
 
 def _registered(preferred: str) -> str:

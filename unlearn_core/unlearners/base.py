@@ -404,19 +404,29 @@ class Unlearner(ABC):
             on = f"model {model_name!r}" if model_name else "this model"
             raise ConfigError(f"method {self.name!r} cannot run on {on}: {reason}")
 
-    def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int) -> Any:
-        """The memory and arithmetic this method adds to a run, as a :class:`unlearn_core.limits.Estimate` (or None).
+    def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int, n_forget: int = 0,
+                      train: Any = None) -> Any:
+        """The memory and work this method adds to a run, as a :class:`unlearn_core.limits.Estimate` (or None).
 
         :func:`unlearn_core.preflight.check_run_config` adds it to the training estimate and refuses, before any
-        work, a run that cannot fit. The default covers methods that take gradient steps on mini-batches of their
-        ``batch_size`` hyperparameter; a method with bigger work of its own (LiSSA's depth × reps × batch draws)
-        overrides it. ``shape`` is the model's :class:`unlearn_core.limits.ModelShape`.
+        work, a run that cannot fit this machine or would take far too long; the dashboard and the CLI turn its
+        work into a time on this device before Run (:mod:`unlearn_core.device_time`). Count the method's *own*
+        work on the ``"unlearn"`` stage (``Estimate.add_work``): its epochs, iterations, Hessian-vector products,
+        requests — a run of hundreds of hours was accepted without a word when only the model was counted.
+        ``shape`` is the model's :class:`unlearn_core.limits.ModelShape`, ``n_forget`` the forget set's size (known
+        before loading the data, a class's taken as its share), ``train`` the training recipe as it will run.
+
+        The default covers methods that take gradient steps on mini-batches of their ``batch_size``: ``epochs``
+        epochs over the retain set when the schema has an ``epochs`` too, else the batch's memory only.
         """
         batch = params.get("batch_size")
         if isinstance(batch, int) and not isinstance(batch, bool):
             from unlearn_core.limits import estimate_minibatch_method
 
-            return estimate_minibatch_method(shape, batch_size=min(batch, n_train))
+            epochs = params.get("epochs")
+            epochs = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else 0
+            return estimate_minibatch_method(shape, batch_size=min(batch, n_train), n=n_train - n_forget,
+                                             epochs=epochs)
         return None
 
     @abstractmethod

@@ -212,14 +212,38 @@ class CertifiedNewton(Unlearner):
                                              "lissa_bound": "a_posteriori"}
 
     # -- resource estimate (issue 15: reps=1000, batch=100000 was an 800 GB randint after training) ---------------
-    def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int) -> Any:
-        """LiSSA's depth × reps × batch draws and its (reps × batch) HVP batches (``limits.estimate_lissa``)."""
-        if params.get("solver") != "lissa":
-            return None
-        from unlearn_core.limits import estimate_lissa
+    def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int, n_forget: int = 0,
+                      train: Any = None) -> Any:
+        """Per request: the gradient (a pass over the retain set), Lanczos' HVPs on ``curvature_points`` (when λ_min
+        or L is measured), the solve — LiSSA's depth × reps × batch draws (``limits.estimate_lissa``), the exact
+        solver's p full-data HVPs (the dense Hessian) and p³/3 for its factorisation, or CG's at most 500 — and the
+        residual (one more full-data HVP); with ``retrain_each_step``, one retraining per request but the last."""
+        from unlearn_core import limits
 
-        return estimate_lissa(shape, depth=int(params["depth"]), reps=int(params["reps"]), batch=int(params["batch"]),
-                              requests=int(params.get("requests", 1)))
+        k = max(1, int(params.get("requests", 1)))
+        n_retain = max(1, n_train - n_forget)
+        solver = params.get("solver")
+        estimate = (limits.estimate_lissa(shape, depth=int(params["depth"]), reps=int(params["reps"]),
+                                          batch=int(params["batch"]), requests=k)
+                    if solver == "lissa" else limits.Estimate())
+        estimate.add_work("unlearn", 3.0 * k * n_retain * shape.flops, k * math.ceil(n_retain / limits.EVAL_BATCH))
+        if params.get("lambda_min") == "auto" or params.get("L") == "auto":
+            points = min(int(params.get("curvature_points", CURVATURE_POINTS)), n_retain)
+            estimate.add_work("unlearn", *limits.hvp_work(shape, products=k * int(params.get("lanczos_steps", 40)),
+                                                          points=points))
+        p = shape.num_params
+        if solver == "exact":
+            flops, steps = limits.hvp_work(shape, products=k * p, points=n_retain)
+            estimate.add_work("unlearn", flops + k * p**3 / 3.0, steps / 128.0)  # 128 columns per product call
+        elif solver == "cg":
+            estimate.add_work("unlearn", *limits.hvp_work(shape, products=k * 500, points=n_retain))
+            estimate.caps.append("500 CG iterations (CG stops at its tolerance)")
+        estimate.add_work("unlearn", *limits.hvp_work(shape, products=k, points=n_retain))
+        if params.get("retrain_each_step") and train is not None and k > 1:
+            flops, steps = limits.training_work(shape, n=n_retain, batch_size=train.batch_size, epochs=train.epochs,
+                                                optimizer=train.optimizer, max_iter=train.max_iter)
+            estimate.add_work("unlearn", (k - 1) * flops, (k - 1) * steps)
+        return estimate
 
     # ------------------------------------------------------------------------------------------------------------
 

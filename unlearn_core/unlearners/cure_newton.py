@@ -285,6 +285,28 @@ class CureNewton(Unlearner):
 
     dense_solver = ("eigh", "solver=dual_bisection or solver=gd_subsolver")
 
+    def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int, n_forget: int = 0,
+                      train: Any = None) -> Any:
+        """Per outer iteration: a full-data gradient, Lanczos' ``lanczos_iters`` and up to ``max_alpha_iters`` CG
+        solves of at most ``cg_iters`` full-data HVPs (the dual bisection; a cap), or ``subsolver_iters`` HVPs on
+        ``hvp_batch`` points (gd_subsolver); ``M_probes`` finite-difference probes when M is measured."""
+        from unlearn_core import limits
+
+        n_retain = max(1, n_train - n_forget)
+        outer = int(params["outer_iters"])
+        estimate = limits.Estimate().add_work("unlearn", 3.0 * outer * n_retain * shape.flops,
+                                              outer * math.ceil(n_retain / limits.EVAL_BATCH))
+        if params["solver"] == "gd_subsolver":
+            products = outer * int(params["subsolver_iters"])
+            estimate.add_work("unlearn", *limits.hvp_work(shape, products=products,
+                                                          points=min(int(params["hvp_batch"]), n_retain)))
+        else:
+            products = outer * (int(params["lanczos_iters"]) + min(int(params["max_alpha_iters"]), 8)
+                                * int(params["cg_iters"]))
+            estimate.add_work("unlearn", *limits.hvp_work(shape, products=products, points=n_retain))
+            estimate.caps.append("cg_iters (CG stops at cg_tol)")
+        return estimate
+
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         self.check_supported(ctx.model, params)
         start = time.perf_counter()

@@ -62,6 +62,21 @@ class DampedNewton(Unlearner):
 
     dense_solver = ("dense", "solver=minres or solver=cg")
 
+    def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int, n_forget: int = 0,
+                      train: Any = None) -> Any:
+        """A full-data gradient and at most ``max_iter`` full-data HVPs of the iterative solve (a cap: it stops at
+        ``tol``), or the exact solver's dense Hessian (p HVPs and p³/3)."""
+        from unlearn_core import limits
+
+        n_retain = max(1, n_train - n_forget)
+        estimate = limits.Estimate().add_work("unlearn", 3.0 * n_retain * shape.flops,
+                                              math.ceil(n_retain / limits.EVAL_BATCH))
+        if params["solver"] == "exact":
+            flops, steps = limits.hvp_work(shape, products=shape.num_params, points=n_retain)
+            return estimate.add_work("unlearn", flops + shape.num_params**3 / 3.0, steps / 128.0)
+        estimate.caps.append("max_iter (the solve stops at tol)")
+        return estimate.add_work("unlearn", *limits.hvp_work(shape, products=int(params["max_iter"]), points=n_retain))
+
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         self.check_supported(ctx.model, params)
         start = time.perf_counter()

@@ -110,6 +110,14 @@ class FisherForgetting(Unlearner):
                    label="Fisher samples", unit="points"),
     )
 
+    def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int, n_forget: int = 0,
+                      train: Any = None) -> Any:
+        """One per-example gradient for each of at most ``max_samples`` retain points (the diagonal Fisher)."""
+        from unlearn_core import limits
+
+        samples = min(int(params["max_samples"]), max(1, n_train - n_forget))
+        return limits.Estimate().add_work("unlearn", 3.0 * samples * shape.flops, float(samples))
+
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         start = time.perf_counter()
         model = ctx.copy_model().eval()

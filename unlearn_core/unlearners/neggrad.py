@@ -107,6 +107,17 @@ class NegGrad(Unlearner):
         _WD,
     )
 
+    def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int, n_forget: int = 0,
+                      train: Any = None) -> Any:
+        """At most ``epochs`` epochs of gradient ascent over the forget set (it stops early at ``stop_forget_acc``)."""
+        from unlearn_core.limits import estimate_minibatch_method
+
+        n_forget = max(1, n_forget)
+        estimate = estimate_minibatch_method(shape, batch_size=min(int(params["batch_size"]), n_forget), n=n_forget,
+                                             epochs=int(params["epochs"]))
+        estimate.caps.append("epochs (gradient ascent stops early)")
+        return estimate
+
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         model = ctx.copy_model()
         wd = ctx.weight_decay(params["weight_decay"])
@@ -168,6 +179,19 @@ class NegGradPlus(Unlearner):
                    label="Batch size", unit="points"),
         _WD,
     )
+
+    def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int, n_forget: int = 0,
+                      train: Any = None) -> Any:
+        """``epochs`` epochs over the retain set, a forget batch drawn beside each retain batch (two batches a step)."""
+        from unlearn_core.limits import estimate_minibatch_method
+
+        n_retain = max(1, n_train - n_forget)
+        batch = min(int(params["batch_size"]), n_retain)
+        estimate = estimate_minibatch_method(shape, batch_size=batch, n=n_retain, epochs=int(params["epochs"]))
+        for stage in estimate.work.values():
+            stage[0] *= 2.0
+        estimate.flops *= 2.0
+        return estimate
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         model = ctx.copy_model()

@@ -299,6 +299,23 @@ class NoisyFineTune(Unlearner):
 
     # -- the run -------------------------------------------------------------------------------------------------
 
+    def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int, n_forget: int = 0,
+                      train: Any = None) -> Any:
+        """The noisy phase's T steps of ``batch_size`` (T from :meth:`plan`, which needs no model; its cap
+        ``max_noisy_steps`` if the plan cannot be made) and the fine-tuning phase's ``finetune_epochs`` epochs over
+        the retain set."""
+        from unlearn_core.limits import estimate_minibatch_method
+
+        n_retain = max(1, n_train - n_forget)
+        batch = min(int(params["batch_size"]), n_retain)
+        try:
+            steps = int(self.plan(dict(params)).details["T"])
+        except Exception:  # the plan's own checks speak at run time; the estimate takes the cap
+            steps = int(params["max_noisy_steps"])
+        estimate = estimate_minibatch_method(shape, batch_size=batch, n=n_retain, steps=float(steps))
+        return estimate.merge(estimate_minibatch_method(shape, batch_size=batch, n=n_retain,
+                                                        epochs=int(params["finetune_epochs"])))
+
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         self.check_supported(ctx.model, params)
         model = ctx.copy_model()

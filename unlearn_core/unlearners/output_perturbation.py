@@ -133,6 +133,15 @@ class OutputPerturbation(Unlearner):
             details={"T": 0},
         )
 
+    def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int, n_forget: int = 0,
+                      train: Any = None) -> Any:
+        """The fine-tuning phase: ``finetune_epochs`` epochs of ``batch_size`` over the retain set (noise is free)."""
+        from unlearn_core.limits import estimate_minibatch_method
+
+        n_retain = max(1, n_train - n_forget)
+        return estimate_minibatch_method(shape, batch_size=min(int(params["batch_size"]), n_retain), n=n_retain,
+                                         epochs=int(params["finetune_epochs"]))
+
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         model = ctx.copy_model()
         cert = self.plan(params, batchnorm=has_batchnorm(model), n=ctx.n_train)

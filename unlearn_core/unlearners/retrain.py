@@ -36,6 +36,20 @@ class Retrain(Unlearner):
         ),
     )
 
+    def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int, n_forget: int = 0,
+                      train: Any = None) -> Any:
+        """Training from scratch on the retain set with the recipe (``epochs``, when set, replacing its budget)."""
+        from unlearn_core import limits
+
+        if train is None:
+            return None
+        epochs, max_iter = train.epochs, train.max_iter
+        if params.get("epochs") is not None:
+            epochs = max_iter = int(params["epochs"])
+        return limits.Estimate().add_work("unlearn", *limits.training_work(
+            shape, n=max(1, n_train - n_forget), batch_size=train.batch_size, epochs=epochs,
+            optimizer=train.optimizer, max_iter=max_iter))
+
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         config = ctx.train_config
         if params["epochs"] is not None:
