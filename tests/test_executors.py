@@ -57,7 +57,8 @@ def _audit(executor) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def processes():
-    return ProcessExecutor(workers=2, threads_per_cell=1)
+    """Every cell in worker processes (``adaptive=False``): what the identity tests compare with serial."""
+    return ProcessExecutor(workers=2, threads_per_cell=1, adaptive=False)
 
 
 def test_serial_and_processes_give_identical_dataframes(processes) -> None:
@@ -70,10 +71,14 @@ def test_serial_and_processes_give_identical_dataframes(processes) -> None:
     assert list(a["method"]) == ["original", "retrained", "retrain", "finetune"] * 3  # the serial loop's order
     assert {"mia_lira_auc", "pe_epsilon_median", "forgetting_quality"} <= set(a.columns)  # cross-seed metrics
     # progress: cells done / total with an ETA, for the prepare phase (3 seeds) and the runs (3 × 3 cells)
-    runs = [r for r in records if r["phase"] == "runs"]
+    cells = [r for r in records if r["stage"] == "cells"]
+    runs = [r for r in cells if r["phase"] == "runs"]
     assert [r["step"] for r in runs] == list(range(10)) and {r["steps"] for r in runs} == {9}
     assert runs[-1]["eta_s"] == 0 and runs[-1]["cells_per_s"] > 0
-    assert [r["step"] for r in records if r["phase"] == "prepare"] == [0, 1, 2, 3]
+    assert [r["step"] for r in cells if r["phase"] == "prepare"] == [0, 1, 2, 3]
+    # and where the cells ran: every one in a worker process (adaptive=False), said once per map
+    plans = [r for r in records if r["stage"] == "plan"]
+    assert [p["plan"]["in_workers"] for p in plans] == [3, 9] and all(p["plan"]["in_driver"] == 0 for p in plans)
     _same(_audit(serial), _audit(processes))
 
 
@@ -144,8 +149,8 @@ def test_executor_settings_are_validated() -> None:
         with pytest.raises(ConfigError, match=match):
             get_executor(**kwargs)
     assert executor_from_env({}) is None
-    env = executor_from_env({"UNLEARN_EXECUTOR": "processes", "UNLEARN_WORKERS": "3"})
-    assert isinstance(env, ProcessExecutor) and env.workers == 3
+    env = executor_from_env({"UNLEARN_EXECUTOR": "processes", "UNLEARN_WORKERS": "2"})
+    assert isinstance(env, ProcessExecutor) and env.workers == 2 and env.adaptive
     ray = executor_from_env({"UNLEARN_EXECUTOR": "ray", "UNLEARN_RAY_ADDRESS": "ray://head:10001",
                              "UNLEARN_GPUS_PER_CELL": "0.25"})
     assert ray.describe() == "ray (cluster ray://head:10001, 1 CPU per cell, 0.25 GPU per cell)"
@@ -220,7 +225,7 @@ def local_ray():
         import ray
     except ImportError:
         skip_or_fail("ray is not installed (pip install -r requirements-cluster.txt)")
-    executor = get_executor("ray", workers=2)
+    executor = get_executor("ray", workers=2, adaptive=False)
     yield executor
     executor.close()
     assert not ray.is_initialized()
