@@ -23,11 +23,13 @@ so the map S ↦ M(S) is (2ε, (1 + e^ε)δ)-DP in each canary and the theorem a
 (:func:`unlearning_p_value`). The factor 2 is the price of comparing two releases through the reference; it is what
 the bound of a correct certificate allows, so the audit stays sound.
 
-**Canaries and scores.** The canaries are m training examples (seeded) given a wrong label (a fixed, seeded other
-class): a model that trained on one predicts that label, a model that never did predicts the true class. They are
-removed from D; the original model trains on D plus the inserted ones (cached like every model), the unlearner
-deletes the inserted ones (forget set F, retain set D), and a canary's score is minus the released model's loss on
-(x, wrong label): remembered canaries score high. The guesses: +1 for the k highest scores, −1 for the k lowest.
+**Canaries and scores.** The canaries are m seeded noise inputs (Gaussian, at the training inputs' scale) with
+random labels: far from every real example, a model that trains on one memorises it, and deleting it deletes
+nothing else. D is the whole training split; the original model trains on D plus the inserted canaries (cached like
+every model), the unlearner deletes them (forget set F, retain set D), and a canary's score is minus the released
+model's loss on it: remembered canaries score high. The guesses: +1 for the k highest scores, −1 for the k lowest.
+Memorising needs capacity and epochs: on digits the MLP (32-32) trained for 20 epochs barely remembers 128 of them
+(guesses at chance even without unlearning), for 60 epochs it remembers nearly all.
 
 **Ceiling.** With r guesses all correct the bound is the largest ε it can ever show
 (:func:`unlearning_epsilon_ceiling`); it is printed beside the bound, and a claim above it cannot be refuted by this
@@ -181,33 +183,36 @@ def check_one_run_args(*, canaries: int, guesses: int, n_train: int | None = Non
 
 @dataclasses.dataclass(frozen=True)
 class CanaryDesign:
-    """Which training examples are canaries, their wrong labels, and the coins (+1: inserted then deleted)."""
+    """The canaries (seeded noise inputs with random labels) and their coins (+1: inserted then deleted)."""
 
-    index: np.ndarray
+    x: torch.Tensor
     label: np.ndarray
     coins: np.ndarray
 
     def digest(self) -> str:
         h = hashlib.sha256()
-        for a in (self.index, self.label, self.coins):
+        h.update(np.ascontiguousarray(self.x.detach().cpu().numpy().astype(np.float32)).tobytes())
+        for a in (self.label, self.coins):
             h.update(np.ascontiguousarray(a.astype(np.int64)).tobytes())
         return h.hexdigest()
 
 
-def canary_design(y_train: torch.Tensor, *, canaries: int, num_classes: int, seed: int) -> CanaryDesign:
-    """m distinct training examples, each given a wrong label (uniform over the other classes) and a fair coin."""
+def canary_design(x_train: torch.Tensor, *, canaries: int, num_classes: int, seed: int) -> CanaryDesign:
+    """m canaries: inputs drawn from N(0, s²) with s the training inputs' standard deviation (far from every real
+    example, so a model that trains on one memorises it without unlearning anything else), a label drawn uniformly,
+    and a fair coin each — all seeded by ``seed``."""
+    gen = torch.Generator().manual_seed(20230508 + int(seed))
+    scale = float(x_train.float().std().cpu())
+    x = torch.randn((canaries, *x_train.shape[1:]), generator=gen) * scale
     rng = np.random.default_rng([20230508, int(seed)])
-    n = int(y_train.numel())
-    index = np.sort(rng.choice(n, size=canaries, replace=False))
-    true = y_train.cpu().numpy()[index].astype(np.int64)
-    label = (true + rng.integers(1, num_classes, size=canaries)) % num_classes
+    label = rng.integers(0, num_classes, size=canaries)
     coins = rng.choice(np.array([-1, 1]), size=canaries)
-    return CanaryDesign(index=index, label=label, coins=coins)
+    return CanaryDesign(x=x.to(x_train.dtype), label=label, coins=coins)
 
 
-def _canary_prepared(base: Any, seed: int, design: CanaryDesign, *, cancel: Any) -> Any:
-    """A :class:`~unlearn_core.pipeline.Prepared` for the game: train set D ∪ {inserted canaries, wrong labels},
-    forget set = the inserted canaries, retain set = D; the original model trained on it (cached)."""
+def _canary_prepared(base: Any, seed: int, design: CanaryDesign, *, cancel: Any) -> tuple[Any, Any]:
+    """A :class:`~unlearn_core.pipeline.Prepared` for the game: train set D ∪ {inserted canaries}, forget set = the
+    inserted canaries, retain set = D (the whole training split); the original model trained on it (cached)."""
     from unlearn_core.cache import ModelCache
     from unlearn_core.data import load_dataset
     from unlearn_core.device import resolve_device
@@ -219,18 +224,13 @@ def _canary_prepared(base: Any, seed: int, design: CanaryDesign, *, cancel: Any)
     device = resolve_device(config.device)
     data = load_dataset(config.dataset, data_dir=config.data_dir, download=config.download, device=device,
                         split_seed=config.split_seed)
-    n = data.n_train
-    is_canary = np.zeros(n, dtype=bool)
-    is_canary[design.index] = True
-    keep = np.flatnonzero(~is_canary)
-    inserted = design.index[design.coins == 1]
-    x = torch.cat([data.x_train[torch.as_tensor(keep, device=device)],
-                   data.x_train[torch.as_tensor(inserted, device=device)]])
-    y = torch.cat([data.y_train[torch.as_tensor(keep, device=device)],
-                   torch.as_tensor(design.label[design.coins == 1], dtype=data.y_train.dtype, device=device)])
+    inserted = design.coins == 1
+    x = torch.cat([data.x_train, design.x[torch.as_tensor(inserted)].to(device)])
+    y = torch.cat([data.y_train, torch.as_tensor(design.label[inserted], dtype=data.y_train.dtype, device=device)])
     game = dataclasses.replace(data, x_train=x, y_train=y)
-    retain_idx = torch.arange(len(keep))
-    forget_idx = torch.arange(len(keep), len(keep) + len(inserted))
+    n = data.n_train
+    retain_idx = torch.arange(n)
+    forget_idx = torch.arange(n, n + int(inserted.sum()))
     train_config = resolve_train_config(dataclasses.replace(config.train, seed=config.seed),
                                         convex=get_model_info(config.model).convex)
     prep = Prepared(config=config, device=device, data=game, forget_idx=forget_idx, retain_idx=retain_idx,
@@ -261,12 +261,12 @@ def _one_run_cell(*, base: Any, seed: int, method: str, params: Mapping[str, Any
     from unlearn_core.unlearners import get_unlearner
 
     tic = time.perf_counter()
-    labels = load_dataset(base.dataset, data_dir=base.data_dir, download=base.download,
-                          device=resolve_device(base.device), split_seed=base.split_seed)
-    design = canary_design(labels.y_train, canaries=canaries, num_classes=labels.num_classes, seed=seed)
+    data = load_dataset(base.dataset, data_dir=base.data_dir, download=base.download,
+                        device=resolve_device(base.device), split_seed=base.split_seed)
+    design = canary_design(data.x_train, canaries=canaries, num_classes=data.num_classes, seed=seed)
     prepared, data = _canary_prepared(base, seed, design, cancel=cancel)
     train_s = time.perf_counter() - tic
-    x_can = data.x_train[torch.as_tensor(design.index, device=prepared.device)]
+    x_can = design.x.to(prepared.device)
     y_can = torch.as_tensor(design.label, dtype=data.y_train.dtype, device=prepared.device)
     noise_param = get_unlearner(method).noise_param
     acc_original = evaluate(prepared.original, data.x_test, data.y_test)[1]
