@@ -192,6 +192,13 @@ if submitted:
                              **options)
 
 
+def _g(value: object) -> str:
+    """Three significant digits for the table (∞ as ∞; an ε certified at 10¹⁸ reads 2.13e+18, not 19 digits)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "∞" if value == math.inf else ("—" if value != value else f"{value:.3g}")
+    return "—" if value is None else str(value)
+
+
 def _verdict(row: pd.Series) -> str:
     if row["refutes_certificate"]:
         return "refutes the certificate"
@@ -213,16 +220,16 @@ def render(df, card, run_id) -> None:
                    "unlearner runs. Reference: " + (str(df["reference"].iloc[0]) if len(df) else "—") + ".")
     # The verdict right after the method and σ, so that it is on screen at 1024 px; the rest after it.
     table = pd.DataFrame({
-        "method": df["method"], "σ ×": df["sigma_factor"], "verdict": df.apply(_verdict, axis=1),
-        "ε lower (audit)": df["epsilon_lower"], "claimed ε": df["epsilon"],
-        "largest ε showable": df["epsilon_lower_cap"], "ε certified at σ": df["epsilon_certified"],
-        "acc test": df["acc_test"],
+        "method": df["method"], "σ": df["sigma_factor"].map(lambda f: f"× {f:g}"),
+        "verdict": df.apply(_verdict, axis=1), "ε lower (audit)": df["epsilon_lower"].map(_g),
+        "claimed ε": df["epsilon"].map(_g), "largest ε showable": df["epsilon_lower_cap"].map(_g),
+        "ε certified at σ": df["epsilon_certified"].map(_g), "acc test": df["acc_test"].map(lambda v: f"{v:.3f}"),
     })
     if n > 1:
         table.insert(0, "seed", df["seed"])
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "verdict": st.column_config.TextColumn("verdict", width="medium"),
-        "method": st.column_config.TextColumn("method", width="small"),
+        "method": st.column_config.TextColumn("method", width="medium"),
     })
     details = {"status": df["status"], "σ": df["sigma"], "δ (guaranteed)": df["delta_guaranteed"]}
     if one_run:
