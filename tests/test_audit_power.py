@@ -145,3 +145,22 @@ def test_the_direction_statistic_sees_what_the_estimated_projection_cannot() -> 
     ok, under = df.iloc[0], df.iloc[1]
     assert list(df["statistic"]) == ["direction", "direction"]
     assert not ok["refutes_claim"] and under["refutes_claim"] and under["fpr"] == under["fnr"] == 0.0
+
+
+def test_lira_scores_the_targets_and_their_null_with_as_many_references(monkeypatch) -> None:
+    """At exactly 64 runs the targets had 64 references (per-example variance) and the null 63 (pooled): two
+    different attacks. Both now get k_B − 1."""
+    import numpy as np
+
+    seen: list[int] = []
+    real = ex.mt.lira_mia
+
+    def spy(tm, tn, rm, rn, **kw):
+        seen.append(rm.shape[0])
+        return real(tm, tn, rm, rn, **kw)
+
+    monkeypatch.setattr(ex.mt, "lira_mia", spy)
+    rng = np.random.default_rng(0)
+    arm = {"phi_forget": rng.normal(size=(64, 5)), "phi_test": rng.normal(size=(64, 7))}
+    out = ex._audit_lira(arm, {k: v + 0.1 for k, v in arm.items()})
+    assert set(seen) == {63} and len(seen) == 128 and set(out) == {"lira_auc", "lira_tpr_at_1fpr", "lira_auc_reference"}

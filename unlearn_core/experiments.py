@@ -858,7 +858,13 @@ def _audit_statistics(a: dict[str, np.ndarray], b: dict[str, np.ndarray], half_a
 
 def _audit_lira(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, float]:
     """Offline LiRA: unlearned releases as targets against the noisy-retrain releases as OUT references, and the
-    noisy retrain against itself (leave-one-out) as the value to read it against."""
+    noisy retrain against itself (leave-one-out) as the value to read it against.
+
+    Both sides use the same number of references, k_B − 1 (a target of arm A leaves out one reference too, chosen by
+    its index): the attack's variance estimate changes at 64 references (per-example above, pooled below —
+    :func:`unlearn_core.metrics.lira_offline_scores`), so with unequal counts the target and its null would be scored
+    by different attacks (64 against 63 at exactly 64 runs).
+    """
     k_b = len(b["phi_forget"])
     if k_b < 3:
         return {}
@@ -871,7 +877,7 @@ def _audit_lira(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str,
                            b["phi_test"][refs])
 
     all_b = np.arange(k_b)
-    on_a = [lira(i, a, all_b) for i in spaced(len(a["phi_forget"]))]
+    on_a = [lira(i, a, all_b[all_b != i % k_b]) for i in spaced(len(a["phi_forget"]))]
     on_b = [lira(i, b, all_b[all_b != i]) for i in spaced(k_b)]
     return {"lira_auc": float(np.mean([r["auc"] for r in on_a])),
             "lira_tpr_at_1fpr": float(np.mean([r["tpr_at_1fpr"] for r in on_a])),
