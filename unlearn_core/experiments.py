@@ -194,6 +194,11 @@ def _warm_cell(*, configs: Sequence[tuple[RunConfig, int]], validated: Sequence[
         _VALIDATED.update(validated)
     for base, seed in configs:
         prepare_seed(base, seed, cancel=cancel)
+        # The cells' run_method checks each method's estimate on the meta device: its first call imports seconds of
+        # torch, which belongs to the worker's start-up (measured by the warm-up), not to its first cell.
+        from unlearn_core.preflight import config_shape
+
+        config_shape(base)
 
 
 def _cell_config(cell: Cell) -> tuple[RunConfig, int] | None:
