@@ -188,17 +188,19 @@ def _prepare_cell(*, base: RunConfig, seed: int, cancel: Any = None) -> dict[str
     return {"seed": int(seed), "timing_s": dict(prepared.timing_s), "cached": dict(prepared.cached)}
 
 
-def _warm_cell(*, configs: Sequence[tuple[RunConfig, int]], validated: Sequence[str], cancel: Any = None) -> None:
+def _warm_cell(*, configs: Sequence[tuple[RunConfig, int]], validated: Sequence[str], estimates: bool = True,
+               cancel: Any = None) -> None:
     """A fresh worker's warm-up: trust what the driver validated, load the first configurations into the memo."""
     with _MEMO_LOCK:
         _VALIDATED.update(validated)
     for base, seed in configs:
         prepare_seed(base, seed, cancel=cancel)
-        # The cells' run_method checks each method's estimate on the meta device: its first call imports seconds of
-        # torch, which belongs to the worker's start-up (measured by the warm-up), not to its first cell.
-        from unlearn_core.preflight import config_shape
+        if estimates:
+            # Cells that call run_method check each method's estimate on the meta device: its first call imports
+            # ≈ 1.8 s of torch, which belongs to the worker's start-up (measured by the warm-up), not to a cell.
+            from unlearn_core.preflight import config_shape
 
-        config_shape(base)
+            config_shape(base)
 
 
 def _cell_config(cell: Cell) -> tuple[RunConfig, int] | None:
@@ -214,11 +216,13 @@ def _run_cells(
     cancel: Any,
     phase: str,
     prepare: bool = True,
+    estimates: bool = True,
 ) -> list[Any]:
     """Map ``cells`` on ``executor``: each distinct configuration validated once here, in the driver; cells grouped
     by the configuration they load (a worker gets cells of one configuration together); a warm-up that loads the
     first configurations into a fresh worker's memo (``prepare=False``: cells that do not use
-    :func:`prepare_seed`, whose warm-up only imports)."""
+    :func:`prepare_seed`, whose warm-up only imports; ``estimates=False``: cells that never call
+    :func:`~unlearn_core.pipeline.run_method`, such as the audit's)."""
     keys: dict[tuple[int, int], str] = {}
     order: list[tuple[RunConfig, int]] = []
     grouped: list[Cell] = []
@@ -241,7 +245,7 @@ def _run_cells(
             order.append(found)
         grouped.append(dataclasses.replace(cell, group=keys[ident]))
     warmup = Cell(_warm_cell, {"configs": order[:PREPARED_MEMO] if prepare else [],
-                               "validated": sorted(set(keys.values()))},
+                               "validated": sorted(set(keys.values())), "estimates": estimates},
                   label="warm-up")
     return executor.map(grouped, progress=progress, cancel=cancel, phase=phase, warmup=warmup)
 
@@ -1177,7 +1181,8 @@ def audit(
     with _Scope(executor) as ex:
         pilots = _run_cells(ex, [Cell(_audit_pilot_cell, {"base": base, "seed": s, "method": m,
                                                           "params": overrides[m]}, label=f"seed {s}: {m} pilot")
-                                 for s, m in pairs], progress=progress, cancel=cancel, phase="prepare")
+                                 for s, m in pairs], progress=progress, cancel=cancel, phase="prepare",
+                            estimates=False)
         plan: list[tuple[int, str, float, float | None, dict[str, Any]]] = []
         cells: list[Cell] = []
         keys: list[tuple[int, int]] = []
@@ -1195,7 +1200,7 @@ def audit(
                                                              "params": run_params, "arm": arm, "runs": chunk},
                                           label=f"seed {s}: {m} ×{f:g}, arm {'AB'[arm]}, runs {chunk[0]}–"))
                         keys.append((len(plan) - 1, arm))
-        results = _run_cells(ex, cells, progress=progress, cancel=cancel, phase="runs")
+        results = _run_cells(ex, cells, progress=progress, cancel=cancel, phase="runs", estimates=False)
     by_plan: dict[tuple[int, int], list[dict[str, Any]]] = {}
     for key, res in zip(keys, results, strict=True):
         by_plan.setdefault(key, []).append(res)
