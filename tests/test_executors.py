@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import threading
 import time
 
@@ -21,6 +22,7 @@ from skips import skip_or_fail
 from unlearn_core import experiments as ex
 from unlearn_core.errors import ConfigError
 from unlearn_core.executors import (
+    Cell,
     FileFlag,
     ProcessExecutor,
     SerialExecutor,
@@ -57,7 +59,8 @@ def _audit(executor) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def processes():
-    return ProcessExecutor(workers=2, threads_per_cell=1)
+    """Every cell in worker processes (``adaptive=False``): what the identity tests compare with serial."""
+    return ProcessExecutor(workers=2, threads_per_cell=1, adaptive=False)
 
 
 def test_serial_and_processes_give_identical_dataframes(processes) -> None:
@@ -70,10 +73,14 @@ def test_serial_and_processes_give_identical_dataframes(processes) -> None:
     assert list(a["method"]) == ["original", "retrained", "retrain", "finetune"] * 3  # the serial loop's order
     assert {"mia_lira_auc", "pe_epsilon_median", "forgetting_quality"} <= set(a.columns)  # cross-seed metrics
     # progress: cells done / total with an ETA, for the prepare phase (3 seeds) and the runs (3 × 3 cells)
-    runs = [r for r in records if r["phase"] == "runs"]
+    cells = [r for r in records if r["stage"] == "cells"]
+    runs = [r for r in cells if r["phase"] == "runs"]
     assert [r["step"] for r in runs] == list(range(10)) and {r["steps"] for r in runs} == {9}
     assert runs[-1]["eta_s"] == 0 and runs[-1]["cells_per_s"] > 0
-    assert [r["step"] for r in records if r["phase"] == "prepare"] == [0, 1, 2, 3]
+    assert [r["step"] for r in cells if r["phase"] == "prepare"] == [0, 1, 2, 3]
+    # and where the cells ran: every one in a worker process (adaptive=False), said once per map
+    plans = [r for r in records if r["stage"] == "plan"]
+    assert [p["plan"]["in_workers"] for p in plans] == [3, 9] and all(p["plan"]["in_driver"] == 0 for p in plans)
     _same(_audit(serial), _audit(processes))
 
 
@@ -145,8 +152,8 @@ def test_executor_settings_are_validated() -> None:
         with pytest.raises(ConfigError, match=match):
             get_executor(**kwargs)
     assert executor_from_env({}) is None
-    env = executor_from_env({"UNLEARN_EXECUTOR": "processes", "UNLEARN_WORKERS": "3"})
-    assert isinstance(env, ProcessExecutor) and env.workers == 3
+    env = executor_from_env({"UNLEARN_EXECUTOR": "processes", "UNLEARN_WORKERS": "2"})
+    assert isinstance(env, ProcessExecutor) and env.workers == 2 and env.adaptive
     ray = executor_from_env({"UNLEARN_EXECUTOR": "ray", "UNLEARN_RAY_ADDRESS": "ray://head:10001",
                              "UNLEARN_GPUS_PER_CELL": "0.25"})
     assert ray.describe() == "ray (cluster ray://head:10001, 1 CPU per cell, 0.25 GPU per cell)"
@@ -221,7 +228,7 @@ def local_ray():
         import ray
     except ImportError:
         skip_or_fail("ray is not installed (pip install -r requirements-cluster.txt)")
-    executor = get_executor("ray", workers=2)
+    executor = get_executor("ray", workers=2, adaptive=False)
     yield executor
     executor.close()
     assert not ray.is_initialized()
@@ -250,3 +257,142 @@ def test_ray_local_gives_the_serial_dataframe_and_cancels(local_ray) -> None:
     cancel.set()
     thread.join(60)
     assert isinstance(box.get("error"), Cancelled) and time.perf_counter() - tic < 30.0
+
+
+# -- parallel only when it pays; lost workers; the model cache's lock; cluster addresses ------------------------
+
+
+def _kill_own_worker_once(*, marker: str, value: int, cancel=None) -> int:
+    """A cell that kills its worker process the first time it runs anywhere (a marker file remembers)."""
+    import os
+    import signal
+    from pathlib import Path
+
+    if not Path(marker).exists():
+        Path(marker).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return value * value
+
+
+def _sleep_cell(*, seconds: float, value: int, cancel=None) -> tuple[int, int]:
+    import os
+
+    time.sleep(seconds)
+    return value, os.getpid()
+
+
+def test_adaptive_processes_run_small_work_here_and_say_so() -> None:
+    """Below the workers' start-up cost (measured, or assumed) nothing is started: every cell runs in this process,
+    the rows are the serial rows, and the plan says so."""
+    import os
+
+    records: list[dict] = []
+    executor = ProcessExecutor(workers=2, start_cost_s=60.0)
+    serial = ex.budget(BASE, methods=["finetune"], budgets=[0, 1], executor=SerialExecutor(threads_per_cell=1))
+    adaptive = ex.budget(BASE, methods=["finetune"], budgets=[0, 1], executor=executor, progress=records.append)
+    _same(serial, adaptive)
+    plans = [r for r in records if r["stage"] == "plan"]
+    assert [p["phase"] for p in plans] == ["prepare", "runs"]
+    assert all(p["plan"]["in_workers"] == 0 and "ran serially in this process" in p["message"]
+               and "60.0 s" in p["message"] for p in plans)
+    assert executor.report()[-1]["in_driver"] == 4  # finetune and retrain at budgets 0 and 1
+    # with a start-up cost this small, long enough cells bring the worker in; results stay in cell order
+    fast = ProcessExecutor(workers=2, start_cost_s=0.05)
+    cells = [Cell(_sleep_cell, {"seconds": 0.4, "value": i}) for i in range(10)]
+    out = fast.map(cells, progress=records.append)
+    assert [v for v, _ in out] == list(range(10))
+    pids = {pid for _, pid in out}
+    assert os.getpid() in pids and len(pids) == 2, pids  # this process and one worker process
+    plan = fast.plans[-1]
+    assert plan.in_driver + plan.in_workers == 10 and plan.in_workers >= 1 and plan.started_at_s is not None
+
+
+def test_a_lost_worker_process_is_replaced_and_its_cell_run_again(tmp_path) -> None:
+    """kill -9 of a loky worker running a cell: that cell runs again (max_retries), the finished ones are kept."""
+    executor = ProcessExecutor(workers=2, adaptive=False)
+    records: list[dict] = []
+    cells = [Cell(_kill_own_worker_once, {"marker": str(tmp_path / "killed"), "value": i}) for i in range(6)]
+    assert executor.map(cells, progress=records.append) == [i * i for i in range(6)]
+    assert executor.plans[-1].retries >= 1
+    assert any(r["stage"] == "plan" and "a worker was lost" in r["message"] for r in records)
+    # max_retries=0: the loss is an error naming the cell, in one line
+    (tmp_path / "killed").unlink()
+    with pytest.raises(RuntimeError, match=r"lost its worker 1 times \(max_retries=0\)"):
+        ProcessExecutor(workers=2, adaptive=False, max_retries=0).map(cells)
+
+
+def test_a_cell_waiting_for_the_model_cache_lock_sees_cancel(tmp_path) -> None:
+    """Another process trains the same model (holds its lock): a cancelled cell stops waiting within a second."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from unlearn_core.cache import ModelCache
+
+    cache = ModelCache(tmp_path)
+    key = {"model": "x"}
+    lock = str(cache.path(key)) + ".lock"
+    cache.path(key).parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from filelock import FileLock; "
+                               f"lock = FileLock({lock!r}); lock.acquire(); print('held', flush=True); "
+                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        cancel = threading.Event()
+        threading.Timer(0.5, cancel.set).start()
+        tic = time.perf_counter()
+        with pytest.raises(Cancelled, match="waiting for another process"):
+            cache.get_or_train(key, torch.nn.Linear(2, 2), lambda m: {}, cancel=cancel)
+        assert time.perf_counter() - tic < 3.0
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_cluster_addresses_and_deadlines_are_checked_before_anything() -> None:
+    from unlearn_core import ray_cluster
+
+    good = {"10.0.0.5:6379": ("gcs", "10.0.0.5", 6379), "ray://head:10001": ("client", "head", 10001),
+            "[::1]:6379": ("gcs", "::1", 6379), "auto": ("auto", "", 0)}
+    for text, (kind, host, port) in good.items():
+        parsed = ray_cluster.parse_address(text)
+        assert (parsed.kind, parsed.host, parsed.port) == (kind, host, port)
+    assert ray_cluster.parse_address("[::1]:6379").target == "[::1]:6379"
+    for text, message in (("foo", "expected HOST:PORT"), ("host:", "expected HOST:PORT"),
+                          ("host:99999", "the port must be an integer in [1, 65535]"), ("ray://", "expected"),
+                          ("http://head:8265", "the Ray dashboard's"), (":6379", "expected HOST:PORT"),
+                          ("a b:1", "expected")):
+        with pytest.raises(ConfigError, match=re.escape(message)) as info:
+            ray_cluster.parse_address(text)
+        assert "\n" not in str(info.value)
+    assert ray_cluster.timeout_from_env({}) == ray_cluster.CONNECT_TIMEOUT_S <= 30
+    assert ray_cluster.timeout_from_env({"UNLEARN_RAY_TIMEOUT": "5"}) == 5.0
+    for bad in ("0", "-1", "abc", "1e9"):
+        with pytest.raises(ConfigError, match="UNLEARN_RAY_TIMEOUT"):
+            ray_cluster.timeout_from_env({"UNLEARN_RAY_TIMEOUT": bad})
+    # a token is sent only on opt-in, from Ray's own sources in Ray's order
+    assert ray_cluster.token_opt_in({"RAY_AUTH_TOKEN": "t"})[0] is None
+    assert ray_cluster.token_opt_in({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "t"}) == ("t", "RAY_AUTH_TOKEN")
+    # the executor and the CLI refuse a malformed address in one line, exit 2, before any work
+    with pytest.raises(ConfigError, match="address='foo' is not valid"):
+        get_executor("ray", address="foo")
+    with pytest.raises(ConfigError, match="connect_timeout_s"):
+        get_executor("processes", connect_timeout_s=5)
+
+
+def test_cli_refuses_a_malformed_address_in_one_line(tmp_path, capsys) -> None:
+    from unlearn_core.cli import main
+
+    common = ["--dataset", "synthetic", "--hidden", "8", "--epochs", "3", "--forget", "random:40", "--device", "cpu",
+              "--methods", "finetune", "--budgets", "0", "--quiet", "--out", str(tmp_path / "x")]
+    for flags, message in ((["--executor", "ray", "--address", "foo"], "error: address='foo' is not valid"),
+                           (["--executor", "ray", "--address", "h:1", "--connect-timeout", "0"],
+                            "connect_timeout_s=0.0 is not valid"),
+                           (["--executor", "processes", "--workers", "1000000"], "workers=1000000 is not valid"),
+                           (["--executor", "processes", "--max-retries", "-1"], "max_retries=-1")):
+        assert main(["experiment", "budget", *common, *flags]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(message) if message.startswith("error") else message in err, err
+        assert "\n" not in err
+    assert not (tmp_path / "x").exists()

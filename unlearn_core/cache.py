@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from torch import nn
 
 from unlearn_core.paths import cache_dir
@@ -40,6 +40,8 @@ CACHE_FORMAT = 2
 #: takes well under a second here (a 45 MB ResNet-18 state dict), so a minute never catches a save in progress in
 #: another process, and litter from a killed one is gone the next time any process opens the cache.
 STALE_TMP_AGE_S = 60.0
+#: How often (seconds) a caller waiting for a model's lock looks at its cancel flag.
+LOCK_POLL_S = 0.25
 
 
 def config_hash(key: dict[str, Any]) -> str:
@@ -144,18 +146,36 @@ class ModelCache:
         key: dict[str, Any],
         model: nn.Module,
         train_fn: Callable[[nn.Module], dict[str, Any]],
+        *,
+        cancel: Any = None,
     ) -> tuple[dict[str, Any], bool]:
         """Fill ``model`` from the cache, or train it with ``train_fn(model)`` and store it.
 
         Returns ``(meta, hit)``. The lock makes concurrent callers with the same key train once: the second
-        waits, then finds the entry. ``train_fn`` returns the metadata to store (time, final loss, ...).
+        waits, then finds the entry. ``train_fn`` returns the metadata to store (time, final loss, ...). A caller
+        waiting for the lock checks ``cancel`` (an object with ``is_set()``) every :data:`LOCK_POLL_S` seconds and
+        raises :class:`~unlearn_core.progress.Cancelled` when it is set: a cancelled cell never waits out another
+        process's training.
         """
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + ".lock"):
+        lock = FileLock(str(path) + ".lock")
+        while True:
+            if cancel is not None and cancel.is_set():
+                from unlearn_core.progress import Cancelled
+
+                raise Cancelled("cancelled while waiting for another process to train this model")
+            try:
+                lock.acquire(timeout=LOCK_POLL_S)
+                break
+            except Timeout:
+                continue
+        try:
             meta = self.load(key, model)
             if meta is not None:
                 return meta, True
             meta = train_fn(model)
             self.save(key, model, meta)
             return meta, False
+        finally:
+            lock.release()

@@ -108,7 +108,9 @@ def check_experiment_options(
         check_audit_args(methods=options.get("methods"), params=options.get("params"),
                          sigma_factors=options.get("sigma_factors") or (1.0,), runs=options.get("runs"),
                          statistic=options.get("statistic", "auto"), alpha=options.get("alpha"),
-                         runs_per_cell=options.get("runs_per_cell", 1))
+                         runs_per_cell=options.get("runs_per_cell", 1), mode=options.get("mode", "runs"),
+                         canaries=options.get("canaries"), guesses=options.get("guesses"),
+                         allow_weak=options.get("allow_weak", True), n_train=get_dataset_info(base.dataset).n_train)
     if kind in ("forget-size", "forget_size"):
         check_forget_sizes(base, options.get("sizes") or [])
     if kind == "sensitivity":

@@ -53,6 +53,7 @@ from torch import nn
 from unlearn_core import metrics as mt
 from unlearn_core.cache import config_hash
 from unlearn_core.certificate import Certificate
+from unlearn_core.data import get_dataset_info
 from unlearn_core.diagnostics import SPLITS, Diagnostics
 from unlearn_core.errors import ConfigError
 from unlearn_core.evaluation import evaluate, param_distance
@@ -62,7 +63,7 @@ from unlearn_core.forget import parse_forget_spec
 from unlearn_core.functional import get_flat_params
 from unlearn_core.limits import AUDIT_RUNS_RANGE
 from unlearn_core.paths import cache_dir, data_dir
-from unlearn_core.pipeline import Prepared, RunConfig, prepare, run_method
+from unlearn_core.pipeline import Prepared, RunConfig, prepare, run_method, validate_config
 from unlearn_core.unlearners import get_unlearner, methods_with, resolve_params
 from unlearn_core.verdict import THRESHOLDS, infinite_cause, not_certified_cause
 
@@ -128,23 +129,36 @@ def _memo_key(config: RunConfig) -> str:
                         "retrained": config.compute_retrained})
 
 
+#: Memo keys of the configurations this process knows to be valid: the driver validated them before dispatching
+#: its cells (:func:`_run_cells`) and tells each worker with its warm-up, so a worker does not check them again
+#: (the check builds a probe model on the meta device, which imports seconds of torch).
+_VALIDATED: set[str] = set()
+
+
+def _seed_config(base: RunConfig, seed: int) -> RunConfig:
+    """``base`` at ``seed`` as an experiment runs it: with its retrained reference, and reproducible (a simulation)."""
+    return dataclasses.replace(base, seed=int(seed), compute_retrained=True, reproducible=True)
+
+
 def prepare_seed(base: RunConfig, seed: int, *, progress: ProgressFn = None, cancel: Any = None) -> Prepared:
     """The prepared configuration (data, split, cached original and retrained models) of ``base`` at ``seed``.
 
     Memoised per process (:data:`PREPARED_MEMO` entries): the models are never mutated, so cells of one seed
-    share them, as one loop over seeds would.
+    share them, as one loop over seeds would. A configuration is validated here unless this process was told it is
+    valid (:func:`_run_cells` in the driver, the warm-up in a worker).
 
     Every experiment is a **simulation**: it runs many seeded releases and compares them, so its runs draw their
     release noise reproducibly (``reproducible=True``, whatever ``base`` says; :mod:`unlearn_core.privacy.noise`) and
     their certificates and rows say ``simulation``. None of them releases a model.
     """
-    config = dataclasses.replace(base, seed=int(seed), compute_retrained=True, reproducible=True)
+    config = _seed_config(base, seed)
     key = _memo_key(config)
     with _MEMO_LOCK:
         if key in _PREPARED:
             _PREPARED.move_to_end(key)
             return _PREPARED[key]
-    prepared = prepare(config, progress=progress, cancel=cancel)
+        validated = key in _VALIDATED
+    prepared = prepare(config, progress=progress, cancel=cancel, validated=validated)
     with _MEMO_LOCK:
         _PREPARED[key] = prepared
         while len(_PREPARED) > PREPARED_MEMO:
@@ -179,6 +193,26 @@ def _prepare_cell(*, base: RunConfig, seed: int, cancel: Any = None) -> dict[str
     return {"seed": int(seed), "timing_s": dict(prepared.timing_s), "cached": dict(prepared.cached)}
 
 
+def _warm_cell(*, configs: Sequence[tuple[RunConfig, int]], validated: Sequence[str], estimates: bool = True,
+               cancel: Any = None) -> None:
+    """A fresh worker's warm-up: trust what the driver validated, load the first configurations into the memo."""
+    with _MEMO_LOCK:
+        _VALIDATED.update(validated)
+    for base, seed in configs:
+        prepare_seed(base, seed, cancel=cancel)
+        if estimates:
+            # Cells that call run_method check each method's estimate on the meta device: its first call imports
+            # ≈ 1.8 s of torch, which belongs to the worker's start-up (measured by the warm-up), not to a cell.
+            from unlearn_core.preflight import config_shape
+
+            config_shape(base)
+
+
+def _cell_config(cell: Cell) -> tuple[RunConfig, int] | None:
+    base, seed = cell.kwargs.get("base"), cell.kwargs.get("seed")
+    return (base, int(seed)) if isinstance(base, RunConfig) and isinstance(seed, int) else None
+
+
 def _run_cells(
     executor: Executor,
     cells: list[Cell],
@@ -186,8 +220,39 @@ def _run_cells(
     progress: ProgressFn,
     cancel: Any,
     phase: str,
+    prepare: bool = True,
+    estimates: bool = True,
 ) -> list[Any]:
-    return executor.map(cells, progress=progress, cancel=cancel, phase=phase)
+    """Map ``cells`` on ``executor``: each distinct configuration validated once here, in the driver; cells grouped
+    by the configuration they load (a worker gets cells of one configuration together); a warm-up that loads the
+    first configurations into a fresh worker's memo (``prepare=False``: cells that do not use
+    :func:`prepare_seed`, whose warm-up only imports; ``estimates=False``: cells that never call
+    :func:`~unlearn_core.pipeline.run_method`, such as the audit's)."""
+    keys: dict[tuple[int, int], str] = {}
+    order: list[tuple[RunConfig, int]] = []
+    grouped: list[Cell] = []
+    for cell in cells:
+        found = _cell_config(cell)
+        if found is None:
+            grouped.append(cell)
+            continue
+        ident = (id(found[0]), found[1])
+        if ident not in keys:
+            config = _seed_config(*found)
+            key = _memo_key(config)
+            with _MEMO_LOCK:
+                known = key in _VALIDATED
+            if not known:
+                validate_config(config)
+                with _MEMO_LOCK:
+                    _VALIDATED.add(key)
+            keys[ident] = key
+            order.append(found)
+        grouped.append(dataclasses.replace(cell, group=keys[ident]))
+    warmup = Cell(_warm_cell, {"configs": order[:PREPARED_MEMO] if prepare else [],
+                               "validated": sorted(set(keys.values())), "estimates": estimates},
+                  label="warm-up")
+    return executor.map(grouped, progress=progress, cancel=cancel, phase=phase, warmup=warmup)
 
 
 def _prepare_all(executor: Executor, configs: Sequence[tuple[RunConfig, int]], *, progress: ProgressFn,
@@ -677,7 +742,7 @@ def budget(
 # ----------------------------------------------------------------------------------------------------------------
 
 #: Scalar statistics the audit's distinguishing test may use; ``auto`` picks one on the selection half.
-AUDIT_STATISTICS = ("auto", "projection", "forget_loss")
+AUDIT_STATISTICS = ("auto", "projection", "direction", "forget_loss")
 #: Above this many parameters, the white-box statistic sees a fixed random subset of this many coordinates.
 AUDIT_MAX_COORDS = 20_000
 #: Unlearner runs per audit cell (several runs per cell amortise a cell's fixed cost; more cells balance load).
@@ -741,7 +806,15 @@ def _audit_pilot_cell(*, base: RunConfig, seed: int, method: str, params: Mappin
     # The pilot is run 0 of the unlearned arm at the configured σ: with σ pinned to its σ_used, that run repeats it.
     _, cert = _release(prepared, method, params, run_seed=_run_seed(seed, 0, 0), from_retrained=False,
                        cancel=cancel)
-    return {**_cert_summary(cert), "pilot_s": time.perf_counter() - tic}
+    # The direction in which the two arms' starting models differ, A(D) − A(D_r), on the statistic's coordinates:
+    # known before any run, so the "direction" statistic spends no runs estimating it.
+    start_a, start_b = (get_flat_params(m).detach().double() for m in (prepared.original, prepared.retrained))
+    coords = _coords(int(start_a.numel()))
+    if coords is not None:
+        index = torch.as_tensor(coords, device=start_a.device)
+        start_a, start_b = start_a[index], start_b[index]
+    return {**_cert_summary(cert), "pilot_s": time.perf_counter() - tic,
+            "direction": (start_a - start_b).cpu().numpy(), "centre": (0.5 * (start_a + start_b)).cpu().numpy()}
 
 
 def _audit_runs_cell(*, base: RunConfig, seed: int, method: str, params: Mapping[str, Any], arm: int,
@@ -780,27 +853,42 @@ def _gather_arm(chunks: list[dict[str, Any]]) -> dict[str, np.ndarray]:
                                                                  "acc_test", "time_s")}
 
 
-def _audit_statistics(a: dict[str, np.ndarray], b: dict[str, np.ndarray], half_a: int,
-                      half_b: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _audit_statistics(a: dict[str, np.ndarray], b: dict[str, np.ndarray], half_a: int, half_b: int,
+                      pilot: Mapping[str, Any] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each candidate statistic of every run of both arms (A = unlearned, B = noisy retrain).
 
     ``projection`` (white-box): the release's projection on the difference of the arms' means *estimated on the
-    selection halves*, centred between them — for two Gaussians around fixed points, the likelihood-ratio test.
+    selection halves*, centred between them — for two Gaussians around fixed points, the likelihood-ratio test; in
+    p dimensions its estimated direction carries noise of norm ≈ σ·√(2p/n), so with few runs it sees little.
+    ``direction`` (white-box): the release's projection on A(D) − A(D_r), the difference of the two arms' starting
+    models (from the pilot), centred between them — known before any run, so no run is spent estimating it; for
+    output perturbation it is exactly the likelihood-ratio direction.
     ``forget_loss`` (black-box): the release's mean loss on the forget set.
     """
     xa, xb = a["coords"].astype(np.float64), b["coords"].astype(np.float64)
     mean_a, mean_b = xa[:half_a].mean(axis=0), xb[:half_b].mean(axis=0)
     u = mean_a - mean_b
     centre = 0.5 * (mean_a + mean_b)
-    return {
+    out = {
         "projection": ((xa - centre) @ u, (xb - centre) @ u),
         "forget_loss": (a["loss_forget"].mean(axis=1), b["loss_forget"].mean(axis=1)),
     }
+    if pilot is not None and pilot.get("direction") is not None:
+        d, c = np.asarray(pilot["direction"], dtype=np.float64), np.asarray(pilot["centre"], dtype=np.float64)
+        if d.shape == xa.shape[1:] and np.any(d):
+            out["direction"] = ((xa - c) @ d, (xb - c) @ d)
+    return out
 
 
 def _audit_lira(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, float]:
     """Offline LiRA: unlearned releases as targets against the noisy-retrain releases as OUT references, and the
-    noisy retrain against itself (leave-one-out) as the value to read it against."""
+    noisy retrain against itself (leave-one-out) as the value to read it against.
+
+    Both sides use the same number of references, k_B − 1 (a target of arm A leaves out one reference too, chosen by
+    its index): the attack's variance estimate changes at 64 references (per-example above, pooled below —
+    :func:`unlearn_core.metrics.lira_offline_scores`), so with unequal counts the target and its null would be scored
+    by different attacks (64 against 63 at exactly 64 runs).
+    """
     k_b = len(b["phi_forget"])
     if k_b < 3:
         return {}
@@ -813,7 +901,7 @@ def _audit_lira(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str,
                            b["phi_test"][refs])
 
     all_b = np.arange(k_b)
-    on_a = [lira(i, a, all_b) for i in spaced(len(a["phi_forget"]))]
+    on_a = [lira(i, a, all_b[all_b != i % k_b]) for i in spaced(len(a["phi_forget"]))]
     on_b = [lira(i, b, all_b[all_b != i]) for i in spaced(k_b)]
     return {"lira_auc": float(np.mean([r["auc"] for r in on_a])),
             "lira_tpr_at_1fpr": float(np.mean([r["tpr_at_1fpr"] for r in on_a])),
@@ -829,8 +917,8 @@ def _audit_row(*, seed: int, method: str, factor: float, sigma: float | None, pi
     half = runs // 2
     delta_g = cert.get("delta_guaranteed")
     delta_g = float(delta_g) if delta_g is not None else float(cert.get("delta") or 0.0)
-    stats = _audit_statistics(a, b, half, half)
-    names = list(stats) if statistic == "auto" else [statistic]
+    stats = _audit_statistics(a, b, half, half, pilot)
+    names = list(stats) if statistic == "auto" else [statistic if statistic in stats else "projection"]
     tests = {n: mt.distinguishing_test(stats[n][0][:half], stats[n][1][:half], stats[n][0][half:],
                                        stats[n][1][half:], delta=delta_g, alpha=alpha) for n in names}
     # The statistic is chosen on the selection half only, so the held-out bound stays valid.
@@ -844,7 +932,7 @@ def _audit_row(*, seed: int, method: str, factor: float, sigma: float | None, pi
     pe_null = mt.per_example_epsilon(b["loss_forget"][:half], b["loss_forget"][half:])
     pe_q90 = float(np.quantile(pe, 0.9, method="inverted_cdf"))  # an observed value: ∞ stays ∞, never NaN
     row: dict[str, Any] = {
-        "seed": seed, "method": method, "sigma_factor": float(factor), "sigma": sigma,
+        "seed": seed, "method": method, "mode": "runs", "sigma_factor": float(factor), "sigma": sigma,
         "sigma_required": pilot.get("sigma_required"), "epsilon": eps_claim, "delta": cert.get("delta"),
         "delta_guaranteed": delta_g, "status": cert.get("status"), "certified": cert.get("certified"),
         "epsilon_certified": eps_cert, "runs": runs, "n_eval": runs - half, "alpha": float(alpha),
@@ -863,6 +951,107 @@ def _audit_row(*, seed: int, method: str, factor: float, sigma: float | None, pi
     return row
 
 
+def audit_per_example_note(row: Mapping[str, Any]) -> str | None:
+    """How to read a per-example ε (median) above the claimed ε in one audit row — or ``None`` when it is not.
+
+    Triantafillou et al.'s per-example ε is an estimate from point rates maximised over thresholds, biased upwards
+    with few models, not a bound: it is read against the same estimate between the two halves of the noisy retrain
+    (``pe_epsilon_median_null``, what identical distributions give with as many models).
+    """
+    pe, claim, null = row.get("pe_epsilon_median"), row.get("epsilon"), row.get("pe_epsilon_median_null")
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not (number(pe) and number(claim)) or pe <= claim:
+        return None
+    where = (f"**{row.get('method')}** at σ × {float(row.get('sigma_factor', 1.0)):g}: per-example ε (median) "
+             f"{pe:.2f} exceeds the claimed ε = {claim:g}")
+    if number(null) and null >= claim:
+        return (f"{where} — but the same estimate between two halves of the noisy retrain is {null:.2f}: with this "
+                "many runs it reads this high even for identical distributions (it is biased upwards, not a bound), "
+                "so it is not evidence of a leak; more runs lower both.")
+    null_text = f"{null:.2f}" if number(null) else "not available"
+    return (f"{where}, while the noisy retrain against itself gives {null_text}: a sign of leakage — but an "
+            "estimate; only the audit's lower bound can refute the claim, and more runs sharpen both.")
+
+
+#: Audit modes: many runs of both arms (the distinguishing test), or one run with many canaries.
+AUDIT_MODES = ("runs", "one_run")
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditPower:
+    """What an audit of one method can show, known before any work: the claimed ε, the largest ε the design can
+    show (its ceiling), and the runs per arm (many-run mode) a claim this large needs."""
+
+    method: str
+    epsilon: float | None
+    ceiling: float
+    runs_needed: int | None
+
+    @property
+    def can_refute(self) -> bool:
+        return self.epsilon is None or self.ceiling > self.epsilon
+
+    def message(self, *, mode: str = "runs", runs: int | None = None) -> str:
+        design = f"{runs} runs per arm" if mode == "runs" else "this many canaries and guesses"
+        if self.epsilon is None:
+            return f"{self.method}: {design} can show ε up to {self.ceiling:.2f}"
+        if self.can_refute:
+            return (f"{self.method}: {design} can show ε up to {self.ceiling:.2f}, above the claimed ε = "
+                    f"{self.epsilon:g} — a perfect test would refute it")
+        need = (f"refuting it needs at least {self.runs_needed:,} runs per arm" if self.runs_needed is not None
+                else "no number of runs can refute it")
+        if mode == "one_run":
+            need = "more canaries and guesses (or the many-run mode) are needed to refute it"
+        return (f"{self.method}: {design} can show ε up to {self.ceiling:.2f} at most, below the claimed ε = "
+                f"{self.epsilon:g}: {need}")
+
+
+def _claimed(name: str, override: Mapping[str, Any]) -> tuple[float | None, float]:
+    """(claimed ε, δ) of ``name`` with ``override``, before any work (``None`` when it has no ε hyperparameter)."""
+    unlearner = get_unlearner(name)
+    resolved = resolve_params(unlearner.schema, dict(override), method=name)
+    eps = resolved.get(unlearner.epsilon_param) if unlearner.epsilon_param else None
+    delta = resolved.get("delta")
+    return (float(eps) if isinstance(eps, (int, float)) else None,
+            float(delta) if isinstance(delta, (int, float)) else 0.0)
+
+
+def audit_power(
+    *,
+    methods: Sequence[str],
+    params: Mapping[str, Mapping[str, Any]] | None,
+    runs: int,
+    alpha: float = 0.05,
+    mode: str = "runs",
+    canaries: int | None = None,
+    guesses: int | None = None,
+) -> list[AuditPower]:
+    """Per method, what the audit can show before any work (the page and the CLI state it before Run).
+
+    Many-run mode: :func:`unlearn_core.metrics.audit_epsilon_ceiling` of ``runs`` and, for the claimed ε,
+    :func:`unlearn_core.metrics.audit_runs_needed`. One-run mode: the bound with every guess correct
+    (:func:`unlearn_core.one_run_audit.unlearning_epsilon_ceiling`).
+    """
+    from unlearn_core import one_run_audit as ora
+
+    out = []
+    for name in methods:
+        eps, delta = _claimed(name, (params or {}).get(name, {}))
+        if mode == "one_run":
+            k = int(guesses or ora.ONE_RUN_GUESSES)
+            ceiling = ora.unlearning_epsilon_ceiling(m=int(canaries or ora.ONE_RUN_CANARIES), r=2 * k, delta=delta,
+                                                     beta=alpha)
+            out.append(AuditPower(name, eps, ceiling, None))
+            continue
+        ceiling = mt.audit_epsilon_ceiling(runs, alpha=alpha, delta=delta)
+        need = mt.audit_runs_needed(eps, alpha=alpha, delta=delta) if eps is not None else None
+        out.append(AuditPower(name, eps, ceiling, need))
+    return out
+
+
 def check_audit_args(
     *,
     methods: Sequence[str] | None,
@@ -872,14 +1061,24 @@ def check_audit_args(
     statistic: str,
     alpha: float,
     runs_per_cell: int,
+    mode: str = "runs",
+    canaries: int | None = None,
+    guesses: int | None = None,
+    allow_weak: bool = True,
+    n_train: int | None = None,
 ) -> tuple[list[str], dict[str, dict[str, Any]], list[float]]:
     """Check :func:`audit`'s own arguments (before any training: the CLI and the dashboard call it first).
 
     Returns the methods (default: every certified method), their hyperparameter overrides and the σ factors.
+    With ``allow_weak=False`` an audit that cannot refute anything is refused: every method's claimed ε is at or
+    above the largest ε the design can show (:func:`audit_power`) and no σ factor above 1 (whose certificate claims
+    a smaller ε) is audited.
 
     Raises:
         ConfigError: one line naming the argument, its value and what is allowed.
     """
+    from unlearn_core import one_run_audit as ora
+
     certified = certified_methods()
     methods = list(methods) if methods is not None else certified
     for name in methods:
@@ -888,6 +1087,8 @@ def check_audit_args(
             raise ConfigError(f"method {name!r} cannot be audited: it carries no certificate (family {cls.family}); "
                               f"choose from {', '.join(certified)}")
     overrides = _check_methods(methods, params)
+    if mode not in AUDIT_MODES:
+        raise ConfigError(f"mode={mode!r} is not valid: choose one of {', '.join(AUDIT_MODES)}")
     if statistic not in AUDIT_STATISTICS:
         raise ConfigError(f"statistic={statistic!r} is not valid: choose one of {', '.join(AUDIT_STATISTICS)}")
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
@@ -898,12 +1099,22 @@ def check_audit_args(
                           "test, half count its errors; each run holds a parameter vector)")
     if not isinstance(runs_per_cell, int) or isinstance(runs_per_cell, bool) or not 1 <= runs_per_cell <= high:
         raise ConfigError(f"runs_per_cell={runs_per_cell!r} is not valid: expected an integer in [1, {high:,}]")
+    if mode == "one_run":
+        ora.check_one_run_args(canaries=ora.ONE_RUN_CANARIES if canaries is None else canaries,
+                               guesses=ora.ONE_RUN_GUESSES if guesses is None else guesses, n_train=n_train)
     factors = [float(f) for f in sigma_factors]
     if not factors or any(not (math.isfinite(f) and f > 0) for f in factors):
         raise ConfigError(f"sigma_factors={list(sigma_factors)!r} is not valid: expected numbers > 0")
     for name in methods:
         if any(f != 1.0 for f in factors) and get_unlearner(name).noise_param is None:
             raise ConfigError(f"method {name!r} has no 'sigma' hyperparameter: only sigma_factors=1 applies")
+    if not allow_weak and max(factors) <= 1.0:
+        power = audit_power(methods=methods, params=overrides, runs=runs, alpha=alpha, mode=mode,
+                            canaries=canaries, guesses=guesses)
+        if not any(p.can_refute for p in power):
+            weakest = min(power, key=lambda p: p.epsilon if p.epsilon is not None else math.inf)
+            raise ConfigError(("runs=" + str(runs) if mode == "runs" else "this design") + " cannot refute any claim: "
+                              + weakest.message(mode=mode, runs=runs) + " (run it anyway with allow_weak)")
     return methods, overrides, factors
 
 
@@ -918,12 +1129,21 @@ def audit(
     statistic: str = "auto",
     alpha: float = 0.05,
     runs_per_cell: int = AUDIT_RUNS_PER_CELL,
+    mode: str = "runs",
+    canaries: int | None = None,
+    guesses: int | None = None,
+    allow_weak: bool = True,
     progress: ProgressFn = None,
     cancel: Any = None,
     executor: Executor | str | None = None,
 ) -> pd.DataFrame:
     r"""An empirical lower bound on ε beside the certified (ε, δ), for every certified method: one row per
     (seed, method, σ factor).
+
+    ``mode="one_run"`` runs the one-run audit with ``canaries`` canaries and ``guesses`` guesses per side instead
+    (:func:`unlearn_core.one_run_audit.one_run_audit`: one training and one unlearning run per σ factor); ``runs``,
+    ``statistic`` and ``runs_per_cell`` then do not apply. ``allow_weak=False`` refuses an audit whose design cannot
+    refute any claim (:func:`check_audit_args`).
 
     **What is compared.** A certificate claims that the unlearner's output U(A(D), D_r) is (ε, δ)-indistinguishable
     from the *noisy retrain*, the same mechanism applied to the retrained model, U(A(D_r), D_r) — the definition
@@ -962,13 +1182,22 @@ def audit(
     seeds = _check_seeds(seeds)
     methods, overrides, factors = check_audit_args(methods=methods, params=params, sigma_factors=sigma_factors,
                                                    runs=runs, statistic=statistic, alpha=alpha,
-                                                   runs_per_cell=runs_per_cell)
+                                                   runs_per_cell=runs_per_cell, mode=mode, canaries=canaries,
+                                                   guesses=guesses, allow_weak=allow_weak,
+                                                   n_train=get_dataset_info(base.dataset).n_train)
+    if mode == "one_run":
+        from unlearn_core import one_run_audit as ora
+
+        return ora.one_run_audit(base, methods=methods, params=overrides, sigma_factors=factors,
+                                 canaries=canaries or ora.ONE_RUN_CANARIES, guesses=guesses or ora.ONE_RUN_GUESSES,
+                                 seeds=seeds, alpha=alpha, progress=progress, cancel=cancel, executor=executor)
 
     pairs = [(s, m) for s in seeds for m in methods]
     with _Scope(executor) as ex:
         pilots = _run_cells(ex, [Cell(_audit_pilot_cell, {"base": base, "seed": s, "method": m,
                                                           "params": overrides[m]}, label=f"seed {s}: {m} pilot")
-                                 for s, m in pairs], progress=progress, cancel=cancel, phase="prepare")
+                                 for s, m in pairs], progress=progress, cancel=cancel, phase="prepare",
+                            estimates=False)
         plan: list[tuple[int, str, float, float | None, dict[str, Any]]] = []
         cells: list[Cell] = []
         keys: list[tuple[int, int]] = []
@@ -986,7 +1215,7 @@ def audit(
                                                              "params": run_params, "arm": arm, "runs": chunk},
                                           label=f"seed {s}: {m} ×{f:g}, arm {'AB'[arm]}, runs {chunk[0]}–"))
                         keys.append((len(plan) - 1, arm))
-        results = _run_cells(ex, cells, progress=progress, cancel=cancel, phase="runs")
+        results = _run_cells(ex, cells, progress=progress, cancel=cancel, phase="runs", estimates=False)
     by_plan: dict[tuple[int, int], list[dict[str, Any]]] = {}
     for key, res in zip(keys, results, strict=True):
         by_plan.setdefault(key, []).append(res)

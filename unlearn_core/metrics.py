@@ -548,6 +548,40 @@ def epsilon_lower_bound(*, fpr: float, fnr: float, delta: float) -> float:
     return max(vals)
 
 
+def audit_epsilon_ceiling(runs: int, *, alpha: float = 0.05, delta: float = 0.0) -> float:
+    r"""The largest ε the many-run audit can ever show with ``runs`` runs per arm (computable before any work).
+
+    Half the runs of each arm choose the test, the other ⌈runs/2⌉ = n count its errors; the best outcome is a test
+    without a single error, whose Clopper–Pearson upper limits (:func:`clopper_pearson`, k = 0:
+    :math:`1 - (\alpha/2)^{1/n}`) go through :func:`epsilon_lower_bound`. No outcome gives more, so a claim at or
+    above this value cannot be refuted by the audit: 0.54 at 16 runs per arm, 1.02 at 24, 2.6 at 100, ≈ 11.8 at a
+    million (α = 0.05).
+    """
+    n = int(runs) - int(runs) // 2
+    if n < 1:
+        return 0.0
+    upper = clopper_pearson(0, n, alpha=alpha)[1]
+    return epsilon_lower_bound(fpr=upper, fnr=upper, delta=delta)
+
+
+def audit_runs_needed(epsilon: float, *, alpha: float = 0.05, delta: float = 0.0, low: int = 8,
+                      high: int = 1_000_000) -> int | None:
+    """The fewest runs per arm (in [low, high]) whose :func:`audit_epsilon_ceiling` exceeds ``epsilon`` — what
+    refuting a claim of ε needs at the very least (a perfect test on the counted half); ``None`` if no count does."""
+    if audit_epsilon_ceiling(high, alpha=alpha, delta=delta) <= epsilon:
+        return None
+    lo, hi = low, high  # the ceiling grows with the runs
+    if audit_epsilon_ceiling(lo, alpha=alpha, delta=delta) > epsilon:
+        return lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if audit_epsilon_ceiling(mid, alpha=alpha, delta=delta) > epsilon:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Distinguishing tests between two sets of models (the audit, per-example ε, LiRA)
 # ----------------------------------------------------------------------------------------------------------------

@@ -184,7 +184,7 @@ def _train_cached(
 
     if cache is None:
         return do_train(model), False
-    return cache.get_or_train(key, model, do_train)
+    return cache.get_or_train(key, model, do_train, cancel=cancel)
 
 
 def _summary_from_meta(meta: dict[str, Any]) -> dict[str, Any]:

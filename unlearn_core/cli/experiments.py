@@ -89,6 +89,10 @@ def _common(p: argparse.ArgumentParser, full: bool = True) -> None:
                    "(e.g. 0.25: four cells share a GPU)")
     x.add_argument("--threads-per-cell", type=int, default=None, help="torch threads per cell (default 1 in "
                    "workers; serial leaves torch's setting)")
+    x.add_argument("--connect-timeout", type=float, default=None, help="seconds to reach a Ray cluster, probe and "
+                   "ray.init together (default $UNLEARN_RAY_TIMEOUT, else 30)")
+    x.add_argument("--max-retries", type=int, default=3, help="times a cell whose worker was lost is run again "
+                   "(default 3; finished cells are kept)")
 
 
 def add_experiment_commands(subparsers: Any, *, full: Any = lambda kind: True) -> None:
@@ -145,8 +149,16 @@ def add_experiment_commands(subparsers: Any, *, full: Any = lambda kind: True) -
     p.add_argument("--runs", type=int, default=100, help="independent runs per arm (unlearned, noisy retrain; "
                    "default 100; half choose the test, half count its errors)")
     p.add_argument("--runs-per-cell", type=int, default=10, help="runs per cell (default 10)")
-    p.add_argument("--statistic", default="auto", help="auto, projection (white-box) or forget_loss (black-box)")
-    p.add_argument("--alpha", type=float, default=0.05, help="1 − confidence of the Clopper–Pearson bounds")
+    p.add_argument("--statistic", default="auto", help="auto, projection or direction (white-box) or forget_loss "
+                   "(black-box)")
+    p.add_argument("--alpha", type=float, default=0.05, help="1 − confidence of the bounds")
+    p.add_argument("--mode", default="runs", choices=("runs", "one-run"), help="runs: many runs of both arms "
+                   "(default); one-run: one unlearning run with many canaries (Steinke, Nasr & Jagielski 2023)")
+    p.add_argument("--canaries", type=int, default=None, help="one-run: canaries inserted then deleted or never "
+                   "inserted, by a fair coin (default 256)")
+    p.add_argument("--guesses", type=int, default=None, help="one-run: guesses on each side (default 32)")
+    p.add_argument("--allow-weak", action="store_true", help="run even when the design cannot show the claimed ε "
+                   "(by default such an audit is refused before any work, naming the runs it needs)")
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("forget-size", help="cost, accuracy and the certificate as the forget set grows")
@@ -196,7 +208,10 @@ def _base(args: argparse.Namespace):
     for path in _outputs(args, out):
         check_output_file(path, flag="--out/--name")
     check_workers(args)
-    check_experiment_options(args.experiment, config, vars(args), runs=_runs(args))
+    options = vars(args)
+    if args.experiment == "audit":
+        options = {**options, "mode": args.mode.replace("-", "_")}
+    check_experiment_options(args.experiment, config, options, runs=_runs(args))
     set_threads(config)
     return config
 
@@ -241,7 +256,8 @@ def _executor(args: argparse.Namespace):
     from unlearn_core.executors import get_executor
 
     return get_executor(args.executor, workers=args.workers, address=args.address,
-                        gpus_per_cell=args.gpus_per_cell, threads_per_cell=args.threads_per_cell)
+                        gpus_per_cell=args.gpus_per_cell, threads_per_cell=args.threads_per_cell,
+                        max_retries=args.max_retries, connect_timeout_s=args.connect_timeout)
 
 
 def estimate_line(estimate: Any, base: Any) -> str:
@@ -267,6 +283,9 @@ class CellProgress:
     def __call__(self, info: dict[str, Any]) -> None:
         import time
 
+        if self.enabled and info.get("stage") == "plan":  # where the cells ran and why, a lost worker
+            print(f"  {info.get('message', '')}", file=sys.stderr)
+            return
         if not self.enabled or info.get("stage") != "cells":
             return
         done, total = info.get("step", 0), info.get("steps", 0)
@@ -305,6 +324,7 @@ def _run(args: argparse.Namespace, fn: Any, *fn_args: Any, **kwargs: Any) -> Any
     try:
         return fn(*fn_args, progress=_progress(args), executor=executor, **kwargs)
     finally:
+        args.executor_report = executor.report()  # where the cells ran and why: the JSON's "executor"
         executor.close()
 
 
@@ -325,6 +345,7 @@ def _write(
     paths = _outputs(args, Path(args.out).expanduser())
     payload = {
         "experiment": name, "config": base.to_json(), "seeds": args.seeds, **extra,
+        "executor": {"name": args.executor, "plans": getattr(args, "executor_report", [])},
         "rows": df.to_dict(orient="records"), "summary": summary.to_dict(orient="records"), "versions": versions(),
     }
     files: dict[Path, str] = {paths[0]: df.to_csv(index=False), paths[1]: json_text(payload)}
@@ -392,15 +413,23 @@ def cmd_budget(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from unlearn_core.experiments import audit, certified_methods
+    from unlearn_core.experiments import audit, audit_power, certified_methods
 
     base = _base(args)
     methods = args.methods or certified_methods()
     params = _method_sets(args.sets, methods)
+    mode = args.mode.replace("-", "_")
+    if not args.quiet:  # what this design can show, before any work
+        for power in audit_power(methods=methods, params=params, runs=args.runs, alpha=args.alpha, mode=mode,
+                                 canaries=args.canaries, guesses=args.guesses):
+            print(("" if power.can_refute else "warning: ") + power.message(mode=mode, runs=args.runs),
+                  file=sys.stderr)
     df = _run(args, audit, base, methods=methods, params=params, sigma_factors=args.sigma_factors, runs=args.runs,
-              seeds=args.seeds, statistic=args.statistic, alpha=args.alpha, runs_per_cell=args.runs_per_cell)
+              seeds=args.seeds, statistic=args.statistic, alpha=args.alpha, runs_per_cell=args.runs_per_cell,
+              mode=mode, canaries=args.canaries, guesses=args.guesses, allow_weak=args.allow_weak)
     _write(args, "audit", df, base=base, by=["method", "sigma_factor"],
-           extra={"methods": methods, "params": params, "sigma_factors": args.sigma_factors, "runs": args.runs})
+           extra={"methods": methods, "params": params, "sigma_factors": args.sigma_factors, "runs": args.runs,
+                  "mode": mode, "canaries": args.canaries, "guesses": args.guesses})
     return 0
 
 

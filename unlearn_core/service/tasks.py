@@ -142,16 +142,23 @@ def experiment_task(
 
         _fit_threads(base)
         serial = executor is None or getattr(executor, "name", "serial") == "serial"
-        for seed in seeds if serial and kind != "forget_size" else ():  # forget_size prepares one model per size
+        # forget_size prepares one model per size; the one-run audit trains its own canary models
+        own_models = kind == "forget_size" or options.get("mode") == "one_run"
+        for seed in seeds if serial and not own_models else ():
             if cancel.is_set():
                 raise Cancelled("cancelled")
             # The seeds were checked with the base configuration at submission; the seed is its only change.
             prepare(dataclasses.replace(base, seed=seed, compute_retrained=True), progress=progress, cancel=cancel,
                     validated=True)
 
+        plans: list[str] = []
+
         def forward(info: dict[str, Any]) -> None:
             if cancel.is_set():
                 raise Cancelled("cancelled")
+            if info.get("stage") == "plan":  # where the cells ran and why: kept for the card, not a progress step
+                plans.append(str(info.get("message", "")))
+                return
             record = dict(info)
             if isinstance(record.get("run"), int) and isinstance(record.get("runs"), int):
                 record.update(step=record["run"] - 1, steps=record["runs"])  # drives the progress bar
@@ -160,6 +167,8 @@ def experiment_task(
         df = getattr(experiments, kind)(base, seeds=seeds, progress=forward, cancel=cancel, executor=executor,
                                         **options)
         card = experiment_card(kind, base, df, seeds=seeds, options=options, label=label or kind)
+        if executor is not None:
+            card["executor"] = {"describe": executor.describe(), "plans": plans}
         run_id = (save_or_warn(store, card, config_hash=key, kind=kind, label=label or kind) if store is not None
                   else None)
         return {"kind": kind, "table": df, "card": card, "run_id": run_id}
