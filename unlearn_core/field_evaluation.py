@@ -491,3 +491,42 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     """:func:`evaluate`'s rows without the per-example lists (what a CSV holds)."""
     return df.drop(columns=[c for c in PER_EXAMPLE_COLUMNS if c in df.columns])
 
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# With `experiment compare`
+# ----------------------------------------------------------------------------------------------------------------
+
+#: The columns of :func:`evaluate` that join each method's rows of :func:`unlearn_core.experiments.compare`.
+SCORE_PREFIXES = ("challenge_", "ulira_", "audit_", "reading", "attacked_")
+
+
+def paired_tow(df: pd.DataFrame) -> pd.Series:
+    """ToW of every row of a compare table against the retrained row of the same seed (Zhao et al. score each run
+    against its own retraining); the ``retrained`` rows get 1."""
+    refs = {r["seed"]: r for _, r in df[df["method"] == "retrained"].iterrows()}
+    values = []
+    for _, row in df.iterrows():
+        ref = refs.get(row["seed"])
+        values.append(None if ref is None else tug_of_war(
+            forget_unlearned=row["acc_forget"], retain_unlearned=row["acc_retain"], test_unlearned=row["acc_test"],
+            forget_retrained=ref["acc_forget"], retain_retrained=ref["acc_retain"], test_retrained=ref["acc_test"]))
+    return pd.Series(values, index=df.index, dtype="float64")
+
+
+def with_scores(compare_df: pd.DataFrame, scores_df: pd.DataFrame | None, scores: Sequence[str]) -> pd.DataFrame:
+    """A compare table with the field's scores: ``tow`` per row (paired by seed), and each method's (and reference
+    row's) many-model columns from :func:`evaluate` — ``challenge_*``, ``ulira_*``, ``audit_*``, the reading,
+    ``models``/``shadows`` and ``tow_models`` (ToW of the N models' mean accuracies). The per-example lists stay out
+    (:func:`per_example_table`)."""
+    out = compare_df.copy()
+    if "tow" in scores:
+        out["tow"] = paired_tow(out)
+    if scores_df is None or not len(scores_df):
+        return out
+    keep = [c for c in scores_df.columns if c.startswith(SCORE_PREFIXES) and c not in PER_EXAMPLE_COLUMNS]
+    keep += [c for c in ("models", "shadows") if c in scores_df.columns]
+    extra = scores_df[["method", *keep]].copy()
+    if "tow" in scores_df.columns:
+        extra["tow_models"] = scores_df["tow"]
+    return out.merge(extra, on="method", how="left")

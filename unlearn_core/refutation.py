@@ -102,6 +102,6 @@ def read_certificate(*, status: str | None, epsilon: float | None, epsilon_certi
                        + (f" (the bound at this σ, ε = {certified:.3g}, stands)." if certified is not None
                           and math.isfinite(certified) else "."))
     limit = certified if certified is not None and math.isfinite(certified) else requested
-    where = f" ≤ certified ε = {limit:.3g}" if limit is not None else ""
+    where = f", not above the certified ε = {limit:.3g}" if limit is not None else ""
     return Reading(NOT_REFUTED, best, best_by,
                    f"Not refuted: the strongest attack ({best_by}) shows ε ≥ {best:.3g}{where}. {NEVER_CONFIRMS}")
