@@ -29,7 +29,7 @@ from unlearn_core.refutation import CLAIM_REFUTED, NEVER_CONFIRMS, NO_ATTACK, NO
 from unlearn_core.service import ui_state
 
 PREFIX = "evaluate"
-SCORE_LABELS = {"challenge": "NeurIPS 2023 challenge score", "tow": "tug-of-war (ToW)", "ulira": "U-LiRA"}
+SCORE_LABELS = {"challenge": "challenge", "tow": "ToW", "ulira": "U-LiRA"}
 COLUMNS = {
     "status": "certificate", "epsilon_certified": "certified ε (upper bound)",
     "attacked_epsilon": "attacked ε (lower bound)", "attacked_by": "by", "reading": "reading",
@@ -40,14 +40,13 @@ COLUMNS = {
 
 common.require_router()
 st.title("Evaluate")
-st.caption("How the field scores unlearning, on many models per method: the NeurIPS 2023 challenge score and "
-           "tug-of-war against N retrained models, U-LiRA's per-example attack with shadow models unlearned the same "
-           "way — and, for every certified method, its certified ε against the attacks' ε on one axis.")
-st.info(f"**{NEVER_CONFIRMS}** A certificate is an upper bound on ε; an attack gives a lower bound. A lower bound "
-        "above the certified ε proves the certificate false for this run; one below it proves nothing — the "
-        "certificate covers every data set and every attack, the attack tried one of each. Per-example ε "
-        "(bars) are estimates against exact retraining, biased upwards with few models: read them against the "
-        "`retrained` control.", icon="⚖️")
+st.caption("How the field scores unlearning, on many models per method — the NeurIPS 2023 challenge score, "
+           "tug-of-war (ToW) and U-LiRA, a per-example attack with shadow models unlearned the same way — and each "
+           "certified ε against the attacks' ε on one axis.")
+st.info(f"**{NEVER_CONFIRMS}** A certificate is an upper bound on ε, an attack a lower bound: one above the "
+        "certified ε proves the certificate false for this run; one below it proves nothing (the certificate covers "
+        "every data set and attack). Per-example ε are estimates, biased upwards with few models: read them against "
+        "the `retrained` control.", icon="⚖️")
 
 
 def _methods(text: str) -> list[str]:
@@ -64,13 +63,6 @@ extras = widgets.init_page(PREFIX, extra_fields={
     "shadows": ui_state.int_field("shadows", low=SHADOWS_RANGE[0], high=SHADOWS_RANGE[1]),
     "audit": ui_state.int_field("audit", low=0, high=100_000), "scores": parse_scores,
 })
-if not st.session_state.get(f"{PREFIX}._method_params"):
-    by_method, lines = ui_state.method_params_from_query(st.query_params.to_dict())
-    for method_name, values in by_method.items():
-        widgets.seed_method_params(PREFIX, method_name, {**widgets.read_params(PREFIX, method_name), **values})
-    for line in lines:
-        st.warning(line, icon=":material/warning:")
-    st.session_state[f"{PREFIX}._method_params"] = True
 all_methods = [n for n in ui_state.method_names() if n != "retrain"]  # retraining is the control
 certified = [n for n in certified_methods() if n in all_methods]
 common.seed_once(f"{PREFIX}.methods", [m for m in (extras.get("methods") or certified or all_methods[:1])
@@ -80,10 +72,16 @@ common.seed_once(f"{PREFIX}.shadows", int(extras.get("shadows", 16)))
 common.seed_once(f"{PREFIX}.audit", int(extras.get("audit", 0)))
 common.seed_once(f"{PREFIX}.scores", list(extras.get("scores") or SCORES))
 for m in all_methods:
-    quick = ui_state.quick_params(m)  # the method's own fast demo settings, until the user (or the URL) sets one
+    quick = ui_state.quick_params(m)  # the method's own fast demo settings, unless the URL or the user sets one
     if quick:
         widgets.seed_params_once(PREFIX, m, quick)
-widgets.presets_row(PREFIX)
+if not st.session_state.get(f"{PREFIX}._method_params"):
+    by_method, lines = ui_state.method_params_from_query(st.query_params.to_dict())
+    for method_name, values in by_method.items():
+        widgets.seed_method_params(PREFIX, method_name, {**widgets.read_params(PREFIX, method_name), **values})
+    for line in lines:
+        st.warning(line, icon=":material/warning:")
+    st.session_state[f"{PREFIX}._method_params"] = True
 widgets.config_widgets(PREFIX, method=False)
 st.multiselect("Methods", all_methods, key=f"{PREFIX}.methods",
                help="Each runs N times from the trained model; certified ones also N times from the retrained model "
@@ -100,9 +98,14 @@ with st.form(f"{PREFIX}.form", enter_to_submit=False):
     audit_runs = c3.number_input("Audit runs", min_value=0, max_value=100_000, step=8, key=f"{PREFIX}.audit",
                                  help="0: no audit. Otherwise the Audit page's test on every certified method, with "
                                       "this many runs per arm (at least 8).")
-    c4.multiselect("Scores", list(SCORES), key=f"{PREFIX}.scores", format_func=SCORE_LABELS.get)
+    c4.multiselect("Scores", list(SCORES), key=f"{PREFIX}.scores", format_func=SCORE_LABELS.get,
+                   help="challenge: the NeurIPS 2023 unlearning challenge's score (per-example ε → points, × utility); "
+                        "ToW: tug-of-war, how close the three accuracies are to retraining's; U-LiRA: the per-example "
+                        "likelihood-ratio attack (Hayes et al. 2025).")
     if chosen:
-        widgets.method_param_tabs(PREFIX, chosen, note="each method's demo settings unless you change them")
+        with st.expander("Hyperparameters of each method (each method's demo settings unless you change them)",
+                         icon=":material/tune:"):
+            widgets.method_param_tabs(PREFIX, chosen)
     submitted = st.form_submit_button("Run evaluation", type="primary", icon=":material/play_arrow:")
 
 scores = list(st.session_state[f"{PREFIX}.scores"])
@@ -160,6 +163,9 @@ def render(df: pd.DataFrame, card, run_id) -> None:
                + ". `original` (doing nothing) and `retrained` (a second, independent retraining: what a perfect "
                  "unlearner scores with this many models) are the controls: read each score against them.")
     table = df.set_index("method")[[c for c in COLUMNS if c in df.columns]].rename(columns=COLUMNS)
+    for name in table.columns:  # three significant digits: a certified ε of 2·10¹² stays readable
+        if pd.api.types.is_float_dtype(table[name]):
+            table[name] = [f"{v:.3g}" if pd.notna(v) else "—" for v in table[name]]
     st.dataframe(table, width="stretch")
     fig = certified_vs_attacked_figure(df)
     if fig is not None:

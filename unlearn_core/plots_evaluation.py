@@ -50,14 +50,15 @@ def _values(row: pd.Series, column: str) -> np.ndarray | None:
 
 
 def _axis_max(df: pd.DataFrame) -> float:
-    """Past the last points bucket, the certified ε and every bound (so each line is drawn), at most AXIS_MAX."""
+    """Past the last points bucket and every certified ε and bound up to :data:`AXIS_MAX` (a larger one — a
+    certificate of ε = 10¹² at a tiny σ — is drawn at the edge with an arrow, not allowed to squash the bars)."""
     top = BUCKET_WIDTH * 4
     models = pd.to_numeric(df.get("models"), errors="coerce") if "models" in df else None
     if models is not None and models.notna().any():
         top = max(top, max_epsilon(int(models.max())) + BUCKET_WIDTH)
     for col in ("epsilon_certified", *LOWER_BOUNDS):
         if col in df:
-            values = [v for v in (_finite(x) for x in df[col]) if v is not None]
+            values = [v for v in (_finite(x) for x in df[col]) if v is not None and v <= AXIS_MAX]
             if values:
                 top = max(top, max(values) * 1.15 + BUCKET_WIDTH)
     return float(min(AXIS_MAX, math.ceil(top / BUCKET_WIDTH) * BUCKET_WIDTH))
@@ -70,10 +71,10 @@ def _title(row: pd.Series) -> str:
     parts = [f"<b>{name}</b>"]
     if isinstance(status, str):
         parts.append(status)
-    bounds = [f"{label} ≥ {v:.2g}" for col, (label, _) in LOWER_BOUNDS.items()
+    bounds = [f"{label} ε ≥ {v:.2g}" for col, (label, _) in LOWER_BOUNDS.items()
               if (v := _finite(row.get(col))) is not None]
     if bounds:
-        parts.append("attacks: ε " + ", ".join(bounds))
+        parts.append("lower bounds: " + ", ".join(bounds))
     if reading == REFUTED:
         parts.append("<span style='color:#c53030'><b>CERTIFICATE REFUTED</b></span>")
     elif reading == CLAIM_REFUTED:
@@ -123,9 +124,10 @@ def certified_vs_attacked_figure(df: pd.DataFrame) -> go.Figure | None:
             if best is not None and best > certified:
                 fig.add_vrect(x0=x, x1=min(best, top), fillcolor=REFUTED_FILL, line_width=0, row=i, col=1)
             word = "certified ε" if row.get("status") != NOT_CERTIFIED else "the bound's ε"
+            beyond = certified > top
             fig.add_vline(x=x, line=CERTIFIED_LINE, row=i, col=1,
-                          annotation_text=f"{word} = {certified:.3g}" + (" →" if certified > top else ""),
-                          annotation_position="top right", annotation_font_size=11)
+                          annotation_text=f"{word} = {certified:.3g}" + (" →" if beyond else ""),
+                          annotation_position="top left" if beyond else "top right", annotation_font_size=11)
         for value, dash in bounds.values():
             if value is not None:
                 fig.add_vline(x=min(value, top), line=dict(color=BOUND_COLOUR, dash=dash, width=2), row=i, col=1)
