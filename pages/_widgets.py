@@ -273,7 +273,7 @@ def _forget_spec_from_widgets(prefix: str) -> str:
 
 
 FORGET_KINDS = {"random": "random points", "class": "whole classes", "class-fraction": "part of a class",
-                "subclass": "a sub-class", "memorised": "by memorisation", "indices": "given indices"}
+                "subclass": "a sub-class", "memorised": "memorisation", "indices": "given indices"}
 
 
 def _help(x: Setting) -> str | None:
@@ -341,8 +341,9 @@ def _forget_widgets(prefix: str, kind_col: Any, amount_col: Any) -> None:
                      help="The training examples with the highest (or lowest) memorisation proxy: their exact "
                           "leave-one-out loss under a ridge-regression classifier (mislabelled, ambiguous or "
                           "atypical examples score high).")
-            st.number_input("Fraction (< 1) or count (≥ 1)", min_value=0.0001, max_value=1e6, step=0.01, format="%g",
-                            key=state_key(prefix, "fmemamount"))
+            st.number_input("Fraction or count", min_value=0.0001, max_value=1e6, step=0.01, format="%g",
+                            key=state_key(prefix, "fmemamount"),
+                            help="A fraction of the training set (< 1) or a number of examples (≥ 1).")
         else:
             st.text_input("Indices (comma-separated)", key=state_key(prefix, "findices"))
 

@@ -19,12 +19,12 @@ import streamlit as st
 
 from pages import _common as common
 from pages import _downloads as downloads
+from pages import _results as results
 from pages import _status as status
 from pages import _widgets as widgets
 from unlearn_core.errors import ConfigError
 from unlearn_core.experiments import certified_methods
 from unlearn_core.field_evaluation import MODELS_RANGE, SCORES, SHADOWS_RANGE, parse_scores, summary_table
-from unlearn_core.plots_evaluation import certified_vs_attacked_figure
 from unlearn_core.refutation import CLAIM_REFUTED, NEVER_CONFIRMS, NO_ATTACK, NOT_REFUTED, REFUTED
 from unlearn_core.service import ui_state
 
@@ -167,11 +167,8 @@ def render(df: pd.DataFrame, card, run_id) -> None:
         if pd.api.types.is_float_dtype(table[name]):
             table[name] = [f"{v:.3g}" if pd.notna(v) else "—" for v in table[name]]
     st.dataframe(table, width="stretch")
-    fig = certified_vs_attacked_figure(df)
-    if fig is not None:
-        st.plotly_chart(fig, width="stretch", key=f"{PREFIX}.fig")
-    downloads.experiment_downloads(PREFIX, summary_table(df), card,
-                                  figures={"Certified vs attacked": fig} if fig is not None else {},
+    figures = results.experiment_figures(PREFIX, "evaluate", df)  # as the Runs page draws it when reopened
+    downloads.experiment_downloads(PREFIX, summary_table(df), card, figures=figures,
                                   name=f"evaluate-{cfg.dataset}-{cfg.model}")
 
 

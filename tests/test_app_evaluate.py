@@ -66,8 +66,13 @@ def test_evaluate_page_runs_from_a_deep_link_and_reads_each_certificate() -> Non
     assert "Not refuted" in reading and NEVER_CONFIRMS in reading
     table = at.dataframe[0].value
     assert list(table.index) == ["original", "retrained", "finetune", "output_perturbation"]
-    assert table.loc["original", "challenge F"] == 0.0 and "certified ε (upper bound)" in table.columns
+    assert table.loc["original", "challenge F"] == "0" and "certified ε (upper bound)" in table.columns
     assert at.get("plotly_chart")  # the certified-vs-attacked figure
+    # Reopened on the Runs page (the latest run), it is drawn as it was live: no error, the same figure.
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception, at.exception
+    assert any("A evaluate experiment" in c.value or "evaluate experiment" in c.value for c in at.caption)
+    assert at.get("plotly_chart")
 
 
 def test_evaluate_page_bad_link_values_are_one_line_warnings() -> None:
