@@ -62,6 +62,32 @@ def test_rows_controls_and_scores() -> None:
         "<b>finetune", "<b>output_perturbation", "<b>original (doing nothing)", "<b>retrained (a perfect unlearner)"]
 
 
+#: Cheap settings by schema name (whichever a method has): every registered method through the evaluation in seconds.
+CHEAP = {"depth": 50, "reps": 2, "lanczos_steps": 10, "curvature_points": 256, "finetune_epochs": 1, "epochs": 1,
+         "T": 1, "cg_iters": 20, "max_alpha_iters": 10, "lanczos_iters": 10}
+
+
+@pytest.mark.slow
+def test_every_registered_method_is_scored() -> None:
+    """The registry, not a hand list: every method (the new ones too, once registered) gets a challenge score and a
+    ToW; those that issue a certificate get a status and a reading."""
+    from unlearn_core.unlearners import get_unlearner, list_unlearners
+
+    names = [cls.name for cls in list_unlearners()]
+    params = {}
+    for name in names:
+        cls = get_unlearner(name)
+        schema = {p.name for p in cls.schema}
+        params[name] = {**cls.demo_params, **{k: v for k, v in CHEAP.items() if k in schema}}
+    df = fe.evaluate(TINY, names, params=params, scores="challenge,tow", models=4, controls=False)
+    assert list(df["method"]) == names
+    assert df["challenge_forget_score"].between(0, 1).all() and df["tow"].between(0, 1).all()
+    for _, row in df.iterrows():
+        issues = get_unlearner(row["method"]).issues_certificate()
+        assert (row["reading"] != NO_CERTIFICATE) == issues, row["method"]
+        assert len(row["challenge_eps"]) == 40
+
+
 class _Liar(Unlearner):
     """Claims a certified ε = 0.1 and removes nothing: the model it releases is the trained one."""
 
