@@ -5,7 +5,7 @@ U-LiRA, each certificate read against the attacks — every many-model loop a li
 
 * **N released models** — the method applied N times to the *one* trained model A(D), each run with its own
   unlearning seed (the challenge's protocol: one original, N unlearning runs);
-* **N retrained models** — A(D_r) at N training seeds (shared by every method; cached);
+* **N retrained models** — A(D_r) at the N training seeds after the original's (independent of it, as the challenge's; shared by every method; cached);
 * for a certified method, **N noisy retrains** — the method applied to the retrained model A(D_r), the other side
   of the pair its certificate covers (as :func:`unlearn_core.experiments.audit` runs it);
 * for U-LiRA, **M shadow models** — A(D_r ∪ H_k) for random halves H_k of the forget set (complementary pairs),
@@ -49,6 +49,7 @@ from unlearn_core.errors import ConfigError
 from unlearn_core.executors import Cell, Executor
 from unlearn_core.executors import resolve as resolve_executor
 from unlearn_core.experiments import _cert_columns, _check_methods, clear_prepared, prepare_seed
+from unlearn_core.limits import MAX_SEED
 from unlearn_core.pipeline import Prepared, RunConfig
 from unlearn_core.refutation import read_certificate
 from unlearn_core.tug_of_war import tug_of_war
@@ -183,6 +184,11 @@ def _reference_cell(*, base: RunConfig, seeds: Sequence[int], original: bool, ca
     return out
 
 
+def _shadow_seed(base: RunConfig, k: int) -> int:
+    """Shadow k's training seed (the k-th retrained model's: its oracle A(D_r) is then already trained)."""
+    return base.seed + 1 + int(k)
+
+
 def _shadow_config(base: RunConfig, forget_idx: Sequence[int], in_mask: Sequence[bool]) -> RunConfig:
     """The configuration whose *retrained* model is the shadow's training: the forget examples outside H_k are the
     ones left out, so A(D \\ (F \\ H_k)) = A(D_r ∪ H_k) — trained and cached like any retrained model."""
@@ -224,7 +230,7 @@ def _shadow_train_cell(*, base: RunConfig, forget_idx: Sequence[int], masks: Seq
     full = torch.as_tensor(list(forget_idx), dtype=torch.int64)
     confs = []
     for k in ks:
-        shadow = prepare_seed(_shadow_config(base, forget_idx, masks[k]), base.seed + int(k), cancel=cancel)
+        shadow = prepare_seed(_shadow_config(base, forget_idx, masks[k]), _shadow_seed(base, k), cancel=cancel)
         confs.append(_confidences(shadow.retrained, reference, full))
     return {"confs": np.stack(confs)}
 
@@ -236,7 +242,7 @@ def _shadow_unlearn_cell(*, base: RunConfig, method: str, params: Mapping[str, A
     full = torch.as_tensor(list(forget_idx), dtype=torch.int64)
     confs = []
     for k in ks:
-        sub = _shadow_prepared(base, base.seed + int(k), forget_idx, masks[k], cancel=cancel)
+        sub = _shadow_prepared(base, _shadow_seed(base, k), forget_idx, masks[k], cancel=cancel)
         model, _, _ = _unlearn(sub, method, params, seed=_unlearn_seed(base.seed, "shadow", k), from_retrained=False,
                                cancel=cancel)
         confs.append(_confidences(model, reference, full))
@@ -349,8 +355,8 @@ def evaluate(
     ``reading`` / ``reading_text`` / ``attacked_epsilon`` / ``attacked_by`` (:mod:`unlearn_core.refutation`);
     ``time_s`` (mean unlearning time of a released run).
 
-    ``seeds``: at most one (the training seed of the one original model; the N retrained models take it and the
-    next N − 1); default ``base.seed``.
+    ``seeds``: at most one (the training seed of the one original model; the N retrained models take the next N);
+    default ``base.seed``.
     """
     if seeds is not None and len(list(seeds)) > 0:
         seeds = [int(s) for s in seeds]
@@ -366,14 +372,20 @@ def evaluate(
     certified = {m for m in methods if get_unlearner(m).issues_certificate()}
     size = int(models_per_cell)
     n, m = int(models), int(shadows)
-    seeds_main = [base.seed + k for k in range(n)]
-    seeds_control = [base.seed + n + k for k in range(n)] if controls else []
-    seeds_control_shadow = [base.seed + 2 * n + k for k in range(m)] if controls and want_ulira else []
-    seeds_shadow_only = [base.seed + k for k in range(n, m)] if want_ulira else []  # M > N: their originals too
+    # Training seeds: base.seed trains the one original (and the noisy retrains' A(D_r)); the N retrained models take
+    # the next N seeds — independent of the original, as the challenge's — and shadow k takes seed base.seed + 1 + k.
+    seeds_main = [base.seed + 1 + k for k in range(n)]
+    seeds_control = [base.seed + 1 + n + k for k in range(n)] if controls else []
+    seeds_control_shadow = [base.seed + 1 + 2 * n + k for k in range(m)] if controls and want_ulira else []
+    seeds_shadow_only = [base.seed + 1 + k for k in range(n, m)] if want_ulira else []  # M > N: their oracles
+    last = max([base.seed, *seeds_main, *seeds_control, *seeds_control_shadow, *seeds_shadow_only])
+    if last > MAX_SEED:
+        raise ConfigError(f"seed={base.seed} is not valid here: the evaluation trains seeds up to seed + "
+                          f"{last - base.seed}, which must stay ≤ {MAX_SEED}")
 
     executor_ = resolve_executor(executor)
     try:
-        ref_seeds = seeds_main + seeds_control + seeds_control_shadow + seeds_shadow_only
+        ref_seeds = [base.seed, *seeds_main, *seeds_control, *seeds_control_shadow, *seeds_shadow_only]
         chunks = [ref_seeds[i:i + size] for i in range(0, len(ref_seeds), size)]
         ref = executor_.map([Cell(_reference_cell, {"base": base, "seeds": c, "original": i == 0},
                                   label=f"seeds {c[0]}–{c[-1]}: original and retrained")
