@@ -5,7 +5,8 @@ U-LiRA, each certificate read against the attacks — every many-model loop a li
 
 * **N released models** — the method applied N times to the *one* trained model A(D), each run with its own
   unlearning seed (the challenge's protocol: one original, N unlearning runs);
-* **N retrained models** — A(D_r) at the N training seeds after the original's (independent of it, as the challenge's; shared by every method; cached);
+* **N retrained models** — A(D_r) at the N training seeds after the original's (independent of it, as the
+  challenge's; shared by every method; cached);
 * for a certified method, **N noisy retrains** — the method applied to the retrained model A(D_r), the other side
   of the pair its certificate covers (as :func:`unlearn_core.experiments.audit` runs it);
 * for U-LiRA, **M shadow models** — A(D_r ∪ H_k) for random halves H_k of the forget set (complementary pairs),

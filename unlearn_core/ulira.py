@@ -1,12 +1,12 @@
 r"""U-LiRA: the per-example likelihood-ratio attack on unlearning, with shadow models unlearned the same way.
 
 Hayes, Shumailov, Triantafillou, Khalifa, Papernot, "Inexact unlearning needs more careful evaluations to avoid a
-false sense of privacy" (SaTML 2025; arXiv 2403.01218, §4, U-LiRA), adapting LiRA (Carlini et al. 2022,
-"Membership inference attacks from first principles", §IV) to unlearning. The question it asks of one example x:
-*was x trained on and then unlearned, or never trained on?* Population attacks (one threshold for every example)
-answer it badly; a per-example attacker that knows what "unlearned" and "never seen" look like *for this example*
-answers it much better, which is why the paper finds that population U-MIAs overstate the privacy of inexact
-unlearning.
+false sense of privacy" (SaTML 2025; arXiv 2403.01218, the section introducing U-LiRA), adapting LiRA (Carlini et
+al. 2022, "Membership inference attacks from first principles", §IV) to unlearning. The question it asks of one
+example x: *was x trained on and then unlearned, or never trained on?* Population attacks (one threshold for every
+example) answer it badly; a per-example attacker that knows what "unlearned" and "never seen" look like *for this
+example* answers it much better, which is why the paper finds that population U-MIAs overstate the privacy of
+inexact unlearning.
 
 **Shadow models** (built by :mod:`unlearn_core.field_evaluation`): each shadow k trains on the retain set plus a
 random half H_k of the forget set and then unlearns H_k with the method under test (same hyperparameters). For an
