@@ -32,6 +32,7 @@ PAGES = [
     st.Page("pages/sensitivity.py", title="Sensitivity", icon=":material/tune:"),
     st.Page("pages/forget_size.py", title="Forget-set size", icon=":material/stacked_line_chart:"),
     st.Page("pages/audit.py", title="Audit", icon=":material/policy:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/balance:"),
     st.Page("pages/playground.py", title="Playground", icon=":material/touch_app:"),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/history:"),

@@ -19,7 +19,8 @@ from dashboard.common import FAMILY_BADGE, engine_error, param_key, seed_once, s
 from unlearn_core.config import Setting
 from unlearn_core.data import DATASETS, missing_files
 from unlearn_core.errors import ConfigError
-from unlearn_core.forget import parse_forget_spec
+from unlearn_core.forget import MEMORISATION_LEVELS, parse_forget_spec
+from unlearn_core.forget_protocols import DEFAULT_CLUSTERS, MAX_CLUSTERS
 from unlearn_core.paths import data_dir as default_data_dir
 from unlearn_core.pipeline import validate_config
 from unlearn_core.service import ui_state
@@ -95,6 +96,14 @@ def _seed_forget(prefix: str, forget: str) -> None:
     ss[state_key(prefix, "fclass")] = spec.classes[0] if spec.kind == "class-fraction" else 0
     ss[state_key(prefix, "ffrac")] = float(spec.fraction) if spec.kind == "class-fraction" else 0.5
     ss[state_key(prefix, "findices")] = ",".join(map(str, spec.indices)) if spec.kind == "indices" else "0,1,2"
+    sub = spec.kind == "subclass"
+    ss[state_key(prefix, "fsubclass")] = spec.classes[0] if sub else 0
+    ss[state_key(prefix, "fcluster")] = int(spec.cluster) if sub else 0
+    ss[state_key(prefix, "fclusters")] = int(spec.clusters) if sub else DEFAULT_CLUSTERS
+    mem = spec.kind == "memorised"
+    ss[state_key(prefix, "flevel")] = spec.level if mem else "high"
+    ss[state_key(prefix, "fmemamount")] = (float(spec.fraction if spec.fraction is not None else spec.count)
+                                           if mem else 0.05)
 
 
 def seed_widgets(prefix: str, cfg: Any) -> None:
@@ -118,7 +127,8 @@ def _config_widget_keys(prefix: str) -> list[str]:
             keys.append(state_key(prefix, x.widget_key))
             if x.toggle is not None:
                 keys.append(state_key(prefix, x.toggle_key or f"use_{x.widget_key}"))
-    keys += [state_key(prefix, n) for n in ("fkind", "famount", "fclasses", "fclass", "ffrac", "findices", "method")]
+    keys += [state_key(prefix, n) for n in ("fkind", "famount", "fclasses", "fclass", "ffrac", "findices", "method",
+                                            "fsubclass", "fcluster", "fclusters", "flevel", "fmemamount")]
     return keys + [k for k in list(st.session_state.keys()) if k.startswith(f"{prefix}.p.")]
 
 
@@ -259,11 +269,19 @@ def _forget_spec_from_widgets(prefix: str) -> str:
         return "class:" + ",".join(map(str, classes))
     if kind == "class-fraction":
         return f"class-fraction:{ss[state_key(prefix, 'fclass')]}:{float(ss[state_key(prefix, 'ffrac')]):g}"
+    if kind == "subclass":
+        clusters = int(ss[state_key(prefix, "fclusters")])
+        tail = "" if clusters == DEFAULT_CLUSTERS else f":{clusters}"
+        return f"subclass:{ss[state_key(prefix, 'fsubclass')]}:{int(ss[state_key(prefix, 'fcluster')])}{tail}"
+    if kind == "memorised":
+        amount = float(ss[state_key(prefix, "fmemamount")])
+        text = f"{int(amount)}" if amount >= 1 else f"{amount:g}"
+        return f"memorised:{ss[state_key(prefix, 'flevel')]}:{text}"
     return "indices:" + ss[state_key(prefix, "findices")].replace(" ", "")
 
 
 FORGET_KINDS = {"random": "random points", "class": "whole classes", "class-fraction": "part of a class",
-                "indices": "given indices"}
+                "subclass": "a sub-class", "memorised": "memorisation", "indices": "given indices"}
 
 
 def _help(x: Setting) -> str | None:
@@ -344,6 +362,26 @@ def _forget_widgets(prefix: str, kind_col: Any, amount_col: Any) -> None:
                 ss[state_key(prefix, "fclass")] = 0
             st.selectbox("Class", list(range(num_classes)), key=state_key(prefix, "fclass"))
             st.slider("Fraction of the class", 0.01, 0.99, key=state_key(prefix, "ffrac"))
+        elif kind == "subclass":
+            if ss[state_key(prefix, "fsubclass")] >= num_classes:
+                ss[state_key(prefix, "fsubclass")] = 0
+            st.selectbox("Class", list(range(num_classes)), key=state_key(prefix, "fsubclass"))
+            a, b = st.columns(2)
+            b.number_input("Clusters", min_value=2, max_value=MAX_CLUSTERS, step=1, key=state_key(prefix, "fclusters"),
+                           help="The class is split into this many clusters by a seeded k-means of its inputs (the "
+                                "forget-set seed); they are numbered by size, 0 = the largest.")
+            if ss[state_key(prefix, "fcluster")] >= ss[state_key(prefix, "fclusters")]:
+                ss[state_key(prefix, "fcluster")] = 0
+            a.number_input("Cluster", min_value=0, max_value=int(ss[state_key(prefix, "fclusters")]) - 1, step=1,
+                           key=state_key(prefix, "fcluster"), help="Which cluster is forgotten (0 = the largest).")
+        elif kind == "memorised":
+            st.radio("Memorisation", list(MEMORISATION_LEVELS), key=state_key(prefix, "flevel"), horizontal=True,
+                     help="The training examples with the highest (or lowest) memorisation proxy: their exact "
+                          "leave-one-out loss under a ridge-regression classifier (mislabelled, ambiguous or "
+                          "atypical examples score high).")
+            st.number_input("Fraction or count", min_value=0.0001, max_value=1e6, step=0.01, format="%g",
+                            key=state_key(prefix, "fmemamount"),
+                            help="A fraction of the training set (< 1) or a number of examples (≥ 1).")
         else:
             st.text_input("Indices (comma-separated)", key=state_key(prefix, "findices"))
 

@@ -23,7 +23,7 @@ from unlearn_core.unlearners import get_unlearner, list_unlearners
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["pages/explore.py", "pages/compare.py", "pages/sequential.py", "pages/sensitivity.py",
-         "pages/forget_size.py", "pages/audit.py", "pages/learn.py", "pages/runs.py"]
+         "pages/forget_size.py", "pages/audit.py", "pages/evaluate.py", "pages/learn.py", "pages/runs.py"]
 
 
 @pytest.fixture(autouse=True)

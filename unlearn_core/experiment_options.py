@@ -35,7 +35,8 @@ def forget_size(config: RunConfig) -> int:
     """The number of forgotten points of ``config`` (loads the labels, memoised; trains nothing)."""
     data = load_dataset(config.dataset, data_dir=config.data_dir, download=config.download, device="cpu",
                         split_seed=config.split_seed)
-    forget, _ = select_forget(config.forget, data.y_train, seed=config.forget_seed, num_classes=data.num_classes)
+    forget, _ = select_forget(config.forget, data.y_train, seed=config.forget_seed, num_classes=data.num_classes,
+                              x_train=data.x_train)
     return int(forget.numel())
 
 

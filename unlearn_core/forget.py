@@ -8,7 +8,15 @@ spec                           meaning
 ``class:3`` / ``class:3,5``    every training example of class 3 (of classes 3 and 5)
 ``class-fraction:3:0.5``       a random half of the training examples of class 3 (one class only)
 ``indices:1,5,9``              exactly these training-set positions
+``subclass:3:0``               cluster 0 (the largest) of a seeded 4-means of class 3's inputs
+``subclass:3:1:6``             cluster 1 of a seeded 6-means of class 3 (2 to 20 clusters)
+``memorised:high:0.05``        the 5 % of training examples with the highest memorisation proxy
+``memorised:low:200``          the 200 with the lowest (a count ≥ 1 or a fraction in (0, 1))
 =============================  =============================================================
+
+The protocols the literature expects: random, whole class, sub-class and memorisation-stratified. Sub-classes and
+memorisation need the training inputs: :mod:`unlearn_core.forget_protocols` states how they are computed (a seeded
+k-means inside the class; the exact leave-one-out loss under ridge regression).
 
 The forget set is always drawn from the examples the model is trained on — the reference code draws it from
 the full training set while training on an 80 % subset, so about a fifth of its "forgotten" points were never
@@ -23,19 +31,29 @@ from dataclasses import dataclass
 import torch
 
 from unlearn_core.errors import ConfigError, abbreviate
+from unlearn_core.forget_protocols import DEFAULT_CLUSTERS, MAX_CLUSTERS
 
-GRAMMAR = "random:FRACTION|random:COUNT|class:K[,K...]|class-fraction:K:FRACTION|indices:I[,I...]"
+GRAMMAR = ("random:FRACTION|random:COUNT|class:K[,K...]|class-fraction:K:FRACTION|indices:I[,I...]|"
+           "subclass:K:CLUSTER[:CLUSTERS]|memorised:high|low:FRACTION|COUNT")
+
+#: Kinds whose selection needs the training inputs (``select_forget(..., x_train=...)``).
+NEEDS_INPUTS = ("subclass", "memorised")
+#: The two strata of ``memorised:LEVEL:AMOUNT``.
+MEMORISATION_LEVELS = ("high", "low")
 
 
 @dataclass(frozen=True)
 class ForgetSpec:
     """A parsed forget-set description (see the module docstring)."""
 
-    kind: str  # "random" | "class" | "class-fraction" | "indices"
+    kind: str  # "random" | "class" | "class-fraction" | "indices" | "subclass" | "memorised"
     fraction: float | None = None
     count: int | None = None
     classes: tuple[int, ...] = ()
     indices: tuple[int, ...] = ()
+    cluster: int | None = None  # subclass: which cluster (0 = the largest)
+    clusters: int | None = None  # subclass: how many clusters
+    level: str | None = None  # memorised: "high" | "low"
 
     def __str__(self) -> str:
         if self.kind == "random":
@@ -44,6 +62,12 @@ class ForgetSpec:
             return "class:" + ",".join(map(str, self.classes))
         if self.kind == "class-fraction":
             return f"class-fraction:{self.classes[0]}:{self.fraction:g}"
+        if self.kind == "subclass":
+            tail = "" if self.clusters == DEFAULT_CLUSTERS else f":{self.clusters}"
+            return f"subclass:{self.classes[0]}:{self.cluster}{tail}"
+        if self.kind == "memorised":
+            amount = f"{self.fraction:g}" if self.fraction is not None else str(self.count)
+            return f"memorised:{self.level}:{amount}"
         return "indices:" + ",".join(map(str, self.indices))
 
 
@@ -72,6 +96,26 @@ def _int_list(spec: str, text: str, what: str) -> tuple[int, ...]:
         raise _bad(spec, f"{what} must be integers, got {abbreviate(text)}") from None
 
 
+def _amount(spec: str, text: str) -> tuple[float | None, int | None]:
+    """A fraction in (0, 1) (written with '.' or an exponent) or a count ≥ 1: (fraction, count)."""
+    if any(c in text for c in ".eE"):
+        return _fraction(spec, text), None
+    try:
+        count = int(text)
+    except ValueError:
+        raise _bad(spec, f"{abbreviate(text)} is neither a fraction nor a count") from None
+    if count < 1:
+        raise _bad(spec, f"count {count} must be at least 1")
+    return None, count
+
+
+def _one_int(spec: str, text: str, what: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise _bad(spec, f"{what} must be an integer, got {abbreviate(text)}") from None
+
+
 def parse_forget_spec(spec: str) -> ForgetSpec:
     """Parse a forget spec string; syntax only (ranges that depend on the dataset are checked by selection)."""
     if not isinstance(spec, str) or ":" not in spec:
@@ -80,15 +124,8 @@ def parse_forget_spec(spec: str) -> ForgetSpec:
     kind = kind.strip().lower()
     rest = rest.strip()
     if kind == "random":
-        if any(c in rest for c in ".eE"):
-            return ForgetSpec("random", fraction=_fraction(spec, rest))
-        try:
-            count = int(rest)
-        except ValueError:
-            raise _bad(spec, f"{abbreviate(rest)} is neither a fraction nor a count") from None
-        if count < 1:
-            raise _bad(spec, f"count {count} must be at least 1")
-        return ForgetSpec("random", count=count)
+        fraction, count = _amount(spec, rest)
+        return ForgetSpec("random", fraction=fraction, count=count)
     if kind == "class":
         return ForgetSpec("class", classes=tuple(sorted(set(_int_list(spec, rest, "class")))))
     if kind == "class-fraction":
@@ -106,6 +143,26 @@ def parse_forget_spec(spec: str) -> ForgetSpec:
         return ForgetSpec("class-fraction", fraction=_fraction(spec, frac.strip()), classes=(k,))
     if kind == "indices":
         return ForgetSpec("indices", indices=tuple(sorted(set(_int_list(spec, rest, "index")))))
+    if kind == "subclass":
+        parts = rest.split(":")
+        if len(parts) not in (2, 3):
+            raise _bad(spec, "expected subclass:K:CLUSTER or subclass:K:CLUSTER:CLUSTERS")
+        klass = _one_int(spec, parts[0], "the class")
+        cluster = _one_int(spec, parts[1], "the cluster")
+        clusters = _one_int(spec, parts[2], "the number of clusters") if len(parts) == 3 else DEFAULT_CLUSTERS
+        if not 2 <= clusters <= MAX_CLUSTERS:
+            raise _bad(spec, f"the number of clusters {clusters} must be in [2, {MAX_CLUSTERS}]")
+        if not 0 <= cluster < clusters:
+            raise _bad(spec, f"cluster {cluster} must be in [0, {clusters - 1}] (clusters numbered by size, 0 = the "
+                             "largest)")
+        return ForgetSpec("subclass", classes=(klass,), cluster=cluster, clusters=clusters)
+    if kind in ("memorised", "memorized"):
+        level, sep, amount = rest.partition(":")
+        level = level.strip().lower()
+        if not sep or level not in MEMORISATION_LEVELS:
+            raise _bad(spec, "expected memorised:high:AMOUNT or memorised:low:AMOUNT (a fraction or a count)")
+        fraction, count = _amount(spec, amount.strip())
+        return ForgetSpec("memorised", fraction=fraction, count=count, level=level)
     raise _bad(spec, f"unknown kind {kind!r}")
 
 
@@ -128,7 +185,7 @@ def check_forget_spec(spec: str | ForgetSpec, *, num_classes: int, n_train: int,
     bad = [i for i in parsed.indices if not 0 <= i < n_train]
     if bad:
         raise _bad(text, f"index {bad[0]} is out of range ({name}training positions 0..{n_train - 1})")
-    if parsed.kind == "random" and parsed.count is not None and parsed.count >= n_train:
+    if parsed.kind in ("random", "memorised") and parsed.count is not None and parsed.count >= n_train:
         raise _bad(text, f"count {abbreviate(parsed.count)} must be below the training-set size ({name}{n_train})")
     if parsed.kind == "random" and parsed.fraction is not None:
         # random:1e-9 silently became one point, and random:0.99999 every point but none (or all of them).
@@ -148,15 +205,18 @@ def select_forget(
     *,
     seed: int,
     num_classes: int | None = None,
+    x_train: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Split the training positions into (forget, retain) index tensors.
 
     Returns two sorted int64 CPU tensors, disjoint, whose union is ``range(len(y_train))``. Random draws use
-    ``torch.Generator().manual_seed(seed)``, so the split is reproducible.
+    ``torch.Generator().manual_seed(seed)``, so the split is reproducible; the sub-class k-means is seeded with
+    ``seed`` too. ``x_train`` (the training inputs) is needed by the
+    ``subclass`` and ``memorised`` kinds only (the memorisation proxy is deterministic: it ignores the seed).
 
     Raises:
-        ConfigError: a class the dataset lacks, an out-of-range index, a count ≥ n, or a spec that would leave
-            the forget or the retain set empty.
+        ConfigError: a class the dataset lacks, an out-of-range index, a count ≥ n, a class with fewer examples
+            than clusters, or a spec that would leave the forget or the retain set empty.
     """
     parsed = parse_forget_spec(spec) if isinstance(spec, str) else spec
     text = str(parsed)
@@ -164,6 +224,8 @@ def select_forget(
     n = int(labels.numel())
     k = int(num_classes) if num_classes is not None else int(labels.max()) + 1
     gen = torch.Generator().manual_seed(int(seed))
+    if parsed.kind in NEEDS_INPUTS and x_train is None:
+        raise _bad(text, f"the {parsed.kind} protocol needs the training inputs (select_forget(..., x_train=...))")
 
     if parsed.kind == "random":
         count = round(parsed.fraction * n) if parsed.fraction is not None else int(parsed.count)
@@ -180,6 +242,25 @@ def select_forget(
             count = max(1, round(parsed.fraction * members.numel()))
             members = members[torch.randperm(members.numel(), generator=gen)[:count]]
         forget = members
+    elif parsed.kind == "subclass":
+        from unlearn_core.forget_protocols import subclass_members
+
+        (c,) = parsed.classes
+        if not 0 <= c < k:
+            raise _bad(text, f"class {c} is not in this dataset (classes 0..{k - 1})")
+        members = torch.nonzero(labels == c, as_tuple=False).flatten()
+        if members.numel() < int(parsed.clusters):
+            raise _bad(text, f"class {c} has {members.numel()} training examples, fewer than the {parsed.clusters} "
+                             "clusters")
+        forget = subclass_members(x_train, members, cluster=int(parsed.cluster), clusters=int(parsed.clusters),
+                                  seed=seed)
+    elif parsed.kind == "memorised":
+        from unlearn_core.forget_protocols import memorised_members
+
+        count = round(parsed.fraction * n) if parsed.fraction is not None else int(parsed.count)
+        if count >= n:
+            raise _bad(text, f"count {count} must be below the training-set size {n}")
+        forget = memorised_members(x_train, labels, level=str(parsed.level), count=max(count, 1), num_classes=k)
     else:
         bad = [i for i in parsed.indices if not 0 <= i < n]
         if bad:

@@ -214,7 +214,7 @@ def prepare(
         split_seed=config.split_seed,
     )
     forget_idx, retain_idx = select_forget(
-        config.forget, data.y_train, seed=config.forget_seed, num_classes=data.num_classes
+        config.forget, data.y_train, seed=config.forget_seed, num_classes=data.num_classes, x_train=data.x_train
     )
     train_config = resolve_train_config(
         dataclasses.replace(config.train, seed=config.seed), convex=get_model_info(config.model).convex

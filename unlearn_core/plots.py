@@ -693,7 +693,16 @@ EXPERIMENT_FIGURES: dict[str, tuple[tuple[str, Any, Any], ...]] = {
     "audit": (("Audit", audit_epsilon_figure, None), ("Per-example ε and LiRA", audit_attacks_figure, has_lira)),
     "forget_size": (("Forget-set size", forget_size_figure, None),),
     "frontier": (("Frontier", frontier_figure, None),),
+    "evaluate": (("Certified vs attacked", lambda df: _certified_vs_attacked(df), lambda df: _certified_vs_attacked(
+        df) is not None),),
 }
+
+
+def _certified_vs_attacked(df: pd.DataFrame) -> go.Figure | None:
+    """The field's evaluation figure, which lives in :mod:`unlearn_core.plots_evaluation` (it imports this module)."""
+    from unlearn_core.plots_evaluation import certified_vs_attacked_figure
+
+    return certified_vs_attacked_figure(df)
 
 
 def experiment_figures(kind: str, df: pd.DataFrame) -> dict[str, go.Figure]:

@@ -59,7 +59,8 @@ class RunConfig:
     forget: str = setting(
         "random:0.1", type=str, level="basic", parse=_forget_text, cli="--forget", url="forget", widget="custom",
         label="Forget set", column=2, widget_help="Which training points are to be forgotten.",
-        help="forget set, e.g. random:0.1, random:1000, class:3, class:3,5, class-fraction:3:0.5, indices:1,5,9")
+        help="forget set, e.g. random:0.1, random:1000, class:3, class:3,5, class-fraction:3:0.5, indices:1,5,9, "
+             "subclass:3:0 (a k-means cluster of class 3), memorised:high:0.05 (by a memorisation proxy)")
     method: str = setting(
         "retrain", type=str, level="basic", cli="--method", cli_group=_UNLEARN, url="method", widget="custom",
         label="Unlearning method", column=4, help="unlearner name (see 'methods')")

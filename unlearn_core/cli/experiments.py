@@ -9,6 +9,10 @@ Bad input raises :class:`~unlearn_core.errors.ConfigError` before anything is tr
 prints it as
 one line and exits with status 2.
 
+``experiment compare --scores challenge,tow,ulira`` adds the field's scores (:mod:`unlearn_core.field_evaluation`):
+N released and N retrained models per method (``--models``), M U-LiRA shadows (``--shadows``), optionally the
+audit (``--audit-runs``); it writes ``<name>_per_example.csv`` and, with ``--html``, the certified-vs-attacked figure.
+
 Hyperparameters: ``--set NAME=VALUE`` for single-method experiments, ``--set METHOD.NAME=VALUE`` for compare,
 budget, audit, forget-size and frontier (several methods).
 
@@ -110,6 +114,18 @@ def add_experiment_commands(subparsers: Any, *, full: Any = lambda kind: True) -
     p.add_argument("--no-mia", action="store_true", help="skip membership inference")
     p.add_argument("--no-relearn", action="store_true", help="skip relearn time")
     p.add_argument("--relearn-max-steps", type=int, default=200, help="cap on relearn steps (default 200)")
+    s = p.add_argument_group("the field's scores (many models per method, as cells on the executor)")
+    s.add_argument("--scores", default=None, metavar="challenge,tow,ulira",
+                   help="add the NeurIPS 2023 challenge score (challenge), tug-of-war (tow) and U-LiRA (ulira), "
+                        "and each certificate read against the attacks")
+    s.add_argument("--models", type=int, default=16, help="N: released and retrained models per method (default 16; "
+                   "the challenge used 512)")
+    s.add_argument("--shadows", type=int, default=16, help="M: U-LiRA's shadow models per method (even, default 16)")
+    s.add_argument("--audit-runs", type=int, default=0, help="also audit every certified method with this many runs "
+                   "per arm (0 = no audit, default)")
+    s.add_argument("--alpha", type=float, default=0.05, help="1 − confidence of the attacks' lower bounds")
+    s.add_argument("--models-per-cell", type=int, default=4, help="models per cell (default 4)")
+    s.add_argument("--no-controls", action="store_true", help="skip the controls (doing nothing, a second retraining)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("sequential", help="k removal requests in a row (Zhang et al. Fig. 3)")
@@ -371,10 +387,56 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     base = _base(args)
     params = _method_sets(args.sets, args.methods)
+    if args.scores is None:
+        df = _run(args, compare, base, args.methods, params=params, seeds=args.seeds, mia=not args.no_mia,
+                  relearn=not args.no_relearn, relearn_max_steps=args.relearn_max_steps)
+        _write(args, "compare", df, base=base, by=["method"], extra={"methods": args.methods, "params": params})
+        return 0
+    from unlearn_core import field_evaluation as fe
+
+    options = {"models": args.models, "shadows": args.shadows, "audit_runs": args.audit_runs, "alpha": args.alpha,
+               "models_per_cell": args.models_per_cell, "controls": not args.no_controls}
+    _, _, scores = fe.check_evaluate_args(methods=args.methods, params=params, scores=args.scores,
+                                          **{k: v for k, v in options.items() if k != "controls"})
     df = _run(args, compare, base, args.methods, params=params, seeds=args.seeds, mia=not args.no_mia,
               relearn=not args.no_relearn, relearn_max_steps=args.relearn_max_steps)
-    _write(args, "compare", df, base=base, by=["method"], extra={"methods": args.methods, "params": params})
+    many = None
+    if set(scores) - {"tow"}:  # ToW alone needs no more models than compare's
+        many = _run(args, fe.evaluate, base, args.methods, params=params, scores=scores, **options)
+    df = fe.with_scores(df, many, scores)
+    extra: dict[str, Any] = {"methods": args.methods, "params": params, "scores": scores, **options}
+    if many is not None:
+        extra["evaluation"] = fe.summary_table(many).to_dict(orient="records")
+        extra["per_example"] = fe.per_example_table(many).to_dict(orient="records")
+    _write(args, "compare", df, base=base, by=["method"], extra=extra)
+    if many is not None:
+        _write_scores(args, many)
     return 0
+
+
+def _write_scores(args: argparse.Namespace, many: Any) -> None:
+    """The field's scores: a per-example CSV, the certified-vs-attacked figure (``--html``) and one line per
+    method — its score and its certificate read against the attacks."""
+    import pandas as pd
+
+    from unlearn_core import field_evaluation as fe
+    from unlearn_core.plots_evaluation import certified_vs_attacked_figure
+
+    out, stem = Path(args.out), args.name or "compare"
+    written = [out / f"{stem}_per_example.csv"]
+    fe.per_example_table(many).to_csv(written[0], index=False)
+    if args.html:
+        fig = certified_vs_attacked_figure(many)
+        if fig is not None:
+            written.append(out / f"{stem}_certified_vs_attacked.html")
+            fig.write_html(written[-1], include_plotlyjs="cdn")
+    cols = [c for c in ("method", "challenge_forget_score", "challenge_final", "tow", "ulira_auc",
+                        "ulira_epsilon_lower", "epsilon_certified", "attacked_epsilon") if c in many.columns]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
+        print(fe.summary_table(many)[cols].to_string(index=False))
+    for _, row in many.iterrows():
+        print(f"{row['method']}: {row['reading_text']}")
+    print("written: " + ", ".join(str(p) for p in written))
 
 
 def cmd_sequential(args: argparse.Namespace) -> int:

@@ -89,8 +89,20 @@ def run_task(config: RunConfig, *, key: str, store: RunStore | None = None, kind
     return work
 
 
-#: Experiments of :mod:`unlearn_core.experiments` that the dashboard runs in the background.
-EXPERIMENT_KINDS = ("compare", "sequential", "sensitivity", "audit", "forget_size", "frontier")
+#: Experiments of :mod:`unlearn_core.experiments` that the dashboard runs in the background, and the field's
+#: evaluation (:func:`unlearn_core.field_evaluation.evaluate`, kind ``evaluate``).
+EXPERIMENT_KINDS = ("compare", "sequential", "sensitivity", "audit", "forget_size", "frontier", "evaluate")
+
+
+def experiment_function(kind: str) -> Callable[..., Any]:
+    """The engine function of an experiment kind (all in :mod:`unlearn_core.experiments` but ``evaluate``)."""
+    if kind == "evaluate":
+        from unlearn_core.field_evaluation import evaluate
+
+        return evaluate
+    from unlearn_core import experiments
+
+    return getattr(experiments, kind)
 
 
 def experiment_card(kind: str, base: RunConfig, df: Any, *, seeds: Sequence[int], options: Mapping[str, Any],
@@ -137,7 +149,6 @@ def experiment_task(
     seeds = [int(s) for s in seeds]
 
     def work(progress: Callable[[dict[str, Any]], None], cancel: threading.Event) -> dict[str, Any]:
-        from unlearn_core import experiments
         from unlearn_core.pipeline import prepare
 
         _fit_threads(base)
@@ -164,8 +175,8 @@ def experiment_task(
                 record.update(step=record["run"] - 1, steps=record["runs"])  # drives the progress bar
             progress(record)
 
-        df = getattr(experiments, kind)(base, seeds=seeds, progress=forward, cancel=cancel, executor=executor,
-                                        **options)
+        df = experiment_function(kind)(base, seeds=seeds, progress=forward, cancel=cancel, executor=executor,
+                                       **options)
         card = experiment_card(kind, base, df, seeds=seeds, options=options, label=label or kind)
         if executor is not None:
             card["executor"] = {"describe": executor.describe(), "plans": plans}
