@@ -238,6 +238,7 @@ class Playground:
         config = RunConfig(
             dataset=self.dataset, model=self.model_spec.registry_name, forget=_forget_text(forget),
             seed=self.seed, hidden=self.model_spec.hidden, train=RECIPE, device="cpu", use_cache=False,
+            reproducible=True,  # the playground is a simulation: its noise is seeded, its certificates say so
         )
         return Prepared(
             config=config, device=torch.device("cpu"), data=self.data, forget_idx=forget_idx,
@@ -358,9 +359,10 @@ def _unlearn_model(prepared: Prepared, method: str, params: Mapping[str, Any], *
     """The model ``method`` releases on ``prepared`` (its own run, as in :func:`run_method`, without the run card's
     metrics: a cloud needs only the weights).
 
-    The method draws its noise itself, from its context's generator seeded by ``seed``: with :func:`Release.draw`
-    (Gaussian draws) this is the second and last place where the playground's simulated noise comes from, and the
-    place to ask for a reproducible (simulation) mode should the release noise of the methods become secure.
+    The method draws its noise itself through its context's :meth:`~unlearn_core.unlearners.base.UnlearnContext.
+    release_noise`, which is reproducible here (the playground's configuration is ``reproducible=True``: a
+    simulation) and seeded by ``seed``: with :func:`Release.draw` (Gaussian draws) this is the second and last place
+    where the playground's simulated noise comes from.
     """
     ctx = prepared.context(seed=seed)
     return get_unlearner(method).unlearn(ctx, **params).model.eval()

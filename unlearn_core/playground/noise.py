@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from unlearn_core.privacy.noise import NoiseSource
+
 #: Streams of the simulation: the clouds of the page and the rounds of the game never share draws.
 CLOUD_STREAM = 1
 GAME_STREAM = 2
@@ -39,5 +41,6 @@ def draw_release_noise(num_params: int, sigma: float, *, generator: torch.Genera
     """
     if sigma < 0:
         raise ValueError(f"sigma={sigma!r} must be ≥ 0")
-    noise = torch.randn(int(num_params), generator=generator, dtype=torch.float64)
+    # The package's one noise API, in its reproducible (simulation) mode: never the secure source of a release.
+    noise = NoiseSource.reproducible(generator).gaussian(int(num_params), sigma=1.0, dtype=torch.float64)
     return (noise * float(sigma)).to(dtype)
