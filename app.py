@@ -16,7 +16,7 @@ import streamlit as st
 
 from dashboard import router
 
-ROOT = Path(__file__).parent
+ROOT = Path(__file__).resolve().parent
 
 st.set_page_config(page_title="unlearn-explorer", page_icon=str(ROOT / "assets" / "logo.svg"), layout="wide",
                    initial_sidebar_state="collapsed")
@@ -25,18 +25,25 @@ st.logo(str(ROOT / "assets" / "logo.svg"), size="large")
 # its Run button and the verdict fit on a 1024 × 768 screen. Style only: nothing breaks if the test id changes.
 st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 4rem; }</style>")
 
-PAGES = [
-    st.Page("pages/explore.py", title="Explore", icon=":material/science:", default=True),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-    st.Page("pages/sequential.py", title="Sequential", icon=":material/timeline:"),
-    st.Page("pages/sensitivity.py", title="Sensitivity", icon=":material/tune:"),
-    st.Page("pages/forget_size.py", title="Forget-set size", icon=":material/stacked_line_chart:"),
-    st.Page("pages/audit.py", title="Audit", icon=":material/policy:"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/balance:"),
-    st.Page("pages/playground.py", title="Playground", icon=":material/touch_app:"),
-    st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
+# Ten pages do not fit one row of the top navigation at 1024 px (Streamlit folds the overflow into "2 more", which
+# hid Learn and Runs): the five experiment pages share one menu, the pages a visitor starts from stay in the row.
+EXPERIMENT_PAGES = [
+    st.Page(ROOT / "pages" / "compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page(ROOT / "pages" / "sequential.py", title="Sequential", icon=":material/timeline:"),
+    st.Page(ROOT / "pages" / "sensitivity.py", title="Sensitivity", icon=":material/tune:"),
+    st.Page(ROOT / "pages" / "forget_size.py", title="Forget-set size", icon=":material/stacked_line_chart:"),
+    st.Page(ROOT / "pages" / "audit.py", title="Audit", icon=":material/policy:"),
+    st.Page(ROOT / "pages" / "evaluate.py", title="Evaluate", icon=":material/balance:"),
 ]
+PAGES = {
+    "": [
+        st.Page(ROOT / "pages" / "explore.py", title="Explore", icon=":material/science:", default=True),
+        st.Page(ROOT / "pages" / "playground.py", title="Playground", icon=":material/touch_app:"),
+        st.Page(ROOT / "pages" / "learn.py", title="Learn", icon=":material/school:"),
+        st.Page(ROOT / "pages" / "runs.py", title="Runs", icon=":material/history:"),
+    ],
+    "Experiments": EXPERIMENT_PAGES,
+}
 
 page = st.navigation(PAGES, position="top")
 

@@ -33,7 +33,8 @@ def explore_prepared(pg: engine.Playground, forget: list[int]) -> Prepared:
         summaries.append(train(model, x, y, recipe, convex=True))
         models.append(model.eval())
     config = RunConfig(dataset=pg.dataset, model="logreg", forget="indices:" + ",".join(map(str, forget)),
-                       seed=pg.seed, train=engine.RECIPE, use_cache=False)
+                       seed=pg.seed, train=engine.RECIPE, use_cache=False,
+                       reproducible=True)  # Explore's reproducible mode: the same seeded noise as the playground's
     return Prepared(config=config, device=torch.device("cpu"), data=pg.data, forget_idx=torch.tensor(forget),
                     retain_idx=keep, train_config=recipe, original=models[0], retrained=models[1],
                     timing_s={"train": summaries[0]["time_s"], "retrain": summaries[1]["time_s"]},

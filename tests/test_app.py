@@ -109,7 +109,8 @@ def test_learn_explains_the_terms_of_delta_and_links_every_preset():
     text = " ".join(m.value for m in at.markdown)
     assert "σ ≥ **149**" in text and "194" in text and "not proved at ε = 1" in text
     links = {pl.proto.label.split(" — ")[0]: pl.proto.query_string for pl in at.get("page_link")
-             if pl.proto.page == "explore"}  # (the Playground links are tested in test_app_playground.py)
+             if pl.proto.page in ("explore", "")}  # Explore is the default page: its path is ""
+    # (the Playground links are tested in test_app_playground.py)
     assert links == {name: f"preset={ui_state.preset_slug(name)}" for name in ui_state.PRESETS}
     assert len(at.get("plotly_chart")) == 1  # the frontier
 

@@ -144,12 +144,12 @@ def test_audit_page_defaults_can_refute_and_every_setting_is_in_the_url():
     at.radio(key="audit.mode").set_value("one_run").run()
     assert any("256 canaries, 32 guesses per side can show ε up to 1.50" in c.value for c in at.caption)
 
-    # a shared link opens the page with its settings (the page file driven on its own, as a deep link is routed)
-    link = AppTest.from_file(str(Path(APP).parent / "pages" / "audit.py"), default_timeout=60)
+    # a shared link opens the page with its settings (through the router, as a deep link is)
+    link = AppTest.from_file(APP, default_timeout=60)
     link.query_params.update({"methods": "output_perturbation", "mode": "one_run", "canaries": "128",
                               "guesses": "16", "factors": "1,0.0001", "seeds": "2",
                               "p.output_perturbation.C0": "10"})
-    link.run()
+    link.switch_page("pages/audit.py").run()
     assert not link.exception and link.session_state["audit.methods"] == ["output_perturbation"]
     assert link.session_state["audit.mode"] == "one_run" and link.session_state["audit.canaries"] == 128
     assert link.session_state["audit.guesses"] == 16 and link.session_state["audit.factors"] == [1.0, 1e-4]

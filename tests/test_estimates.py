@@ -275,3 +275,25 @@ def test_every_experiment_page_shows_its_estimate_before_run(page, tmp_path, mon
         shutdown_all(timeout=scaled(60))
         st.cache_resource.clear()
         st.cache_data.clear()
+
+
+def test_the_field_evaluation_is_estimated_by_its_models_and_refused_far_beyond_the_limits() -> None:
+    """``experiment compare --scores`` estimates its many-model evaluation like every experiment: the trainings grow
+    with N retrained + M shadow models (twice with the controls), each certified method's runs with 2N + M; and
+    N = 10⁹ models is refused in one line before any work."""
+    from unlearn_core.errors import ConfigError
+    from unlearn_core.experiment_options import check_experiment_estimate, experiment_estimate
+
+    base = RunConfig(dataset="digits", model="logreg", forget="random:0.1", method="noisy_finetune")
+
+    def work(stage: str, **options) -> float:
+        est = experiment_estimate("evaluate", base, seeds=(0,), methods=["noisy_finetune"], **options)
+        return est.work[stage][1]  # steps
+
+    one = work("retrain", models=1, shadows=0, controls=False)
+    assert work("retrain", models=8, shadows=8, controls=False) == pytest.approx(16 * one)
+    assert work("retrain", models=8, shadows=8, controls=True) == pytest.approx(32 * one)
+    unlearn_one = work("unlearn", models=1, shadows=0, controls=False) / 2  # released + noisy retrain
+    assert work("unlearn", models=4, shadows=2, controls=False) == pytest.approx((2 * 4 + 2) * unlearn_one)
+    with pytest.raises(ConfigError, match=r"^experiment evaluate \(1 seed\) needs an estimated"):
+        check_experiment_estimate("evaluate", base, seeds=(0,), methods=["noisy_finetune"], models=10**9, shadows=0)

@@ -61,7 +61,7 @@ def test_rows_controls_and_scores() -> None:
 
 
 #: Cheap settings by schema name (whichever a method has): every registered method through the evaluation in seconds.
-CHEAP = {"depth": 50, "reps": 2, "lanczos_steps": 10, "curvature_points": 256, "finetune_epochs": 1, "epochs": 1,
+CHEAP = {"depth": 50, "reps": 2, "lanczos_steps": 40, "curvature_points": 256, "finetune_epochs": 1, "epochs": 1,
          "T": 1, "cg_iters": 20, "max_alpha_iters": 10, "lanczos_iters": 10}
 
 

@@ -228,9 +228,22 @@ def experiment_estimate(kind: str, base: RunConfig, *, seeds: Sequence[int], **o
         for method, params in by_method("methods").items():
             for epsilon in options.get("epsilons") or ():
                 runs(method, {**params, "epsilon": epsilon}, n_seeds)
+    elif kind == "evaluate":
+        # field_evaluation.evaluate: one original; N retrained models (N more as the `retrained` control) and M
+        # shadows (M more for the controls), each a training on about the retained set; per method N released runs,
+        # N noisy retrains for a certified method and M shadow unlearnings; the optional audit's 1 + 2 × runs.
+        models, shadows = int(options.get("models", 16)), int(options.get("shadows", 16))
+        controls = 2 if options.get("controls", True) else 1
+        prepare(base, controls * (models + shadows) - 1, original=False)
+        given = options.get("params") or {}
+        audit_runs = int(options.get("audit_runs") or 0)
+        for method in options.get("methods") or ():
+            certified = get_unlearner(method).epsilon_param is not None
+            times = models * (2 if certified else 1) + shadows + (1 + 2 * audit_runs if certified and audit_runs else 0)
+            runs(method, dict(given.get(method, {})), times)
     else:
         raise ConfigError(f"experiment {kind!r} is not valid: choose one of compare, sequential, sensitivity, budget, "
-                          "audit, forget_size, frontier")
+                          "audit, forget_size, frontier, evaluate")
     return total
 
 

@@ -331,7 +331,7 @@ def _run(args: argparse.Namespace, fn: Any, *fn_args: Any, **kwargs: Any) -> Any
 
     base = fn_args[0]
     options = {**kwargs, **({"methods": fn_args[1]} if len(fn_args) > 1 else {})}
-    estimate = check_experiment_estimate(fn.__name__, base, **options)
+    estimate = check_experiment_estimate(fn.__name__, base, **{"seeds": (base.seed,), **options})
     if not args.quiet:
         print(f"estimate: {estimate_line(estimate, base)}", file=sys.stderr)
     executor = _executor(args)

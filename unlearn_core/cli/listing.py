@@ -85,6 +85,12 @@ def listing(command: str, as_json: bool, produce: Callable[[bool], str]) -> str:
     the engine, once) and stored. ``produce`` computes it where it is not one of the stored listings."""
     name = f"{command}{' --json' if as_json else ''}"
     path = listing_file()
+    if "torch" in sys.modules:
+        # The engine is loaded already: the store would save nothing, and the live registry and schema are the truth
+        # (a method or a setting registered at run time, in this process, is listed). A missing store is filled.
+        if not path.exists():
+            _fill(path, {})
+        return produce(as_json)
     entries = _read(path)
     if name not in entries:
         entries = _fill(path, entries)
