@@ -4,6 +4,7 @@ float64 without the package, and ``dp_accounting``'s Gaussian mechanism."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -19,6 +20,8 @@ from torch import nn
 
 from unlearn_core.certificate import BOUND, CERTIFIED, NOT_CERTIFIED
 from unlearn_core.descent import contraction, softmax_bounds
+from unlearn_core.equal_epsilon import cheaper_at_equal_epsilon, compare_at_equal_epsilon
+from unlearn_core.errors import ConfigError
 from unlearn_core.pipeline import RunConfig, prepare, run_method
 from unlearn_core.training import TrainConfig
 
@@ -185,3 +188,20 @@ def test_not_certified_where_a_hypothesis_fails(prepared_logreg) -> None:
     assert math.isinf(mlp.certificate.sensitivity)
     big = run_method(prepared_logreg, "descent_to_delete", {"steps": 5, "lr": 1.0}).result.certificate
     assert big.status == NOT_CERTIFIED and big.failing()[0].name == "contraction"
+
+
+def test_equal_epsilon_comparison_with_certified_newton(prepared_logreg) -> None:
+    """Both methods at ε = 2 on the same logistic regression: one row each, ε certified ≤ 2 where certified, the same
+    retrained accuracy, and a sentence naming the cheapest certified method; an uncertified method is refused."""
+    base = dataclasses.replace(prepared_logreg.config, method="descent_to_delete")
+    rows = compare_at_equal_epsilon(base, ["descent_to_delete", "certified_newton"], epsilon=2.0,
+                                    params={"descent_to_delete": {"steps": 50},
+                                            "certified_newton": {"solver": "exact", "lam": 0.0}})
+    assert list(rows["method"]) == ["descent_to_delete", "certified_newton"] and (rows["epsilon"] == 2.0).all()
+    assert rows["acc_test_retrained"].nunique() == 1
+    d2d = rows.iloc[0]
+    assert d2d["certified"] and d2d["epsilon_certified"] <= 2.0 * (1 + 1e-9) and d2d["num_gradients"] == 52
+    text = cheaper_at_equal_epsilon(rows)
+    assert text.startswith("at ε = 2, ") and "cheapest certified method" in text
+    with pytest.raises(ConfigError, match="'finetune' cannot be compared at equal ε"):
+        compare_at_equal_epsilon(base, ["finetune"], epsilon=1.0)

@@ -99,6 +99,9 @@ class Trajectory:
     final: nn.Module
     init: Callable[[], nn.Module]
     store: CheckpointStore
+    #: Values computed once per trajectory by a method (e.g. Rewind-to-Delete's measured smoothness at a checkpoint),
+    #: keyed by the method: the trajectory never changes, so neither do they.
+    derived: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def available(self) -> list[int]:
         """Every step the trajectory can rewind to, ascending: 0, the stored checkpoints, T."""

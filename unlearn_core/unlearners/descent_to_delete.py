@@ -66,6 +66,7 @@ THEOREM = ("Neel, Roth & Sharifi-Malvajerdi (ALT 2021), Descent-to-Delete: proje
            "towards the minimiser of a strongly convex smooth loss, then the Gaussian mechanism at the remaining "
            "distance")
 REFERENCES = ("minimiser", "recipe")
+BOUNDS = ("a_priori", "a_posteriori")
 
 
 @register_unlearner
@@ -97,6 +98,11 @@ class DescentToDelete(Unlearner):
         HyperParam("radius", float, "auto", "radius C of the ball the descent projects onto; 'auto' = the training "
                    "recipe's norm bound (the ball the trained models live in), or no projection without one",
                    low=1e-9, high=1e9, log=True, auto=True, optional=True, label="C — projection radius"),
+        HyperParam("bound", str, "a_priori", "the distance to the minimiser the noise covers: a_priori (Neel et al.: "
+                   "the previous distance plus the minimiser's shift, contracted K times — fixed before the data of "
+                   "this request is looked at) or a_posteriori (one projected gradient step at the result, measured, "
+                   "over 1 − γ: much tighter, but data-dependent, like certified Newton's residual bound)",
+                   choices=BOUNDS, label="Distance bound"),
         HyperParam("reference", str, "minimiser", "what the release is certified against: the exact minimiser of the "
                    "retain objective plus the same noise, or the training recipe's retrained model (its gradient "
                    "tolerance G adds G/μ to the sensitivity)", choices=REFERENCES, label="Certified against"),
@@ -289,7 +295,8 @@ class DescentToDelete(Unlearner):
                      reference: float,
                      reference_constant: Constant | None, batchnorm: bool, radius: float | None, p: int, eps: float,
                      delta: float, est_beta: float | None, posterior: float) -> Certificate:
-        sensitivity = contraction.descent_to_delete_sensitivity(unlearned_distance=e_now,
+        distance = e_now if params["bound"] == "a_priori" else posterior
+        sensitivity = contraction.descent_to_delete_sensitivity(unlearned_distance=distance,
                                                                 reference_distance=reference)
         if not convex:
             sensitivity = math.inf
@@ -339,6 +346,10 @@ class DescentToDelete(Unlearner):
             constants.append(reference_constant)
         if radius is None:
             notes.append("no projection: the minimiser of the strongly convex loss is unconstrained")
+        if params["bound"] == "a_posteriori":
+            notes.append("bound=a_posteriori: the noise covers the distance measured at this result (one projected "
+                         "gradient step over 1 − γ), exact but data-dependent; the a-priori bound would need "
+                         f"Δ = {e_now + reference:.4g}")
         epsilon_by = {m: epsilon_for_sigma(sigma=used, delta=delta, sensitivity=sensitivity, mechanism=m)
                       for m in MECHANISMS}
         if eps >= 1:
@@ -349,10 +360,11 @@ class DescentToDelete(Unlearner):
             accountant=f"{params['mechanism']} Gaussian mechanism", sigma_required=required, sigma_used=used,
             epsilon_certified=epsilon_by["analytic"], sigma_required_by=sigma_by, epsilon_by=epsilon_by,
             sensitivity=sensitivity,
-            sensitivity_terms={"start": e_start, "shift": shift, "contracted": e_now, "reference": reference},
+            sensitivity_terms={"start": e_start, "shift": shift, "contracted": e_now, "a_posteriori": posterior,
+                               "reference": reference},
             conditions=conditions, constants=constants, notes=notes,
             details={"steps": int(params["steps"]), "lr": lr, "contraction": gamma, "beta": beta, "mu": wd,
-                     "radius": radius, "reference": params["reference"], "a_posteriori_distance": posterior,
-                     "p": p},
+                     "radius": radius, "reference": params["reference"], "bound": params["bound"],
+                     "a_posteriori_distance": posterior, "p": p},
         )
 

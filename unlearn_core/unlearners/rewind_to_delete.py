@@ -161,7 +161,14 @@ class RewindToDelete(Unlearner):
         trained = _same_recipe(ctx.train_config, recipe)
 
         tic = time.perf_counter()
-        smooth, grad_bound, constants = self._constants(ctx, params, model, wd)
+        # The constants are properties of the trajectory and the rewind point, not of this run's randomness:
+        # measured once per trajectory (an audit runs the method hundreds of times on the same one).
+        memo_key = ("rewind_to_delete", point, params["L"], params["G"], int(params["lanczos_steps"]),
+                    int(params["curvature_points"]), float(wd))
+        memo = trajectory.derived if trajectory is not None else {}
+        if memo_key not in memo:
+            memo[memo_key] = self._constants(ctx, params, model, wd)
+        smooth, grad_bound, constants = memo[memo_key]
         diag.phases_s["constants"] = time.perf_counter() - tic
         convex = bool(ctx.convex)
         expansion = rs.gd_expansion(lr=lr, smoothness=smooth, mu=wd, convex=convex)
@@ -217,7 +224,7 @@ class RewindToDelete(Unlearner):
         else:
             x_s, y_s = sub
             smooth = max(estimated_smoothness(m, x_s, y_s, weight_decay=wd, points=len(y_s),
-                                              steps=int(params["lanczos_steps"]), seed=ctx.seed)
+                                              steps=int(params["lanczos_steps"]), seed=0)
                          for m in (rewound, ctx.model))
             out["L"] = Constant("L", smooth, ESTIMATE, f"largest Lanczos Hessian eigenvalue ({params['lanczos_steps']} "
                                 f"steps, {len(y_s)} retain points) at the rewind point and the trained model: local, "
@@ -285,11 +292,13 @@ class RewindToDelete(Unlearner):
 
 
 def _subsample(ctx: UnlearnContext, points: int, *, pool: str = "retain") -> tuple[torch.Tensor, torch.Tensor]:
+    """A subsample fixed by the data alone (seed 0, not the run's seed): the constants it measures belong to the
+    trajectory, so every run on it measures the same ones."""
     x, y = (ctx.x_retain, ctx.y_retain) if pool == "retain" else (ctx.x_train, ctx.y_train)
     n = int(x.shape[0])
     if n <= points:
         return x, y
-    idx = torch.randperm(n, generator=ctx.generator(offset=5))[:points].to(x.device)
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:points].to(x.device)
     return x[idx], y[idx]
 
 
