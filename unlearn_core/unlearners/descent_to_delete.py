@@ -115,7 +115,7 @@ class DescentToDelete(Unlearner):
                    label="Sequential requests k"),
     )
     #: A few hundred steps: fast on any small model (the registry-wide tests run every method with these).
-    demo_params: ClassVar[dict[str, Any]] = {"steps": 100}
+    demo_params: ClassVar[dict[str, Any]] = {"steps": 30}
 
     def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int) -> Any:
         """K full-batch gradients per request (≈ 3 forward passes of every training point each)."""

@@ -92,9 +92,10 @@ class Langevin(Unlearner):
                    log=True, level="basic", label="δ — failure probability"),
         HyperParam("sigma", float, 0.05, "The noise σ of learning and unlearning: every step adds √(2η)·σ·ξ. "
                    "More noise certifies in fewer steps and costs accuracy; it also sets how the original model is "
-                   "trained.", low=1e-9, high=100.0, log=True, level="basic", label="σ — noise"),
+                   "trained. 0 is plain gradient descent (never certified).", low=0.0, high=100.0, log=True,
+                   level="basic", label="σ — noise"),
         HyperParam("weight_decay", float, 0.05, "The weight decay μ of the objective (learning and unlearning): the "
-                   "strong convexity the bound contracts with.", low=1e-9, high=1.0, log=True, level="basic",
+                   "strong convexity the bound contracts with.", low=1e-9, high=100.0, log=True, level="basic",
                    label="μ — weight decay"),
         HyperParam("train_steps", int, 1000, "Full-batch noisy steps T that train the original and the retrained "
                    "model (the 'burn-in').", low=1, high=1_000_000, log=True, level="basic",
