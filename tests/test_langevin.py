@@ -164,6 +164,10 @@ def test_not_certified_on_a_model_trained_otherwise_or_not_convex(prepared_logre
     assert [c.name for c in short.result.certificate.failing()] == ["noise"]
     mlp = run("langevin", digits_context(), train_steps=10, steps=3)
     assert mlp.certificate.failing()[0].name == "strongly_convex"
+    # steps=auto where no K can certify (a network) takes T/10 steps, not max_steps, and says why
+    auto = run("langevin", digits_context(), train_steps=40)
+    assert auto.diagnostics.num_gradients == 4
+    assert any("no number of steps certifies" in note for note in auto.certificate.notes)
 
 
 def test_forcing_another_optimiser_is_refused_in_one_line(tmp_path, capsys) -> None:

@@ -350,6 +350,10 @@ class DescentToDelete(Unlearner):
             notes.append("bound=a_posteriori: the noise covers the distance measured at this result (one projected "
                          "gradient step over 1 − γ), exact but data-dependent; the a-priori bound would need "
                          f"Δ = {e_now + reference:.4g}")
+        elif convex and math.isfinite(posterior) and posterior + reference < 0.1 * sensitivity:
+            notes.append(f"bound=a_priori (the paper's) needs Δ = {sensitivity:.4g}; the distance measured at this "
+                         f"result would need Δ = {posterior + reference:.4g}: bound=a_posteriori certifies with far "
+                         "less noise (data-dependent)")
         epsilon_by = {m: epsilon_for_sigma(sigma=used, delta=delta, sensitivity=sensitivity, mechanism=m)
                       for m in MECHANISMS}
         if eps >= 1:

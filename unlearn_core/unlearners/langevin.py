@@ -100,7 +100,8 @@ class Langevin(Unlearner):
         HyperParam("train_steps", int, 1000, "Full-batch noisy steps T that train the original and the retrained "
                    "model (the 'burn-in').", low=1, high=1_000_000, log=True, level="basic",
                    label="T — training steps", unit="steps"),
-        HyperParam("steps", int, "auto", "Unlearning steps K; 'auto' = the fewest that reach ε", low=0,
+        HyperParam("steps", int, "auto", "Unlearning steps K; 'auto' = the fewest that reach ε (T/10 where "
+                   "no K can: a network, σ = 0)", low=0,
                    high=10_000_000, log=True, auto=True, level="basic", label="K — unlearning steps", unit="steps"),
         HyperParam("max_steps", int, 20_000, "The most unlearning steps 'auto' may take per request", low=1,
                    high=10_000_000, log=True, label="Cap on unlearning steps", unit="steps"),
@@ -276,6 +277,9 @@ class Langevin(Unlearner):
             k = acc.lsi_steps(drift=drift, mu=mu, lr=lr, sigma=sigma, epsilon=eps, delta=delta, max_steps=cap)
             if k is not None:
                 found.append(k)
+        if not found and (not math.isfinite(z) or sigma <= 0):  # no K certifies (a network, σ = 0): a tenth of
+            # training rather than max_steps of compute that buys nothing
+            return min(cap, _uncertifiable_steps(params))
         return min([cap, *found])
 
     def _certificate(self, *, params: dict[str, Any], accountant: str, convex: bool, ctx_convex: bool, trained: str,
@@ -296,7 +300,10 @@ class Langevin(Unlearner):
         notes = [f"K = {steps} unlearning steps of projected noisy gradient descent (per-step noise std "
                  f"{noise_std_per_step(lr=lr, sigma=sigma):.4g}); the release is the last iterate, no noise is added "
                  "at the end"]
-        if params["steps"] == "auto" and steps >= int(params["max_steps"]):
+        if params["steps"] == "auto" and not (convex and sigma > 0):
+            notes.append(f"no number of steps certifies this run ({'σ = 0' if convex else 'not strongly convex'}): "
+                         f"steps=auto took a tenth of the training steps, K = {steps}")
+        elif params["steps"] == "auto" and steps >= int(params["max_steps"]):
             notes.append(f"the target ε was not reached within max_steps = {params['max_steps']}")
         if sequential and accountant != "w_inf":
             notes.append("sequential requests use the w_inf accountant (the distances add up)")
@@ -347,6 +354,11 @@ def _step_ok(*, lr: float, mu: float, beta: float, c: float, lsi: bool) -> bool:
         return False
     limit = 1.0 / beta if lsi else 2.0 / (mu + beta)
     return lr <= limit * (1 + 1e-9)
+
+
+def _uncertifiable_steps(params: dict[str, Any]) -> int:
+    """``steps=auto`` where no K certifies: a tenth of the T training steps (at least one)."""
+    return max(1, int(params["train_steps"]) // 10)
 
 
 def _same_recipe(actual: Any, expected: Any) -> str:

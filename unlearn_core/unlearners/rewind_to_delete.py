@@ -266,6 +266,10 @@ class RewindToDelete(Unlearner):
                          "rewind further or train fewer steps")
         if sensitivity == 0:
             notes.append("rewound to the initialisation: this is retraining, Δ = 0 and no noise is needed")
+        elif math.isfinite(sensitivity):
+            notes.append(f"Δ = {sensitivity:.4g} grows with the {point} training steps before the rewind point and "
+                         "with the forgotten share k/n: a larger rewind share (towards retraining) or fewer points "
+                         "forgotten shrink the noise")
         conditions = [
             Condition("gd_trajectory", "the original and the retrained model were trained by this method's "
                       "full-batch gradient descent (same η and T, from the seeded initialisation)", trained,
