@@ -326,11 +326,14 @@ class Langevin(Unlearner):
         ]
         tag = BOUND if convex else ESTIMATE
         constants = [
-            Constant("μ", mu, tag, "the objective's weight decay: the cross-entropy of a linear model is convex"),
+            Constant("μ", mu, tag, "the objective's weight decay: the cross-entropy of a linear model is convex"
+                     if ctx_convex else "weight decay only: the network's loss is not convex"),
             Constant("β", beta if math.isfinite(beta) else None, tag,
-                     "½ λ_max(mean x̃x̃ᵀ) + μ over D and D' (Böhning 1992's softmax bound)"),
+                     "½ λ_max(mean x̃x̃ᵀ) + μ over D and D' (Böhning 1992's softmax bound)" if ctx_convex
+                     else "no smoothness bound for a network (the softmax-regression bound does not apply)"),
             Constant("M", grad_bound if math.isfinite(grad_bound) else None, tag,
-                     "√2·max‖x̃‖: every per-example cross-entropy gradient of softmax regression is below it"),
+                     "√2·max‖x̃‖: every per-example cross-entropy gradient of softmax regression is below it"
+                     if ctx_convex else "no gradient bound for a network"),
         ]
         if chosen == "lsi":
             constants.append(Constant("C_LSI", 2 * sigma**2 / mu if mu > 0 else None, ASSUMPTION,
