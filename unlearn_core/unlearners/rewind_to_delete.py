@@ -266,10 +266,14 @@ class RewindToDelete(Unlearner):
                          "rewind further or train fewer steps")
         if sensitivity == 0:
             notes.append("rewound to the initialisation: this is retraining, Δ = 0 and no noise is needed")
+        elif math.isfinite(sensitivity) and expansion > 1:
+            notes.append(f"Δ = {sensitivity:.4g} grows about as ρ^T = {expansion:.4g}^{total} over the whole "
+                         "trajectory, wherever the rewind point is: fewer training steps T or a smaller step size "
+                         "shrink it; rewinding further helps little short of the initialisation (retraining)")
         elif math.isfinite(sensitivity):
             notes.append(f"Δ = {sensitivity:.4g} grows with the {point} training steps before the rewind point and "
-                         "with the forgotten share k/n: a larger rewind share (towards retraining) or fewer points "
-                         "forgotten shrink the noise")
+                         f"the forgotten share k/n, and contracts by ρ^K = {expansion:.4g}^{steps} after it: a larger "
+                         "rewind share or fewer points forgotten shrink the noise")
         conditions = [
             Condition("gd_trajectory", "the original and the retrained model were trained by this method's "
                       "full-batch gradient descent (same η and T, from the seeded initialisation)", trained,
