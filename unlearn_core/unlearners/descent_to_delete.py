@@ -354,6 +354,10 @@ class DescentToDelete(Unlearner):
             notes.append(f"bound=a_priori (the paper's) needs Δ = {sensitivity:.4g}; the distance measured at this "
                          f"result would need Δ = {posterior + reference:.4g}: bound=a_posteriori certifies with far "
                          "less noise (data-dependent)")
+        if convex and gamma > 0.999:
+            notes.append(f"γ = {gamma:.6g} is close to 1 (μ = wd = {wd:g} is small against β = {beta:.4g}): the "
+                         "distance to the minimiser shrinks slowly and its bound is large; a larger weight decay "
+                         "contracts faster (the README's equal-ε bench uses wd = 0.01)")
         epsilon_by = {m: epsilon_for_sigma(sigma=used, delta=delta, sensitivity=sensitivity, mechanism=m)
                       for m in MECHANISMS}
         if eps >= 1:

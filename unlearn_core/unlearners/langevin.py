@@ -94,7 +94,7 @@ class Langevin(Unlearner):
                    "More noise certifies in fewer steps and costs accuracy; it also sets how the original model is "
                    "trained. 0 is plain gradient descent (never certified).", low=0.0, high=100.0, log=True,
                    level="basic", label="σ — noise"),
-        HyperParam("weight_decay", float, 0.05, "The weight decay μ of the objective (learning and unlearning): the "
+        HyperParam("weight_decay", float, 0.2, "The weight decay μ of the objective (learning and unlearning): the "
                    "strong convexity the bound contracts with.", low=1e-9, high=100.0, log=True, level="basic",
                    label="μ — weight decay"),
         HyperParam("train_steps", int, 1000, "Full-batch noisy steps T that train the original and the retrained "
