@@ -345,8 +345,8 @@ def test_training_recipe_round_trips_through_the_url():
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("optimizer", "foo", "optimizer='foo' is not valid: choose one of auto, adam, sgd, lbfgs — using the default "
-                             "auto"),
+        ("optimizer", "foo", "optimizer='foo' is not valid: choose one of auto, adam, sgd, lbfgs, gd, noisy_gd — "
+                             "using the default auto"),
         ("grad_tol", "-1", "grad_tol='-1' is not valid: expected a number in (0, 1000] or 'none' — using the "
                            "default none"),
         ("grad_tol", "abc", "grad_tol='abc' is not valid"),

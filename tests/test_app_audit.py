@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from unlearn_core.experiments import certified_methods
 from unlearn_core.service.jobs import shutdown_all
+from unlearn_core.unlearners import get_unlearner
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -73,6 +74,10 @@ def test_audit_page_audits_every_certified_method_and_shows_a_refutation(monkeyp
     assert at.session_state["audit.methods"] == certified_methods()  # every certified method, by default
     assert at.session_state["audit.p.certified_newton.lam"] == 1.0  # the quick demo's finite-Δ setting
     _tiny(at, "audit")
+    # The methods whose certificate can hold on this MLP (Descent-to-Delete and Langevin unlearning need a strongly
+    # convex model: on a network they say "not certified", and an audit of an unnoised release refutes it).
+    on_mlp = [m for m in certified_methods() if get_unlearner(m).certified_models in (None, ("mlp",))]
+    at.multiselect(key="audit.methods").set_value(on_mlp)
     at.slider(key="audit.runs").set_value(32)
     at.multiselect(key="audit.factors").set_value([1.0, 1e-10])
     at.number_input(key="audit.p.certified_newton.depth").set_value(50)
@@ -84,7 +89,7 @@ def test_audit_page_audits_every_certified_method_and_shows_a_refutation(monkeyp
     _poll(at, lambda a: any(s.value == "Results" for s in a.subheader))
     assert not at.exception
     table = at.dataframe[0].value
-    assert sorted(set(table["method"])) == sorted(certified_methods())
+    assert sorted(set(table["method"])) == sorted(on_mlp)
     certified_rows = table[table["σ"] == "× 1"]
     assert (certified_rows["verdict"] == "not refuted (nothing confirmed)").all()
 

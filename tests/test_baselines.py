@@ -56,7 +56,7 @@ def test_capabilities_are_declared_on_the_class_and_checked_against_the_schema()
         assert caps["sequential"] == ("requests" in names)
         assert caps["certificate"] == (cls.family == "certified")
     assert methods_with("certificate") == [c.name for c in list_unlearners() if c.family == "certified"]
-    assert methods_with("sequential") == ["certified_newton"]
+    assert methods_with("sequential") == ["certified_newton", "descent_to_delete", "langevin"]
     assert "retrain" in methods_with("budget_param") and "fisher" not in methods_with("budget_param")
     with pytest.raises(ValueError, match="capability"):
         methods_with("teleport")

@@ -4,6 +4,7 @@ simulation, through the product (``pipeline.run``, the CLI, the run card)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import subprocess
@@ -100,3 +101,30 @@ def test_secure_gaussian_is_standard_normal() -> None:
     assert abs(z.mean()) < 0.02 and abs(z.std() - 1.0) < 0.01 and abs(stats.kurtosis(z)) < 0.1
     assert not np.array_equal(z[:1000], NoiseSource.secure().gaussian(1000, sigma=1.0, dtype=torch.float64).numpy())
     assert repr(NoiseSource.secure()) == "NoiseSource(secure)"
+
+
+def _noised_methods() -> list[str]:
+    from unlearn_core.unlearners import get_unlearner, methods_with
+
+    return [m for m in methods_with("certificate") if get_unlearner(m).noise_param is not None
+            or get_unlearner(m).epsilon_param is not None]
+
+
+@pytest.mark.parametrize("method", _noised_methods())
+def test_every_certified_method_releases_secure_noise_and_repeats_only_as_a_simulation(method, tmp_path) -> None:
+    """Registry-wide (no hand-kept list): every certified method's release differs between two runs of one
+    configuration and seed, unless the run is reproducible — then the two are equal and labelled a simulation."""
+    from unlearn_core.unlearners import get_unlearner
+
+    unlearner = get_unlearner(method)
+    model = (unlearner.certified_models or ("logreg",))[0]
+    base = RunConfig(dataset="digits", model=model, hidden=(8,), forget="random:0.05", method=method,
+                     params=dict(unlearner.demo_params or {}), train=TrainConfig(epochs=2), cache_dir=str(tmp_path))
+    a, b = run(base), run(base)
+    if float(a.card["certificate"].get("sigma_used") or 0) > 0:
+        assert not torch.equal(get_flat_params(a.unlearned), get_flat_params(b.unlearned)), method
+    assert a.card["release"]["simulation"] is False and not a.card["certificate"]["simulation"]
+    sim = dataclasses.replace(base, reproducible=True)
+    c, d = run(sim), run(sim)
+    assert torch.equal(get_flat_params(c.unlearned), get_flat_params(d.unlearned)), method
+    assert c.card["certificate"]["simulation"] is True and c.card["release"]["label"] == SIMULATION_LABEL

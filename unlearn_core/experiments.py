@@ -790,6 +790,7 @@ def _release(prepared: Prepared, method: str, params: Mapping[str, Any], *, run_
     """
     unlearner = get_unlearner(method)
     resolved = resolve_params(unlearner.schema, dict(params), method=method)
+    prepared = prepared.for_method(unlearner, resolved, cancel=cancel)  # a method with its own training recipe
     unlearner.check_supported(prepared.original, resolved, model_name=prepared.config.model)
     ctx = prepared.context(seed=run_seed, cancel=cancel)
     start = prepared.retrained if from_retrained else prepared.original

@@ -55,6 +55,11 @@ NORM_BOUND_RANGE = (1e-3, 1e6)
 MAX_LBFGS_ITER = 100_000
 #: Gradient tolerance (0, 1000]: the recipe's stopping rule ‖∇(L + wd/2‖w‖²)‖ ≤ tol; above 1000 nothing trains.
 GRAD_TOL_RANGE = (0.0, 1e3)
+#: Training noise σ of the noisy_gd recipe (each step adds √(2·lr)·σ·ξ): above 100 the weights are noise.
+MAX_TRAIN_NOISE = 100.0
+#: Checkpoints of a gd/noisy_gd trajectory kept in the cache: each is as large as the model, so 1,000 of a
+#: ResNet-18 are 45 GB of disk; Rewind-to-Delete needs one before the rewind point, a few dozen are plenty.
+MAX_CHECKPOINTS = 1000
 #: MLP hidden layers and widths (URL, widget and CLI share :func:`unlearn_core.models.parse_hidden`): enough for any
 #: MNIST-scale experiment, small enough that a typo cannot allocate gigabytes.
 MAX_HIDDEN_LAYERS = 8
@@ -337,6 +342,8 @@ def check_train_limits(train: Any) -> None:
         check_float("grad_tol", train.grad_tol, low=GRAD_TOL_RANGE[0], high=GRAD_TOL_RANGE[1], low_open=True)
     if train.norm_bound is not None:
         check_float("norm_bound", train.norm_bound, low=NORM_BOUND_RANGE[0], high=NORM_BOUND_RANGE[1])
+    check_float("noise", train.noise, low=0.0, high=MAX_TRAIN_NOISE)
+    check_int("checkpoints", train.checkpoints, low=0, high=MAX_CHECKPOINTS)
 
 
 def usable_cores() -> int:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from unlearn_core import __version__
-from unlearn_core.cache import ModelCache
+from unlearn_core.cache import ModelCache, config_hash
 from unlearn_core.data import DataBundle, get_dataset_info, load_dataset
 from unlearn_core.device import describe_device, resolve_device
 from unlearn_core.evaluation import param_distance, split_metrics
@@ -41,7 +41,8 @@ from unlearn_core.preflight import check_estimate, check_run_config
 from unlearn_core.privacy.noise import release_record
 from unlearn_core.progress import ProgressCallback
 from unlearn_core.run_config import RunConfig
-from unlearn_core.training import TrainConfig, resolve_train_config, train
+from unlearn_core.training import FULL_BATCH_RECIPES, TrainConfig, resolve_train_config, train
+from unlearn_core.trajectory import CacheCheckpoints, MemoryCheckpoints, Trajectory
 from unlearn_core.unlearners import UnlearnContext, UnlearnResult, get_unlearner, resolve_params
 
 
@@ -71,6 +72,9 @@ def validate_config(config: RunConfig) -> dict[str, Any]:
     device = resolve_device(config.device)
     unlearner = get_unlearner(config.method)
     params = resolve_params(unlearner.schema, dict(config.params), method=config.method)
+    recipe = unlearner.recipe_for(config.train, params)  # a method with its own recipe: the user did not force another
+    if recipe is not None:
+        recipe.validate()
     check_run_config(config, unlearner, params, device=device)
     with torch.device("meta"):  # check_supported needs the architecture, not weights
         probe = build_model(
@@ -105,6 +109,48 @@ class Prepared:
     train_summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: One line per thing the model cache discarded or declined to store (:attr:`unlearn_core.cache.ModelCache.notes`).
     notes: list[str] = field(default_factory=list)
+    #: The kept checkpoints of the models' training (``unlearn_core.trajectory.Trajectory``), under "original" and
+    #: "retrained", when the recipe keeps them (``checkpoints > 0``).
+    trajectories: dict[str, Trajectory] = field(default_factory=dict)
+    #: The same preparation trained with another recipe, per recipe (:meth:`for_method`): built once per process.
+    recipes: dict[str, Prepared] = field(default_factory=dict, repr=False)
+
+    def for_method(
+        self,
+        unlearner: Any,
+        params: dict[str, Any],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: Any = None,
+    ) -> Prepared:
+        """This preparation, or the same data and split with the models trained by the recipe ``unlearner`` needs.
+
+        Langevin unlearning and Rewind-to-Delete certify only models trained by their own recipe
+        (``Unlearner.training_optimizer``): for them the original and the retrained model are trained (or loaded
+        from the cache) with ``unlearner.recipe_for(config.train, params)`` — the data, the forget set and the
+        cache are shared — and the result is kept on this preparation, so several runs of the method (a sweep, an
+        audit) train once. Any other method gets ``self``.
+
+        Raises:
+            ConfigError: the user forced an optimiser other than the method's.
+        """
+        convex = get_model_info(self.config.model).convex
+        recipe = unlearner.recipe_for(self.config.train, params, x_train=self.data.x_train, convex=convex)
+        if recipe is None:
+            return self
+        recipe = resolve_train_config(dataclasses.replace(recipe, seed=self.config.seed), convex=convex).validate()
+        if recipe == self.train_config:
+            return self
+        key = config_hash(recipe.to_json())
+        if key not in self.recipes:
+            derived = dataclasses.replace(
+                self, train_config=recipe, original=None, retrained=None,  # type: ignore[arg-type]
+                timing_s={"train": None, "retrain": None}, cached={"original": False, "retrained": False},
+                train_summaries={}, trajectories={}, recipes={},
+            )
+            _train_models(derived, compute_retrained=self.retrained is not None, progress=progress, cancel=cancel)
+            self.recipes[key] = derived
+        return self.recipes[key]
 
     def model_factory(self, seed_offset: int = 0) -> nn.Module:
         """A fresh initialisation; offset 0 is the one the original and the retrained models started from."""
@@ -141,6 +187,7 @@ class Prepared:
             progress=progress,
             cancel=cancel,
             reproducible=self.config.reproducible,
+            trajectories=tuple(self.trajectories.values()),
         )
 
     def metrics(self, model: nn.Module) -> dict[str, float]:
@@ -161,10 +208,16 @@ def _model_key(config: RunConfig, train_config: TrainConfig, device: torch.devic
         "split_seed": config.split_seed,
         "model": config.model,
         "model_options": config.model_options(),
-        "train": train_config.to_json(),
+        "train": _recipe_key(train_config),
         "device_type": device.type,
         **extra,
     }
+
+
+def _recipe_key(train_config: TrainConfig) -> dict[str, Any]:
+    """The recipe as it enters a cache key: the full-batch recipes' fields (``noise``, ``checkpoints``) only when set,
+    so that the keys of every model trained before those fields existed stay valid."""
+    return {k: v for k, v in train_config.to_json().items() if not (k in ("noise", "checkpoints") and v == 0)}
 
 
 def _train_cached(
@@ -178,13 +231,35 @@ def _train_cached(
     stage: str,
     progress: ProgressCallback | None,
     cancel: Any,
-) -> tuple[dict[str, Any], bool]:
+    init: Any = None,
+) -> tuple[dict[str, Any], bool, Trajectory | None]:
+    """Train ``model`` (or load it from the cache); with a recipe that keeps checkpoints, also its trajectory.
+
+    The checkpoints are written while the model trains, before the model's own entry, so a cached model has
+    them; if one has gone missing since, the model is trained again (one trainer per key, the cache's lock).
+    """
+    keeps = train_config.checkpoints > 0 and train_config.optimizer in FULL_BATCH_RECIPES
+    store: MemoryCheckpoints | CacheCheckpoints | None = None
+    if keeps:
+        store = MemoryCheckpoints() if cache is None else CacheCheckpoints(cache, key)
+
     def do_train(m: nn.Module) -> dict[str, Any]:
-        return train(m, x, y, train_config, progress=progress, cancel=cancel, stage=stage)
+        return train(m, x, y, train_config, progress=progress, cancel=cancel, stage=stage,
+                     checkpoint=store.save if store is not None else None)
 
     if cache is None:
-        return do_train(model), False
-    return cache.get_or_train(key, model, do_train, cancel=cancel)
+        meta, hit = do_train(model), False
+    else:
+        meta, hit = cache.get_or_train(key, model, do_train, cancel=cancel)
+        if hit and store is not None and store.missing(meta.get("checkpoint_steps", [])):
+            cache.path(key).unlink(missing_ok=True)
+            model.load_state_dict(init().state_dict())  # the hit loaded the trained weights: start afresh
+            meta, hit = cache.get_or_train(key, model, do_train, cancel=cancel)
+    if store is None:
+        return meta, hit, None
+    trajectory = Trajectory(total_steps=int(train_config.epochs), steps=tuple(meta.get("checkpoint_steps", [])),
+                            recipe=train_config, final=model, init=init, store=store)
+    return meta, hit, trajectory
 
 
 def _summary_from_meta(meta: dict[str, Any]) -> dict[str, Any]:
@@ -216,36 +291,51 @@ def prepare(
     forget_idx, retain_idx = select_forget(
         config.forget, data.y_train, seed=config.forget_seed, num_classes=data.num_classes, x_train=data.x_train
     )
+    unlearner = get_unlearner(config.method)
+    recipe = unlearner.recipe_for(config.train, resolve_params(unlearner.schema, dict(config.params),
+                                                               method=config.method),
+                                  x_train=data.x_train, convex=get_model_info(config.model).convex)
     train_config = resolve_train_config(
-        dataclasses.replace(config.train, seed=config.seed), convex=get_model_info(config.model).convex
+        dataclasses.replace(recipe or config.train, seed=config.seed), convex=get_model_info(config.model).convex
     )
-    cache = ModelCache(config.cache_dir) if config.use_cache else None
     prep = Prepared(
         config=config, device=device, data=data, forget_idx=forget_idx, retain_idx=retain_idx,
         train_config=train_config, original=None, retrained=None,  # type: ignore[arg-type]
         timing_s={"train": None, "retrain": None}, cached={"original": False, "retrained": False},
     )
+    _train_models(prep, compute_retrained=config.compute_retrained, progress=progress, cancel=cancel)
+    return prep
+
+
+def _train_models(prep: Prepared, *, compute_retrained: bool, progress: ProgressCallback | None, cancel: Any) -> None:
+    """Train (or load) ``prep``'s original model and, if asked, its retrained oracle with ``prep.train_config``."""
+    config, data, device, train_config = prep.config, prep.data, prep.device, prep.train_config
+    cache = ModelCache(config.cache_dir) if config.use_cache else None
     original = prep.model_factory()
-    meta, hit = _train_cached(
+    meta, hit, trajectory = _train_cached(
         cache, _model_key(config, train_config, device, kind="original"), original, data.x_train, data.y_train,
-        train_config, stage="train", progress=progress, cancel=cancel,
+        train_config, stage="train", progress=progress, cancel=cancel, init=prep.model_factory,
     )
     original.eval()
     prep.original, prep.timing_s["train"], prep.cached["original"] = original, meta.get("time_s"), hit
     prep.train_summaries["original"] = _summary_from_meta(meta)
-    if config.compute_retrained:
+    if trajectory is not None:
+        prep.trajectories["original"] = trajectory
+    if compute_retrained:
+        retain_idx = prep.retain_idx.to(device)
         retrained = prep.model_factory()
-        meta, hit = _train_cached(
+        meta, hit, trajectory = _train_cached(
             cache,
-            _model_key(config, train_config, device, kind="retrained", forget=_index_digest(forget_idx)),
-            retrained, data.x_train[retain_idx.to(device)], data.y_train[retain_idx.to(device)], train_config,
-            stage="retrain", progress=progress, cancel=cancel,
+            _model_key(config, train_config, device, kind="retrained", forget=_index_digest(prep.forget_idx)),
+            retrained, data.x_train[retain_idx], data.y_train[retain_idx], train_config,
+            stage="retrain", progress=progress, cancel=cancel, init=prep.model_factory,
         )
         retrained.eval()
         prep.retrained, prep.timing_s["retrain"], prep.cached["retrained"] = retrained, meta.get("time_s"), hit
         prep.train_summaries["retrained"] = _summary_from_meta(meta)
+        if trajectory is not None:
+            prep.trajectories["retrained"] = trajectory
     prep.notes = list(cache.notes) if cache is not None else []
-    return prep
 
 
 def cached_stages(config: RunConfig) -> dict[str, bool]:
@@ -323,6 +413,7 @@ def run_method(
     """
     unlearner = get_unlearner(method)
     resolved = resolve_params(unlearner.schema, dict(params or {}), method=method)
+    prepared = prepared.for_method(unlearner, resolved, progress=progress, cancel=cancel)
     if not checked:
         unlearner.check_supported(prepared.original, resolved, model_name=prepared.config.model)
         # Experiments call this with hyperparameters the configuration's own check did not see (a sweep, a method

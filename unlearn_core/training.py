@@ -15,7 +15,7 @@ import dataclasses
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,8 +29,12 @@ from unlearn_core.functional import batches, flat_objective, get_flat_params
 from unlearn_core.progress import Cancelled, ProgressCallback
 
 #: ``auto`` resolves per model (:func:`resolve_train_config`): full-batch L-BFGS with a gradient tolerance where the
-#: objective is convex (logistic regression), Adam elsewhere.
-OPTIMIZERS = ("auto", "adam", "sgd", "lbfgs")
+#: objective is convex (logistic regression), Adam elsewhere. ``gd`` (full-batch gradient descent, checkpoints kept)
+#: and ``noisy_gd`` (projected noisy full-batch gradient descent) are the recipes of Rewind-to-Delete and Langevin
+#: unlearning (:mod:`unlearn_core.recipes`).
+OPTIMIZERS = ("auto", "adam", "sgd", "lbfgs", "gd", "noisy_gd")
+#: The optimisers whose loop is in :mod:`unlearn_core.recipes` (one full-batch step per epoch; checkpoints).
+FULL_BATCH_RECIPES = ("gd", "noisy_gd")
 
 #: The gradient tolerance ``optimizer="auto"`` gives a convex model whose recipe sets none. L-BFGS (in float64,
 #: :func:`lbfgs_dtype`) reaches it on digits logistic regression in ≈ 100 iterations (≈ 1 s) and on MNIST in
@@ -79,14 +83,19 @@ class TrainConfig:
     optimizer: str = setting(
         "auto", type=str, choices=OPTIMIZERS, cli="--optimizer", cli_group=_RECIPE, url="optimizer", widget="select",
         label="Optimiser", row=1, column=0,
-        help="auto, adam, sgd or lbfgs (full-batch L-BFGS, strong-Wolfe line search; ignores --lr, --batch-size, "
-             f"--momentum, --epochs). auto (default): lbfgs with --grad-tol {CONVEX_GRAD_TOL:g} for the convex model "
-             "(logreg), adam for every other model",
+        help="auto, adam, sgd, lbfgs (full-batch L-BFGS, strong-Wolfe line search; ignores --lr, --batch-size, "
+             "--momentum, --epochs), gd (full-batch gradient descent: --epochs steps of --lr, checkpoints kept) or "
+             "noisy_gd (projected noisy full-batch gradient descent, noise --train-noise). auto (default): lbfgs with "
+             f"--grad-tol {CONVEX_GRAD_TOL:g} for the convex model (logreg), adam for every other model; a method that "
+             "trains with its own recipe (langevin: noisy_gd, rewind_to_delete: gd) sets it",
         widget_help="**auto**: full-batch L-BFGS until ‖∇‖ ≤ the tolerance for the convex model (logistic "
                     f"regression; tolerance {CONVEX_GRAD_TOL:g} unless set below), Adam for the others. **lbfgs**: "
                     "full-batch L-BFGS with a line search on cross-entropy + (wd/2)‖w‖² — it reaches a minimiser, "
                     "where one Newton step lands on the retrained model; it ignores the epochs, learning rate and "
-                    "batch size. **adam**, **sgd**: mini-batch, as in the paper.")
+                    "batch size. **adam**, **sgd**: mini-batch, as in the paper. **gd**: full-batch gradient descent, "
+                    "one step per epoch, with checkpoints (Rewind-to-Delete's recipe). **noisy_gd**: projected noisy "
+                    "full-batch gradient descent (Langevin unlearning's recipe). Langevin unlearning and "
+                    "Rewind-to-Delete set their own recipe when this is auto.")
     lr: float = setting(
         1e-3, type=float, low=limits.LR_RANGE[0], high=limits.LR_RANGE[1], cli="--lr", cli_group=_RECIPE, url="lr",
         widget="number", label="Learning rate", row=1, column=2, help="learning rate of adam/sgd (default 0.001)")
@@ -130,6 +139,19 @@ class TrainConfig:
         widget="number", label="Max L-BFGS iterations", row=1, column=0, step=50,
         help="most L-BFGS iterations (default 500)",
         widget_help="The cap of the lbfgs optimiser (Adam/SGD run epochs).")
+    noise: float = setting(
+        0.0, type=float, low=0.0, high=limits.MAX_TRAIN_NOISE, cli="--train-noise", cli_group=_RECIPE,
+        url="train_noise", widget="number", label="Training noise σ", row=1, column=1,
+        help="noisy_gd only: the noise σ of each step w ← Π_C(w − lr·∇ + √(2·lr)·σ·ξ) (default 0)",
+        widget_help="Only for the noisy_gd optimiser (Langevin unlearning's recipe): each full-batch step adds "
+                    "Gaussian noise of standard deviation √(2·lr)·σ to every weight.")
+    checkpoints: int = setting(
+        0, type=int, low=0, high=limits.MAX_CHECKPOINTS, cli="--checkpoints", cli_group=_RECIPE, url="checkpoints",
+        widget="number", label="Checkpoints kept", row=1, column=1, step=1,
+        help="gd/noisy_gd only: keep this many evenly spaced checkpoints of the training trajectory in the cache, "
+             "for Rewind-to-Delete (default 0)",
+        widget_help="Only for the gd and noisy_gd optimisers: the training keeps this many evenly spaced weights "
+                    "of its trajectory (each as large as the model) for Rewind-to-Delete to rewind to.")
 
     def validate(self) -> TrainConfig:
         """Raise :class:`ConfigError` for a value out of range; return self for chaining."""
@@ -153,6 +175,19 @@ class TrainConfig:
             raise ConfigError(f"grad_tol={self.grad_tol!r} is not valid: expected a number > 0 or none")
         if not (isinstance(self.max_iter, int) and self.max_iter >= 0):
             raise ConfigError(f"max_iter={self.max_iter!r} is not valid: expected an integer ≥ 0")
+        if not (isinstance(self.noise, (int, float)) and math.isfinite(self.noise) and self.noise >= 0):
+            raise ConfigError(f"noise={self.noise!r} is not valid: expected a number ≥ 0")
+        if not (isinstance(self.checkpoints, int) and self.checkpoints >= 0):
+            raise ConfigError(f"checkpoints={self.checkpoints!r} is not valid: expected an integer ≥ 0")
+        if self.checkpoints and self.optimizer not in FULL_BATCH_RECIPES:
+            raise ConfigError(f"checkpoints={self.checkpoints} is not valid with optimizer {self.optimizer!r}: only "
+                              f"{' and '.join(FULL_BATCH_RECIPES)} keep checkpoints (use 0)")
+        if self.grad_tol is not None and self.optimizer in FULL_BATCH_RECIPES:
+            raise ConfigError(f"grad_tol={self.grad_tol:g} is not valid with optimizer {self.optimizer!r}: it runs a "
+                              "fixed number of steps (--epochs); use none")
+        if self.noise and self.optimizer != "noisy_gd":
+            raise ConfigError(f"noise={self.noise:g} is not valid with optimizer {self.optimizer!r}: only noisy_gd "
+                              "adds training noise (use 0)")
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -279,6 +314,7 @@ def train(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     stage: str = "train",
+    checkpoint: Callable[[int, nn.Module], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place on (x, y) with ``config``; return its summary (see below).
 
@@ -298,10 +334,19 @@ def train(
     ``converged`` (``grad_norm ≤ grad_tol``; ``None`` without a tolerance), ``stop_reason`` (one sentence),
     ``norm_constraint_active`` (‖w‖ = C at the end: the constrained minimiser need not have a zero gradient),
     ``param_norm`` and ``time_s``.
+
+    ``gd`` and ``noisy_gd`` (:func:`unlearn_core.recipes.train_full_batch`) take one full-batch step per epoch and
+    call ``checkpoint(step, model)`` at the recipe's checkpoint steps (their summary lists them under
+    ``checkpoint_steps``).
     """
     config = resolve_train_config(config, convex=convex).validate()
     if config.optimizer == "lbfgs":
         return _train_lbfgs(model, x, y, config, progress=progress, cancel=cancel, stage=stage)
+    if config.optimizer in FULL_BATCH_RECIPES:
+        from unlearn_core.recipes import train_full_batch  # the recipes import this module
+
+        return train_full_batch(model, x, y, config, progress=progress, cancel=cancel, stage=stage,
+                                checkpoint=checkpoint)
     device = x.device
     n = int(x.shape[0])
     gen = torch.Generator().manual_seed(int(config.seed))

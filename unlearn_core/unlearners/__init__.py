@@ -23,6 +23,9 @@ _BUILTIN_MODULES = (
     "finetune",
     "neggrad",
     "fisher",
+    "descent_to_delete",
+    "langevin",
+    "rewind_to_delete",
 )
 
 for _module in _BUILTIN_MODULES:

@@ -249,6 +249,14 @@ class UnlearnContext:
     #: ``RunConfig.reproducible``: the release noise comes from a generator seeded from ``seed`` (a simulation that
     #: anyone with the run card can repeat, noise included) instead of the operating system's secure generator.
     reproducible: bool = False
+    #: The stored training trajectories (``unlearn_core.trajectory.Trajectory``) of the models in the context, when
+    #: their recipe kept checkpoints (``gd``/``noisy_gd`` with ``checkpoints > 0``): Rewind-to-Delete rewinds the
+    #: one that :meth:`trajectory_of` finds for the model it unlearns.
+    trajectories: tuple[Any, ...] = ()
+
+    def trajectory_of(self, model: nn.Module) -> Any:
+        """The trajectory whose trained model *is* ``model`` (identity), or ``None`` when none was kept."""
+        return next((t for t in self.trajectories if t.belongs_to(model)), None)
 
     # Gathered once per context: on MNIST the retain images are ~185 MB, and a method reads them several times.
     # A context is built per request and its index tensors are never reassigned.
@@ -362,6 +370,15 @@ class Unlearner(ABC):
     #: settings (name → value), each run at each ε; the frontier's point at ε is the best certified test accuracy
     #: over them (:func:`unlearn_core.experiments.frontier`). A setting the user pins is not swept. Empty: one run.
     frontier_grid: ClassVar[tuple[dict[str, Any], ...]] = ()
+    #: The models on which every hypothesis of the certificate can hold (``("logreg",)`` for a theorem about strongly
+    #: convex losses), or None: any model. The method still runs elsewhere, labelled by its failing condition;
+    #: tests and demos that want a certified run pick the first model listed.
+    certified_models: ClassVar[tuple[str, ...] | None] = None
+    #: The training optimiser the certificate needs (``"noisy_gd"``: Langevin unlearning learns and unlearns with the
+    #: same noisy process; ``"gd"``: Rewind-to-Delete rewinds a gradient-descent trajectory), or None: any recipe.
+    #: Such a method builds its recipe from its hyperparameters (:meth:`training_recipe`), and the pipeline trains
+    #: the original and the retrained model with it (:meth:`recipe_for`).
+    training_optimizer: ClassVar[str | None] = None
 
     @classmethod
     def issues_certificate(cls) -> bool:
@@ -380,7 +397,36 @@ class Unlearner(ABC):
             "epsilon_param": cls.epsilon_param,
             "demo_params": dict(cls.demo_params),
             "frontier_grid": [dict(setting) for setting in cls.frontier_grid],
+            "certified_models": list(cls.certified_models) if cls.certified_models is not None else None,
+            "training_optimizer": cls.training_optimizer,
         }
+
+    def training_recipe(self, train_config: Any, params: dict[str, Any], *, x_train: torch.Tensor | None = None,
+                        convex: bool = False) -> Any:
+        """The recipe (a ``TrainConfig``) that trains the original and the retrained model for this method, built
+        from the user's ``train_config`` and the method's ``params``; None: the user's recipe as it is. Methods
+        with a :attr:`training_optimizer` override it.
+
+        ``x_train`` (the training inputs) and ``convex`` (the model family's flag) let a recipe take a step size from
+        the data (η = 1/β); without them (the configuration's validation, before any data is loaded) it is a sketch
+        whose only use is to check the user's choices."""
+        return None
+
+    def recipe_for(self, train_config: Any, params: dict[str, Any], *, x_train: torch.Tensor | None = None,
+                   convex: bool = False) -> Any:
+        """:meth:`training_recipe`, after checking that the user did not force another optimiser.
+
+        Raises:
+            ConfigError: the user's recipe names an optimiser other than ``auto`` and the method's.
+        """
+        if self.training_optimizer is None:
+            return None
+        chosen = getattr(train_config, "optimizer", "auto")
+        if chosen not in ("auto", self.training_optimizer):
+            raise ConfigError(f"optimizer={chosen!r} is not valid with method {self.name!r}: it trains the original "
+                              f"and the retrained model with its own recipe ({self.training_optimizer}); leave the "
+                              "optimizer on auto")
+        return self.training_recipe(train_config, params, x_train=x_train, convex=convex)
 
     def unsupported_reason(self, model: nn.Module, params: dict[str, Any]) -> str | None:
         """Why this method cannot run on ``model`` with ``params`` (``None`` when it can).

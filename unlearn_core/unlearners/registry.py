@@ -57,7 +57,7 @@ def list_unlearners() -> list[type[Unlearner]]:
 
 #: The capabilities :func:`methods_with` understands (keys of :meth:`Unlearner.capabilities`).
 CAPABILITIES = ("certificate", "budget_param", "sequential", "noise_param", "epsilon_param", "demo_params",
-                "frontier_grid")
+                "frontier_grid", "certified_models", "training_optimizer")
 
 
 def methods_with(capability: str) -> list[str]:
