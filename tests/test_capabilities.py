@@ -47,6 +47,13 @@ class EpsRenamed(OutputPerturbation):
                             batchnorm=batchnorm, n=n)
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """A cache of this test's own: the CLI stores its listings (``methods``, ``config --json``) in the cache under a
+    key of the source files, and a listing stored here with the throw-away method must not be read by a later test."""
+    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _registered():
     registry.register_unlearner(EpsRenamed)  # the registry's own checks: eps is a hyperparameter
