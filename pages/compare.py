@@ -17,6 +17,7 @@ from dashboard import common, downloads, results, status, widgets
 from unlearn_core import formatting as fmt
 from unlearn_core.data import DATASETS
 from unlearn_core.errors import ConfigError
+from unlearn_core.experiment_options import parse_epsilons
 from unlearn_core.experiments import FRONTIER_EPSILONS, frontier_methods
 from unlearn_core.service import ui_state
 from unlearn_core.service.text import plain
@@ -50,19 +51,9 @@ def _methods(text: str) -> list[str]:
     return names
 
 
-def _epsilons(text: str) -> list[float]:
-    try:
-        values = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        values = []
-    if not values or any(not 0 < v <= 1000 for v in values):
-        raise ConfigError(f"eps={text!r} is not valid: expected comma-separated numbers in (0, 1000], e.g. 0.1,1,10")
-    return values
-
-
 extras = widgets.init_page(PREFIX, defaults=DEFAULTS, extra_fields={
     "methods": _methods, "seeds": ui_state.int_field("seeds", low=1, high=10), "mia": ui_state.bool_field("mia"),
-    "relearn": ui_state.bool_field("relearn"), "fmethods": _methods, "eps": _epsilons,
+    "relearn": ui_state.bool_field("relearn"), "fmethods": _methods, "eps": parse_epsilons,
     "fseeds": ui_state.int_field("fseeds", low=1, high=10),
 })
 if not st.session_state.get(f"{PREFIX}._method_params"):
@@ -180,16 +171,16 @@ with st.form("frontier.form", enter_to_submit=False):
 
 try:  # before Run (#20 item 14)
     status.experiment_estimate_caption(st, "frontier", cfg, n_seeds=frontier_seeds, methods=frontier_chosen,
-                                       epsilons=_epsilons(st.session_state["frontier.eps"]),
+                                       epsilons=parse_epsilons(st.session_state["frontier.eps"], frontier_chosen),
                                        params={m: widgets.read_params(PREFIX, m) for m in frontier_chosen})
 except ConfigError:
     pass  # said when Run is pressed
 
 if run_frontier:
     try:
-        epsilons = _epsilons(st.session_state["frontier.eps"])
         if not frontier_chosen:
             raise ConfigError("methods=[] is not valid: pick at least one certified method")
+        epsilons = parse_epsilons(st.session_state["frontier.eps"], frontier_chosen)
     except ConfigError as exc:
         common.engine_error(exc)
         st.stop()

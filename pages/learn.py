@@ -174,11 +174,12 @@ trho = c4.number_input("ρ", min_value=1e-12, max_value=0.5, value=VACUOUS["rho"
 treps = c5.number_input("S₁ (repetitions)", min_value=1, value=VACUOUS["reps"], step=1, key="learn.t.reps")
 teps = c6.number_input("ε", min_value=1e-4, max_value=100.0, value=1.0, format="%g", key="learn.t.eps")
 try:
-    term_exact = certificate.delta_exact(C=tC, M=tM, lam=tlam, lambda_min=tlmin)
-    term_nc = certificate.delta_nonconvergence(C=tC, M=tM, lam=tlam, lambda_min=tlmin, G=tG)
-    term_lissa = certificate.delta_lissa(C=tC, L=tL, G=tG, zeta_min=tzeta, num_params=int(tp), rho=trho,
-                                         num_samples=int(treps), scale=tH)
-    total = term_nc + term_lissa
+    # Δ's terms and their sum by the function certified Newton's certificate uses (certificate.newton_delta).
+    terms, total = certificate.newton_delta(
+        C=tC, M=tM, lam=tlam, lambda_min=tlmin, G=tG,
+        lissa=certificate.LissaTerm(L=tL, zeta_min=tzeta, num_params=int(tp), rho=trho, num_samples=int(treps),
+                                    scale=tH))
+    term_exact, term_nc, term_lissa = terms["exact"], terms["nonconvergence"], terms["lissa"]
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("exact term", fmt.sig(term_exact, 4))
     m2.metric("+ non-convergence (G)", fmt.sig(term_nc - term_exact, 4))

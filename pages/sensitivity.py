@@ -6,18 +6,17 @@ Runs :func:`unlearn_core.experiments.sensitivity` in the background and plots it
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from dashboard import common, downloads, results, status, stories, widgets
 from unlearn_core import formatting as fmt
 from unlearn_core.errors import ConfigError, abbreviate
+from unlearn_core.experiment_options import sweep_values, sweepable_params
 from unlearn_core.service import ui_state
 from unlearn_core.service.text import plain
 from unlearn_core.unlearners import get_unlearner
 
 PREFIX = "sensitivity"
-SWEEPABLE = ("lam", "epsilon", "delta")
 COLUMNS = {
     "delta_bound": "Δ bound", "delta_bound_infinite": "_Δ infinite", "sigma_required": "σ required",
     "sigma_used": "σ used", "status": "certificate", "approx_error": "actual ‖w̃ − w̃*‖ (before noise)",
@@ -32,19 +31,21 @@ st.title("Sensitivity")
 st.caption("Larger λ gives a smaller bound but a more biased step; smaller ε or δ demand more noise and cost "
            "utility (Zhang et al. Fig. 4). The trained models are shared by every value; one run per value.")
 
+# What each method can sweep comes from its schema (experiment_options.sweepable_params), never a list of names.
+sweepable = {n: sweepable_params(n) for n in ui_state.method_names()}
 # The sweep travels in the URL too (?sweep=lam&from=0.1&to=10&n=4&seeds=1), so a link reproduces the run.
 extras = widgets.init_page(PREFIX, defaults=ui_state.PAGE_DEFAULTS["sensitivity"], extra_fields={
-    "sweep": ui_state.choice_field("sweep", SWEEPABLE),
+    "sweep": ui_state.choice_field("sweep", sorted({p for names in sweepable.values() for p in names})),
     "from": ui_state.float_field("from", low=0.0, high=1e6, low_open=True),
     "to": ui_state.float_field("to", low=0.0, high=1e6, low_open=True),
     "n": ui_state.int_field("n", low=2, high=12), "seeds": ui_state.int_field("seeds", low=1, high=10),
 })
 widgets.presets_row(PREFIX)
-methods = [n for n in ui_state.method_names() if any(p.name in SWEEPABLE for p in get_unlearner(n).schema)]
+methods = [n for n, names in sweepable.items() if names]
 method = widgets.method_select(PREFIX, methods, empty="No registered method has λ, ε or δ to sweep yet.",
                                why="it has no λ, ε or δ to sweep")
 schema = {p.name: p for p in get_unlearner(method).schema}
-names = [n for n in SWEEPABLE if n in schema]
+names = sweepable[method]
 if extras.get("sweep") is not None and extras["sweep"] not in names and not st.session_state.get(f"{PREFIX}._swept"):
     st.warning(plain(f"sweep={abbreviate(extras['sweep'])} is not a hyperparameter of {method}: choose one of "
                      f"{', '.join(names)} — using {names[0]}"), icon=":material/warning:")
@@ -72,20 +73,17 @@ st.session_state[f"{PREFIX}._swept"] = True  # the URL's sweep range seeds the w
 
 cfg = widgets.config_or_stop(PREFIX, method=method, extra={"sweep": name, "from": float(low), "to": float(high),
                                                            "n": int(count), "seeds": int(n_seeds)})
-if 0 < low < high:  # before Run (#20 item 14)
+try:
+    values, grid_error = sweep_values(method, name, low=low, high=high, count=int(count)), None
+except ConfigError as exc:
+    values, grid_error = [], exc
+if values:  # before Run (#20 item 14)
     status.experiment_estimate_caption(st, "sensitivity", cfg, n_seeds=n_seeds, method=method, param=name,
-                                       values=[float(v) for v in np.geomspace(low, high, int(count))],
-                                       params={k: v for k, v in cfg.params.items() if k != name})
+                                       values=values, params={k: v for k, v in cfg.params.items() if k != name})
 
 if submitted:
-    try:
-        if not (0 < low < high):
-            raise ConfigError(f"sweep range [{low:g}, {high:g}] is not valid: expected 0 < from < to")
-        values = [float(v) for v in np.geomspace(low, high, int(count))]
-        for v in values:
-            p.validate(v)
-    except ConfigError as exc:
-        common.engine_error(exc)
+    if grid_error is not None:
+        common.engine_error(grid_error)
         st.stop()
     fixed = {k: v for k, v in cfg.params.items() if k != name}
     base, _ = widgets.run_config_or_stop(cfg, params=fixed)

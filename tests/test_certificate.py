@@ -19,6 +19,7 @@ from unlearn_core.certificate import (
     Certificate,
     Condition,
     Constant,
+    LissaTerm,
     analytic_gaussian_delta,
     certificate_status,
     delta_a_posteriori,
@@ -28,6 +29,7 @@ from unlearn_core.certificate import (
     epsilon_for_sigma,
     gradient_bound,
     lissa_depth_required,
+    newton_delta,
     sigma_analytic,
     sigma_analytic_bisection,
     sigma_classical,
@@ -115,6 +117,28 @@ def test_delta_terms() -> None:
     assert lissa_depth_required(scale=1000, lam=1.0, lambda_min=1.0, num_samples=10) == pytest.approx(
         2 * 500 * math.log(5000)
     )
+
+
+def test_newton_delta_sums_the_terms_by_hand() -> None:
+    """Certified Newton's Δ (and Learn's calculator): Δ_nc + the solve's term + the shortcut's gap, by hand."""
+    C, M, lam, lmin, G = 20.0, 1.0, 1.0, -0.0792, 1.0
+    floor = lam + lmin
+    nc = (2 * C * (M * C + lam) + G) / floor
+    lissa_hand = (16 * (36.41 / 0.3352) * math.sqrt(math.log(3466 / 0.05) / 4) + 1 / 16) * (2 * C * 15.63 + G)
+    terms, total = newton_delta(C=C, M=M, lam=lam, lambda_min=lmin, G=G, lissa=LissaTerm(
+        L=15.63, zeta_min=0.3352, num_params=3466, rho=0.05, num_samples=4, scale=36.41))
+    assert list(terms) == ["exact", "nonconvergence", "lissa"]
+    assert terms["exact"] == pytest.approx(2 * C * (M * C + lam) / floor, rel=1e-12)
+    assert terms["nonconvergence"] == pytest.approx(nc, rel=1e-12)
+    assert terms["lissa"] == pytest.approx(lissa_hand, rel=1e-12)
+    assert total == pytest.approx(nc + lissa_hand, rel=1e-12)  # the exact term is inside Δ_nc, not added
+    terms, total = newton_delta(C=C, M=M, lam=lam, lambda_min=lmin, G=G, residual_norm=0.5, minimiser_gap=0.2)
+    assert list(terms) == ["exact", "nonconvergence", "minimiser_gap", "solve"]
+    assert total == pytest.approx(nc + 0.5 / floor + 0.2 / floor, rel=1e-12)
+    assert newton_delta(C=C, M=M, lam=lam, lambda_min=lmin, G=G, residual_norm=math.inf)[1] == math.inf
+    assert newton_delta(C=C, M=M, lam=0.01, lambda_min=-0.5, G=G, residual_norm=0.5)[1] == math.inf
+    with pytest.raises(ConfigError, match="exactly one solve-error term"):
+        newton_delta(C=C, M=M, lam=lam, lambda_min=lmin, G=G)
 
 
 def test_lissa_term_does_not_apply_without_a_positive_sampled_floor() -> None:

@@ -405,6 +405,7 @@ print(sorted(m for m in set(sys.modules) - before if m.split(".")[0] in slow or 
     assert out.returncode == 0, out.stderr[-2000:]
     late = out.stdout.strip().splitlines()[-1]
     assert "torch._dynamo" in LAZY_IMPORTS
+    assert len(set(LAZY_IMPORTS)) == len(LAZY_IMPORTS), "a module listed twice"
     assert late == "[]", f"imported after the warm-up: {late}"
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "Certificate",
     "Condition",
     "Constant",
+    "LissaTerm",
     "analytic_gaussian_delta",
     "batchnorm_condition",
     "certificate_from_card",
@@ -72,6 +73,7 @@ __all__ = [
     "epsilon_for_sigma",
     "gradient_bound",
     "lissa_depth_required",
+    "newton_delta",
     "noise_condition",
     "sigma_analytic",
     "sigma_analytic_bisection",
@@ -204,6 +206,64 @@ def delta_a_posteriori(*, residual_norm: float, lam: float, lambda_min: float) -
     if floor <= 0:
         return math.inf
     return float(residual_norm) / floor
+
+
+@dataclass(frozen=True)
+class LissaTerm:
+    """The constants of the LiSSA lemma's term (:func:`delta_lissa`): L, ζ_min, p, ρ, S₁, H and the form."""
+
+    L: float
+    zeta_min: float
+    num_params: int
+    rho: float
+    num_samples: int
+    scale: float
+    form: str = "agarwal"
+
+
+def newton_delta(
+    *,
+    C: float,
+    M: float,
+    lam: float,
+    lambda_min: float,
+    G: float,
+    lissa: LissaTerm | None = None,
+    residual_norm: float | None = None,
+    minimiser_gap: float | None = None,
+) -> tuple[dict[str, float], float]:
+    r"""Certified Newton's Δ by term, and the total — the sum Zhang et al. 2024 bound ‖w̃ − w̃*‖ by.
+
+    Δ = Δ_nc (:func:`delta_nonconvergence`: the exact step's error with the gradient bound G) + the solve's error
+    — the LiSSA lemma's term (:func:`delta_lissa`, given ``lissa``) or the a-posteriori residual bound
+    (:func:`delta_a_posteriori`, given ``residual_norm``; an infinite residual gives ∞) — + the forget-set
+    shortcut's measured gradient gap over λ + λ_min (``minimiser_gap``, when the step used it). The exact term
+    (:func:`delta_exact`, G = 0) is returned for display: it is inside Δ_nc, not added to it.
+
+    Returns ``(terms, total)``: ``terms`` holds ``exact``, ``nonconvergence``, ``minimiser_gap`` (if given), then
+    ``lissa`` or ``solve``, in that order (the run card's ``sensitivity_terms``).
+
+    Raises:
+        ConfigError: neither or both of ``lissa`` and ``residual_norm``, or a constant out of its range.
+    """
+    if (lissa is None) == (residual_norm is None):
+        raise ConfigError("newton_delta needs exactly one solve-error term: lissa (the LiSSA lemma) or "
+                          "residual_norm (the a-posteriori bound)")
+    terms: dict[str, float] = {
+        "exact": delta_exact(C=C, M=M, lam=lam, lambda_min=lambda_min),
+        "nonconvergence": delta_nonconvergence(C=C, M=M, lam=lam, lambda_min=lambda_min, G=G),
+    }
+    if minimiser_gap is not None:
+        terms["minimiser_gap"] = delta_a_posteriori(residual_norm=minimiser_gap, lam=lam, lambda_min=lambda_min)
+    if lissa is not None:
+        solve = terms["lissa"] = delta_lissa(C=C, L=lissa.L, G=G, zeta_min=lissa.zeta_min,
+                                             num_params=lissa.num_params, rho=lissa.rho,
+                                             num_samples=lissa.num_samples, scale=lissa.scale, form=lissa.form)
+    else:
+        assert residual_norm is not None
+        solve = terms["solve"] = (delta_a_posteriori(residual_norm=residual_norm, lam=lam, lambda_min=lambda_min)
+                                  if math.isfinite(residual_norm) else math.inf)
+    return terms, terms["nonconvergence"] + solve + terms.get("minimiser_gap", 0.0)
 
 
 def delta_strong_convexity(*, grad_norm: float, mu: float) -> float:

@@ -8,8 +8,11 @@ check (:func:`unlearn_core.preflight.check_estimate`), which the low layer :mod:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from unlearn_core.data import get_dataset_info, load_dataset
 from unlearn_core.errors import ConfigError, abbreviate
@@ -68,6 +71,98 @@ def check_forget_sizes(base: RunConfig, sizes: Sequence[float]) -> list[int]:
         raise ConfigError(f"sizes={listed} is not valid: two sizes give the same number of points "
                           f"({', '.join(map(str, counts))} of {n_train:,})")
     return counts
+
+
+# -- the Sensitivity sweep's choices and grid (the page asks these; the CLI's --param/--values are free) -----------
+
+
+def sweepable_params(method: str) -> list[str]:
+    """The hyperparameters of ``method`` a log-spaced sweep can take, in schema order: its ``basic`` knobs that are
+    numbers on a log scale (``HyperParam.log``), with no ``auto`` and no ``none`` (a sweep sets a number).
+
+    Derived from the schema, never from a list of names: certified Newton's λ, ε and δ, noisy fine-tuning's ε and
+    δ, and — the same rule — output perturbation's C₀ or fine-tuning's learning rate; a method whose ε is named
+    otherwise offers it under its own name.
+
+    Raises:
+        ConfigError: an unknown method (naming the registered ones).
+    """
+    return [p.name for p in get_unlearner(method).schema
+            if p.type is float and p.log and p.level == "basic" and not p.auto and not p.optional
+            and p.choices is None and (p.low is None or p.low >= 0)]
+
+
+def sweep_values(method: str, param: str, *, low: float, high: float, count: int) -> list[float]:
+    """The Sensitivity sweep's values: ``count`` log-spaced points from ``low`` to ``high`` (both included), each
+    checked against ``method``'s schema for ``param`` before any work.
+
+    Raises:
+        ConfigError: a parameter that cannot be swept, a range that is not 0 < low < high, a count outside
+            [2, MAX_SWEEP_POINTS], or a point outside the parameter's range — one line naming it.
+    """
+    names = sweepable_params(method)
+    if param not in names:
+        raise ConfigError(f"sweep={abbreviate(param)} is not valid for {method}: choose one of "
+                          f"{', '.join(names) or '(none: it has no number on a log scale to sweep)'}")
+    check_int("values", count, low=2, high=MAX_SWEEP_POINTS)
+    low, high = float(low), float(high)
+    if not (0 < low < high) or not np.isfinite(high):
+        raise ConfigError(f"sweep range [{low:g}, {high:g}] is not valid: expected 0 < from < to")
+    schema = {p.name: p for p in get_unlearner(method).schema}
+    values = [float(v) for v in np.geomspace(low, high, int(count))]
+    for value in values:
+        schema[param].validate(value)
+    return values
+
+
+# -- the frontier's ε values (the Compare page's field; the CLI's --epsilons are checked by check_frontier_args) ---
+
+
+def epsilon_range(methods: Sequence[str] | None = None) -> tuple[float, float]:
+    """The ε values every method of ``methods`` accepts (the intersection of their ε hyperparameters' schema ranges;
+    ``Unlearner.epsilon_param``), or with ``methods=None`` the values some method of the frontier accepts (the hull
+    of every certified method's range) — what a link's ``eps=`` may hold before the methods are chosen.
+
+    Raises:
+        ConfigError: a method without an ε hyperparameter, or methods whose ranges do not overlap.
+    """
+    from unlearn_core.experiments import frontier_methods
+
+    names = list(frontier_methods() if methods is None else methods)
+    ranges = []
+    for name in names:
+        unlearner = get_unlearner(name)
+        if unlearner.epsilon_param is None:
+            raise ConfigError(f"method {name!r} has no ε hyperparameter: the frontier sweeps ε of the certified "
+                              "methods")
+        p = next(p for p in unlearner.schema if p.name == unlearner.epsilon_param)
+        ranges.append((0.0 if p.low is None else float(p.low), math.inf if p.high is None else float(p.high)))
+    if not ranges:
+        return (0.0, math.inf)
+    low, high = ((min(r[0] for r in ranges), max(r[1] for r in ranges)) if methods is None
+                 else (max(r[0] for r in ranges), min(r[1] for r in ranges)))
+    if low > high:
+        raise ConfigError(f"methods {', '.join(names)} have no ε in common: their ε ranges do not overlap")
+    return low, high
+
+
+def parse_epsilons(text: str, methods: Sequence[str] | None = None) -> list[float]:
+    """Comma-separated ε values (the Compare page's frontier field, its URL's ``eps=``), each in
+    :func:`epsilon_range` ``(methods)`` — the schema's range, not a copy of it.
+
+    Raises:
+        ConfigError: one line naming the text and the allowed range.
+    """
+    low, high = epsilon_range(methods)
+    try:
+        values = [float(t) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        values = []
+    if not values or len(values) > MAX_SWEEP_POINTS or any(not (low <= v <= high) for v in values):
+        raise ConfigError(f"eps={abbreviate(text)} is not valid: expected 1 to {MAX_SWEEP_POINTS} comma-separated "
+                          f"numbers in [{low:g}, {high:g}]"
+                          + (f" (the ε of {', '.join(methods)})" if methods else "") + ", e.g. 0.1,1,10")
+    return values
 
 
 def check_experiment_options(
@@ -226,8 +321,9 @@ def experiment_estimate(kind: str, base: RunConfig, *, seeds: Sequence[int], **o
             runs(method, dict(given.get(method, {})), n_seeds * (1 + 2 * factors * int(options.get("runs", 100))))
     elif kind == "frontier":
         for method, params in by_method("methods").items():
+            epsilon_param = get_unlearner(method).epsilon_param
             for epsilon in options.get("epsilons") or ():
-                runs(method, {**params, "epsilon": epsilon}, n_seeds)
+                runs(method, {**params, **({epsilon_param: epsilon} if epsilon_param else {})}, n_seeds)
     elif kind == "evaluate":
         # field_evaluation.evaluate: one original; N retrained models (N more as the `retrained` control) and M
         # shadows (M more for the controls), each a training on about the retained set; per method N released runs,

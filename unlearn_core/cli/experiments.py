@@ -130,7 +130,8 @@ def add_experiment_commands(subparsers: Any, *, full: Any = lambda kind: True) -
 
     p = sub.add_parser("sequential", help="k removal requests in a row (Zhang et al. Fig. 3)")
     _common(p, full("sequential"))
-    p.add_argument("--method", default="certified_newton", help="a method with a 'requests' hyperparameter")
+    p.add_argument("--method", default=None, help="a method with a 'requests' hyperparameter (default: the first "
+                   "such method of the registry)")
     p.add_argument("--requests", type=int, default=10, help="number of requests k (default 10)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--no-retrain-each-step", action="store_true",
@@ -179,8 +180,8 @@ def add_experiment_commands(subparsers: Any, *, full: Any = lambda kind: True) -
 
     p = sub.add_parser("forget-size", help="cost, accuracy and the certificate as the forget set grows")
     _common(p, full("forget-size"))
-    p.add_argument("--methods", type=_names, default=["certified_newton", "noisy_finetune"],
-                   help="comma-separated method names (default certified_newton,noisy_finetune)")
+    p.add_argument("--methods", type=_names, default=None,
+                   help="comma-separated method names (default: every certified method of the registry)")
     p.add_argument("--sizes", type=_floats, default=[10, 50, 100, 200],
                    help="forget-set sizes: counts ≥ 1 or fractions < 1 (default 10,50,100,200)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.NAME=VALUE")
@@ -216,6 +217,7 @@ def _base(args: argparse.Namespace):
 
     config = config_from_args(args, method="retrain", params={})
     validate_config(config)
+    default_methods(args)
     name = args.name
     if name is not None and (not name.strip() or Path(name).name != name or name in (".", "..")):
         raise ConfigError(f"--name {abbreviate(args.name)} is not valid: expected a file name stem without '/', "
@@ -230,6 +232,25 @@ def _base(args: argparse.Namespace):
     check_experiment_options(args.experiment, config, options, runs=_runs(args))
     set_threads(config)
     return config
+
+
+def default_methods(args: argparse.Namespace) -> None:
+    """Fill the method flags left out from the registry's capabilities, never from a list of names: ``audit`` and
+    ``forget-size`` take every certified method, ``frontier`` every certified method with a target ε
+    (``Unlearner.epsilon_param``), ``sequential`` the first method that serves requests in a row
+    (``Unlearner.sequential``). Done here, not as argparse defaults, so that ``--help`` never imports the engine."""
+    from unlearn_core.experiments import certified_methods, frontier_methods
+    from unlearn_core.unlearners import methods_with
+
+    kind = args.experiment
+    if kind in ("audit", "forget-size", "frontier") and not args.methods:
+        args.methods = frontier_methods() if kind == "frontier" else certified_methods()
+    if kind == "sequential" and args.method is None:
+        serving = methods_with("sequential")
+        if not serving:
+            raise ConfigError("experiment sequential needs a method with a 'requests' hyperparameter: none is "
+                              "registered")
+        args.method = serving[0]
 
 
 def check_workers(args: argparse.Namespace) -> None:
@@ -249,16 +270,14 @@ def _runs(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
         sets = _method_sets(args.sets, methods)
         return [(m, sets[m]) for m in methods]
     if kind in ("audit", "forget-size", "frontier"):
-        from unlearn_core.experiments import certified_methods, frontier_methods
-
-        default = frontier_methods if kind == "frontier" else certified_methods
-        methods = list(args.methods) if args.methods else default()
+        methods = list(args.methods)  # filled from the registry by default_methods when left out
         sets = _method_sets(args.sets, methods)
-        if kind == "frontier":  # each method runs at every ε of the grid
+        if kind == "frontier":  # each method runs at every ε of the grid, under its own name for ε
             from unlearn_core.experiments import check_frontier_args
+            from unlearn_core.unlearners import get_unlearner
 
             check_frontier_args(methods=methods, epsilons=args.epsilons, params=sets)
-            return [(m, {**sets[m], "epsilon": str(e)}) for m in methods for e in args.epsilons]
+            return [(m, {**sets[m], get_unlearner(m).epsilon_param: str(e)}) for m in methods for e in args.epsilons]
         return [(m, sets[m]) for m in methods]
     params = parse_sets(args.sets)
     if kind == "sequential":
@@ -478,7 +497,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from unlearn_core.experiments import audit, audit_power, certified_methods
 
     base = _base(args)
-    methods = args.methods or certified_methods()
+    methods = args.methods or certified_methods()  # filled by default_methods
     params = _method_sets(args.sets, methods)
     mode = args.mode.replace("-", "_")
     if not args.quiet:  # what this design can show, before any work
@@ -511,7 +530,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     from unlearn_core.verdict import THRESHOLDS, frontier_first_epsilon
 
     base = _base(args)
-    methods = args.methods or frontier_methods()
+    methods = args.methods or frontier_methods()  # filled by default_methods
     params = _method_sets(args.sets, methods)
     df = _run(args, frontier, base, methods=methods, epsilons=args.epsilons, params=params, seeds=args.seeds)
     _write(args, "frontier", df, base=base, by=["method", "epsilon"],

@@ -690,9 +690,9 @@ def default_torch_threads() -> int | None:
 #: dp_accounting and scipy.stats, noisy fine-tuning's accountant opacus.
 LAZY_IMPORTS = (
     "torch._dynamo",
-    "dp_accounting",  # the Gaussian mechanism's σ (unlearn_core.certificate imports it when first needed)
+    # The Gaussian mechanism's σ (certificate.sigma_analytic imports it when first needed), ≈ 1 s with scipy.signal.
+    "dp_accounting",
     "torchvision.datasets",
-    "dp_accounting",  # σ of the analytic Gaussian mechanism (certificate.sigma_analytic), ≈ 1 s with scipy.signal
     "scipy.stats",
     "opacus.accountants.analysis.rdp",  # noisy fine-tuning's RDP accountant (the quick demo), ≈ 0.6 s
     "sqlite3",

@@ -383,7 +383,8 @@ def preset_params(name: str, method: str) -> dict[str, Any]:
     """A preset's hyperparameters for ``method`` (pages with their own method list keep the method and take these)."""
     name = parse_preset(name)
     if name in (QUICK_DEMO, CERTIFIED_AND_USEFUL):
-        return {**quick_params(method), **_schema_subset(method, {"epsilon": 1.0})}
+        epsilon_param = get_unlearner(method).epsilon_param  # ε = 1 under the method's own name for ε
+        return {**quick_params(method), **({epsilon_param: 1.0} if epsilon_param else {})}
     if name == NEWTON_CONVEX:
         return convex_params(method)
     if name == VACUOUS:
