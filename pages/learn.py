@@ -68,7 +68,8 @@ st.markdown(
 st.latex(r"\lVert \tilde w - \tilde w^* \rVert \le \Delta = \frac{2C\,(MC + \lambda)}{\lambda + \lambda_{\min}}.")
 st.page_link("pages/playground.py", icon=":material/touch_app:", label="See λ at work in the Playground: with a small "
              "λ the step lands on the retrained boundary (logistic regression is convex); slide λ up: it stops moving",
-             query_params={"dataset": "blobs", "model": "logreg", "deleted": "64,69,107,184", "p.lam": "0.0001"})
+             query_params={"dataset": "blobs", "model": "logreg", "deleted": "64,69,107,184", "p.bound": "zhang",
+                           "p.lam": "0.0001"})
 
 st.header("3. LiSSA: the inverse Hessian without the Hessian")
 st.markdown(
@@ -103,7 +104,11 @@ st.markdown(
 st.page_link("pages/playground.py", icon=":material/touch_app:", label="σ is the width of the noise cloud: see it in "
              "the Playground (λ = 100, ε = 1000 — then slide ε down), and play the guessing game it makes possible",
              query_params={"dataset": "blobs", "model": "logreg", "deleted": "18,53,64,69,88,89,107,134,157,184",
-                           "p.lam": "100", "p.epsilon": "1000"})
+                           "p.bound": "zhang", "p.lam": "100", "p.epsilon": "1000"})
+st.page_link("pages/playground.py", icon=":material/touch_app:", label="Certified and useful on a convex model: "
+             "logistic regression's strong-convexity bound (‖∇L(w̃, D_r)‖/μ) makes σ tiny — the game is lost at ε = 1, "
+             "won at ε = 1000",
+             query_params={"dataset": "blobs", "model": "logreg", "deleted": "64,69,107,184"})
 st.page_link("pages/playground.py", icon=":material/touch_app:", label="Why the Newton bound is vacuous for an MLP: "
              "in the Playground its noise cloud covers the whole plane",
              query_params={"dataset": "moons", "model": "mlp", "deleted": "3,9", "p.lam": "1", "p.epsilon": "1"})

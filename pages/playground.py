@@ -186,7 +186,7 @@ with right:
         if name not in schema:
             continue
         key = f"{PREFIX}.p.{state.method}.{name}"
-        current = params.get(name, engine.method_params(state.method).get(name))
+        current = params.get(name, engine.method_params(state.method, model=state.model).get(name))
         if not isinstance(current, (int, float)):
             continue
         _seed_widget(key, float(current))
@@ -208,7 +208,7 @@ if st.query_params.to_dict() != query:
 # -- one click: compute (three boundaries first, then the clouds) ---------------------------------------------------
 
 try:
-    resolved = engine.method_params(state.method, state.params)
+    resolved = engine.method_params(state.method, state.params, model=state.model)
 except ConfigError as exc:
     st.error(pstate.plain(str(exc)), icon=":material/error:")
     st.stop()

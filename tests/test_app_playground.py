@@ -142,14 +142,14 @@ def test_deleting_a_point_changes_the_retrained_boundary_and_restore_brings_it_b
 def test_certified_newton_lands_on_the_retrained_boundary_and_its_status_is_explores(blobs):
     forget = near_boundary(blobs, 4)
     at = _open({"dataset": "blobs", "model": "logreg", "deleted": ",".join(map(str, forget)),
-                "method": "certified_newton", "p.lam": "0.0001", "p.epsilon": "1"})
+                "method": "certified_newton", "p.bound": "zhang", "p.lam": "0.0001", "p.epsilon": "1"})
     traces = _traces(at)
     retrained = _line(_points(traces[figures.RETRAINED]))
     moved = _mean_distance(_points(traces[figures.ORIGINAL]), retrained)
     left = _mean_distance(_points(traces[figures.UNLEARNED]), retrained)
     assert moved > 0.02 and left / moved < 0.1, (left, moved)
     # Explore's engine on the same method and settings, from a Prepared built independently of the playground.
-    params = engine.method_params("certified_newton", {"lam": 0.0001, "epsilon": 1.0})
+    params = engine.method_params("certified_newton", {"bound": "zhang", "lam": 0.0001, "epsilon": 1.0})
     card = run_method(explore_prepared(blobs, forget), "certified_newton", params, checked=True).card
     cert, verdict = certificate_from_card(card), verdict_from_card(card)
     text = " ".join(m.value for m in at.markdown)
@@ -161,6 +161,11 @@ def test_certified_newton_lands_on_the_retrained_boundary_and_its_status_is_expl
     at.toggle(key="playground.details").set_value(True).run()
     assert any(a.startswith(f"**{cert.status}** at (ε, δ) = (1, 1e-05) — given M (assumption)") for a in _alerts(at))
     assert at.dataframe, "the accuracy table"
+    # Without p.bound, logistic regression gets the strong-convexity bound: a proof, shown green.
+    default = _open({"dataset": "blobs", "model": "logreg", "deleted": ",".join(map(str, forget)),
+                     "method": "certified_newton"})
+    text = " ".join(m.value for m in default.markdown)
+    assert "**Certificate:** :green-badge[certified]" in text
 
 
 def test_bad_url_values_are_one_line_errors_shown_as_text():
@@ -172,7 +177,7 @@ def test_bad_url_values_are_one_line_errors_shown_as_text():
     assert any("deleted\\=\\'1,x\\' is not valid" in e for e in errors)
     assert any("p\\.epsilon\\=\\'abc\\' is not valid" in e for e in errors)
     state = at.session_state[STATE]
-    defaults = engine.method_params(state.method)  # a bad value keeps the default; the sliders write theirs
+    defaults = engine.method_params(state.method, model=state.model)  # a bad value keeps the default
     assert (state.dataset, state.seed, state.deleted) == ("blobs", 3, ())
     assert state.params == {name: defaults[name] for name in pstate.SLIDER_PARAMS}
     assert _traces(at)  # the page still draws
@@ -210,12 +215,13 @@ def test_every_registered_method_can_be_chosen_and_the_game_keeps_score(blobs):
 def test_the_learn_pages_playground_links_tell_the_stories_they_promise():
     """Each Learn link opens a valid playground state, and the state shows what the link's label says: λ small →
     the step lands on the retrained boundary; λ = 100, ε = 1000 → a narrow cloud and a game a guesser can win; the
-    MLP at ε = 1 → noise far wider than the weights (the cloud covers the plane)."""
+    strong-convexity bound on logistic regression → certified and useful, the game lost at ε = 1 and won at
+    ε = 1000; the MLP at ε = 1 → noise far wider than the weights (the cloud covers the plane)."""
     at = AppTest.from_file(APP, default_timeout=scaled(120))
     at.switch_page("pages/learn.py").run()
     assert not at.exception, at.exception
     links = [link.proto for link in at.get("page_link") if link.proto.page == "playground"]
-    assert len(links) == 3
+    assert len(links) == 4
     stories = {}
     for link in links:
         state, errors = pstate.from_query(dict(parse_qsl(link.query_string)))
@@ -227,6 +233,15 @@ def test_the_learn_pages_playground_links_tell_the_stories_they_promise():
     sigma = stories["σ is the width of the noise cloud"]
     assert game.gaussian_ideal_accuracy(sigma.release, draws=6) > 0.85
     assert sigma.verdict.like_retraining
+    useful = stories["Certified and useful on a convex model"]  # the playground's default bound on logreg
+    assert useful.params["bound"] == "strong_convexity" and useful.certificate.status == "certified"
+    assert useful.verdict.like_retraining and useful.distance["ratio"] < 0.01
+    assert game.gaussian_ideal_accuracy(useful.release, draws=6) < 0.6  # ε = 1: a guesser cannot beat chance much
+    state, _ = pstate.from_query({"dataset": "blobs", "model": "logreg", "deleted": "64,69,107,184",
+                                  "p.epsilon": "1000"})
+    won = engine.unlearn(engine.build_playground("blobs", seed=0, model="logreg"), state.deleted, state.method,
+                         state.params, draws=0)
+    assert game.gaussian_ideal_accuracy(won.release, draws=6) > 0.95  # ε = 1000: the game is won
     vacuous = stories["Why the Newton bound is vacuous for an MLP"]
     weights = float(vacuous.release.centre["unlearned"].norm())
     assert vacuous.sigma > 10 * weights and vacuous.verdict.destroyed

@@ -140,7 +140,7 @@ def test_certified_newton_on_the_convex_set_lands_on_the_retrained_boundary(blob
     """The noise-free step equals an independent dense Newton step, and its boundary is within a tenth of the
     original's distance of the retrained boundary (the issue's distance ratio < 0.1)."""
     forget = near_boundary(blobs, 4)
-    out = engine.unlearn(blobs, forget, "certified_newton", {"lam": 0.0}, draws=0)
+    out = engine.unlearn(blobs, forget, "certified_newton", {"bound": "zhang", "lam": 0.0}, draws=0)
     assert out.error is None and out.certificate is not None
     keep = torch.tensor([i for i in range(blobs.n_train) if i not in forget])
     x_r, y_r = blobs.data.x_train[keep].double(), blobs.data.y_train[keep]
@@ -165,7 +165,7 @@ def test_the_playground_certificate_and_verdict_are_explores(blobs, method):
     params = {"epsilon": 5.0} if method in methods_with("epsilon_param") else {}
     out = engine.unlearn(blobs, forget, method, params, draws=0)
     assert out.error is None
-    resolved = engine.method_params(method, params)
+    resolved = engine.method_params(method, params, model="logreg")
     card = run_method(explore_prepared(blobs, forget), method, resolved, checked=True).card
     theirs = certificate_from_card(card) if card["certificate"] else None
     if theirs is None:
@@ -262,7 +262,8 @@ def test_the_ideal_guesser_cannot_beat_chance_at_small_epsilon_and_can_at_large(
     forget = near_boundary(blobs, 10)
     rounds, draws, scores, closed = 300, 6, [], []
     for eps in (0.1, 30.0, 1000.0):
-        out = engine.unlearn(blobs, forget, "certified_newton", {"lam": 100.0, "epsilon": eps}, draws=0)
+        out = engine.unlearn(blobs, forget, "certified_newton", {"bound": "zhang", "lam": 100.0, "epsilon": eps},
+                             draws=0)
         wins, n = game.simulate_ideal_guesser(out.release, rounds=rounds, draws=draws)
         p = game.gaussian_ideal_accuracy(out.release, draws=draws)
         cap = game.gaussian_certified_cap(sensitivity=out.certificate.sensitivity, sigma=out.sigma, draws=draws)
