@@ -239,7 +239,8 @@ def _canary_prepared(base: Any, seed: int, design: CanaryDesign, *, cancel: Any)
     model = prep.model_factory()
     cache = ModelCache(config.cache_dir) if config.use_cache else None
     key = _model_key(config, train_config, device, kind="canary-original", canaries=design.digest())
-    meta, hit = _train_cached(cache, key, model, x, y, train_config, stage="train", progress=None, cancel=cancel)
+    meta, hit, _ = _train_cached(cache, key, model, x, y, train_config, stage="train", progress=None,
+                                 cancel=cancel)
     model.eval()
     prep.original, prep.timing_s["train"], prep.cached["original"] = model, meta.get("time_s"), hit
     prep.train_summaries["original"] = _summary_from_meta(meta)
