@@ -334,6 +334,13 @@ def test_the_noise_free_step_closing_the_distance_is_evidence() -> None:
     assert "before the noise the estimate is at 0.1 (0.05× the original's)" in v.distance_note
 
 
+def test_the_share_of_the_distance_a_step_closes_reads_as_a_percent() -> None:
+    """A step at 2.7·10⁻⁴× the original's distance closes "> 99.9 %" of it — it read "1e+02 %" on the convex preset."""
+    from unlearn_core.verdict import _closed_percent
+
+    assert [_closed_percent(r) for r in (2.7e-4, 0.05, 0.5, 0.9998, 1.0)] == ["> 99.9", "95", "50", "0.02", "0"]
+
+
 def test_a_method_that_forgot_most_of_a_class_still_remembers_but_is_not_a_no_op() -> None:
     """Fine-tuning took the digit 3 from 95.2 % to 4.8 % (retrained 0 %) while the weights barely moved: it still
     remembers a little — not "does not forget", which is for a release whose outputs did not move either."""

@@ -512,11 +512,21 @@ def _behaviour(acc: SplitAccuracy, ev: Evidence, th: Thresholds, *, who: str) ->
                 f"{_pts(forget_tol)} on the forget set).")
 
 
+
+def _closed_percent(ratio: float) -> str:
+    """How much of the original's distance to the retrained model a step closes, 100·(1 − ratio), as people read it:
+    three significant digits, never an exponent ("99.97" shows as "100", not "1e+02"), and never "100" for a step
+    that leaves any distance ("> 99.9")."""
+    closed = 100.0 * (1.0 - float(ratio))
+    if ratio > 0 and closed >= 99.95:
+        return "> 99.9"
+    return f"{closed:.3g}" if abs(closed) >= 0.01 else f"{closed:.2g}"
+
 def _ratio_text(ratio: float | None, *, whose: str) -> str:
     """The parameter-distance ratio, in words."""
     if ratio is None:
         return ""
-    closes = f", closing {100 * (1 - ratio):.3g} % of it" if ratio < 1 else ""
+    closes = f", closing {_closed_percent(ratio)} % of it" if ratio < 1 else ""
     return f" ({whose} distance to the retrained model in parameter space: {fmt.sig(ratio)}× the original's{closes}.)"
 
 
@@ -763,7 +773,7 @@ def judge(evidence: Evidence, *, thresholds: Thresholds = THRESHOLDS) -> Verdict
         short = f"Yes — by membership inference: {_mia_text(ev, th)}; accuracy cannot tell (the original passes it)."
         detail += f" Membership inference separates the original from the retrained model: {_mia_text(ev, th)}."
     elif forgetting == "forgets" and evidence_name == "distance":
-        short = (f"Yes — the step closes {100 * (1 - step_ratio):.2g} % of the original's distance to the retrained "
+        short = (f"Yes — the step closes {_closed_percent(step_ratio)} % of the original's distance to the retrained "
                  "model; accuracy cannot tell (the original passes it).")
     elif forgetting == "fails" and evidence_name == "membership inference":
         short = f"No — membership inference still tells the forget set apart: {_mia_text(ev, th)}."
@@ -806,7 +816,7 @@ def judge(evidence: Evidence, *, thresholds: Thresholds = THRESHOLDS) -> Verdict
                         f"{_pct(ref.test)} retrained ({status}).")
     elif forgetting == "forgets":
         how = {"accuracy": both, "membership inference": _mia_text(ev, th),
-               "distance": f"the step closes {100 * (1 - (step_ratio or 1)):.2g} % of the distance; {both}"}[
+               "distance": f"the step closes {_closed_percent(step_ratio or 1)} % of the distance; {both}"}[
             evidence_name or "accuracy"]
         if guarantee == "proof":
             label, headline = "works", f"Works: forgets like retraining ({how}) and is {status}."
