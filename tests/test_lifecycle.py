@@ -49,12 +49,13 @@ def _alive(pids: set[int]) -> set[int]:
 def test_sigterm_stops_an_experiment_and_every_worker_process(tmp_path) -> None:
     """``kill`` of an experiment on the processes executor used to leave its loky workers running for more than ten
     minutes (holding the caller's pipes). Now SIGTERM is handled like Ctrl-C: the cells stop, the workers go, the
-    command exits with 143 and one line, and nothing is written."""
+    command exits with 143 and one line, and nothing is written. (Four seeds: the work left after the first
+    training must exceed the workers' start-up, or the adaptive executor rightly runs it all in this process.)"""
     out = tmp_path / "out"
     env = {**os.environ, "UNLEARN_CACHE_DIR": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "unlearn_core", "experiment", "sensitivity", "--executor", "processes", "--workers",
-         "2", "--values", "0.001,0.01,0.1,1", "--seeds", "0,1", "--epochs", "300", "--out", str(out)],
+         "2", "--values", "0.001,0.01,0.1,1", "--seeds", "0,1,2,3", "--epochs", "300", "--out", str(out)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + scaled(120)
