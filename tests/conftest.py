@@ -52,3 +52,28 @@ def shared_data() -> None:
         return
     skip_or_fail(f"MNIST/Fashion-MNIST files are missing in UNLEARN_DATA_DIR={os.environ['UNLEARN_DATA_DIR']} "
                  f"(e.g. {missing[0]}); point UNLEARN_DATA_DIR at a torchvision-layout data folder")
+
+
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave as the CLI does (``unlearn_core.cli.exit_now``): once pytest has reported and cleaned up, skip the
+    interpreter's module teardown. Why: after every test of the browser shard had passed and the summary was
+    printed, a C++ thread left by a library (Chromium's driver, Ray or gRPC) made the teardown abort with
+    "terminate called without an active exception" — exit status 134 for a green shard. ``atexit`` handlers still
+    run first; the exit status is pytest's."""
+    if not _EXIT_STATUS or os.environ.get("UNLEARN_TEST_TEARDOWN") == "1":
+        return
+    import atexit
+    import sys
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_EXIT_STATUS[-1])
