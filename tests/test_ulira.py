@@ -137,3 +137,8 @@ def test_reading_not_refuted_never_confirms() -> None:
                                lower_bounds={"audit": float("nan")}).kind == rf.NO_ATTACK
     assert rf.read_certificate(status=None, epsilon=None, epsilon_certified=None,
                                lower_bounds={"audit": 2.0}).kind == rf.NO_CERTIFICATE
+    # A run that is not certified (no finite ε certified) is never read as "certified at" its requested ε.
+    weak = rf.read_certificate(status="not certified", epsilon=1.0, epsilon_certified=None,
+                               lower_bounds={"U-LiRA vs noisy retrain": 0.0})
+    assert weak.kind == rf.NOT_REFUTED and "certified ε" not in weak.text
+    assert "not above the requested ε = 1 — which no certificate covers: the run is not certified" in weak.text

@@ -101,7 +101,12 @@ def read_certificate(*, status: str | None, epsilon: float | None, epsilon_certi
                        f"'not certified' warned: no certificate was issued for it, so none is refuted"
                        + (f" (the bound at this σ, ε = {certified:.3g}, stands)." if certified is not None
                           and math.isfinite(certified) else "."))
-    limit = certified if certified is not None and math.isfinite(certified) else requested
-    where = f", not above the certified ε = {limit:.3g}" if limit is not None else ""
+    if certified is not None and math.isfinite(certified):
+        where = f", not above the certified ε = {certified:.3g}"
+    elif requested is not None:  # nothing is certified: the requested ε is only a request (a label is a claim)
+        where = (f", not above the requested ε = {requested:.3g} — which no certificate covers: the run is "
+                 f"{status}")
+    else:
+        where = ""
     return Reading(NOT_REFUTED, best, best_by,
                    f"Not refuted: the strongest attack ({best_by}) shows ε ≥ {best:.3g}{where}. {NEVER_CONFIRMS}")

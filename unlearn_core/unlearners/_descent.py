@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from unlearn_core.certificate import Certificate, Condition
 from unlearn_core.descent import softmax_bounds
 from unlearn_core.descent.release_noise import gaussian_noise
 from unlearn_core.diagnostics import SplitAccuracy
-from unlearn_core.errors import DivergenceError
+from unlearn_core.errors import ConfigError, DivergenceError
 from unlearn_core.evaluation import evaluate
 from unlearn_core.functional import flat_gradient, get_flat_params
 from unlearn_core.privacy.noise import NoiseSource
@@ -226,3 +227,20 @@ def combine_requests(certificates: list[Certificate]) -> Certificate:
                              "per_request_status": [c.status for c in certificates],
                              "per_request_terms": [dict(c.sensitivity_terms) for c in certificates]})
     return combined
+
+
+def full_batch_work(steps: int, *, n_train: int, shape: Any) -> Any:
+    """The work estimate of ``steps`` full-batch gradients over ``n_train`` points (≈ 3 forward passes of every
+    training point each: forward, backward), with the memory of one full-batch gradient (batches of at most 4,096)."""
+    from unlearn_core.limits import Estimate
+
+    return Estimate(flops=3.0 * steps * n_train * shape.flops,
+                    stages={"full-batch gradient": 2.0 * 4 * min(n_train, 4096) * shape.activations})
+
+
+def checked_requests(ctx: UnlearnContext, params: Mapping[str, Any]) -> int:
+    """``params["requests"]``, refused in one line when the forget set has fewer points than requests."""
+    k = int(params["requests"])
+    if ctx.n_forget < k:
+        raise ConfigError(f"requests={k} is not valid: the forget set has only {ctx.n_forget} points")
+    return k

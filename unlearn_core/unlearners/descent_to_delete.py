@@ -43,7 +43,6 @@ from unlearn_core.certificate import (
 from unlearn_core.descent import contraction, softmax_bounds
 from unlearn_core.descent.release_noise import gaussian_noise
 from unlearn_core.diagnostics import Diagnostics, RequestRecord
-from unlearn_core.errors import ConfigError
 from unlearn_core.evaluation import param_distance
 from unlearn_core.functional import get_flat_params, num_params, set_flat_params
 from unlearn_core.models import has_batchnorm
@@ -52,9 +51,11 @@ from unlearn_core.training import gradient_bound_from_recipe
 from unlearn_core.unlearners._descent import (
     SoftmaxConstants,
     accuracies,
+    checked_requests,
     combine_requests,
     descend,
     estimated_smoothness,
+    full_batch_work,
     project_flat,
     projected_step_length,
     split_requests,
@@ -119,19 +120,14 @@ class DescentToDelete(Unlearner):
 
     def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int) -> Any:
         """K full-batch gradients per request (≈ 3 forward passes of every training point each)."""
-        from unlearn_core.limits import Estimate
-
         steps = int(params["steps"]) * int(params["requests"]) + 2 * int(params["requests"])
-        return Estimate(flops=3.0 * steps * n_train * shape.flops,
-                        stages={"full-batch gradient": 2.0 * 4 * min(n_train, 4096) * shape.activations})
+        return full_batch_work(steps, n_train=n_train, shape=shape)
 
     # ------------------------------------------------------------------------------------------------------------
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         start = time.perf_counter()
-        k = int(params["requests"])
-        if ctx.n_forget < k:
-            raise ConfigError(f"requests={k} is not valid: the forget set has only {ctx.n_forget} points")
+        k = checked_requests(ctx, params)
         wd = ctx.weight_decay()
         convex = bool(ctx.convex) and wd > 0
         bn = has_batchnorm(ctx.model)

@@ -55,7 +55,14 @@ from unlearn_core.functional import get_flat_params, num_params
 from unlearn_core.models import has_batchnorm
 from unlearn_core.privacy.rootfind import boundary
 from unlearn_core.recipes import noise_std_per_step
-from unlearn_core.unlearners._descent import accuracies, combine_requests, descend, split_requests
+from unlearn_core.unlearners._descent import (
+    accuracies,
+    checked_requests,
+    combine_requests,
+    descend,
+    full_batch_work,
+    split_requests,
+)
 from unlearn_core.unlearners.base import HyperParam, UnlearnContext, Unlearner, UnlearnResult
 from unlearn_core.unlearners.registry import register_unlearner
 
@@ -146,20 +153,15 @@ class Langevin(Unlearner):
 
     def work_estimate(self, params: dict[str, Any], *, shape: Any, n_train: int) -> Any:
         """Two trainings of T full-batch steps, and K unlearning steps (K ≤ max_steps per request)."""
-        from unlearn_core.limits import Estimate
-
         steps = 2 * int(params["train_steps"]) + (int(params["max_steps"]) if params["steps"] == "auto"
                                                    else int(params["steps"])) * int(params["requests"])
-        return Estimate(flops=3.0 * steps * n_train * shape.flops,
-                        stages={"full-batch gradient": 2.0 * 4 * min(n_train, 4096) * shape.activations})
+        return full_batch_work(steps, n_train=n_train, shape=shape)
 
     # -- the run -----------------------------------------------------------------------------------------------------
 
     def unlearn(self, ctx: UnlearnContext, **params: Any) -> UnlearnResult:
         start = time.perf_counter()
-        k = int(params["requests"])
-        if ctx.n_forget < k:
-            raise ConfigError(f"requests={k} is not valid: the forget set has only {ctx.n_forget} points")
+        k = checked_requests(ctx, params)
         mu = float(params["weight_decay"])
         sigma = float(params["sigma"])
         convex = bool(ctx.convex) and mu > 0
