@@ -9,6 +9,7 @@ arguments cost nothing; `experiment compare --scores` writes the columns, the pe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -175,3 +176,19 @@ def test_cli_compare_with_scores(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "scores=challenge,bogus is not valid" in err and err.count("\n") == 1
     assert not (tmp_path / "compare.csv").exists()  # refused before anything ran or was written
+
+
+def test_a_method_with_its_own_training_recipe_is_evaluated_on_models_trained_that_way() -> None:
+    """Langevin unlearning certifies only models trained by its own noisy gradient descent: the many-model
+    evaluation runs it on those (``Prepared.for_method``), so its certificate there is the one a single run gets —
+    it read "not certified" (ε certified NaN) when the evaluation handed it the default recipe's model."""
+    from unlearn_core.pipeline import run
+
+    params = {"train_steps": 200}  # a short burn-in: the recipe, not its length, is what this test is about
+    base = dataclasses.replace(TINY, model="logreg")  # the base's own method is not Langevin (as in compare --scores)
+    single = run(dataclasses.replace(base, method="langevin", params=params)).card["certificate"]
+    df = fe.evaluate(base, ["langevin"], params={"langevin": params}, scores="challenge", models=4, shadows=4,
+                     controls=False)
+    row = df.iloc[0]
+    assert single["status"] == "certified" and row["status"] == single["status"]
+    assert row["epsilon_certified"] == pytest.approx(single["epsilon_certified"], rel=1e-6)

@@ -150,9 +150,15 @@ def _unlearn_seed(base_seed: int, arm: str, run: int) -> int:
 
 def _unlearn(prepared: Prepared, method: str, params: Mapping[str, Any], *, seed: int, from_retrained: bool,
              cancel: Any) -> tuple[nn.Module, dict[str, Any] | None, float]:
-    """One run of the method on ``prepared``: from its trained model A(D), or from A(D_r) (the noisy retrain)."""
+    """One run of the method on ``prepared``: from its trained model A(D), or from A(D_r) (the noisy retrain).
+
+    A method whose certificate needs its own training recipe (Langevin unlearning, Rewind-to-Delete:
+    ``Unlearner.training_optimizer``) runs on models trained that way (``Prepared.for_method``, cached), as in
+    :func:`unlearn_core.pipeline.run_method`: on the default recipe's models its certificate would not hold.
+    """
     unlearner = get_unlearner(method)
     resolved = resolve_params(unlearner.schema, dict(params), method=method)
+    prepared = prepared.for_method(unlearner, resolved, cancel=cancel)
     unlearner.check_supported(prepared.original, resolved, model_name=prepared.config.model)
     ctx = prepared.context(seed=seed, cancel=cancel)
     if from_retrained:
