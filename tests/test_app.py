@@ -7,14 +7,14 @@ and worker threads joined around every test.
 
 from __future__ import annotations
 
+import functools
 import math
-import time
 from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-from timeouts import scaled
+from timeouts import poll_app, scaled
 
 from unlearn_core.service import ui_state
 from unlearn_core.service.jobs import shutdown_all
@@ -59,15 +59,7 @@ def _app() -> AppTest:
     return at
 
 
-def _poll(at: AppTest, done, *, timeout: float = 120.0) -> None:
-    deadline = time.time() + scaled(timeout)
-    while time.time() < deadline:
-        assert not at.exception, at.exception
-        if done(at):
-            return
-        time.sleep(0.3)
-        at.run()
-    raise AssertionError("the job did not finish in time")
+_poll = functools.partial(poll_app, timeout=120.0)
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -5,12 +5,13 @@ executor an operator configured (``UNLEARN_EXECUTOR``, no widget) runs the cells
 
 from __future__ import annotations
 
-import time
+import functools
 from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+from timeouts import poll_app
 
 from unlearn_core.experiments import certified_methods
 from unlearn_core.service.jobs import shutdown_all
@@ -39,15 +40,7 @@ def _page(page: str) -> AppTest:
     return at
 
 
-def _poll(at: AppTest, done, *, timeout: float = 300.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert not at.exception, at.exception
-        if done(at):
-            return
-        time.sleep(0.5)
-        at.run()
-    raise AssertionError("the job did not finish in time")
+_poll = functools.partial(poll_app, timeout=300.0, interval=0.5, scale_deadline=False)
 
 
 def _numeric(at: AppTest, key: str):

@@ -8,13 +8,13 @@ shrinks the model to stay fast. Polling is driven by calling ``at.run()`` again.
 
 from __future__ import annotations
 
-import time
+import functools
 from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-from timeouts import scaled
+from timeouts import poll_app, scaled
 
 from unlearn_core.service import ui_state
 from unlearn_core.service.jobs import shutdown_all
@@ -41,15 +41,7 @@ def _open(page: str, query: dict[str, str] | None = None) -> AppTest:
     return at
 
 
-def _poll(at: AppTest, done, *, timeout: float = 180.0) -> None:
-    deadline = time.time() + scaled(timeout)
-    while time.time() < deadline:
-        assert not at.exception, at.exception
-        if done(at):
-            return
-        time.sleep(0.3)
-        at.run()
-    raise AssertionError("the job did not finish in time")
+_poll = functools.partial(poll_app, timeout=180.0)
 
 
 def _q(at: AppTest, key: str) -> str:

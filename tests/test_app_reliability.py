@@ -6,15 +6,15 @@ Polling is driven by calling ``at.run()`` again (``run_every`` timers do not fir
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-from timeouts import scaled
+from timeouts import poll_app, scaled
 
 from unlearn_core.service.jobs import shutdown_all
 from unlearn_core.service.runstore import RunStore
@@ -46,15 +46,7 @@ def _app(query: dict[str, str] | None = None, page: str | None = None) -> AppTes
     return at
 
 
-def _poll(at: AppTest, done, *, timeout: float = 120.0) -> None:
-    deadline = time.time() + scaled(timeout)
-    while time.time() < deadline:
-        assert not at.exception, at.exception
-        if done(at):
-            return
-        time.sleep(0.3)
-        at.run()
-    raise AssertionError("the job did not finish in time")
+_poll = functools.partial(poll_app, timeout=120.0)
 
 
 def _garbage(cache: Path) -> Path:

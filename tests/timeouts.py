@@ -35,3 +35,20 @@ def scaled(seconds: float) -> float:
 def scaled_ms(seconds: float) -> int:
     """The same deadline in milliseconds (Playwright's unit)."""
     return int(scaled(seconds) * 1000)
+
+
+def poll_app(at, done, *, timeout: float, interval: float = 0.3, scale_deadline: bool = True) -> None:
+    """Rerun the Streamlit AppTest ``at`` every ``interval`` seconds until ``done(at)`` (a background job finished),
+    failing on the first exception the page shows, or when ``timeout`` seconds (``scaled`` unless
+    ``scale_deadline=False``) have passed. The AppTest modules bind their own default deadline with
+    ``functools.partial``."""
+    import time
+
+    deadline = time.time() + (scaled(timeout) if scale_deadline else float(timeout))
+    while time.time() < deadline:
+        assert not at.exception, at.exception
+        if done(at):
+            return
+        time.sleep(interval)
+        at.run()
+    raise AssertionError("the job did not finish in time")
