@@ -66,13 +66,18 @@ def submit(prefix: str, key: str, fn: Callable[..., Any], *, label: str) -> Job:
     return job
 
 
+#: :func:`_run_estimate`'s answer for a configuration that cannot run (the page says why elsewhere, e.g. the
+#: missing-data notice): nothing is shown beside Run — never "measuring this device's speed", which it is not.
+INVALID_CONFIG = ("", {})
+
+
 @st.cache_data(ttl=20, show_spinner=False, max_entries=64)
 def _run_estimate(query: tuple[tuple[str, str], ...], cache_root: str,
                   _cfg: Any) -> tuple[str, dict[str, float]] | None:
-    """(one line, seconds per stage) for the run configuration ``_cfg`` (the URL ``query`` is its key) — ``None``
-    while this device's speed is not measured yet or when the configuration is invalid (the page says why
-    elsewhere). Cached a few seconds per URL: a finished run puts models into the cache, which makes the next
-    estimate shorter."""
+    """(one line, seconds per stage) for the run configuration ``_cfg`` (the URL ``query`` is its key); ``None``
+    while this device's speed is not measured yet; :data:`INVALID_CONFIG` when the configuration is invalid.
+    Cached a few seconds per URL: a finished run puts models into the cache, which makes the next estimate
+    shorter."""
     from unlearn_core.device import resolve_device
     from unlearn_core.device_time import calibrate, describe_estimate, stage_seconds
     from unlearn_core.pipeline import cached_stages, validate_config
@@ -88,7 +93,7 @@ def _run_estimate(query: tuple[tuple[str, str], ...], cache_root: str,
         estimate = estimate_run(run_config, get_unlearner(run_config.method), params)
         seconds = stage_seconds(estimate, calibration, cached=cached_stages(run_config))
     except ConfigError:
-        return None
+        return INVALID_CONFIG
     return describe_estimate(seconds, caps=bool(estimate.caps)), seconds
 
 
@@ -116,6 +121,8 @@ def estimate_caption(container: Any, prefix: str, cfg: Any) -> None:
     if found is None:
         warm_up()  # measures this device in the background (once per process)
         container.caption(":material/timer: Estimated time: measuring this device's speed…")
+        return
+    if found == INVALID_CONFIG:
         return
     text, seconds = found
     st.session_state[state_key(prefix, "_estimate")] = (query, seconds)

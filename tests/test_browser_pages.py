@@ -98,6 +98,11 @@ def test_explore_shows_run_without_scrolling_for_every_preset(browser_page):
         page.get_by_role("button", name=name, exact=True).click()
         page.wait_for_timeout(1500)
         _top(page)
+        notice = page.get_by_text("no data on this machine")
+        if notice.count():  # a fresh clone without MNIST: the notice that a run would fail is what must be seen
+            box = notice.first.bounding_box()
+            assert box is not None and box["y"] + box["height"] <= HEIGHT, (name, box)
+            continue
         box = page.get_by_role("button", name="Run", exact=True).bounding_box()
         assert box is not None and box["y"] + box["height"] <= HEIGHT, (name, box)
         _fits(page)

@@ -219,7 +219,7 @@ def test_the_eta_starts_from_the_estimate_and_converges_to_the_true_end(monkeypa
     assert error_at(0.2, plain) > 0.25  # unlearning ≈ retraining: 4 s where it takes 12 s
 
 
-def test_explore_shows_the_estimate_beside_run_before_it_is_pressed(tmp_path, monkeypatch) -> None:
+def test_explore_shows_the_estimate_beside_run_before_it_is_pressed(tmp_path, monkeypatch, shared_data) -> None:
     from streamlit.testing.v1 import AppTest
 
     from unlearn_core.service.jobs import calibrate_for_jobs, shutdown_all
@@ -247,6 +247,31 @@ def test_explore_shows_the_estimate_beside_run_before_it_is_pressed(tmp_path, mo
         (job,) = get_registry().jobs()
         assert set(job.meta["prediction"]) >= {"train", "retrain", "unlearn"}  # the ETA starts from the estimate
         assert job.meta["page"] == "explore" and job.meta["query"]
+    finally:
+        shutdown_all(timeout=scaled(60))
+        st.cache_resource.clear()
+        st.cache_data.clear()
+
+
+def test_no_estimate_is_claimed_for_a_configuration_that_cannot_run(tmp_path, monkeypatch) -> None:
+    """A dataset whose files are missing: the page says so (the missing-data notice) and shows no estimate — it
+    said "measuring this device's speed…" forever, although the device was measured."""
+    from streamlit.testing.v1 import AppTest
+
+    from unlearn_core.service.jobs import calibrate_for_jobs, shutdown_all
+
+    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("UNLEARN_DATA_DIR", str(tmp_path / "no-data"))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    calibrate_for_jobs()
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=scaled(60))
+        at.query_params.update({"dataset": "mnist", "model": "cnn", "method": "finetune"})
+        at.run()
+        assert not at.exception, at.exception
+        assert any("mnist: no data on this machine" in w.value for w in at.warning)
+        assert not [c.value for c in at.caption if "Estimated time" in c.value]
     finally:
         shutdown_all(timeout=scaled(60))
         st.cache_resource.clear()
