@@ -100,11 +100,27 @@ def test_stale_tmp_files_are_removed_on_open_and_fresh_ones_kept(tmp_path) -> No
     assert reopened.load(KEY, _fresh()) is not None  # the entry itself is untouched
 
 
-# A writer that saves entries in a loop (most of its time is inside ModelCache.save), for the kill test below.
+# A writer that saves entries in a loop (most of its time is inside ModelCache.save), for the kill test below. With
+# a third argument "stall" its first save completes, and its second writes half the serialised bytes into the file,
+# says "half" and waits to be killed: a kill that certainly lands mid-write, whatever the machine's load.
 _WRITER = """
-import sys, torch
+import io, sys, time, torch
 from unlearn_core.cache import ModelCache
 from unlearn_core.models import build_model
+if sys.argv[3:] == ["stall"]:
+    real_save, calls = torch.save, []
+    def half_then_wait(obj, handle, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            return real_save(obj, handle, *args, **kwargs)
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        data = buffer.getvalue()
+        handle.write(data[: len(data) // 2])
+        handle.flush()
+        print("half", flush=True)
+        time.sleep(3600)
+    torch.save = half_then_wait
 cache = ModelCache(sys.argv[1])
 model = build_model("mlp", input_shape=(1, 28, 28), num_classes=10, hidden=(1024, 1024))  # 1.9M params, 7.6 MB
 print("ready", flush=True)
@@ -116,7 +132,8 @@ while True:
 
 
 def test_kill_during_save_never_leaves_a_corrupt_entry(tmp_path) -> None:
-    """kill -9 at random moments of a save loop: every ``.pt`` loads whole; the ``.tmp`` litter goes on open."""
+    """kill -9 at random moments of a save loop, then once mid-write: every ``.pt`` loads whole; the ``.tmp``
+    litter goes on open. A save that wrote straight into its ``.pt`` fails on the mid-write kill (a truncated file)."""
     import os
     import random
     import signal
@@ -129,22 +146,31 @@ def test_kill_during_save_never_leaves_a_corrupt_entry(tmp_path) -> None:
 
     root = Path(__file__).resolve().parents[1]
     rng = random.Random(15)
-    litter = 0
-    for attempt in range(5):  # five kills: each lands inside a save with p ≈ 0.9 (the loop is mostly saving)
-        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), str(attempt)], cwd=root,
-                                stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    def kill_writer(attempt: int, *, stall: bool) -> None:
+        args = [sys.executable, "-c", _WRITER, str(tmp_path), str(attempt)] + (["stall"] if stall else [])
+        proc = subprocess.Popen(args, cwd=root, stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
         try:
             assert proc.stdout.readline().strip() == "ready"
-            time.sleep(rng.uniform(0.05, 0.6))
+            if stall:
+                assert proc.stdout.readline().strip() == "half"  # inside torch.save, the .tmp half written
+            else:
+                time.sleep(rng.uniform(0.05, 0.6))  # anywhere in the loop: in or between saves
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=scaled(30))
-        litter += len(list((tmp_path / "models").glob("*/*.tmp")))
         for entry in (tmp_path / "models").glob("*/*.pt"):
             payload = torch.load(entry, map_location="cpu", weights_only=True)  # never truncated
             assert payload["state_dict"]["1.weight"].shape == (1024, 784)
-    assert litter > 0, "no kill landed inside a save: the test did not test anything"
-    assert list((tmp_path / "models").glob("*/*.pt"))  # the writers got entries through
+
+    for attempt in range(4):  # kills at random moments of the save loop
+        kill_writer(attempt, stall=False)
+    kill_writer(4, stall=True)  # a kill that certainly lands mid-write
+    litter = list((tmp_path / "models").glob("*/*.tmp"))
+    assert litter, "the mid-write kill left no temporary file: the save did not write through one"
+    assert any(tmp.stat().st_size > 0 for tmp in litter)  # the half-written one
+    assert list((tmp_path / "models").glob("*/*.pt"))  # the stalled writer's first save got through
     for tmp in (tmp_path / "models").glob("*/*.tmp"):
         os.utime(tmp, (time.time() - 61,) * 2)  # as if a minute had passed
     ModelCache(tmp_path)
