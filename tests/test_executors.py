@@ -290,6 +290,7 @@ def test_adaptive_processes_run_small_work_here_and_say_so(monkeypatch) -> None:
     from unlearn_core import executors
 
     monkeypatch.setattr(executors._LokyBackend, "_warm_pool", None)
+    monkeypatch.setattr(executors._LokyBackend, "_prestarted_pool", None)  # a CLI test may have pre-started one
 
     records: list[dict] = []
     executor = ProcessExecutor(workers=2, start_cost_s=60.0)
@@ -310,6 +311,62 @@ def test_adaptive_processes_run_small_work_here_and_say_so(monkeypatch) -> None:
     assert os.getpid() in pids and len(pids) == 2, pids  # this process and one worker process
     plan = fast.plans[-1]
     assert plan.in_driver + plan.in_workers == 10 and plan.in_workers >= 1 and plan.started_at_s is not None
+
+
+def test_prestarted_workers_take_cells_from_the_first_map_and_say_why(monkeypatch) -> None:
+    """``prestart`` (what the CLI does with ``--executor processes``) starts the workers before any map, so a map's
+    start-up cost is only loading its configurations: the first map sends cells to them at once, and its plan says
+    they were pre-started. Without a spare core, or without adaptive scheduling, nothing is pre-started."""
+    import os
+
+    from timeouts import scaled
+
+    from unlearn_core import executors
+    from unlearn_core.cli import stop_local_workers
+
+    stop_local_workers()  # a cold pool: what a fresh command has
+    monkeypatch.setenv("UNLEARN_PRESTART", "sometimes")
+    with pytest.raises(ConfigError, match="UNLEARN_PRESTART='sometimes' is not valid: choose 1"):
+        ProcessExecutor(workers=2).prestart()
+    monkeypatch.delenv("UNLEARN_PRESTART")
+    monkeypatch.setattr(executors._LokyBackend, "_warm_pool", None)
+    monkeypatch.setattr(executors._LokyBackend, "_prestarted_pool", None)
+    monkeypatch.setattr(executors, "idle_core", lambda: False)
+    assert not ProcessExecutor(workers=2).prestart()  # every core busy: the workers would only take time
+    assert executors._LokyBackend._prestarted_pool is None
+    monkeypatch.setattr(executors, "idle_core", lambda: True)
+    assert not ProcessExecutor(workers=2, adaptive=False).prestart() and not ProcessExecutor(workers=1).prestart()
+    executor = ProcessExecutor(workers=2, start_cost_s=None)
+    assert executor.prestart() and not executor.prestart()  # once per pool
+    deadline = time.monotonic() + scaled(120)
+    while executors._LokyBackend._warm_pool != executors._LokyBackend._prestarted_pool:  # its imports done
+        assert time.monotonic() < deadline, "the pre-started worker never finished importing"
+        time.sleep(0.1)
+    cells = [Cell(_sleep_cell, {"seconds": 0.3, "value": i}) for i in range(12)]
+    out = executor.map(cells)
+    assert [v for v, _ in out] == list(range(12))  # cell order, whichever process ran them
+    plan = executor.plans[-1]
+    assert plan.prestarted and plan.start_cost_s == executors.WARM_START_S and plan.in_workers >= 1, plan
+    assert {pid for _, pid in out} - {os.getpid()}, "no cell ran in a worker process"
+    assert "pre-started with the command" in plan.message()
+
+
+def test_the_cli_prestarts_workers_before_its_parser_imports_torch(monkeypatch) -> None:
+    """``experiment ... --executor processes`` pre-starts before the full parser (whose schema imports torch) is
+    built; with a bad or absent flag it does nothing and says nothing (the full parse reports bad flags)."""
+    from unlearn_core.cli import prestart_workers_early
+
+    calls: list[tuple[int, int | None]] = []
+    monkeypatch.setattr(ProcessExecutor, "prestart", lambda self: calls.append((self.workers, self.threads)) or True)
+    prestart_workers_early(["experiment", "audit", "--dataset", "digits", "--runs", "64", "--executor", "processes",
+                            "--workers", "2", "--threads-per-cell", "1"])
+    assert calls == [(2, 1)]
+    for argv in (["experiment", "audit", "--executor", "serial"], ["experiment", "audit"],
+                 ["run", "--method", "finetune"], ["experiment", "audit", "--executor", "processes", "--workers", "0"],
+                 ["experiment", "audit", "--executor", "processes", "--workers", "1000000"],
+                 ["experiment", "audit", "--executor", "processes", "--workers", "two"]):
+        prestart_workers_early(argv)
+    assert calls == [(2, 1)]
 
 
 def test_a_lost_worker_process_is_replaced_and_its_cell_run_again(tmp_path) -> None:

@@ -4,6 +4,7 @@ finished command leaves at once (its clean-up handlers run; the interpreter's sl
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,22 +53,27 @@ def test_sigterm_stops_an_experiment_and_every_worker_process(tmp_path) -> None:
     command exits with 143 and one line, and nothing is written. (Four seeds: the work left after the first
     training must exceed the workers' start-up, or the adaptive executor rightly runs it all in this process.)"""
     out = tmp_path / "out"
-    env = {**os.environ, "UNLEARN_CACHE_DIR": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "UNLEARN_CACHE_DIR": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1",
+           "UNLEARN_PRESTART": "1"}  # pre-started workers, whatever the machine's load
     proc = subprocess.Popen(
         [sys.executable, "-m", "unlearn_core", "experiment", "sensitivity", "--executor", "processes", "--workers",
          "2", "--values", "0.001,0.01,0.1,1", "--seeds", "0,1,2,3", "--epochs", "300", "--out", str(out)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        # The workers start with the command (pre-started); wait until cells are running in them: the progress
+        # says a cell of the runs has finished.
         deadline = time.time() + scaled(120)
-        workers: set[int] = set()
-        while time.time() < deadline and len(workers) < 2:  # the two loky workers are running cells
-            workers = {p for p in _children(proc.pid) if b"loky" in Path(f"/proc/{p}/cmdline").read_bytes()}
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.2)
+        seen: list[str] = []
+        while time.time() < deadline and not any(re.search(r"runs: [1-9]\d*/", line) for line in seen):
+            line = proc.stderr.readline()
+            assert line, "".join(seen)  # the command ended before any cell ran
+            seen.append(line)
+        workers = {p for p in _children(proc.pid) if b"loky" in Path(f"/proc/{p}/cmdline").read_bytes()}
         assert len(workers) >= 2, "the workers never started"
         everything = _children(proc.pid)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=scaled(60))
+        err = "".join(seen) + err
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -79,6 +85,37 @@ def test_sigterm_stops_an_experiment_and_every_worker_process(tmp_path) -> None:
         time.sleep(0.2)
     assert not _alive(everything), f"left running: {_alive(everything)}"
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_sigterm_while_the_prestarted_workers_import_stops_them_too(tmp_path) -> None:
+    """The workers of ``--executor processes`` start before the command has parsed its flags (they import beside
+    it): a SIGTERM that arrives then — found with the signal handler installed after the pre-start, which left the
+    command dead and its workers holding the caller's pipes — is handled like any other: 143, nothing left."""
+    env = {**os.environ, "UNLEARN_CACHE_DIR": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1",
+           "UNLEARN_PRESTART": "1"}  # pre-started workers, whatever the machine's load
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unlearn_core", "experiment", "sensitivity", "--executor", "processes", "--workers",
+         "2", "--values", "0.001,0.01", "--out", str(tmp_path / "out")],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + scaled(60)
+        workers: set[int] = set()
+        while time.time() < deadline and not workers:
+            workers = {p for p in _children(proc.pid) if b"loky" in Path(f"/proc/{p}/cmdline").read_bytes()}
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.05)
+        assert workers, "no worker was pre-started"
+        everything = _children(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=scaled(60))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    deadline = time.time() + scaled(15)
+    while _alive(everything) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _alive(everything), f"left running: {_alive(everything)}"
 
 
 def test_exit_now_runs_the_clean_up_handlers_and_keeps_the_exit_status(tmp_path) -> None:

@@ -23,6 +23,23 @@ def test_meta_shape_counts_the_real_models_parameters(name) -> None:
     assert counted.input_numel == shape[0] * shape[1] * shape[2]
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_a_model_counted_on_the_cpu_gives_the_meta_counts(name, monkeypatch) -> None:
+    """Small models are counted by a CPU forward (no meta decompositions to import, ≈ 1.9 s of a command's start):
+    the hooks see the same outputs, so every count equals the meta device's; the caller's random stream is kept."""
+    from unlearn_core import models
+
+    shape = (3, 16, 16) if name in ("allcnn", "resnet18") else (1, 8, 8)
+    monkeypatch.setattr(models, "CPU_SHAPE_PARAMS", 10**9)  # every model on the CPU
+    torch.manual_seed(3)
+    before = torch.random.get_rng_state()
+    on_cpu = model_shape(name, input_shape=shape, num_classes=10, norm="batch" if name != "mlp" else "auto")
+    assert torch.equal(torch.random.get_rng_state(), before)
+    monkeypatch.setattr(models, "CPU_SHAPE_PARAMS", 0)  # every model on meta
+    on_meta = model_shape(name, input_shape=shape, num_classes=10, norm="batch" if name != "mlp" else "auto")
+    assert on_cpu == on_meta and on_cpu.flops > 0
+
+
 def test_mlp_flops_and_activations_are_the_closed_form() -> None:
     """784-32-32-10: 2·(784·32 + 32·32 + 32·10) multiply-add FLOPs plus one per ReLU output; outputs of every layer."""
     s = model_shape("mlp", input_shape=(1, 28, 28), num_classes=10, hidden=(32, 32))

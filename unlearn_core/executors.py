@@ -90,6 +90,8 @@ ENV_EXECUTOR = "UNLEARN_EXECUTOR"
 ENV_WORKERS = "UNLEARN_WORKERS"
 ENV_ADDRESS = "UNLEARN_RAY_ADDRESS"
 ENV_GPUS = "UNLEARN_GPUS_PER_CELL"
+#: Whether the CLI pre-starts the ``processes`` executor's workers: 1, 0 or auto (:func:`prestart_wanted`).
+ENV_PRESTART = "UNLEARN_PRESTART"
 
 #: How long a cancelled or failed map waits for running cells to stop cooperatively before killing workers.
 GRACE_S = 15.0
@@ -104,8 +106,12 @@ DEFAULT_START_S = {"processes": 8.0, "ray": 15.0}
 WARM_START_S = 0.5
 #: At most this many cells per batch sent to a worker process.
 MAX_BATCH = 8
-#: How often (seconds) the scheduler looks at its lanes.
+#: How often (seconds) the scheduler polls a backend that cannot call back when a cell is done (Ray).
 POLL_S = 0.05
+#: How long the scheduler sleeps between looks when it is woken by every finished cell (this process's and loky's):
+#: it still looks this often for the start decision and for cancel. Why not ``POLL_S``: every wake-up takes the GIL
+#: from the cell running in this process (up to the 5-ms switch interval), which cost a one-cell experiment 5–8 %.
+WAKE_S = 0.5
 
 # ----------------------------------------------------------------------------------------------------------------
 # Cells, flags, what a worker runs
@@ -215,6 +221,48 @@ def warm_worker(
     if fn is not None:
         fn(**dict(kwargs or {}))
     return {"pid": os.getpid(), "s": time.perf_counter() - tic}
+
+
+def import_engine() -> None:
+    """What a pre-started worker runs first (:meth:`ProcessExecutor.prestart`): the imports every cell needs —
+    about 4 s of a fresh process's start-up on a 2-core machine.
+
+    torch and the engine's experiments, then one tiny instance of what torch imports only on first use: an
+    optimiser's step (``torch._dynamo``, ≈ 1.2 s) and a forward on the ``meta`` device (the decompositions and
+    sympy, which the work estimates use). Done by running them rather than by naming torch's private modules, so
+    that it follows torch's versions."""
+    import importlib
+
+    import torch
+
+    importlib.import_module("unlearn_core.experiments")
+    layer = torch.nn.Linear(2, 1)
+    layer(torch.zeros(1, 2)).sum().backward()
+    torch.optim.SGD(layer.parameters(), lr=0.1).step()
+    with torch.device("meta"), torch.no_grad():
+        torch.nn.Linear(2, 1)(torch.empty(1, 2))
+
+
+def idle_core() -> bool:
+    """Whether this machine has a core to spare: the 1-minute load average below the core count less one.
+
+    Why the load average: a pre-started worker imports on a core the command does not use; on a machine whose
+    cores are all busy it would only take time from the command itself."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):  # not available on this platform: assume the machine is ours
+        return cores > 1
+    return cores > 1 and load < cores - 1 + 0.5
+
+
+def prestart_wanted() -> bool:
+    """Whether :meth:`ProcessExecutor.prestart` may start workers: ``UNLEARN_PRESTART`` is ``1`` (always), ``0``
+    (never) or ``auto`` (the default: when :func:`idle_core`)."""
+    setting = os.environ.get(ENV_PRESTART, "auto").strip().lower()
+    if setting not in ("0", "1", "auto"):
+        raise ConfigError(f"{ENV_PRESTART}={setting!r} is not valid: choose 1 (always), 0 (never) or auto")
+    return setting == "1" or (setting == "auto" and idle_core())
 
 
 def driver_env() -> dict[str, str]:
@@ -335,6 +383,7 @@ class Plan:
     estimate_s: float | None = None
     warm_s: float | None = None
     retries: int = 0
+    prestarted: bool = False
     wall_s: float = 0.0
     reason: str = ""
 
@@ -342,13 +391,19 @@ class Plan:
         cost = f"{self.start_cost_s:.1f} s {'measured on this machine' if self.start_cost_measured else 'assumed'}"
         if self.lanes == 1:
             return f"{self.phase}: {self.cells} cell{'s' * (self.cells != 1)} ran in this process (one worker)"
+        if not self.in_workers and self.adaptive and self.prestarted:
+            return (f"{self.phase}: {self.cells} cell{'s' * (self.cells != 1)} ran in this process — nothing was left "
+                    "to share with the workers pre-started with the command (they loaded its configurations)")
         if not self.in_workers and self.adaptive:
             why = (f"estimated {self.estimate_s:.1f} s of work" if self.estimate_s is not None else "the work")
             return (f"{self.phase}: {self.cells} cell{'s' * (self.cells != 1)} ran serially in this process — "
                     f"{why} is below the workers' start-up ({cost}), so no worker was started")
         where = f"{self.in_driver} in this process, {self.in_workers} in worker processes"
         text = f"{self.phase}: {self.cells} cells — {where}"
-        if self.adaptive and self.started_at_s is not None:
+        if self.adaptive and self.prestarted:
+            text += (" (workers pre-started with the command, their imports overlapping this process's own start-up; "
+                     f"cells sent to them after {self.started_at_s or 0:.1f} s)")
+        elif self.adaptive and self.started_at_s is not None:
             text += (f" (started after {self.started_at_s:.1f} s: estimated {self.estimate_s or 0:.1f} s of work left "
                      f"against a start-up of {cost})")
         if self.retries:
@@ -378,6 +433,15 @@ class _Backend(ABC):
 
     def restart(self) -> None:  # noqa: B027 - only a pool that breaks as a whole restarts
         """Replace a pool broken by a lost worker."""
+
+    def prestarted(self) -> bool:
+        """Whether these workers were started ahead of the map (:meth:`ProcessExecutor.prestart`)."""
+        return False
+
+    def notify(self, handle: Any, callback: Callable[[], None]) -> bool:
+        """Call ``callback`` once ``handle`` is done, if this backend can (the scheduler then sleeps until something
+        happens); False where it cannot (the scheduler polls it every :data:`POLL_S`)."""
+        return False
 
     def abandon(self, handles: list[Any]) -> None:  # noqa: B027 - see the subclasses
         """Warm-ups still running when a map ends: remember when they finish (the next map's workers are warm)."""
@@ -417,10 +481,31 @@ class _LokyBackend(_Backend):
     kind = "processes"
     restarts_on_loss = True
     _warm_pool: ClassVar[int | None] = None  # id() of the reusable pool whose workers have run a warm-up
+    _prestarted_pool: ClassVar[int | None] = None  # id() of the pool :meth:`prestart` started
 
     def __init__(self, lanes: int) -> None:
         self.lanes = int(lanes)
         self.pool: Any = None
+
+    @classmethod
+    def prestart(cls, lanes: int, threads: int | None, env: dict[str, str] | None) -> bool:
+        """Start ``lanes`` workers now, each importing the engine (:func:`import_engine`); the pool counts as warm
+        once one has. False when the pool is already warm or started."""
+        backend = cls(lanes)
+        backend.start()
+        pool = id(backend.pool)
+        if pool in (cls._warm_pool, cls._prestarted_pool):
+            return False
+        cls._prestarted_pool = pool
+        backend.abandon([backend.pool.submit(warm_worker, import_engine, {}, threads, env) for _ in range(lanes)])
+        return True
+
+    def prestarted(self) -> bool:
+        return self.pool is not None and id(self.pool) == _LokyBackend._prestarted_pool
+
+    def notify(self, handle, callback):
+        handle.add_done_callback(lambda _future: callback())
+        return True
 
     def start(self) -> None:
         from joblib.externals.loky import get_reusable_executor
@@ -559,8 +644,8 @@ class _RayBackend(_Backend):
 class _DriverLane:
     """One cell at a time in a helper thread of this process, with the caller's cancel and the map's stop."""
 
-    def __init__(self, cancel: Any, threads: int | None) -> None:
-        self.cancel, self.threads = cancel, threads
+    def __init__(self, cancel: Any, threads: int | None, wake: threading.Event | None = None) -> None:
+        self.cancel, self.threads, self.wake = cancel, threads, wake
         self.index: int | None = None
         self.started = 0.0
         self._box: dict[str, Any] = {}
@@ -574,7 +659,7 @@ class _DriverLane:
     def run(self, index: int, cell: Cell) -> None:
         self.index, self.started = index, time.perf_counter()
         self._box, self._done = {}, threading.Event()
-        box, done, cancel, threads = self._box, self._done, self.cancel, self.threads
+        box, done, cancel, threads, wake = self._box, self._done, self.cancel, self.threads, self.wake
 
         def work() -> None:
             try:
@@ -583,6 +668,8 @@ class _DriverLane:
                 box["error"] = exc
             finally:
                 done.set()
+                if wake is not None:
+                    wake.set()
 
         self._thread = threading.Thread(target=work, name="unlearn-cell", daemon=True)
         self._thread.start()
@@ -633,18 +720,23 @@ def _schedule(
     tic = time.perf_counter()
     kind = backend.kind if backend is not None else "processes"
     warm = backend is not None and backend.is_warm() if adaptive else False
+    # Workers pre-started with the command (ProcessExecutor.prestart) have paid their start-up beside this
+    # process's own: what is left to pay is loading this map's configurations, as for a warm pool.
+    prestarted = adaptive and backend is not None and backend.prestarted()
     if start_cost_s is not None:
         cost, measured = float(start_cost_s), True
-    elif warm:
+    elif warm or prestarted:
         cost, measured = WARM_START_S, True
     else:
         cost, measured = CALIBRATION.start_cost(kind)
     lanes = (1 if driver else 0) + (backend.lanes if backend is not None else 0)
     plan = Plan(phase=phase, cells=n, lanes=lanes, adaptive=adaptive, start_cost_s=cost,
-                start_cost_measured=measured)
+                start_cost_measured=measured, prestarted=prestarted)
     meter = _Meter(n, progress, phase)
     stop = threading.Event()
-    lane = _DriverLane(_AnyFlag(cancel, stop), threads) if driver else None
+    wake = threading.Event()  # set by every finished cell, warm-up and worker start: the loop sleeps on it
+    polled = False  # a backend that cannot call back (Ray): the loop polls it instead
+    lane = _DriverLane(_AnyFlag(cancel, stop), threads, wake) if driver else None
     pending: deque[int] = deque(range(n))
     results: list[Any] = [None] * n
     finished = 0
@@ -680,9 +772,17 @@ def _schedule(
                 starter["error"] = exc
             finally:
                 starter["done"] = True
+                wake.set()
 
         state, start_clock = "starting", time.perf_counter()
         threading.Thread(target=go, name="unlearn-workers-start", daemon=True).start()
+
+    def track(handle: Any, batch: list[int] | None) -> None:
+        """A submitted batch (``None``: a warm-up), watched until done."""
+        nonlocal polled
+        inflight[handle] = batch
+        if not backend.notify(handle, wake.set):  # type: ignore[union-attr]
+            polled = True
 
     def take_batch() -> list[int]:
         limit = backend.batch_limit if backend is not None else 1
@@ -712,7 +812,7 @@ def _schedule(
                     pending.extendleft(reversed(other_batch))
             backend.restart()
             for _ in range(backend.lanes):
-                inflight[backend.submit_warmup(warmup, threads, env)] = None
+                track(backend.submit_warmup(warmup, threads, env), None)
 
     previous_threads = None
     if driver and threads is not None:
@@ -720,10 +820,11 @@ def _schedule(
 
         previous_threads = torch.get_num_threads()
     try:
-        if backend is not None and (not adaptive or warm):
+        if backend is not None and (not adaptive or warm or prestarted):
             plan.started_at_s, plan.estimate_s = 0.0, None
             begin_start()
         while finished < n:
+            wake.clear()  # anything that finishes from here on wakes the wait at the bottom
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled")
             # This process: the next cell, from the end of the queue (workers take from the front: each side keeps
@@ -742,6 +843,8 @@ def _schedule(
                     if cells[index].label:
                         meter.report(cells[index].label)
                     lane.run(index, cells[index])
+            if finished >= n:  # the last cell was this process's: no worker handle to wait for
+                break
             # Start the workers once the work left pays for it.
             if backend is not None and state == "off" and pending:
                 left = estimate()
@@ -752,25 +855,24 @@ def _schedule(
                 if "error" in starter:
                     raise starter["error"]
                 state = "up"
-                if warmup is None or (adaptive and warm):
+                if not prestarted and (warmup is None or (adaptive and warm)):
                     backend.mark_warm()  # type: ignore[union-attr]
-                else:
+                else:  # pre-started workers: cells wait until each has imported and loaded the map's configurations
                     for _ in range(backend.lanes):  # type: ignore[union-attr]
-                        inflight[backend.submit_warmup(warmup, threads, env)] = None  # type: ignore[union-attr]
+                        track(backend.submit_warmup(warmup, threads, env), None)  # type: ignore[union-attr]
             # Feed the workers' free lanes.
             if state == "up":
                 while pending and len(inflight) < backend.lanes:  # type: ignore[union-attr]
                     batch = take_batch()
                     calls = [(cells[i].fn, dict(cells[i].kwargs)) for i in batch]
-                    inflight[backend.submit(calls, flag, threads, env)] = batch  # type: ignore[union-attr]
+                    track(backend.submit(calls, flag, threads, env), batch)  # type: ignore[union-attr]
             handles = list(inflight) if state == "up" else []
-            if not handles:
-                if lane is not None and lane.busy:
-                    lane.wait(POLL_S)  # this process's cell (its result is read at the top of the loop)
-                else:
-                    time.sleep(POLL_S)
-                continue
-            for handle in backend.wait(handles, POLL_S if lane is not None and lane.busy else 0.2):  # type: ignore
+            if handles and polled:
+                done = backend.wait(handles, POLL_S if lane is not None and lane.busy else 0.2)  # type: ignore
+            else:  # woken by this process's cell, a worker's batch or warm-up, the workers' start; else WAKE_S
+                wake.wait(WAKE_S)
+                done = backend.wait(handles, 0) if handles else []  # type: ignore[union-attr]
+            for handle in done:
                 if handle not in inflight:  # dropped with a broken pool below
                     continue
                 batch = inflight.pop(handle)
@@ -782,7 +884,7 @@ def _schedule(
                 if batch is None:  # a warm-up: this worker is ready
                     if plan.warm_s is None:
                         plan.warm_s = time.perf_counter() - start_clock
-                        if adaptive and not warm:
+                        if adaptive and not warm and not prestarted:  # a cold start only
                             CALIBRATION.record(kind, plan.warm_s)
                     backend.mark_warm()  # type: ignore[union-attr]
                     continue
@@ -846,6 +948,11 @@ class Executor(ABC):
         the worker's memo). Raises the first cell error (after stopping the other cells), or :class:`Cancelled`
         when ``cancel`` is set.
         """
+
+    def prestart(self) -> bool:
+        """Start workers ahead of the first map, where that pays (only :class:`ProcessExecutor` does); True if it
+        started any."""
+        return False
 
     def describe(self) -> str:
         """One line for the CLI and the dashboard, e.g. ``processes (2 workers, 1 torch thread each)``."""
@@ -931,6 +1038,22 @@ class ProcessExecutor(Executor):
         if progress is not None:
             progress({"stage": "plan", "phase": phase, "message": plan.message(), "plan": plan.to_dict()})
         return results
+
+    def prestart(self) -> bool:
+        """Start the worker processes now, in the background, each importing the engine; True if it did.
+
+        Why: a fresh worker's start-up (≈ 3–6 s on a 2-core machine: torch, the engine, then the data and models)
+        was paid after this process's own (parsing, validation, the pre-flight estimate: ≈ 6 s), so on a
+        30-s experiment the second core idled for a third of the run. Started with the command, the workers import
+        beside it, and the maps then count only the loading of their configurations (:data:`WARM_START_S`) as the
+        start-up cost. Only when it can pay: ``adaptive`` with at least one worker process, and a core to spare
+        (:func:`idle_core`; ``UNLEARN_PRESTART=1`` or ``0`` decides instead); a map still sends them cells only
+        when its work exceeds that cost. The CLI's
+        ``experiment`` commands call it; the dashboard keeps its pool warm between runs instead.
+        """
+        if not self.adaptive or self.workers < 2 or not prestart_wanted():
+            return False
+        return _LokyBackend.prestart(self.workers - 1, self.threads, driver_env())
 
     def describe(self) -> str:
         threads = f"{self.threads} torch thread{'s' if self.threads > 1 else ''} each"

@@ -223,6 +223,11 @@ def build_model(
     return model
 
 
+#: Largest model (parameters) and example (values) that :func:`model_shape` runs on the CPU rather than ``meta``.
+CPU_SHAPE_PARAMS = 2_000_000
+CPU_SHAPE_INPUT = 100_000
+
+
 def model_shape(
     name: str,
     *,
@@ -232,14 +237,23 @@ def model_shape(
     norm: str = "auto",
     width: int | None = None,
 ) -> limits.ModelShape:
-    """Parameters, activations and forward FLOPs of a model, from a forward pass on the ``meta`` device.
+    """Parameters, activations and forward FLOPs of a model, from a forward pass of one example.
 
     Why the meta device: it runs the real model code (so every registered model and option is counted the way it
-    is built) but allocates nothing, so ``width=100000`` is measured in milliseconds instead of attempted.
+    is built) but allocates nothing, so ``width=100000`` is measured in milliseconds instead of attempted. Its
+    first forward, though, imports torch's decompositions and sympy (≈ 1.9 s of a command's start-up on a 2-core
+    machine), so a model that is small by construction — at most :data:`CPU_SHAPE_PARAMS` parameters (counted on
+    the meta device, which needs no forward) and one example of at most :data:`CPU_SHAPE_INPUT` values — is built
+    and run on the CPU instead (a few megabytes): the hooks count the same outputs either way (tested).
     """
+    kwargs = {"input_shape": input_shape, "num_classes": num_classes, "hidden": hidden, "norm": norm, "width": width}
     with torch.device("meta"):
-        model = build_model(name, input_shape=input_shape, num_classes=num_classes, hidden=hidden, norm=norm,
-                            width=width)
+        model = build_model(name, **kwargs)
+    device = "meta"
+    if sum(p.numel() for p in model.parameters()) <= CPU_SHAPE_PARAMS and math.prod(input_shape) <= CPU_SHAPE_INPUT:
+        with torch.random.fork_rng(devices=[]):  # building initialises weights: the caller's random stream is kept
+            model = build_model(name, **kwargs)
+        device = "cpu"
     counts = {"activations": 0, "peak": 0, "flops": 0}
 
     def count(module: nn.Module, inputs: Any, output: Any) -> None:
@@ -259,7 +273,7 @@ def model_shape(
     handles = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
     model.eval()
     with torch.no_grad():
-        model(torch.empty((1, *input_shape), device="meta"))
+        model(torch.zeros((1, *input_shape), device=device))
     for handle in handles:
         handle.remove()
     return limits.ModelShape(

@@ -113,14 +113,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells and workers) and the command exits with status 143.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = get_args_parser(argv)
-    args = parser.parse_args(argv)
     previous = None
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread (an embedding program): leave its signals alone
         previous = None
     try:
+        prestart_workers_early(argv)  # after the handler: a SIGTERM from here on stops the workers too
+        parser = get_args_parser(argv)
+        args = parser.parse_args(argv)
         code = int(args.func(args) or 0)
         if code == 0 and args.command in ENGINE_COMMANDS:
             prefill_listings()  # the engine is loaded now: the listing commands will not need to load it
@@ -141,6 +142,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def prestart_workers_early(argv: Sequence[str]) -> None:
+    """``experiment ... --executor processes``: start the worker processes before the full parser is built.
+
+    Why before: building the experiment's parser imports the run configuration's schema, and with it torch (≈ 3 s
+    of a 30-s audit on a 2-core machine); workers started after it were still importing when the first cells were
+    ready for them. The executor flags are read with the parser of the ``experiment`` command alone (no schema
+    flags: ``parse_known_args``, nothing imported), and nothing is said here — a bad flag is reported by the full
+    parse that follows, and :func:`unlearn_core.cli.experiments.prestart_workers` tries again once the command's
+    flags are validated.
+    """
+    if not argv or argv[0] != "experiment" or "processes" not in " ".join(argv):
+        return
+    import contextlib
+    import io
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            early, _ = get_args_parser(["experiment"]).parse_known_args(list(argv))
+        if getattr(early, "executor", None) == "processes":
+            from unlearn_core.executors import get_executor
+
+            get_executor("processes", workers=early.workers, threads_per_cell=early.threads_per_cell).prestart()
+    except (SystemExit, ConfigError):
+        return
 
 
 def stop_local_workers() -> None:
