@@ -26,10 +26,13 @@ starting workers costs seconds (``start_cost_s``, measured on this machine — s
 experiments are only seconds of work. So this process always runs cells itself, one at a time, exactly as
 ``serial`` would; it starts the other workers only when the work still to do — estimated from the cells it has
 timed so far — exceeds the measured start-up cost (by :data:`START_MARGIN`), and they join as soon as each is warm.
-Below that the whole map runs in this process and the executor says so: each map's :class:`Plan` (where the cells
-ran and why) goes to the progress callback as a ``{"stage": "plan", "message": ...}`` record (what the CLI prints)
-and into ``executor.plans`` (what the CLI's JSON and the dashboard record). ``adaptive=False`` sends every cell to
-``workers`` worker processes at once, started immediately (what the executors' identity tests use).
+A command line starts them sooner (:meth:`ProcessExecutor.prestart`, when a core is idle): the workers import
+beside the command's own start-up, so its maps count only loading their configurations as the start-up cost.
+When the work is below that cost the whole map runs in this process and the executor says so: each map's
+:class:`Plan` (where the cells ran and why) goes to the progress callback as a ``{"stage": "plan", "message": ...}``
+record (what the CLI prints) and into ``executor.plans`` (what the CLI's JSON and the dashboard record).
+``adaptive=False`` sends every cell to ``workers`` worker processes at once, started immediately (what the
+executors' identity tests use).
 
 **Lost workers.** Cells are seeded and idempotent, so a cell whose worker process died (killed, out of memory, a
 lost node: loky's ``TerminatedWorkerError``, Ray's ``WorkerCrashedError``/``NodeDiedError``/``ObjectLostError``) is
