@@ -207,13 +207,21 @@ def test_help_and_listings_never_import_torch_and_say_what_the_engine_says(tmp_p
     machine). A command that loaded the engine anyway (here ``train``) stores every listing (cli/listing.py); every
     listing then, and --help always, runs without torch — and prints exactly what the engine computes."""
     from unlearn_core.cli.commands import config_text, methods_text, models_text
+    from unlearn_core.cli.listing import help_commands, help_text
 
-    env = {**os.environ, "UNLEARN_CACHE_DIR": str(tmp_path)}
+    env = {**os.environ, "UNLEARN_CACHE_DIR": str(tmp_path), "COLUMNS": "100"}
     first, modules = _imported(["train", "--epochs", "1", "--quiet"], env)
     assert first.returncode == 0 and "torch" in modules, first.stderr[-500:]
     expected = {"models": models_text(False), "methods": methods_text(False), "methods --json": methods_text(True),
                 "config": config_text(False), "config --json": config_text(True)}
-    for argv in LISTINGS:
+    # The help of the commands whose flags come from the schema (building them imports torch): stored as well,
+    # and exactly the full parser's text at the same width.
+    helps = [[*words, flag] for words, flag in zip(help_commands(), ["--help", "-h"] * 9, strict=False)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COLUMNS", "100")
+        expected.update({" ".join(argv): help_text(argv[:-1]).rstrip("\n") for argv in helps})
+    assert len(helps) == 9 and all("--dataset" in expected[" ".join(argv)] for argv in helps)
+    for argv in LISTINGS + helps:
         proc, modules = _imported(argv, env)
         assert proc.returncode == 0, proc.stderr[-500:]
         assert not {m for m in modules if m == "torch" or m.startswith("torch.")}, (argv, "imported torch")
@@ -230,9 +238,32 @@ def test_a_missing_listing_is_computed_with_all_the_others_and_stored(tmp_path, 
     assert _call(["config", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["settings"]
     stored = json.loads(listing.listing_file().read_text())
-    assert set(stored) == {"models", "methods", "methods --json", "config", "config --json"}
+    listings = {"models", "methods", "methods --json", "config", "config --json"}
+    assert listings <= set(stored) and len(set(stored) - listings) == len(listing.help_commands()) == 9
     monkeypatch.setenv("UNLEARN_DOWNLOAD", "0" if os.environ.get("UNLEARN_DOWNLOAD") != "0" else "1")
     assert not listing.listing_file().exists()  # another environment, another key: never a stale default
+
+
+def test_the_stored_help_commands_are_the_parsers_commands(tmp_path, monkeypatch) -> None:
+    """``EXPERIMENT_COMMANDS`` (what the help store covers) is every ``experiment`` subcommand the parser has; only
+    a help request alone is served from the store (anything else goes to the parser, errors included)."""
+    import argparse
+
+    from unlearn_core.cli import get_args_parser
+    from unlearn_core.cli.experiments import EXPERIMENT_COMMANDS
+    from unlearn_core.cli.listing import stored_help
+
+    def choices(parser: argparse.ArgumentParser) -> dict:
+        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+    assert tuple(choices(choices(get_args_parser())["experiment"])) == EXPERIMENT_COMMANDS
+    for argv in (["experiment", "--help"], ["experiment", "nope", "--help"], ["run", "--dataset", "digits", "-h"],
+                 ["models", "--help"], ["run"], ["experiment", "audit", "--runs", "4"]):
+        assert stored_help(argv) is None, argv
+    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "90")
+    text = stored_help(["experiment", "forget-size", "-h"])
+    assert text is not None and text.startswith("usage: python -m unlearn_core experiment forget-size")
 
 
 def test_run_help_still_lists_every_flag_of_the_schema(capsys) -> None:

@@ -27,7 +27,7 @@ from unlearn_core.cli.commands import (
     cmd_train,
 )
 from unlearn_core.cli.experiments import add_experiment_commands
-from unlearn_core.cli.listing import prefill_listings
+from unlearn_core.cli.listing import prefill_listings, stored_help
 from unlearn_core.cli.parser import EXIT_FAILED, EXIT_USAGE, OneLineParser, add_config_arguments
 from unlearn_core.errors import ConfigError, DivergenceError
 
@@ -119,6 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:  # not the main thread (an embedding program): leave its signals alone
         previous = None
     try:
+        # `run --help`, `experiment audit --help`: from the store, without importing torch (with torch loaded, as in
+        # an embedding program, the live parser costs nothing more and sees what was registered at run time)
+        stored = None if "torch" in sys.modules else stored_help(argv)
+        if stored is not None:
+            sys.stdout.write(stored)
+            return 0
         prestart_workers_early(argv)  # after the handler: a SIGTERM from here on stops the workers too
         parser = get_args_parser(argv)
         args = parser.parse_args(argv)

@@ -99,6 +99,10 @@ def _common(p: argparse.ArgumentParser, full: bool = True) -> None:
                    "(default 3; finished cells are kept)")
 
 
+#: The ``experiment`` subcommands, in the order the help lists them (``add_experiment_commands`` adds each).
+EXPERIMENT_COMMANDS = ("compare", "sequential", "sensitivity", "budget", "audit", "forget-size", "frontier")
+
+
 def add_experiment_commands(subparsers: Any, *, full: Any = lambda kind: True) -> None:
     """Add ``experiment`` with its seven subcommands to the CLI's subparsers; ``full(kind)`` says whether a
     subcommand gets its schema-generated flags (only the one being run needs them: they import the engine)."""

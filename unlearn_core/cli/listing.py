@@ -1,4 +1,5 @@
-"""The listing commands' text (``models``, ``methods``, ``config``), kept so that listing never imports torch.
+"""The listing commands' text (``models``, ``methods``, ``config``) and the help of the commands whose flags come
+from the run configuration's schema (``train``, ``run``, each ``experiment``), kept so that neither imports torch.
 
 Why: these commands print what the registries declare — the models, the unlearners and their hyperparameter
 schemas, the run configuration's schema — but the registries live in modules that import torch (a model is an
@@ -14,11 +15,14 @@ A cache directory that cannot be written only costs the speed: the text is then 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
+import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -62,13 +66,61 @@ def _store(path: Path, entries: dict[str, str]) -> None:
         pass
 
 
+def help_commands() -> list[tuple[str, ...]]:
+    """The commands whose ``--help`` builds the schema's flags (and so imports torch): ``train``, ``run`` and each
+    ``experiment`` subcommand."""
+    from unlearn_core.cli.experiments import EXPERIMENT_COMMANDS
+
+    return [("train",), ("run",), *(("experiment", kind) for kind in EXPERIMENT_COMMANDS)]
+
+
+def _help_name(words: Sequence[str]) -> str:
+    """The stored help's name: its command words and the terminal width argparse formats for."""
+    return f"help {' '.join(words)} @{shutil.get_terminal_size().columns}"
+
+
+def help_text(words: Sequence[str]) -> str:
+    """What ``python -m unlearn_core *words --help`` prints, from the full parser."""
+    from unlearn_core.cli import get_args_parser
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        get_args_parser(list(words)).parse_args([*words, "--help"])
+    return out.getvalue()
+
+
+def stored_help(argv: Sequence[str]) -> str | None:
+    """The help text for ``argv`` when it asks for one of :func:`help_commands`' help and nothing else (``run
+    --help``, ``experiment audit -h``): stored, else computed with every listing and stored. ``None`` for any other
+    ``argv`` (the parser answers it: a help that needs no schema, an error, a command)."""
+    if len(argv) not in (2, 3) or argv[-1] not in ("-h", "--help"):
+        return None
+    words = tuple(argv[:-1])
+    if words[0] not in ("train", "run", "experiment") or (words[0] == "experiment") != (len(words) == 2):
+        return None
+    from unlearn_core.cli.experiments import EXPERIMENT_COMMANDS
+
+    if words[0] == "experiment" and words[1] not in EXPERIMENT_COMMANDS:
+        return None
+    path = listing_file()
+    entries = _read(path)
+    name = _help_name(words)
+    if name not in entries:
+        entries = _fill(path, entries)
+    return entries.get(name)
+
+
 def _wanted() -> dict[str, tuple[Callable[[bool], str], bool]]:
     from unlearn_core.cli.commands import config_text, methods_text, models_text
 
-    return {f"{c}{' --json' if j else ''}": (f, j)
-            for c, f, flags in (("models", models_text, (False,)), ("methods", methods_text, (False, True)),
-                                ("config", config_text, (False, True)))
-            for j in flags}
+    listings: dict[str, tuple[Callable[[bool], str], bool]] = {
+        f"{c}{' --json' if j else ''}": (f, j)
+        for c, f, flags in (("models", models_text, (False,)), ("methods", methods_text, (False, True)),
+                            ("config", config_text, (False, True)))
+        for j in flags}
+    for words in help_commands():
+        listings[_help_name(words)] = (lambda _as_json, words=words: help_text(words), False)
+    return listings
 
 
 def _fill(path: Path, entries: dict[str, str]) -> dict[str, str]:
