@@ -219,87 +219,72 @@ def test_the_eta_starts_from_the_estimate_and_converges_to_the_true_end(monkeypa
     assert error_at(0.2, plain) > 0.25  # unlearning ≈ retraining: 4 s where it takes 12 s
 
 
-def test_explore_shows_the_estimate_beside_run_before_it_is_pressed(tmp_path, monkeypatch, shared_data) -> None:
-    from streamlit.testing.v1 import AppTest
-
+@pytest.fixture
+def measured_dashboard(tmp_path, monkeypatch):
+    """A dashboard process as the warm-up thread leaves it: its own cache, this device measured
+    (:func:`calibrate_for_jobs`, once per process); afterwards every job stopped and Streamlit's caches emptied."""
     from unlearn_core.service.jobs import calibrate_for_jobs, shutdown_all
 
     monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
     st.cache_resource.clear()
     st.cache_data.clear()
-    calibrate_for_jobs()  # what the dashboard's warm-up thread does once per process
+    calibrate_for_jobs()
     try:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=scaled(60))
-        at.query_params.update({"dataset": "mnist", "model": "cnn", "method": "finetune", "epochs": "20"})
-        at.run()
-        assert not at.exception, at.exception
-        (caption,) = [c.value for c in at.caption if "Estimated time" in c.value]
-        assert "on this device" in caption and "train" in caption and "retrain" in caption, caption
-        prediction = at.session_state["explore._estimate"][1]
-        # 20 epochs of training on 60,000 points against finetune's 5 on the 54,000 retained: about 4.4 ×
-        assert 3.5 < prediction["train"] / prediction["unlearn"] < 5.5, prediction
-        quick = AppTest.from_file(str(ROOT / "app.py"), default_timeout=scaled(60))
-        quick.query_params.update({"preset": "quick-demo"})
-        quick.run()
-        quick.button(key="FormSubmitter:explore.form-Run").click().run()
-        from dashboard.common import get_registry
-
-        (job,) = get_registry().jobs()
-        assert set(job.meta["prediction"]) >= {"train", "retrain", "unlearn"}  # the ETA starts from the estimate
-        assert job.meta["page"] == "explore" and job.meta["query"]
+        yield
     finally:
         shutdown_all(timeout=scaled(60))
         st.cache_resource.clear()
         st.cache_data.clear()
 
 
-def test_no_estimate_is_claimed_for_a_configuration_that_cannot_run(tmp_path, monkeypatch) -> None:
+def test_explore_shows_the_estimate_beside_run_before_it_is_pressed(measured_dashboard, shared_data) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=scaled(60))
+    at.query_params.update({"dataset": "mnist", "model": "cnn", "method": "finetune", "epochs": "20"})
+    at.run()
+    assert not at.exception, at.exception
+    (caption,) = [c.value for c in at.caption if "Estimated time" in c.value]
+    assert "on this device" in caption and "train" in caption and "retrain" in caption, caption
+    prediction = at.session_state["explore._estimate"][1]
+    # 20 epochs of training on 60,000 points against finetune's 5 on the 54,000 retained: about 4.4 ×
+    assert 3.5 < prediction["train"] / prediction["unlearn"] < 5.5, prediction
+    quick = AppTest.from_file(str(ROOT / "app.py"), default_timeout=scaled(60))
+    quick.query_params.update({"preset": "quick-demo"})
+    quick.run()
+    quick.button(key="FormSubmitter:explore.form-Run").click().run()
+    from dashboard.common import get_registry
+
+    (job,) = get_registry().jobs()
+    assert set(job.meta["prediction"]) >= {"train", "retrain", "unlearn"}  # the ETA starts from the estimate
+    assert job.meta["page"] == "explore" and job.meta["query"]
+
+
+def test_no_estimate_is_claimed_for_a_configuration_that_cannot_run(measured_dashboard, tmp_path, monkeypatch) -> None:
     """A dataset whose files are missing: the page says so (the missing-data notice) and shows no estimate — it
     said "measuring this device's speed…" forever, although the device was measured."""
     from streamlit.testing.v1 import AppTest
 
-    from unlearn_core.service.jobs import calibrate_for_jobs, shutdown_all
-
-    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("UNLEARN_DATA_DIR", str(tmp_path / "no-data"))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    calibrate_for_jobs()
-    try:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=scaled(60))
-        at.query_params.update({"dataset": "mnist", "model": "cnn", "method": "finetune"})
-        at.run()
-        assert not at.exception, at.exception
-        assert any("mnist: no data on this machine" in w.value for w in at.warning)
-        assert not [c.value for c in at.caption if "Estimated time" in c.value]
-    finally:
-        shutdown_all(timeout=scaled(60))
-        st.cache_resource.clear()
-        st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=scaled(60))
+    at.query_params.update({"dataset": "mnist", "model": "cnn", "method": "finetune"})
+    at.run()
+    assert not at.exception, at.exception
+    assert any("mnist: no data on this machine" in w.value for w in at.warning)
+    assert not [c.value for c in at.caption if "Estimated time" in c.value]
 
 
 @pytest.mark.parametrize("page", ["pages/compare.py", "pages/sequential.py", "pages/sensitivity.py",
                                   "pages/forget_size.py"])
-def test_every_experiment_page_shows_its_estimate_before_run(page, tmp_path, monkeypatch) -> None:
+def test_every_experiment_page_shows_its_estimate_before_run(page, measured_dashboard) -> None:
     from streamlit.testing.v1 import AppTest
 
-    from unlearn_core.service.jobs import calibrate_for_jobs, shutdown_all
-
-    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    calibrate_for_jobs()
-    try:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=scaled(60))
-        at.run()
-        at.switch_page(page).run()
-        assert not at.exception, at.exception
-        captions = [c.value for c in at.caption if "Estimated time" in c.value]
-        assert len(captions) >= 1 and all("on this device" in c for c in captions), [c.value for c in at.caption]
-    finally:
-        shutdown_all(timeout=scaled(60))
-        st.cache_resource.clear()
-        st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=scaled(60))
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    captions = [c.value for c in at.caption if "Estimated time" in c.value]
+    assert len(captions) >= 1 and all("on this device" in c for c in captions), [c.value for c in at.caption]
 
 
 def test_the_field_evaluation_is_estimated_by_its_models_and_refused_far_beyond_the_limits() -> None:
