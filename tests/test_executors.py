@@ -327,7 +327,7 @@ def test_prestarted_workers_take_cells_from_the_first_map_and_say_why(monkeypatc
     stop_local_workers()  # a cold pool: what a fresh command has
     monkeypatch.setenv("UNLEARN_PRESTART", "sometimes")
     with pytest.raises(ConfigError, match="UNLEARN_PRESTART='sometimes' is not valid: choose 1"):
-        ProcessExecutor(workers=2).prestart()
+        get_executor("processes", workers=2)
     monkeypatch.delenv("UNLEARN_PRESTART")
     monkeypatch.setattr(executors._LokyBackend, "_warm_pool", None)
     monkeypatch.setattr(executors._LokyBackend, "_prestarted_pool", None)
@@ -351,10 +351,11 @@ def test_prestarted_workers_take_cells_from_the_first_map_and_say_why(monkeypatc
     assert "pre-started with the command" in plan.message()
 
 
-def test_the_cli_prestarts_workers_before_its_parser_imports_torch(monkeypatch) -> None:
+def test_the_cli_prestarts_workers_before_its_parser_imports_torch(monkeypatch, tmp_path, capsys) -> None:
     """``experiment ... --executor processes`` pre-starts before the full parser (whose schema imports torch) is
-    built; with a bad or absent flag it does nothing and says nothing (the full parse reports bad flags)."""
-    from unlearn_core.cli import prestart_workers_early
+    built; with a bad or absent flag it does nothing and says nothing (the full parse reports bad flags, and a bad
+    ``UNLEARN_PRESTART`` is one line from the experiment's executor, before any work)."""
+    from unlearn_core.cli import main, prestart_workers_early
 
     calls: list[tuple[int, int | None]] = []
     monkeypatch.setattr(ProcessExecutor, "prestart", lambda self: calls.append((self.workers, self.threads)) or True)
@@ -367,6 +368,17 @@ def test_the_cli_prestarts_workers_before_its_parser_imports_torch(monkeypatch) 
                  ["experiment", "audit", "--executor", "processes", "--workers", "two"]):
         prestart_workers_early(argv)
     assert calls == [(2, 1)]
+    monkeypatch.setenv("UNLEARN_PRESTART", "sometimes")
+    argv = ["experiment", "budget", "--dataset", "synthetic", "--hidden", "8", "--epochs", "3", "--forget",
+            "random:40", "--device", "cpu", "--methods", "finetune", "--budgets", "0,1", "--quiet",
+            "--executor", "processes", "--workers", "2", "--out", str(tmp_path / "x")]
+    prestart_workers_early(argv)
+    assert calls == [(2, 1)]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "UNLEARN_PRESTART='sometimes' is not valid" in err and "\n" not in err, err
+    assert not (tmp_path / "x").exists()  # nothing written
 
 
 def test_a_lost_worker_process_is_replaced_and_its_cell_run_again(tmp_path) -> None:

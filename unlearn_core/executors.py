@@ -93,7 +93,7 @@ ENV_EXECUTOR = "UNLEARN_EXECUTOR"
 ENV_WORKERS = "UNLEARN_WORKERS"
 ENV_ADDRESS = "UNLEARN_RAY_ADDRESS"
 ENV_GPUS = "UNLEARN_GPUS_PER_CELL"
-#: Whether the CLI pre-starts the ``processes`` executor's workers: 1, 0 or auto (:func:`prestart_wanted`).
+#: Whether the CLI pre-starts the ``processes`` executor's workers: 1, 0 or auto (:func:`prestart_from_env`).
 ENV_PRESTART = "UNLEARN_PRESTART"
 
 #: How long a cancelled or failed map waits for running cells to stop cooperatively before killing workers.
@@ -232,8 +232,8 @@ def import_engine() -> None:
 
     torch and the engine's experiments, then one tiny instance of what torch imports only on first use: an
     optimiser's step (``torch._dynamo``, ≈ 1.2 s) and a forward on the ``meta`` device (the decompositions and
-    sympy, which the work estimates use). Done by running them rather than by naming torch's private modules, so
-    that it follows torch's versions."""
+    sympy, which the work estimates of large models use: :func:`unlearn_core.models.model_shape`). Done by running
+    them rather than by naming torch's private modules, so that it follows torch's versions."""
     import importlib
 
     import torch
@@ -259,13 +259,17 @@ def idle_core() -> bool:
     return cores > 1 and load < cores - 1 + 0.5
 
 
-def prestart_wanted() -> bool:
-    """Whether :meth:`ProcessExecutor.prestart` may start workers: ``UNLEARN_PRESTART`` is ``1`` (always), ``0``
-    (never) or ``auto`` (the default: when :func:`idle_core`)."""
+#: ``UNLEARN_PRESTART``'s values: pre-start always, never, or when :func:`idle_core`.
+PRESTART_CHOICES = ("1", "0", "auto")
+
+
+def prestart_from_env() -> str:
+    """``UNLEARN_PRESTART`` checked (one of :data:`PRESTART_CHOICES`, default ``auto``): read once, by
+    :func:`get_executor`, which hands it to :class:`ProcessExecutor`."""
     setting = os.environ.get(ENV_PRESTART, "auto").strip().lower()
-    if setting not in ("0", "1", "auto"):
+    if setting not in PRESTART_CHOICES:
         raise ConfigError(f"{ENV_PRESTART}={setting!r} is not valid: choose 1 (always), 0 (never) or auto")
-    return setting == "1" or (setting == "auto" and idle_core())
+    return setting
 
 
 def driver_env() -> dict[str, str]:
@@ -1014,7 +1018,8 @@ class ProcessExecutor(Executor):
     name = "processes"
 
     def __init__(self, *, workers: int | None = None, threads_per_cell: int = 1, grace_s: float = GRACE_S,
-                 adaptive: bool = True, max_retries: int = MAX_RETRIES, start_cost_s: float | None = None) -> None:
+                 adaptive: bool = True, max_retries: int = MAX_RETRIES, start_cost_s: float | None = None,
+                 prestart: str = "auto") -> None:
         super().__init__()
         self.workers = int(workers or os.cpu_count() or 1)
         self.threads = int(threads_per_cell)
@@ -1022,6 +1027,9 @@ class ProcessExecutor(Executor):
         self.adaptive = bool(adaptive)
         self.max_retries = int(max_retries)
         self.start_cost_s = start_cost_s
+        if prestart not in PRESTART_CHOICES:
+            raise ConfigError(f"prestart={prestart!r} is not valid: choose one of {', '.join(PRESTART_CHOICES)}")
+        self.prestart_mode = prestart
 
     def map(self, cells, *, progress=None, cancel=None, phase="cells", warmup=None):
         if not cells:
@@ -1050,11 +1058,12 @@ class ProcessExecutor(Executor):
         30-s experiment the second core idled for a third of the run. Started with the command, the workers import
         beside it, and the maps then count only the loading of their configurations (:data:`WARM_START_S`) as the
         start-up cost. Only when it can pay: ``adaptive`` with at least one worker process, and a core to spare
-        (:func:`idle_core`; ``UNLEARN_PRESTART=1`` or ``0`` decides instead); a map still sends them cells only
-        when its work exceeds that cost. The CLI's
+        (:func:`idle_core`; ``prestart`` — ``UNLEARN_PRESTART`` through :func:`get_executor` — ``"1"`` or ``"0"``
+        decides instead); a map still sends them cells only when its work exceeds that cost. The CLI's
         ``experiment`` commands call it; the dashboard keeps its pool warm between runs instead.
         """
-        if not self.adaptive or self.workers < 2 or not prestart_wanted():
+        wanted = self.prestart_mode == "1" or (self.prestart_mode == "auto" and idle_core())
+        if not self.adaptive or self.workers < 2 or not wanted:
             return False
         return _LokyBackend.prestart(self.workers - 1, self.threads, driver_env())
 
@@ -1261,7 +1270,7 @@ def get_executor(
         return SerialExecutor(threads_per_cell=threads_per_cell)
     if name == "processes":
         return ProcessExecutor(workers=workers, threads_per_cell=threads_per_cell or 1, adaptive=adaptive,
-                               max_retries=max_retries)
+                               max_retries=max_retries, prestart=prestart_from_env())
     return RayExecutor(address=address, gpus_per_cell=gpus, threads_per_cell=threads_per_cell, num_cpus=workers,
                        adaptive=adaptive, max_retries=max_retries, connect_timeout_s=connect_timeout_s)
 

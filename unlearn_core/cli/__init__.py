@@ -156,9 +156,9 @@ def prestart_workers_early(argv: Sequence[str]) -> None:
     Why before: building the experiment's parser imports the run configuration's schema, and with it torch (≈ 3 s
     of a 30-s audit on a 2-core machine); workers started after it were still importing when the first cells were
     ready for them. The executor flags are read with the parser of the ``experiment`` command alone (no schema
-    flags: ``parse_known_args``, nothing imported), and nothing is said here — a bad flag is reported by the full
-    parse that follows, and :func:`unlearn_core.cli.experiments.prestart_workers` tries again once the command's
-    flags are validated.
+    flags: ``parse_known_args``, nothing imported), and nothing is said here: a bad flag (or a bad
+    ``UNLEARN_PRESTART``) only means no pre-start, and the full parse and the experiment's own
+    :func:`~unlearn_core.executors.get_executor` report it in one line before any work.
     """
     if not argv or argv[0] != "experiment" or "processes" not in " ".join(argv):
         return

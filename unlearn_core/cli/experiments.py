@@ -219,7 +219,6 @@ def _base(args: argparse.Namespace):
     from unlearn_core.paths import check_output_dir, check_output_file
     from unlearn_core.pipeline import validate_config
 
-    prestart_workers(args)  # first: the workers import beside the validation below (seconds of this process's time)
     config = config_from_args(args, method="retrain", params={})
     validate_config(config)
     default_methods(args)
@@ -237,16 +236,6 @@ def _base(args: argparse.Namespace):
     check_experiment_options(args.experiment, config, options, runs=_runs(args))
     set_threads(config)
     return config
-
-
-def prestart_workers(args: argparse.Namespace) -> None:
-    """``--executor processes``: start the worker processes now, so that their imports overlap this process's
-    validation and pre-flight estimate (:meth:`~unlearn_core.executors.ProcessExecutor.prestart`: only with a core
-    to spare; the experiment's maps still decide whether the work pays for sending them cells)."""
-    if args.executor != "processes":
-        return
-    check_workers(args)  # never a million processes, even in the background
-    _executor(args).prestart()
 
 
 def default_methods(args: argparse.Namespace) -> None:
